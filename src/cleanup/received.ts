@@ -1,0 +1,29 @@
+// The Received header smarthost prepends (RFC 5321 §4.4), in Postfix's
+// layout so that people who read headers find what they expect: client,
+// TLS version and cipher, authenticated user, queue id.
+import type { ClientInfo } from '../mail/envelope.js';
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const p2 = (n: number) => String(n).padStart(2, '0');
+
+/** RFC 5322 date-time in local time: "Sun, 22 Nov 2026 10:00:01 +0100". */
+export function rfc5322Date(d: Date): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const tz = `${sign}${p2(Math.floor(Math.abs(off) / 60))}${p2(Math.abs(off) % 60)}`;
+  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${tz}`;
+}
+
+export function receivedHeader(opts: {
+  client: ClientInfo; by: string; id: string; recipients: readonly string[]; date: Date;
+}): string {
+  const { client } = opts;
+  const lines = [`Received: from ${client.helo || 'unknown'} (${client.hostname} [${client.address}])`];
+  if (client.tls) lines.push(`\t(using ${client.tls.version} with cipher ${client.tls.cipher})`);
+  if (client.authUser) lines.push(`\t(Authenticated sender: ${client.authUser})`);
+  lines.push(`\tby ${opts.by} (smarthost) with ${client.protocol} id ${opts.id}`);
+  const rcpt = opts.recipients.length === 1 ? `for <${opts.recipients[0]}>` : '';
+  lines.push(`\t${rcpt ? rcpt + '; ' : ''}${rfc5322Date(opts.date)}`);
+  return lines.join('\r\n') + '\r\n';
+}

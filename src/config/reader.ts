@@ -1,0 +1,131 @@
+// A typed reader over one TOML table: each getter returns the value in the
+// type the code wants or the default, and records a Problem instead of
+// throwing, so `smarthost check` can list every mistake at once (zod-style).
+import type { LineIndex } from './toml-lines.js';
+import type { Problem } from './types.js';
+import { parseDuration, parseSize } from './units.js';
+
+export type Table = Record<string, unknown>;
+
+export function isTable(v: unknown): v is Table {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+export class Problems {
+  readonly list: Problem[] = [];
+  constructor(readonly file: string, private readonly lineOf: LineIndex) {}
+  add(path: string, message: string, fix: string): void {
+    const line = this.lineOf(path);
+    this.list.push(Object.freeze({ file: this.file, ...(line !== undefined ? { line } : {}), path, message, fix }));
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length]![b.length]!;
+}
+
+export class Section {
+  private readonly used = new Set<string>();
+  constructor(readonly table: Table, readonly path: string, readonly problems: Problems) {}
+
+  at(key: string): string { return this.path ? `${this.path}.${key}` : key; }
+  has(key: string): boolean { this.used.add(key); return this.table[key] !== undefined; }
+  raw(key: string): unknown { this.used.add(key); return this.table[key]; }
+
+  problem(key: string, message: string, fix: string): void {
+    this.problems.add(this.at(key), message, fix);
+  }
+
+  string(key: string, def: string): string;
+  string(key: string, def?: undefined): string | undefined;
+  string(key: string, def?: string): string | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    if (typeof v === 'string' && v.length > 0) return v;
+    this.problem(key, `${this.at(key)} must be a non-empty string`, `write ${key} = "..."`);
+    return def;
+  }
+
+  oneOf<T extends string>(key: string, allowed: readonly T[], def: T): T {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
+    this.problem(key, `${this.at(key)} = ${JSON.stringify(v)} is not one of ${allowed.join(' | ')}`,
+      `write ${key} = "${allowed.find((a) => typeof v === 'string' && a.startsWith(v.slice(0, 3))) ?? def}"`);
+    return def;
+  }
+
+  bool(key: string, def: boolean): boolean {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    if (typeof v === 'boolean') return v;
+    this.problem(key, `${this.at(key)} must be true or false, not ${JSON.stringify(v)}`, `write ${key} = ${def}`);
+    return def;
+  }
+
+  int(key: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+    this.problem(key, `${this.at(key)} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`,
+      `write ${key} = ${def}`);
+    return def;
+  }
+
+  size(key: string, def: number): number {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    const n = parseSize(v);
+    if (typeof n === 'number') return n;
+    this.problem(key, `${this.at(key)}: ${n}`, `write ${key} = "25MB"`);
+    return def;
+  }
+
+  duration(key: string, def: number, example: string): number {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    const n = parseDuration(v);
+    if (typeof n === 'number') return n;
+    this.problem(key, `${this.at(key)}: ${n}`, `write ${key} = "${example}"`);
+    return def;
+  }
+
+  strings(key: string, def: readonly string[]): readonly string[] {
+    const v = this.raw(key);
+    if (v === undefined) return def;
+    if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return Object.freeze([...v] as string[]);
+    if (typeof v === 'string') {
+      this.problem(key, `${this.at(key)} must be a list`, `write ${key} = [${JSON.stringify(v)}]`);
+    } else {
+      this.problem(key, `${this.at(key)} must be a list of strings`, `write ${key} = ["..."]`);
+    }
+    return def;
+  }
+
+  table_(key: string): Section | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return undefined;
+    if (isTable(v)) return new Section(v, this.at(key), this.problems);
+    this.problem(key, `${this.at(key)} must be a table`, `write it as [${this.at(key)}] with keys under it`);
+    return undefined;
+  }
+
+  /** Reports every key nobody asked for, with the closest known key as the fix. */
+  finish(known: readonly string[] = [...this.used]): void {
+    for (const key of Object.keys(this.table)) {
+      if (this.used.has(key)) continue;
+      const near = known
+        .map((k) => [k, editDistance(k, key)] as const)
+        .sort((a, b) => a[1] - b[1])[0];
+      const fix = near && near[1] <= 3
+        ? `did you mean "${near[0]}"?`
+        : `remove it; known keys here: ${known.join(', ')}`;
+      this.problem(key, `unknown key "${this.at(key)}"`, fix);
+    }
+  }
+}

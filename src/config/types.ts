@@ -1,0 +1,111 @@
+// The validated, frozen configuration. Fields already have the types the code
+// uses (milliseconds, bytes, parsed URLs and CIDRs); modules receive only
+// their own slice of it.
+import type { IPv4, IPv6 } from 'ipaddr.js';
+import type { Rate } from './units.js';
+
+export type ListenTls = 'none' | 'starttls' | 'starttls-required' | 'implicit';
+export type ListenAuth = 'none' | 'optional' | 'required';
+export type OutboundTls = 'none' | 'may' | 'encrypt' | 'verify';
+
+export interface Cidr { readonly text: string; readonly range: readonly [IPv4 | IPv6, number] }
+
+export interface ListenConfig {
+  readonly address: string;         // as written, e.g. "127.0.0.1:2525"
+  readonly host: string;
+  readonly port: number;
+  readonly tls: ListenTls;
+  readonly auth: ListenAuth;
+  readonly trustedNetworks: readonly Cidr[];
+  readonly allowPlaintextAuth: boolean;
+}
+
+export interface ServerTlsConfig {
+  readonly certificate?: string;
+  readonly key?: string;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
+export interface AuthConfig { readonly usersFile: string }
+
+export interface UpstreamConfig {
+  readonly url: string;
+  readonly scheme: 'smtp' | 'smtps';
+  readonly host: string;
+  readonly port: number;
+  readonly tls: OutboundTls;
+  readonly username?: string;
+  readonly passwordFile?: string;
+  readonly passwordEnv?: string;
+  readonly caFile?: string;
+  readonly clientCertificate?: string;
+  readonly clientKey?: string;
+  readonly mechanisms: readonly string[];
+  readonly allowPlaintextAuth: boolean;
+}
+
+export interface RouteConfig extends UpstreamConfig {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly senders: readonly string[];
+}
+
+export interface LocalConfig {
+  readonly domains: readonly string[];
+  readonly maildir: string;
+  readonly aliases: Readonly<Record<string, readonly string[]>>;
+  readonly aliasesFile?: string;
+}
+
+export interface RewriteConfig { readonly senders: Readonly<Record<string, string>> }
+
+export interface QueueConfig {
+  readonly lifetimeMs: number;
+  readonly retryMinMs: number;
+  readonly retryMaxMs: number;
+  readonly delayWarningMs: number;
+}
+
+export interface LimitsConfig {
+  readonly messageSize: number;
+  readonly recipients: number;
+  readonly connections: number;
+  readonly connectionsPerIp: number;
+  readonly authFailures: Rate;
+  readonly lineLength: number;
+  readonly idleTimeoutMs: number;
+  readonly dataTimeoutMs: number;
+  readonly errors: number;
+  readonly hops: number;
+}
+
+export interface LogConfig {
+  readonly file?: string;
+  readonly format: 'postfix' | 'json';
+}
+
+export interface Config {
+  /** The file this came from, or "(embedded default)". */
+  readonly source: string;
+  readonly hostname: string;
+  readonly dataDir: string;
+  readonly listen: readonly ListenConfig[];
+  readonly tls: ServerTlsConfig;
+  readonly auth: AuthConfig;
+  readonly relay?: UpstreamConfig;
+  readonly routes: readonly RouteConfig[];
+  readonly local: LocalConfig;
+  readonly rewrite: RewriteConfig;
+  readonly queue: QueueConfig;
+  readonly limits: LimitsConfig;
+  readonly log: LogConfig;
+}
+
+/** One thing wrong with a config file, with the fix a user should apply. */
+export interface Problem {
+  readonly file: string;
+  readonly line?: number;
+  readonly path: string;
+  readonly message: string;
+  readonly fix: string;
+}

@@ -1,0 +1,317 @@
+// smarthost.toml (already parsed by smol-toml) -> a frozen Config, plus every
+// problem found. Defaults live here, next to the code that applies them.
+import os from 'node:os';
+import path from 'node:path';
+import ipaddr from 'ipaddr.js';
+import { Problems, Section, isTable, type Table } from './reader.js';
+import type {
+  Cidr, Config, ListenConfig, LocalConfig, LogConfig, RouteConfig, UpstreamConfig,
+} from './types.js';
+import { parseRate } from './units.js';
+
+export const DEFAULTS = Object.freeze({
+  listen: '127.0.0.1:2525',
+  trustedNetworks: ['127.0.0.0/8', '::1/128'],
+  dataDir: './data',
+  localDomains: ['localhost'],
+  maildir: '{data_dir}/mail/{user}',
+  messageSize: 25_000_000,
+  recipients: 100,
+  connections: 500,
+  connectionsPerIp: 50,
+  authFailures: '5/10m',
+  lineLength: 2048,
+  idleTimeoutMs: 300_000,     // Postfix smtpd_timeout
+  dataTimeoutMs: 600_000,
+  errors: 20,                 // Postfix smtpd_hard_error_limit
+  hops: 50,                   // Postfix hopcount_limit
+  lifetimeMs: 5 * 86_400_000, // Postfix maximal_queue_lifetime
+  retryMinMs: 300_000,
+  retryMaxMs: 3_600_000,
+});
+
+const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log'];
+
+/** Where relative paths in the file are anchored: the file's folder, or the cwd for the embedded default. */
+function resolver(baseDir: string) {
+  return (p: string) => path.resolve(baseDir, p);
+}
+
+export function parseCidr(text: string): Cidr | undefined {
+  try {
+    const range = text.includes('/') ? ipaddr.parseCIDR(text) : (() => {
+      const ip = ipaddr.parse(text);
+      return [ip, ip.kind() === 'ipv4' ? 32 : 128] as [typeof ip, number];
+    })();
+    return Object.freeze({ text, range: Object.freeze(range) as Cidr['range'] });
+  } catch {
+    return undefined;
+  }
+}
+
+/** "host:port" or "[v6]:port" -> parts, or undefined. */
+export function splitHostPort(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(address);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+function readListen(s: Section, index: number): ListenConfig | undefined {
+  const address = s.string('address');
+  if (address === undefined) {
+    s.problem('address', `${s.path} has no address`, 'add address = "127.0.0.1:25" (host:port)');
+  }
+  const hp = address === undefined ? undefined : splitHostPort(address);
+  if (address !== undefined && (!hp || !hp.host)) {
+    s.problem('address', `${s.at('address')} = "${address}" is not host:port`,
+      'write address = "0.0.0.0:25" or "[::1]:25"');
+  }
+  const tls = s.oneOf('tls', ['none', 'starttls', 'starttls-required', 'implicit'] as const, 'none');
+  const auth = s.oneOf('auth', ['none', 'optional', 'required'] as const, 'none');
+  const allowPlaintextAuth = s.bool('allow_plaintext_auth', false);
+  const nets = s.strings('trusted_networks', DEFAULTS.trustedNetworks);
+  const trustedNetworks: Cidr[] = [];
+  for (const n of nets) {
+    const c = parseCidr(n);
+    if (c) trustedNetworks.push(c);
+    else s.problem('trusted_networks', `"${n}" in ${s.at('trusted_networks')} is not an IP network`,
+      'write networks as CIDR, e.g. "192.0.2.0/24" or "2001:db8::/32"');
+  }
+  if (auth !== 'none' && tls === 'none' && !allowPlaintextAuth) {
+    s.problem('auth', `${s.path} offers AUTH but has no TLS, so no client could ever authenticate`,
+      'set tls = "starttls-required" (or "implicit"), or allow_plaintext_auth = true if clients really send passwords in clear text');
+  }
+  s.finish(['address', 'tls', 'auth', 'trusted_networks', 'allow_plaintext_auth']);
+  if (!hp || !hp.host) return undefined;
+  void index;
+  return Object.freeze({
+    address: address!, host: hp.host, port: hp.port, tls, auth, allowPlaintextAuth,
+    trustedNetworks: Object.freeze(trustedNetworks),
+  });
+}
+
+/** Parses a relay URL; Postfix's "[host]:port" habit gets the smtp:// form as its fix. */
+export function parseRelayUrl(value: string): { scheme: 'smtp' | 'smtps'; host: string; port: number } | { error: string; fix: string } {
+  const postfix = /^\[([^\]]+?)(?::(\d+))?\](?::(\d+))?$/.exec(value.trim());
+  if (postfix) {
+    const port = postfix[2] ?? postfix[3] ?? '25';
+    const host = postfix[1]!.includes(':') && !/^\d+\.\d+/.test(postfix[1]!) ? `[${postfix[1]}]` : postfix[1]!;
+    return { error: `"${value}" is Postfix's relayhost syntax, not a URL`, fix: `write url = "smtp://${host}:${port}"` };
+  }
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    const hp = splitHostPort(value);
+    const fix = hp ? `write url = "smtp://${value}"` : 'write url = "smtp://host:587" or "smtps://host:465"';
+    return { error: `"${value}" is not a URL`, fix };
+  }
+  const scheme = u.protocol.replace(/:$/, '');
+  if (scheme !== 'smtp' && scheme !== 'smtps') {
+    return { error: `"${value}" has scheme ${scheme}://, smarthost speaks smtp:// and smtps://`, fix: `write url = "smtp://${u.host || 'host'}:587"` };
+  }
+  if (!u.hostname || u.pathname.replace(/^\/$/, '') || u.username || u.search) {
+    return { error: `"${value}" must be just scheme://host:port`, fix: 'put credentials in username and password_file, not in the URL' };
+  }
+  const port = u.port ? Number(u.port) : scheme === 'smtps' ? 465 : 25;
+  return { scheme, host: u.hostname.replace(/^\[|\]$/g, ''), port };
+}
+
+const UPSTREAM_KEYS = ['url', 'tls', 'username', 'password_file', 'password_env', 'ca_file',
+  'client_certificate', 'client_key', 'mechanisms', 'allow_plaintext_auth'];
+
+function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | undefined {
+  const url = s.string('url');
+  const parsed = url === undefined ? undefined : parseRelayUrl(url);
+  if (url === undefined) s.problem('url', `${s.path} has no url`, 'add url = "smtp://smtp.example.com:587"');
+  else if (parsed && 'error' in parsed) s.problem('url', `${s.at('url')}: ${parsed.error}`, parsed.fix);
+  const scheme = parsed && !('error' in parsed) ? parsed.scheme : 'smtp';
+  const tls = s.oneOf('tls', ['none', 'may', 'encrypt', 'verify'] as const, 'verify');
+  if (scheme === 'smtps' && (tls === 'none' || tls === 'may')) {
+    s.problem('tls', `${s.at('tls')} = "${tls}" contradicts smtps://, which is TLS from the first byte`,
+      'write tls = "verify" (or "encrypt" to skip certificate checks)');
+  }
+  const username = s.string('username');
+  const passwordFile = s.string('password_file');
+  const passwordEnv = s.string('password_env');
+  if (passwordFile && passwordEnv) {
+    s.problem('password_env', `${s.path} sets both password_file and password_env`, 'keep only one of them');
+  }
+  if (username && !passwordFile && !passwordEnv) {
+    s.problem('username', `${s.path} has a username but no password`, 'add password_file = "/etc/smarthost/relay.secret" (mode 0600) or password_env = "NAME"');
+  }
+  const mechanisms = s.strings('mechanisms', ['PLAIN', 'LOGIN']).map((m) => m.toUpperCase());
+  for (const m of mechanisms) {
+    if (!['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2'].includes(m)) {
+      s.problem('mechanisms', `unknown SASL mechanism "${m}" in ${s.at('mechanisms')}`, 'use "PLAIN", "LOGIN" or "CRAM-MD5"');
+    }
+  }
+  const opt = (key: string) => { const v = s.string(key); return v === undefined ? {} : { [key]: abs(v) }; };
+  const caFile = opt('ca_file');
+  const cc = opt('client_certificate');
+  const ck = opt('client_key');
+  const allowPlaintextAuth = s.bool('allow_plaintext_auth', false);
+  if (!parsed || 'error' in parsed) return undefined;
+  return Object.freeze({
+    url: url!, scheme: parsed.scheme, host: parsed.host, port: parsed.port, tls, mechanisms: Object.freeze(mechanisms), allowPlaintextAuth,
+    ...(username !== undefined ? { username } : {}),
+    ...(passwordFile !== undefined ? { passwordFile: abs(passwordFile) } : {}),
+    ...(passwordEnv !== undefined ? { passwordEnv } : {}),
+    ...('ca_file' in caFile ? { caFile: caFile.ca_file! } : {}),
+    ...('client_certificate' in cc ? { clientCertificate: cc.client_certificate! } : {}),
+    ...('client_key' in ck ? { clientKey: ck.client_key! } : {}),
+  });
+}
+
+function readLocal(s: Section | undefined, dataDir: string, abs: (p: string) => string, hostname: string): LocalConfig {
+  const domains = (s?.strings('domains', DEFAULTS.localDomains) ?? DEFAULTS.localDomains).map((d) => d.toLowerCase());
+  const maildir = s?.string('maildir') ?? DEFAULTS.maildir.replace('{data_dir}', dataDir);
+  if (!maildir.includes('{user}')) s?.problem('maildir', `${s.at('maildir')} has no {user} placeholder`, 'write maildir = "/var/mail/{user}"');
+  const aliases: Record<string, readonly string[]> = {};
+  let aliasesFile: string | undefined;
+  const raw = s?.raw('aliases');
+  if (typeof raw === 'string') aliasesFile = abs(raw);
+  else if (isTable(raw)) {
+    for (const [name, target] of Object.entries(raw)) {
+      const list = typeof target === 'string' ? target.split(',').map((t) => t.trim()).filter(Boolean)
+        : Array.isArray(target) && target.every((t) => typeof t === 'string') ? target as string[] : undefined;
+      if (list && list.length) aliases[name.toLowerCase()] = Object.freeze(list);
+      else s!.problem(`aliases.${name}`, `alias "${name}" must map to an address or a list of addresses`, `write ${name} = "admin@example.com"`);
+    }
+  } else if (raw !== undefined) {
+    s!.problem('aliases', `${s!.at('aliases')} must be a table or the path of an aliases file`, 'write aliases = { root = "admin@example.com" } or aliases = "/etc/aliases"');
+  }
+  s?.finish(['domains', 'maildir', 'aliases']);
+  void hostname;
+  return Object.freeze({
+    domains: Object.freeze(domains), maildir: abs(maildir), aliases: Object.freeze(aliases),
+    ...(aliasesFile !== undefined ? { aliasesFile } : {}),
+  });
+}
+
+export interface Validated { readonly config?: Config; readonly problems: readonly import('./types.js').Problem[] }
+
+export function validate(raw: Table, problems: Problems, opts: { source: string; baseDir: string }): Validated {
+  const root = new Section(raw, '', problems);
+  const abs = resolver(opts.baseDir);
+  const hostname = root.string('hostname', os.hostname());
+  if (!/^[A-Za-z0-9.-]+$/.test(hostname)) root.problem('hostname', `hostname "${hostname}" is not a valid host name`, 'write hostname = "relay.example.com"');
+  const dataDir = abs(root.string('data_dir', DEFAULTS.dataDir));
+
+  // listeners
+  const listen: ListenConfig[] = [];
+  const rawListen = root.raw('listen');
+  const listenTables = rawListen === undefined ? [{ address: DEFAULTS.listen }] : Array.isArray(rawListen) ? rawListen : undefined;
+  if (!listenTables) root.problem('listen', 'listen must be written as [[listen]] tables', 'write [[listen]] then address = "127.0.0.1:25" below it');
+  (listenTables ?? []).forEach((t, i) => {
+    if (!isTable(t)) return root.problem(`listen[${i}]`, `listen[${i}] must be a table`, 'write [[listen]] sections');
+    const l = readListen(new Section(t, `listen[${i}]`, problems), i);
+    if (!l) return;
+    if (listen.some((o) => o.host === l.host && o.port === l.port && l.port !== 0)) {
+      problems.add(`listen[${i}].address`, `${l.address} is listed twice`, 'remove one of the [[listen]] sections');
+    }
+    listen.push(l);
+  });
+
+  const tlsS = root.table_('tls');
+  const certificate = tlsS?.string('certificate');
+  const key = tlsS?.string('key');
+  if ((certificate === undefined) !== (key === undefined)) {
+    tlsS!.problem(certificate === undefined ? 'certificate' : 'key', '[tls] needs both certificate and key, or neither (then a self-signed pair is generated)', 'add the missing one, or remove both');
+  }
+  const minVersion = tlsS?.oneOf('min_version', ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2') ?? 'TLSv1.2';
+  tlsS?.finish(['certificate', 'key', 'min_version']);
+
+  const authS = root.table_('auth');
+  const usersFile = abs(authS?.string('users_file') ?? path.join(dataDir, 'users'));
+  authS?.finish(['users_file']);
+
+  const relayS = root.table_('relay');
+  const relay = relayS ? readUpstream(relayS, abs) : undefined;
+  relayS?.finish(UPSTREAM_KEYS);
+
+  const routes: RouteConfig[] = [];
+  const rawRoutes = root.raw('route');
+  if (rawRoutes !== undefined && !Array.isArray(rawRoutes)) root.problem('route', 'route must be written as [[route]] tables', 'write [[route]] sections');
+  (Array.isArray(rawRoutes) ? rawRoutes : []).forEach((t, i) => {
+    if (!isTable(t)) return;
+    const s = new Section(t, `route[${i}]`, problems);
+    const name = s.string('name', `route${i + 1}`);
+    const domains = s.strings('domains', []).map((d) => d.toLowerCase());
+    const senders = s.strings('senders', []).map((d) => d.toLowerCase());
+    if (!domains.length && !senders.length) s.problem('domains', `route[${i}] matches nothing`, 'add domains = ["example.com"] or senders = ["@example.com"]');
+    const up = readUpstream(s, abs);
+    s.finish(['name', 'domains', 'senders', ...UPSTREAM_KEYS]);
+    if (up) routes.push(Object.freeze({ ...up, name, domains: Object.freeze(domains), senders: Object.freeze(senders) }));
+  });
+
+  const local = readLocal(root.table_('local'), dataDir, abs, hostname);
+
+  const rewriteS = root.table_('rewrite');
+  const senders: Record<string, string> = {};
+  const rawSenders = rewriteS?.raw('senders');
+  if (isTable(rawSenders)) {
+    for (const [k, v] of Object.entries(rawSenders)) {
+      if (typeof v === 'string' && v.includes('@')) senders[k.toLowerCase()] = v;
+      else rewriteS!.problem(`senders.${k}`, `rewrite for "${k}" must be an address`, `write "${k}" = "alerts@example.com"`);
+    }
+  } else if (rawSenders !== undefined) rewriteS!.problem('senders', 'rewrite.senders must be a table', 'write senders = { "@host.localdomain" = "alerts@example.com" }');
+  rewriteS?.finish(['senders']);
+
+  const q = root.table_('queue');
+  const queue = Object.freeze({
+    lifetimeMs: q?.duration('lifetime', DEFAULTS.lifetimeMs, '5d') ?? DEFAULTS.lifetimeMs,
+    retryMinMs: q?.duration('retry_min', DEFAULTS.retryMinMs, '5m') ?? DEFAULTS.retryMinMs,
+    retryMaxMs: q?.duration('retry_max', DEFAULTS.retryMaxMs, '1h') ?? DEFAULTS.retryMaxMs,
+    delayWarningMs: q?.duration('delay_warning', 0, '4h') ?? 0,
+  });
+  if (queue.retryMinMs > queue.retryMaxMs) q!.problem('retry_min', 'queue.retry_min is longer than queue.retry_max', 'make retry_min shorter than retry_max');
+  q?.finish(['lifetime', 'retry_min', 'retry_max', 'delay_warning']);
+
+  const l = root.table_('limits');
+  const rateRaw = l?.raw('auth_failures') ?? DEFAULTS.authFailures;
+  let authFailures = parseRate(rateRaw);
+  if (typeof authFailures === 'string') {
+    l!.problem('auth_failures', `limits.auth_failures: ${authFailures}`, 'write auth_failures = "5/10m"');
+    authFailures = parseRate(DEFAULTS.authFailures) as Exclude<typeof authFailures, string>;
+  }
+  const limits = Object.freeze({
+    messageSize: l?.size('message_size', DEFAULTS.messageSize) ?? DEFAULTS.messageSize,
+    recipients: l?.int('recipients', DEFAULTS.recipients, 1) ?? DEFAULTS.recipients,
+    connections: l?.int('connections', DEFAULTS.connections, 1) ?? DEFAULTS.connections,
+    connectionsPerIp: l?.int('connections_per_ip', DEFAULTS.connectionsPerIp, 1) ?? DEFAULTS.connectionsPerIp,
+    authFailures,
+    lineLength: l?.int('line_length', DEFAULTS.lineLength, 512, 1_000_000) ?? DEFAULTS.lineLength,
+    idleTimeoutMs: l?.duration('idle_timeout', DEFAULTS.idleTimeoutMs, '5m') ?? DEFAULTS.idleTimeoutMs,
+    dataTimeoutMs: l?.duration('data_timeout', DEFAULTS.dataTimeoutMs, '10m') ?? DEFAULTS.dataTimeoutMs,
+    errors: l?.int('errors', DEFAULTS.errors, 1) ?? DEFAULTS.errors,
+    hops: l?.int('hops', DEFAULTS.hops, 1, 1000) ?? DEFAULTS.hops,
+  });
+  for (const k of ['idle_timeout', 'data_timeout'] as const) {
+    if (l?.has(k) && (k === 'idle_timeout' ? limits.idleTimeoutMs : limits.dataTimeoutMs) === 0) l.problem(k, `limits.${k} cannot be 0`, `write ${k} = "5m"`);
+  }
+  if (limits.messageSize === 0) l?.problem('message_size', 'limits.message_size cannot be 0', 'write message_size = "25MB"');
+  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'hops']);
+
+  const logS = root.table_('log');
+  const logFile = logS?.string('file');
+  const log: LogConfig = Object.freeze({
+    format: logS?.oneOf('format', ['postfix', 'json'] as const, 'postfix') ?? 'postfix',
+    ...(logFile !== undefined ? { file: abs(logFile) } : {}),
+  });
+  logS?.finish(['file', 'format']);
+  root.finish(TOP_KEYS);
+
+  if (problems.list.length) return { problems: problems.list };
+  const config: Config = Object.freeze({
+    source: opts.source, hostname, dataDir, listen: Object.freeze(listen),
+    tls: Object.freeze({ minVersion, ...(certificate ? { certificate: abs(certificate) } : {}), ...(key ? { key: abs(key) } : {}) }),
+    auth: Object.freeze({ usersFile }),
+    ...(relay ? { relay } : {}),
+    routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
+    queue, limits, log,
+  });
+  return { config, problems: [] };
+}

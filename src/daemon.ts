@@ -1,0 +1,71 @@
+// The one file that wires every folder together. createDaemon() builds the
+// whole relay from a Config and recovers the spool, but holds no ports;
+// listen() binds them (fastify's build-then-listen), so tests can build many.
+import type { AddressInfo } from 'node:net';
+import type { SMTPServer } from 'smtp-server';
+import { AuthThrottle } from './auth/throttle.js';
+import { UserStore } from './auth/users-file.js';
+import type { Config } from './config/types.js';
+import type { Envelope } from './mail/envelope.js';
+import type { MailLog } from './maillog/maillog.js';
+import { FsSpool } from './queue/fs-spool.js';
+import { ConnectionLimits } from './smtpd/connection-limits.js';
+import { createListener } from './smtpd/listener.js';
+import { loadServerCert, type CertPair } from './tls/server-cert.js';
+
+export const VERSION = '0.1.0';
+
+export interface BoundListener { readonly address: string; readonly host: string; readonly port: number; readonly tls: string; readonly auth: string }
+
+export interface Daemon {
+  readonly spool: FsSpool;
+  listen(): Promise<BoundListener[]>;
+  close(): Promise<void>;
+}
+
+export async function createDaemon(config: Config, opts: { log: MailLog; onQueued?: (e: Envelope) => void }): Promise<Daemon> {
+  const { log } = opts;
+  const spool = new FsSpool(config.dataDir);
+  const report = await spool.recover();
+  log.spoolRecovered(report.messages, report.discarded, report.corrupt);
+
+  const needsCert = config.listen.some((l) => l.tls !== 'none');
+  let cert: CertPair | undefined;
+  if (needsCert) cert = await loadServerCert(config.tls, config.dataDir, config.hostname, (m) => log.warning(m));
+
+  const deps = {
+    hostname: config.hostname, limits: config.limits, localDomains: config.local.domains,
+    spool, log, users: new UserStore(config.auth.usersFile), throttle: new AuthThrottle(config.limits.authFailures),
+    connections: new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp),
+    minTlsVersion: config.tls.minVersion,
+    ...(cert ? { cert } : {}), ...(opts.onQueued ? { onQueued: opts.onQueued } : {}),
+  };
+  const servers: Array<{ server: SMTPServer; listen: Config['listen'][number] }> =
+    config.listen.map((l) => ({ server: createListener(l, deps), listen: l }));
+
+  return {
+    spool,
+    async listen() {
+      const bound: BoundListener[] = [];
+      for (const { server, listen } of servers) {
+        await new Promise<void>((resolve, reject) => {
+          const onError = (e: Error) => reject(e);
+          server.server.once('error', onError);
+          server.listen(listen.port, listen.host, () => { server.server.off('error', onError); resolve(); });
+        });
+        server.on('error', (e: Error) => log.warning(`${listen.address}: ${e.message}`, 'smtpd'));
+        const a = server.server.address() as AddressInfo;
+        const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+        log.listening(address, listen.tls, listen.auth);
+        bound.push({ address, host: a.address, port: a.port, tls: listen.tls, auth: listen.auth });
+      }
+      return bound;
+    },
+    async close() {
+      // stop accepting; idle sessions get 421 on their next command, a DATA in
+      // progress may finish; smtp-server closes what is left after closeTimeout
+      await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      spool.close();
+    },
+  };
+}

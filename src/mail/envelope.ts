@@ -1,0 +1,34 @@
+// The envelope of an accepted message: everything known about it besides its
+// bytes. Written once at intake and never changed; delivery keeps its own
+// per-recipient state beside it (see queue/spool.ts).
+
+export interface Recipient {
+  readonly address: string;
+  /** RFC 3461 NOTIFY values, e.g. ['FAILURE','DELAY']; absent when the client gave none. */
+  readonly notify?: readonly string[];
+  /** RFC 3461 ORCPT, as given ("rfc822;user@example.com"). */
+  readonly orcpt?: string;
+}
+
+export interface ClientInfo {
+  readonly address: string;       // IP address
+  readonly hostname: string;      // reverse name, or "unknown"
+  readonly helo: string;
+  readonly protocol: string;      // SMTP, ESMTP, ESMTPS, ESMTPSA, or "local" for sendmail
+  readonly tls?: { readonly version: string; readonly cipher: string };
+  readonly authUser?: string;
+  readonly authMethod?: string;
+}
+
+export interface Envelope {
+  readonly id: string;
+  readonly sender: string;                 // '' is the null sender <>
+  readonly recipients: readonly Recipient[];
+  readonly ret?: 'FULL' | 'HDRS';
+  readonly envid?: string;
+  readonly body?: '7BIT' | '8BITMIME';
+  readonly smtputf8?: boolean;
+  readonly client: ClientInfo;
+  readonly arrived: string;                // ISO 8601
+  readonly size: number;                   // bytes of the stored message
+}

@@ -1,0 +1,34 @@
+// The catalogue of every reply smarthost sends, in Postfix's wording and codes
+// (Postfix smtpd.c and smtpd_check.c), so that existing habits and log
+// greps keep working.
+import { reply, type Reply } from './reply.js';
+
+export const replies = {
+  queued: (id: string): Reply => reply(250, '2.0.0', `Ok: queued as ${id}`),
+  relayDenied: (rcpt: string): Reply => reply(554, '5.7.1', `<${rcpt}>: Relay access denied`),
+  authRequired: (): Reply => reply(530, '5.7.0', 'Authentication required'),
+  mustStartTls: (): Reply => reply(530, '5.7.0', 'Must issue a STARTTLS command first'),
+  authFailed: (): Reply => reply(535, '5.7.8', 'Error: authentication failed'),
+  authThrottled: (): Reply =>
+    reply(421, '4.7.0', 'Error: too many failed authentication attempts, try again later'),
+  authNotEnabled: (): Reply => reply(503, '5.5.1', 'Error: authentication not enabled'),
+  sizeExceeded: (): Reply => reply(552, '5.3.4', 'Message size exceeds fixed limit'),
+  tooManyRecipients: (): Reply => reply(452, '4.5.3', 'Error: too many recipients'),
+  tooManyConnections: (): Reply => reply(421, '4.7.0', 'Error: too many connections'),
+  tooManyConnectionsFrom: (ip: string): Reply =>
+    reply(421, '4.7.0', `Error: too many connections from ${ip}`),
+  tooManyErrors: (host: string): Reply => reply(421, '4.7.0', `${host} Error: too many errors`),
+  timeout: (host: string): Reply => reply(421, '4.4.2', `${host} Error: timeout exceeded`),
+  lineTooLong: (host: string): Reply => reply(421, '4.7.0', `${host} Error: command line too long`),
+  shuttingDown: (host: string): Reply =>
+    reply(421, '4.3.2', `${host} Service shutting down, closing transmission channel`),
+  controlCharacters: (command: string): Reply =>
+    reply(501, '5.5.2', `Syntax error: control characters are not allowed in ${command}`),
+  commandNotRecognized: (): Reply => reply(502, '5.5.2', 'Error: command not recognized'),
+  insufficientStorage: (): Reply => reply(452, '4.3.1', 'Insufficient system storage'),
+  localError: (): Reply => reply(451, '4.3.0', 'Error: queue file write error'),
+  tooManyHops: (): Reply => reply(554, '5.4.6', 'Too many hops'),
+  badSenderSyntax: (): Reply => reply(501, '5.1.7', 'Bad sender address syntax'),
+  badRecipientSyntax: (): Reply => reply(501, '5.1.3', 'Bad recipient address syntax'),
+  transactionAborted: (): Reply => reply(451, '4.3.0', 'Error: message transaction aborted'),
+} as const;

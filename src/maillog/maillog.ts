@@ -1,0 +1,128 @@
+// One function per log event, one line per call, in Postfix's maillog shape
+// ("Nov 22 10:00:01 relay smarthost/smtpd[812]: ID: ...") or as JSON lines
+// with the same fields, so pflogsumm and `grep QUEUEID` keep working.
+import fs from 'node:fs';
+import type { Reply } from '../mail/reply.js';
+import { formatReply } from '../mail/reply.js';
+
+export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'postsuper' | 'sendmail';
+
+export interface LogSink { write(line: string): void }
+
+export interface LogOptions {
+  readonly format: 'postfix' | 'json';
+  readonly hostname: string;
+  readonly sink?: LogSink;
+}
+
+/** A client as Postfix prints it: "localhost[127.0.0.1]". */
+export interface Peer { readonly hostname: string; readonly address: string }
+const peer = (p: Peer) => `${p.hostname}[${p.address}]`;
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad = (n: number) => String(n).padStart(2, '0');
+function syslogTime(d: Date): string {
+  return `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+export function fileSink(file: string): LogSink {
+  const stream = fs.createWriteStream(file, { flags: 'a', mode: 0o640 });
+  return { write: (line) => { stream.write(line); } };
+}
+
+export const stdoutSink: LogSink = { write: (line) => { process.stdout.write(line); } };
+
+export class MailLog {
+  private readonly shortHost: string;
+  private readonly sink: LogSink;
+  constructor(private readonly opts: LogOptions) {
+    this.shortHost = opts.hostname.split('.')[0] || opts.hostname;
+    this.sink = opts.sink ?? stdoutSink;
+  }
+
+  /** The one place a line is written; `fields` are what the JSON form carries. */
+  private emit(program: Program, event: string, text: string, fields: Record<string, unknown>, queueId?: string): void {
+    const now = new Date();
+    if (this.opts.format === 'json') {
+      this.sink.write(JSON.stringify({
+        time: now.toISOString(), host: this.shortHost, program: `smarthost/${program}`, pid: process.pid,
+        ...(queueId ? { queue_id: queueId } : {}), event, ...fields, message: text,
+      }) + '\n');
+      return;
+    }
+    const prefix = queueId ? `${queueId}: ` : '';
+    this.sink.write(`${syslogTime(now)} ${this.shortHost} smarthost/${program}[${process.pid}]: ${prefix}${text}\n`);
+  }
+
+  // master ------------------------------------------------------------------
+  started(version: string, configSource: string): void {
+    this.emit('master', 'started', `daemon started -- version ${version}, configuration ${configSource}`, { version, config: configSource });
+  }
+  listening(address: string, tls: string, auth: string): void {
+    this.emit('master', 'listening', `listening on ${address} (tls=${tls}, auth=${auth})`, { address, tls, auth });
+  }
+  stopping(reason: string): void {
+    this.emit('master', 'stopping', `daemon stopping: ${reason}`, { reason });
+  }
+  stopped(): void { this.emit('master', 'stopped', 'daemon stopped', {}); }
+  warning(message: string, program: Program = 'master'): void {
+    this.emit(program, 'warning', `warning: ${message}`, {});
+  }
+  fatal(message: string): void { this.emit('master', 'fatal', `fatal: ${message}`, {}); }
+  spoolRecovered(messages: number, discarded: number, corrupt: number): void {
+    this.emit('qmgr', 'recovered', `queue recovered: ${messages} message${messages === 1 ? '' : 's'} waiting, ${discarded} unacknowledged partial file${discarded === 1 ? '' : 's'} discarded${corrupt ? `, ${corrupt} corrupt moved to corrupt/` : ''}`,
+      { messages, discarded, corrupt });
+  }
+
+  // smtpd -------------------------------------------------------------------
+  connect(p: Peer): void {
+    this.emit('smtpd', 'connect', `connect from ${peer(p)}`, { client: p.hostname, client_ip: p.address });
+  }
+  disconnect(p: Peer, counts: Readonly<Record<string, string>>): void {
+    const list = Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' ');
+    this.emit('smtpd', 'disconnect', `disconnect from ${peer(p)}${list ? ' ' + list : ''}`, { client: p.hostname, client_ip: p.address, counts });
+  }
+  client(id: string, p: Peer, sasl?: { method: string; username: string }): void {
+    const s = sasl ? `, sasl_method=${sasl.method}, sasl_username=${sasl.username}` : '';
+    this.emit('smtpd', 'client', `client=${peer(p)}${s}`,
+      { client: p.hostname, client_ip: p.address, ...(sasl ? { sasl_method: sasl.method, sasl_username: sasl.username } : {}) }, id);
+  }
+  /** Postfix: "NOQUEUE: reject: RCPT from host[ip]: 554 5.7.1 <x>: Relay access denied; from=<a> to=<b> proto=ESMTP helo=<h>" */
+  reject(stage: string, p: Peer, r: Reply, ctx: { from?: string; to?: string; proto: string; helo: string }, queueId?: string): void {
+    const parts = [
+      ctx.from !== undefined ? `from=<${ctx.from}>` : '',
+      ctx.to !== undefined ? `to=<${ctx.to}>` : '',
+      `proto=${ctx.proto}`, `helo=<${ctx.helo}>`,
+    ].filter(Boolean).join(' ');
+    const text = `${queueId ? '' : 'NOQUEUE: '}reject: ${stage} from ${peer(p)}: ${formatReply(r)}; ${parts}`;
+    this.emit('smtpd', 'reject', text, {
+      stage, client: p.hostname, client_ip: p.address, code: r.code, dsn: r.enhanced, reply: r.text,
+      ...(ctx.from !== undefined ? { from: ctx.from } : {}), ...(ctx.to !== undefined ? { to: ctx.to } : {}), proto: ctx.proto, helo: ctx.helo,
+    }, queueId);
+  }
+  authFailed(p: Peer, method: string, username: string, reason: string): void {
+    this.emit('smtpd', 'auth_failed', `warning: ${peer(p)}: SASL ${method} authentication failed: ${reason}, sasl_username=${username}`,
+      { client: p.hostname, client_ip: p.address, sasl_method: method, sasl_username: username, reason });
+  }
+  /** A session ended by us: timeout, too many errors, limits. */
+  dropped(p: Peer, why: string, after: string): void {
+    this.emit('smtpd', 'dropped', `${why} after ${after} from ${peer(p)}`, { client: p.hostname, client_ip: p.address, reason: why, after });
+  }
+  lostConnection(p: Peer, after: string): void {
+    this.emit('smtpd', 'lost_connection', `lost connection after ${after} from ${peer(p)}`, { client: p.hostname, client_ip: p.address, after });
+  }
+  storageError(id: string, message: string): void {
+    this.emit('cleanup', 'storage_error', `warning: queue file write error: ${message}`, { error: message }, id);
+  }
+
+  // cleanup / qmgr ----------------------------------------------------------
+  messageId(id: string, messageId: string): void {
+    this.emit('cleanup', 'message_id', `message-id=${messageId}`, { message_id: messageId }, id);
+  }
+  queued(id: string, from: string, size: number, nrcpt: number): void {
+    this.emit('qmgr', 'queued', `from=<${from}>, size=${size}, nrcpt=${nrcpt} (queue active)`, { from, size, nrcpt }, id);
+  }
+  removed(id: string, program: Program = 'qmgr'): void {
+    this.emit(program, 'removed', 'removed', {}, id);
+  }
+}

@@ -1,0 +1,277 @@
+// The spool on the local file system.
+//
+//   queue/tmp/ID.PID    message being received by process PID (never acknowledged)
+//   queue/messages/ID   committed message: one header line, one envelope JSON
+//                       line, then the message bytes with CRLF line ends
+//   queue/state/ID.json delivery state per recipient (absent: all queued)
+//   queue/corrupt/      files that failed to parse at recovery, kept for a human
+//
+// Commit: write -> fdatasync(file) -> link into messages/ -> fsync(messages/)
+// (shared by concurrent sessions, see dir-sync.ts) -> unlink the tmp name.
+// link() rather than rename() because it fails if the id already exists, so
+// two writers (daemon and `smarthost sendmail`) can never overwrite each other.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Envelope } from '../mail/envelope.js';
+import { isQueueId, newQueueId } from '../mail/queue-id.js';
+import { DirSync } from './dir-sync.js';
+import {
+  initialState, SpoolFullError,
+  type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type RecoveryReport, type Spool,
+} from './spool.js';
+
+const MAGIC = 'smarthost-queue 1\n';
+/** Small messages are written in one go at commit; larger ones in chunks of this size. */
+const FLUSH_AT = 256 * 1024;
+const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+
+function storageError(e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  return err && FULL_CODES.has(err.code ?? '') ? new SpoolFullError(err.message, { cause: e }) : (e as Error);
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // ours from an earlier life of this pid? we only recover at start
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Parses a stored file's head; returns envelope (without size) and the body offset. */
+export function parseHead(head: Buffer): { envelope: NewEnvelope; offset: number } | undefined {
+  if (head.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) return undefined;
+  const end = head.indexOf(0x0a, MAGIC.length);
+  if (end < 0) return undefined;
+  try {
+    const envelope = JSON.parse(head.subarray(MAGIC.length, end).toString('utf8')) as NewEnvelope;
+    if (!envelope || typeof envelope.id !== 'string' || !Array.isArray(envelope.recipients)) return undefined;
+    return { envelope, offset: end + 1 };
+  } catch {
+    return undefined;
+  }
+}
+
+class FsIncoming implements Incoming {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private written = 0;
+  private bodyBytes = 0;
+  private done = false;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly id: string,
+    private readonly fh: fsp.FileHandle,
+    private readonly tmpPath: string,
+    private readonly finalPath: string,
+    private readonly head: Buffer,
+    private readonly envelope: NewEnvelope,
+    private readonly dirSync: DirSync,
+  ) {
+    this.pending.push(head);
+    this.pendingBytes = head.length;
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    if (this.done) return Promise.reject(new Error('write after commit/abort'));
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.bodyBytes += chunk.length;
+    if (this.pendingBytes < FLUSH_AT) return this.chain;
+    return this.flush();
+  }
+
+  private flush(): Promise<void> {
+    const bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.chain = this.chain.then(async () => {
+      if (!bufs.length) return;
+      const { bytesWritten } = await this.fh.writev(bufs, this.written);
+      const total = bufs.reduce((n, b) => n + b.length, 0);
+      if (bytesWritten !== total) throw new SpoolFullError(`short write (${bytesWritten} of ${total} bytes)`);
+      this.written += bytesWritten;
+    });
+    return this.chain;
+  }
+
+  async commit(): Promise<Envelope> {
+    if (this.done) throw new Error('commit after commit/abort');
+    try {
+      await this.flush();
+      await this.fh.datasync();
+      await this.fh.close();
+      this.done = true;
+      await fsp.link(this.tmpPath, this.finalPath);
+      await this.dirSync.sync();
+    } catch (e) {
+      await this.abort();
+      throw storageError(e);
+    }
+    await fsp.unlink(this.tmpPath).catch(() => undefined);
+    return { ...this.envelope, size: this.bodyBytes };
+  }
+
+  async abort(): Promise<void> {
+    const wasDone = this.done;
+    this.done = true;
+    this.pending = [];
+    await this.chain.catch(() => undefined);
+    if (!wasDone) await this.fh.close().catch(() => undefined);
+    await fsp.unlink(this.tmpPath).catch(() => undefined);
+  }
+}
+
+export class FsSpool implements Spool {
+  readonly root: string;
+  private readonly tmp: string;
+  private readonly messages: string;
+  private readonly state: string;
+  private readonly corrupt: string;
+  readonly dirSync: DirSync;
+  private readonly stateSync: DirSync;
+
+  constructor(dataDir: string) {
+    this.root = path.join(dataDir, 'queue');
+    this.tmp = path.join(this.root, 'tmp');
+    this.messages = path.join(this.root, 'messages');
+    this.state = path.join(this.root, 'state');
+    this.corrupt = path.join(this.root, 'corrupt');
+    this.dirSync = new DirSync(this.messages);
+    this.stateSync = new DirSync(this.state);
+  }
+
+  private ensureLayout(): void {
+    for (const d of [this.tmp, this.messages, this.state, this.corrupt]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+
+  async recover(): Promise<RecoveryReport> {
+    this.ensureLayout();
+    let discarded = 0;
+    let corrupt = 0;
+    for (const name of await fsp.readdir(this.tmp)) {
+      const pid = Number(name.split('.').pop());
+      if (Number.isInteger(pid) && pidAlive(pid)) continue; // a running `smarthost sendmail`
+      await fsp.unlink(path.join(this.tmp, name)).catch(() => undefined);
+      discarded++;
+    }
+    const ids = new Set<string>();
+    for (const name of await fsp.readdir(this.messages)) {
+      const file = path.join(this.messages, name);
+      const ok = isQueueId(name) && (await this.readHead(file)) !== undefined;
+      if (ok) { ids.add(name); continue; }
+      await fsp.rename(file, path.join(this.corrupt, name)).catch(() => undefined);
+      corrupt++;
+    }
+    for (const name of await fsp.readdir(this.state)) {
+      if (!ids.has(name.replace(/\.json$/, ''))) await fsp.unlink(path.join(this.state, name)).catch(() => undefined);
+    }
+    await new DirSync(this.tmp).sync().catch(() => undefined);
+    return { messages: ids.size, discarded, corrupt };
+  }
+
+  async receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming> {
+    for (let attempt = 0; ; attempt++) {
+      const id = newQueueId();
+      const tmpPath = path.join(this.tmp, `${id}.${process.pid}`);
+      let fh: fsp.FileHandle;
+      try {
+        fh = await fsp.open(tmpPath, 'wx', 0o600);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 5) continue;
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.ensureLayout();
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 1) continue;
+        throw storageError(e);
+      }
+      const full: NewEnvelope = { ...envelope, id };
+      const head = Buffer.from(MAGIC + JSON.stringify(full) + '\n', 'utf8');
+      return new FsIncoming(id, fh, tmpPath, path.join(this.messages, id), head, full, this.dirSync);
+    }
+  }
+
+  private async readHead(file: string): Promise<{ envelope: Envelope; offset: number } | undefined> {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(file, 'r');
+      const st = await fh.stat();
+      let size = Math.min(st.size, 64 * 1024);
+      for (;;) {
+        const buf = Buffer.alloc(size);
+        const { bytesRead } = await fh.read(buf, 0, size, 0);
+        const parsed = parseHead(buf.subarray(0, bytesRead));
+        if (parsed) return { envelope: { ...parsed.envelope, size: st.size - parsed.offset }, offset: parsed.offset };
+        if (size >= st.size) return undefined;
+        size = Math.min(st.size, size * 4); // a very long recipient list
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    } finally {
+      await fh?.close();
+    }
+  }
+
+  private async readState(id: string, envelope: Envelope): Promise<DeliveryState> {
+    try {
+      return JSON.parse(await fsp.readFile(path.join(this.state, `${id}.json`), 'utf8')) as DeliveryState;
+    } catch {
+      return initialState(envelope);
+    }
+  }
+
+  async get(id: string): Promise<QueueEntry | undefined> {
+    if (!isQueueId(id)) return undefined;
+    const head = await this.readHead(path.join(this.messages, id));
+    if (!head) return undefined;
+    return { envelope: head.envelope, state: await this.readState(id, head.envelope) };
+  }
+
+  async list(): Promise<QueueEntry[]> {
+    let names: string[];
+    try { names = await fsp.readdir(this.messages); } catch { return []; }
+    const entries = await Promise.all(names.filter(isQueueId).sort().map((id) => this.get(id)));
+    return entries.filter((e): e is QueueEntry => e !== undefined);
+  }
+
+  open(id: string): Readable {
+    const file = path.join(this.messages, id);
+    const self = this;
+    return Readable.from((async function* () {
+      const head = await self.readHead(file);
+      if (!head) throw new Error(`no message ${id} in the queue`);
+      yield* fs.createReadStream(file, { start: head.offset });
+    })());
+  }
+
+  async saveState(id: string, state: DeliveryState): Promise<void> {
+    const file = path.join(this.state, `${id}.json`);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fh = await fsp.open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(state));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, file);
+    await this.stateSync.sync();
+  }
+
+  async remove(id: string): Promise<boolean> {
+    if (!isQueueId(id)) return false;
+    try {
+      await fsp.unlink(path.join(this.messages, id));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+    await fsp.unlink(path.join(this.state, `${id}.json`)).catch(() => undefined);
+    await this.dirSync.sync();
+    return true;
+  }
+
+  close(): void {
+    this.dirSync.close();
+    this.stateSync.close();
+  }
+}

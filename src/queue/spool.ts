@@ -1,0 +1,72 @@
+// The spool interface: accepted messages live here until delivered. A
+// message is either not in the spool at all or in it whole and fsynced; the
+// 250 reply waits for commit(). Delivery keeps per-recipient state beside
+// each message. FsSpool is the one backend today; a shared database for
+// several nodes would implement the same interface.
+import type { Readable } from 'node:stream';
+import type { Envelope } from '../mail/envelope.js';
+
+export type RecipientStatus = 'queued' | 'deferred' | 'sent' | 'bounced';
+
+export interface RecipientState {
+  readonly address: string;
+  readonly state: RecipientStatus;
+  readonly attempts: number;
+  readonly nextAttempt?: string;   // ISO 8601
+  readonly lastReply?: string;
+}
+
+export interface DeliveryState {
+  readonly held: boolean;
+  readonly recipients: readonly RecipientState[];
+}
+
+export interface QueueEntry {
+  readonly envelope: Envelope;
+  readonly state: DeliveryState;
+}
+
+/** What intake knows when DATA starts; the size is known at commit. */
+export type NewEnvelope = Omit<Envelope, 'size'>;
+
+/** A message being received. Nothing is visible in the spool until commit() resolves. */
+export interface Incoming {
+  readonly id: string;
+  /** Appends message bytes; resolves when they are handed to the OS (backpressure). */
+  write(chunk: Buffer): Promise<void>;
+  /** Makes the message durable (file and directory fsynced); after this, 250 may be sent. */
+  commit(): Promise<Envelope>;
+  /** Discards everything written so far. Safe to call at any point, more than once. */
+  abort(): Promise<void>;
+}
+
+export interface RecoveryReport {
+  readonly messages: number;
+  readonly discarded: number;
+  readonly corrupt: number;
+}
+
+/** Storage failures that the client should hear as 452 4.3.1 (disk full, quota, file too big). */
+export class SpoolFullError extends Error {
+  constructor(message: string, options?: ErrorOptions) { super(message, options); this.name = 'SpoolFullError'; }
+}
+
+export interface Spool {
+  /** Creates the layout if needed and discards what was never acknowledged. */
+  recover(): Promise<RecoveryReport>;
+  receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming>;
+  list(): Promise<QueueEntry[]>;
+  get(id: string): Promise<QueueEntry | undefined>;
+  /** The message bytes exactly as stored (CRLF line ends, Received header first). */
+  open(id: string): Readable;
+  saveState(id: string, state: DeliveryState): Promise<void>;
+  remove(id: string): Promise<boolean>;
+  close(): void;
+}
+
+export function initialState(envelope: Envelope): DeliveryState {
+  return {
+    held: false,
+    recipients: envelope.recipients.map((r) => ({ address: r.address, state: 'queued', attempts: 0 })),
+  };
+}

@@ -1,0 +1,163 @@
+// Per-connection rules that smtp-server does not enforce by itself, applied by
+// wrapping the two narrow points every command and reply pass through:
+// `_onCommand` (before smtp-server parses a command) and `send` (every reply).
+//  - replies in Postfix wording with our enhanced status codes (replies.ts)
+//  - 501 for control characters in EHLO/HELO/MAIL/RCPT
+//  - starttls-required: only EHLO/HELO/STARTTLS/NOOP/RSET/QUIT before TLS
+//  - AUTH only where it is offered (after TLS, unless allow_plaintext_auth)
+//  - a deadline per command and per DATA phase, so a client trickling one byte
+//    a second cannot hold a slot (smtp-server's idle timer resets on every byte)
+//  - too many errors (4xx/5xx replies) ends the session, as Postfix's
+//    smtpd_hard_error_limit does
+// These are smtp-server internals (stable since 3.x); pinned by package.json
+// and covered by the e2e tests, which fail loudly if they change.
+import type { Reply } from '../mail/reply.js';
+import { replies } from '../mail/replies.js';
+
+/** The parts of smtp-server's SMTPConnection this module touches. */
+export interface RawConnection {
+  send(code: number, data?: string | string[], context?: string | false): void;
+  _onCommand(command: Buffer, callback?: () => void): void;
+  _whenWritable(next: () => void): void;
+  close(): void;
+  secure: boolean;
+  _upgrading: boolean;
+  _ready: boolean;
+  _nextHandler: unknown;
+  _handlerPending: boolean;
+  _dataStream: unknown;
+  _parser: { _dataMode: boolean } | false;
+  _closing: boolean;
+  _closed: boolean;
+  session: { id: string };
+}
+
+export interface GuardRules {
+  readonly hostname: string;
+  readonly starttlsRequired: boolean;
+  /** Whether AUTH may be used right now; undefined means yes. Otherwise the refusal. */
+  readonly authRefusal: () => Reply | undefined;
+  readonly idleTimeoutMs: number;
+  readonly dataTimeoutMs: number;
+  readonly maxErrors: number;
+  /** Told when the guard itself ends the session (for the log). */
+  readonly onDrop: (why: string, after: string) => void;
+}
+
+const PRE_TLS = new Set(['EHLO', 'HELO', 'STARTTLS', 'NOOP', 'RSET', 'QUIT']);
+const CHECKED = new Set(['EHLO', 'HELO', 'MAIL', 'RCPT']);
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+/** smtp-server's own canned replies, mapped to our catalogue. */
+function translate(code: number, text: string, host: string): Reply | { code: number; text: string } | undefined {
+  switch (text) {
+    case 'Timeout - closing connection': return replies.timeout(host);
+    case 'Error: too many unrecognized commands': return replies.tooManyErrors(host);
+    case 'Error: command not recognized': return replies.commandNotRecognized();
+    case 'Error: Command line too long': return replies.lineTooLong(host);
+    case 'Server shutting down': return replies.shuttingDown(host);
+    case 'Error: Bad sender address syntax': return replies.badSenderSyntax();
+    case 'Error: Bad recipient address syntax': return replies.badRecipientSyntax();
+    case 'Error: too many recipients': return replies.tooManyRecipients();
+    case 'Error: Must issue a STARTTLS command first': return replies.mustStartTls();
+    case 'Accepted': case 'Flushed': case 'OK': return { code, text: 'Ok' };
+  }
+  if (code === 552 && text.startsWith('Error: message exceeds fixed maximum message size')) return replies.sizeExceeded();
+  return undefined;
+}
+
+export interface Guard {
+  /** Per-command counts for the disconnect log line: "ehlo=1 mail=1 rcpt=0/1 ...". */
+  readonly counts: () => Record<string, string>;
+  readonly lastCommand: () => string;
+  readonly stop: () => void;
+}
+
+export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
+  const origSend = conn.send.bind(conn);
+  const origOnCommand = conn._onCommand.bind(conn);
+  const ok = new Map<string, number>();
+  const total = new Map<string, number>();
+  let last = 'CONNECT';
+  let errors = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  const arm = (ms: number) => {
+    clearTimeout(timer);
+    if (stopped) return;
+    timer = setTimeout(onDeadline, ms);
+    timer.unref();
+  };
+
+  const onDeadline = () => {
+    if (stopped || conn._closing || conn._closed) return;
+    // Waiting for us (a handler, or the spool's fsync after the final dot) is not the client's fault.
+    const dataIn = conn._dataStream && conn._parser && !conn._parser._dataMode;
+    if (conn._handlerPending || dataIn) return arm(rules.idleTimeoutMs);
+    rules.onDrop('timeout', last);
+    reply(replies.timeout(rules.hostname));
+  };
+
+  const reply = (r: Reply) => conn.send(r.code, `${r.enhanced} ${r.text}`);
+
+  conn.send = (code, data, context) => {
+    if (typeof data === 'string') {
+      const t = translate(code, data, rules.hostname);
+      if (t) { code = t.code; data = 'enhanced' in t ? `${t.enhanced} ${t.text}` : t.text; }
+      if (ENHANCED.test(data)) context = false;
+    }
+    origSend(code, data, context);
+    // a final reply (not 334/354) settles the last command for the counts
+    if (code < 300 || code >= 400) {
+      const key = last.toLowerCase();
+      if (code < 400 && key !== 'connect') ok.set(key, (ok.get(key) ?? 0) + 1);
+    }
+    arm(code === 354 ? rules.dataTimeoutMs : rules.idleTimeoutMs);
+    if (code >= 400 && code !== 421 && ++errors >= rules.maxErrors && !conn._closing) {
+      rules.onDrop('too many errors', last);
+      reply(replies.tooManyErrors(rules.hostname));
+    }
+  };
+
+  const answer = (r: Reply, callback?: () => void) => {
+    reply(r);
+    setImmediate(() => conn._whenWritable(callback ?? (() => undefined)));
+  };
+
+  conn._onCommand = (command, callback) => {
+    if (conn._upgrading || !conn._ready || conn._nextHandler) return origOnCommand(command, callback);
+    const line = command.toString('latin1');
+    const name = (line.split(' ', 1)[0] ?? '').toUpperCase();
+    last = /^[A-Z]{3,10}$/.test(name) ? name : 'UNKNOWN';
+    const key = last.toLowerCase();
+    total.set(key, (total.get(key) ?? 0) + 1);
+    clearTimeout(timer);
+    if (CHECKED.has(name) && CONTROL.test(line)) return answer(replies.controlCharacters(name), callback);
+    if (rules.starttlsRequired && !conn.secure && !PRE_TLS.has(name)) return answer(replies.mustStartTls(), callback);
+    if (name === 'AUTH') {
+      const refusal = rules.authRefusal();
+      if (refusal) return answer(refusal, callback);
+    }
+    return origOnCommand(command, callback);
+  };
+
+  arm(rules.idleTimeoutMs);
+  return {
+    counts: () => {
+      const out: Record<string, string> = {};
+      let n = 0, good = 0;
+      for (const [k, t] of total) {
+        const g = ok.get(k) ?? 0;
+        out[k] = g === t ? String(t) : `${g}/${t}`;
+        n += t; good += g;
+      }
+      if (n) out.commands = good === n ? String(n) : `${good}/${n}`;
+      return out;
+    },
+    lastCommand: () => last,
+    stop: () => { stopped = true; clearTimeout(timer); },
+  };
+}

@@ -1,0 +1,85 @@
+// DATA -> spool: streams the message through cleanup (CRLF normalisation,
+// header scan) into the spool, enforcing the size and hop limits, and returns
+// the reply to send. Resolves only after the spool has fsynced the message,
+// so a 250 always means "on disk".
+import type { Readable } from 'node:stream';
+import { HeaderScan } from '../cleanup/header-scan.js';
+import { LineEnds } from '../cleanup/line-ends.js';
+import { receivedHeader } from '../cleanup/received.js';
+import type { Envelope } from '../mail/envelope.js';
+import { replies } from '../mail/replies.js';
+import type { Reply } from '../mail/reply.js';
+import type { NewEnvelope, Spool } from '../queue/spool.js';
+
+export interface IntakeLimits { readonly messageSize: number; readonly hops: number }
+
+export type IntakeResult =
+  | { readonly ok: true; readonly envelope: Envelope; readonly messageId?: string; readonly reply: Reply }
+  | { readonly ok: false; readonly reply: Reply; readonly id?: string; readonly error?: Error; readonly storage?: boolean };
+
+export async function intake(
+  data: Readable, envelope: Omit<NewEnvelope, 'id'>, spool: Spool, limits: IntakeLimits, hostname: string,
+  onQueueId: (id: string) => void,
+): Promise<IntakeResult> {
+  let incoming;
+  try {
+    incoming = await spool.receive(envelope);
+  } catch (e) {
+    drain(data);
+    return storageFailure(e);
+  }
+  onQueueId(incoming.id);
+  const lineEnds = new LineEnds();
+  const headers = new HeaderScan();
+  let received = 0;
+  let oversized = false;
+  let storageError: unknown;
+  const store = (buf: Buffer) => incoming.write(buf).catch((e) => { storageError = e; throw e; });
+  try {
+    await store(Buffer.from(receivedHeader({
+      client: envelope.client, by: hostname, id: incoming.id, date: new Date(envelope.arrived),
+      recipients: envelope.recipients.map((r) => r.address),
+    }), 'latin1'));
+    for await (const chunk of data as AsyncIterable<Buffer>) {
+      received += chunk.length;
+      if (oversized) continue;          // keep reading so the client gets its reply, store nothing
+      if (received > limits.messageSize) { oversized = true; continue; }
+      const clean = lineEnds.push(chunk);
+      headers.push(clean);
+      await store(clean);
+    }
+    if (!oversized) await store(lineEnds.end());
+  } catch (e) {
+    await incoming.abort();
+    if (storageError !== undefined) return storageFailure(e, incoming.id);
+    drain(data);
+    return { ok: false, reply: replies.transactionAborted(), id: incoming.id, error: e as Error };
+  }
+  if (oversized) {
+    await incoming.abort();
+    return { ok: false, reply: replies.sizeExceeded(), id: incoming.id };
+  }
+  if (headers.facts.received >= limits.hops) {
+    await incoming.abort();
+    return { ok: false, reply: replies.tooManyHops(), id: incoming.id };
+  }
+  try {
+    const stored = await incoming.commit();
+    return {
+      ok: true, envelope: stored, reply: replies.queued(stored.id),
+      ...(headers.facts.messageId !== undefined ? { messageId: headers.facts.messageId } : {}),
+    };
+  } catch (e) {
+    return storageFailure(e, incoming.id);
+  }
+}
+
+/** Disk full, quota, I/O error: the client hears 452 4.3.1 and retries later; nothing was kept. */
+function storageFailure(e: unknown, id?: string): IntakeResult {
+  return { ok: false, reply: replies.insufficientStorage(), error: e as Error, storage: true, ...(id ? { id } : {}) };
+}
+
+function drain(data: Readable): void {
+  data.on('error', () => undefined);
+  data.resume();
+}

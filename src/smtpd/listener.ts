@@ -1,0 +1,247 @@
+// One inbound listener: an smtp-server configured from a [[listen]] section,
+// with our relay policy, AUTH, limits and durable intake wired into its
+// callbacks. Built without a port; daemon.ts binds it.
+import dns from 'node:dns';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import type { Readable } from 'node:stream';
+import type { ListenConfig, LimitsConfig } from '../config/types.js';
+import type { AuthThrottle } from '../auth/throttle.js';
+import type { UserStore } from '../auth/users-file.js';
+import type { ClientInfo, Envelope, Recipient } from '../mail/envelope.js';
+import { replies } from '../mail/replies.js';
+import type { Reply } from '../mail/reply.js';
+import type { MailLog, Peer } from '../maillog/maillog.js';
+import type { Spool } from '../queue/spool.js';
+import type { CertPair } from '../tls/server-cert.js';
+import type { ConnectionLimits } from './connection-limits.js';
+import { guardConnection, type Guard, type RawConnection } from './guard.js';
+import { intake } from './intake.js';
+import { checkMailFrom, checkRcptTo, isTrusted } from './policy.js';
+
+export interface SmtpdDeps {
+  readonly hostname: string;
+  readonly limits: LimitsConfig;
+  readonly localDomains: readonly string[];
+  readonly spool: Spool;
+  readonly log: MailLog;
+  readonly users: UserStore;
+  readonly throttle: AuthThrottle;
+  readonly connections: ConnectionLimits;
+  readonly cert?: CertPair;
+  readonly minTlsVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** Told about every message that got 250 (the queue manager picks it up). */
+  readonly onQueued?: (envelope: Envelope) => void;
+}
+
+interface Meta {
+  peer: Peer;
+  trusted: boolean;
+  counted: boolean;
+  tls?: { version: string; cipher: string };
+  authMethod?: string;
+}
+
+/** An Error that smtp-server turns into our exact reply (the guard keeps our enhanced code). */
+function replyError(r: Reply): Error {
+  return Object.assign(new Error(`${r.enhanced} ${r.text}`), { responseCode: r.code });
+}
+
+// getnameinfo() honours /etc/hosts (localhost[127.0.0.1]), unlike dns.reverse.
+const resolver = {
+  reverse(ip: string, cb: (err: Error | null, hostnames?: string[]) => void) {
+    dns.lookupService(ip, 0, (err, host) => cb(null, !err && host && host !== ip ? [host] : []));
+  },
+};
+
+export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServer {
+  const { limits, log } = deps;
+  const metas = new Map<string, Meta>();
+  const guards = new Map<string, Guard>();
+  const meta = (s: SMTPServerSession): Meta => {
+    let m = metas.get(s.id);
+    if (!m) {
+      const hostname = s.clientHostname && !s.clientHostname.startsWith('[') ? s.clientHostname : 'unknown';
+      m = { peer: { hostname, address: s.remoteAddress }, trusted: isTrusted(s.remoteAddress, listen.trustedNetworks), counted: false };
+      metas.set(s.id, m);
+    }
+    return m;
+  };
+  const authAllowed = (secure: boolean) => listen.auth !== 'none' && (secure || listen.allowPlaintextAuth);
+  const disabled = (secure: boolean) => [
+    ...(listen.tls === 'none' || listen.tls === 'implicit' || secure ? ['STARTTLS'] : []),
+    ...(authAllowed(secure) ? [] : ['AUTH']),
+  ];
+  const protocol = (s: SMTPServerSession) =>
+    `${s.openingCommand === 'EHLO' ? 'E' : ''}SMTP${s.secure ? 'S' : ''}${s.user ? 'A' : ''}`;
+  const rejectLog = (stage: string, s: SMTPServerSession, r: Reply, to?: string) => {
+    const from = s.envelope.mailFrom ? s.envelope.mailFrom.address : undefined;
+    log.reject(stage, meta(s).peer, r, {
+      ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}),
+      proto: s.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP', helo: s.hostNameAppearsAs || '',
+    });
+  };
+
+  const server: SMTPServer = new SMTPServer({
+    name: deps.hostname,
+    banner: 'smarthost',
+    heloResponse: '%s',
+    secure: listen.tls === 'implicit',
+    ...(deps.cert ? { key: deps.cert.key, cert: deps.cert.cert } : {}),
+    minVersion: deps.minTlsVersion,
+    authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: true,        // policy.ts decides, with Postfix's replies
+    allowInsecureAuth: true,   // guard.ts refuses AUTH before TLS where it is not allowed
+    size: limits.messageSize,
+    maxRecipients: limits.recipients,
+    maxCommandLength: limits.lineLength,
+    // guard.ts enforces the real deadlines; smtp-server's byte-idle timer is only a backstop
+    socketTimeout: Math.max(limits.idleTimeoutMs, limits.dataTimeoutMs) + 60_000,
+    closeTimeout: 30_000,
+    hideREQUIRETLS: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: false,
+    disabledCommands: disabled(listen.tls === 'implicit'),
+    resolver,
+    logger: false,
+
+    onConnect(session, cb) {
+      const m = meta(session);
+      const refusal = deps.connections.open(session.remoteAddress);
+      if (refusal) {
+        log.dropped(m.peer, refusal.text.replace(/^Error: /, ''), 'CONNECT');
+        return cb(replyError(refusal));
+      }
+      m.counted = true;
+      (session as { disabledCommands?: string[] }).disabledCommands = disabled(session.secure);
+      log.connect(m.peer);
+      cb();
+    },
+
+    onSecure(socket, session, cb) {
+      const tlsSocket = socket as import('node:tls').TLSSocket;
+      meta(session).tls = { version: tlsSocket.getProtocol() ?? 'TLS', cipher: tlsSocket.getCipher()?.name ?? 'unknown' };
+      (session as { disabledCommands?: string[] }).disabledCommands = disabled(true);
+      cb();
+    },
+
+    onAuth(auth: SMTPServerAuthentication, session, cb) {
+      const m = meta(session);
+      if (deps.throttle.blocked(session.remoteAddress)) {
+        log.dropped(m.peer, 'too many failed authentication attempts', 'AUTH');
+        return cb(replyError(replies.authThrottled()));
+      }
+      const username = auth.username ?? '';
+      deps.users.check(username, auth.password ?? '').then((good) => {
+        if (!good) {
+          deps.throttle.fail(session.remoteAddress);
+          log.authFailed(m.peer, auth.method, username, 'authentication failure');
+          return cb(replyError(replies.authFailed()));
+        }
+        m.authMethod = auth.method;
+        cb(null, { user: username });
+      }, (e: Error) => {
+        log.warning(`cannot read users file: ${e.message}`, 'smtpd');
+        cb(Object.assign(new Error('4.7.0 Temporary authentication failure'), { responseCode: 454 }));
+      });
+    },
+
+    onMailFrom(address: SMTPServerAddress, session, cb) {
+      const m = meta(session);
+      const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user });
+      if (r) {
+        log.reject('MAIL', m.peer, r, { from: address.address, proto: protocol(session).startsWith('E') ? 'ESMTP' : 'SMTP', helo: session.hostNameAppearsAs || '' });
+        return cb(replyError(r));
+      }
+      cb();
+    },
+
+    onRcptTo(address: SMTPServerAddress, session, cb) {
+      const m = meta(session);
+      const r = checkRcptTo({ listener: listen, trusted: m.trusted, authenticated: !!session.user }, address.address, deps.localDomains);
+      if (r) {
+        rejectLog('RCPT', session, r, address.address);
+        return cb(replyError(r));
+      }
+      cb();
+    },
+
+    onData(stream: Readable, session, cb) {
+      const m = meta(session);
+      const env = session.envelope;
+      const mailFrom = env.mailFrom ? env.mailFrom : { address: '', args: {} as Record<string, string> };
+      const args = (mailFrom.args || {}) as Record<string, string | boolean>;
+      const client: ClientInfo = {
+        address: m.peer.address, hostname: m.peer.hostname, helo: session.hostNameAppearsAs || '',
+        protocol: protocol(session),
+        ...(m.tls ? { tls: m.tls } : {}),
+        ...(session.user ? { authUser: String(session.user), authMethod: m.authMethod ?? 'PLAIN' } : {}),
+      };
+      const recipients: Recipient[] = env.rcptTo.map((r) => {
+        const dsn = (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+        return { address: r.address, ...(dsn?.notify ? { notify: dsn.notify } : {}), ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}) };
+      });
+      const ret = typeof args.RET === 'string' ? args.RET.toUpperCase() : undefined;
+      const body = typeof args.BODY === 'string' ? args.BODY.toUpperCase() : undefined;
+      intake(stream, {
+        sender: mailFrom.address, recipients, client, arrived: new Date().toISOString(),
+        ...(ret === 'FULL' || ret === 'HDRS' ? { ret } : {}),
+        ...(typeof args.ENVID === 'string' ? { envid: args.ENVID } : {}),
+        ...(body === '8BITMIME' || body === '7BIT' ? { body } : {}),
+        ...(env.smtpUtf8 ? { smtputf8: true } : {}),
+      }, deps.spool, limits, deps.hostname, (id) => {
+        log.client(id, m.peer, session.user ? { method: m.authMethod ?? 'PLAIN', username: String(session.user) } : undefined);
+      }).then((result) => {
+        if (result.ok) {
+          if (result.messageId) log.messageId(result.envelope.id, result.messageId);
+          log.queued(result.envelope.id, result.envelope.sender, result.envelope.size, result.envelope.recipients.length);
+          deps.onQueued?.(result.envelope);
+          return cb(null, `${result.reply.enhanced} ${result.reply.text}`);
+        }
+        if (result.storage) log.storageError(result.id ?? 'NOQUEUE', result.error?.message ?? 'unknown error');
+        else if (result.error) log.lostConnection(m.peer, 'DATA');
+        else {
+          const from = mailFrom.address;
+          log.reject('END-OF-MESSAGE', m.peer, result.reply, { from, proto: protocol(session).startsWith('E') ? 'ESMTP' : 'SMTP', helo: session.hostNameAppearsAs || '' }, result.id);
+        }
+        cb(replyError(result.reply));
+      });
+    },
+
+    onClose(session) {
+      const guard = guards.get(session.id);
+      guards.delete(session.id);
+      guard?.stop();
+      const m = metas.get(session.id);
+      metas.delete(session.id);
+      if (!m?.counted) return;
+      deps.connections.close(session.remoteAddress);
+      log.disconnect(m.peer, guard?.counts() ?? {});
+    },
+  });
+
+  // Attach the guard to each connection before smtp-server greets it: its
+  // connections Set is the one hook that sees every new SMTPConnection first.
+  const conns = (server as unknown as { connections: Set<RawConnection> }).connections;
+  const add = conns.add.bind(conns);
+  conns.add = (conn: RawConnection) => {
+    if (!conns.has(conn)) attachGuard(conn);
+    return add(conn);
+  };
+  function attachGuard(conn: RawConnection): void {
+    const guard = guardConnection(conn, {
+      hostname: deps.hostname,
+      starttlsRequired: listen.tls === 'starttls-required',
+      authRefusal: () => {
+        if (authAllowed(conn.secure)) return undefined;
+        if (listen.auth !== 'none' && !conn.secure) return replies.mustStartTls();
+        return replies.authNotEnabled();
+      },
+      idleTimeoutMs: limits.idleTimeoutMs,
+      dataTimeoutMs: limits.dataTimeoutMs,
+      maxErrors: limits.errors,
+      onDrop: (why, after) => log.dropped(metas.get(conn.session.id)?.peer ?? { hostname: 'unknown', address: '?' }, why, after),
+    });
+    guards.set(conn.session.id, guard);
+  }
+  return server;
+}
