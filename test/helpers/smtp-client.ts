@@ -19,12 +19,13 @@ export class RawSmtp {
   }
   private wake() { this.waiting.splice(0).forEach((w) => w()); }
 
-  static connect(port: number, opts: { tls?: boolean; host?: string } = {}): Promise<RawSmtp> {
+  static connect(port: number, opts: { tls?: boolean; host?: string; localAddress?: string } = {}): Promise<RawSmtp> {
     return new Promise((resolve, reject) => {
       const host = opts.host ?? '127.0.0.1';
+      const local = opts.localAddress ? { localAddress: opts.localAddress } : {};
       const s = opts.tls
-        ? tls.connect({ port, host, rejectUnauthorized: false }, () => resolve(new RawSmtp(s)))
-        : net.connect({ port, host }, () => resolve(new RawSmtp(s)));
+        ? tls.connect({ port, host, rejectUnauthorized: false, ...local }, () => resolve(new RawSmtp(s)))
+        : net.connect({ port, host, ...local }, () => resolve(new RawSmtp(s)));
       s.once('error', reject);
     });
   }
