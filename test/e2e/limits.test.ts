@@ -1,0 +1,147 @@
+// End to end: every limit smarthost enforces on inbound sessions, each with
+// the reply a client sees: message size (SIZE and while streaming),
+// recipients, connections in total and per address, command line length,
+// idle and DATA deadlines (slow trickle), too many errors, control characters.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { removeDir, spoolMessages, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function session(port: number, localAddress?: string): Promise<RawSmtp> {
+  const c = await RawSmtp.connect(port, localAddress ? { localAddress } : {});
+  const g = await c.read();
+  assert.equal(g.code, 220, g.text);
+  await c.cmd('EHLO limits.test');
+  return c;
+}
+
+describe('limits', () => {
+  let d: RunningDaemon;
+  let port: number;
+  before(async () => {
+    d = await startDaemon({
+      toml: `
+[[listen]]
+address = "127.0.0.1:0"
+
+[limits]
+message_size = "10KB"
+recipients = 3
+connections = 6
+connections_per_ip = 3
+line_length = 1000
+idle_timeout = "1500ms"
+data_timeout = "2s"
+errors = 5
+`,
+    });
+    port = d.ports[0]!;
+  });
+  after(async () => { await d.stop(); removeDir(d.dir); });
+
+  it('refuses a declared SIZE over the limit at MAIL FROM', async () => {
+    const c = await session(port);
+    assert.equal((await c.cmd('MAIL FROM:<a@example.com> SIZE=20000')).text, '552 5.3.4 Message size exceeds fixed limit');
+    assert.equal((await c.cmd('MAIL FROM:<a@example.com> SIZE=2000')).code, 250);
+    c.close();
+  });
+
+  it('refuses an oversized message while streaming and stores nothing', async () => {
+    const before = spoolMessages(d.dataDir).length;
+    const c = await session(port);
+    await c.cmd('MAIL FROM:<a@example.com>');
+    await c.cmd('RCPT TO:<b@example.net>');
+    await c.cmd('DATA');
+    c.write('Subject: big\r\n\r\n' + ('x'.repeat(76) + '\r\n').repeat(300) + '.\r\n');
+    assert.equal((await c.read()).text, '552 5.3.4 Message size exceeds fixed limit');
+    // the session goes on
+    assert.equal((await c.cmd('NOOP')).text, '250 2.0.0 Ok');
+    c.close();
+    assert.equal(spoolMessages(d.dataDir).length, before);
+  });
+
+  it('refuses recipients over the limit with 452 4.5.3', async () => {
+    const c = await session(port);
+    await c.cmd('MAIL FROM:<a@example.com>');
+    for (let i = 1; i <= 3; i++) assert.equal((await c.cmd(`RCPT TO:<r${i}@example.net>`)).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<r4@example.net>')).text, '452 4.5.3 Error: too many recipients');
+    c.close();
+  });
+
+  it('limits connections per client address and in total with 421 4.7.0', async () => {
+    const mine = await Promise.all([1, 2, 3].map(() => session(port, '127.0.0.11')));
+    const fourth = await RawSmtp.connect(port, { localAddress: '127.0.0.11' });
+    assert.equal((await fourth.read()).text, '421 4.7.0 Error: too many connections from 127.0.0.11');
+    await fourth.waitClosed();
+    const others = await Promise.all([1, 2, 3].map(() => session(port, '127.0.0.12')));
+    const seventh = await RawSmtp.connect(port, { localAddress: '127.0.0.13' });
+    assert.equal((await seventh.read()).text, '421 4.7.0 Error: too many connections');
+    [...mine, ...others].forEach((c) => c.close());
+    await sleep(300);
+    // slots are freed when sessions end
+    const again = await session(port, '127.0.0.11');
+    again.close();
+  });
+
+  it('closes the session on a command line longer than line_length', async () => {
+    const c = await session(port);
+    const r = await c.cmd('MAIL FROM:<' + 'a'.repeat(2000) + '@example.com>');
+    assert.equal(r.text, '421 4.7.0 relay.test Error: command line too long');
+    await c.waitClosed();
+  });
+
+  it('disconnects an idle client after idle_timeout with 421 4.4.2', async () => {
+    const c = await session(port);
+    const r = await c.read(5000);
+    assert.equal(r.text, '421 4.4.2 relay.test Error: timeout exceeded');
+    await c.waitClosed();
+    await d.waitForLog(/timeout after EHLO from localhost\[127\.0\.0\.1\]/);
+  });
+
+  it('disconnects a client trickling a command one byte at a time', async () => {
+    const c = await session(port);
+    const line = 'MAIL FROM:<slow@example.com>\r\n';
+    let closed = false;
+    const reply = c.read(8000).finally(() => { closed = true; });
+    for (let i = 0; i < line.length && !closed; i++) { c.write(line[i]!); await sleep(250); }
+    assert.equal((await reply).text, '421 4.4.2 relay.test Error: timeout exceeded');
+  });
+
+  it('disconnects a client trickling DATA past data_timeout, storing nothing', async () => {
+    const before = spoolMessages(d.dataDir).length;
+    const c = await session(port);
+    await c.cmd('MAIL FROM:<a@example.com>');
+    await c.cmd('RCPT TO:<b@example.net>');
+    await c.cmd('DATA');
+    let closed = false;
+    const reply = c.read(8000).finally(() => { closed = true; });
+    for (let i = 0; i < 40 && !closed; i++) { c.write('x'); await sleep(200); }
+    assert.equal((await reply).text, '421 4.4.2 relay.test Error: timeout exceeded');
+    await c.waitClosed();
+    await sleep(200);
+    assert.equal(spoolMessages(d.dataDir).length, before);
+    assert.equal(await import('node:fs').then((fs) => fs.readdirSync(`${d.dataDir}/queue/tmp`).length), 0, 'no partial file left in tmp/');
+  });
+
+  it('disconnects after too many errors', async () => {
+    const c = await session(port);
+    const replies: string[] = [];
+    for (let i = 0; i < 4; i++) replies.push((await c.cmd('BOGUS')).text);
+    assert.deepEqual(replies, Array(4).fill('502 5.5.2 Error: command not recognized'));
+    c.write('BOGUS\r\n');
+    assert.equal((await c.read()).text, '502 5.5.2 Error: command not recognized');
+    assert.equal((await c.read()).text, '421 4.7.0 relay.test Error: too many errors');
+    await c.waitClosed();
+  });
+
+  it('refuses control characters in EHLO, MAIL and RCPT with 501', async () => {
+    const c = await session(port);
+    assert.equal((await c.cmd('EHLO bad\x01host')).text, '501 5.5.2 Syntax error: control characters are not allowed in EHLO');
+    assert.equal((await c.cmd('MAIL FROM:<a\x7f@example.com>')).text, '501 5.5.2 Syntax error: control characters are not allowed in MAIL');
+    assert.equal((await c.cmd('MAIL FROM:<a@example.com>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<b@example.net>\x00')).text, '501 5.5.2 Syntax error: control characters are not allowed in RCPT');
+    c.close();
+  });
+});
