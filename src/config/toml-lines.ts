@@ -20,15 +20,26 @@ function splitKey(dotted: string): string[] {
   return parts;
 }
 
+/** Open minus closed brackets in a value, ignoring those inside strings and comments. */
+function bracketBalance(value: string): number {
+  const bare = value.replace(/"(?:[^"\\]|\\.)*"|'[^']*'/g, '').replace(/#.*$/, '');
+  return (bare.match(/\[/g)?.length ?? 0) - (bare.match(/\]/g)?.length ?? 0);
+}
+
 export function indexLines(source: string): LineIndex {
   const lines = new Map<string, number>();
   const arrayCounts = new Map<string, number>();
   let prefix = '';
-  let depth = 0; // inside a multi-line array or string we skip key detection
+  let depth = 0;                          // inside a multi-line array we skip key detection
+  let inString: '"""' | "'''" | undefined; // inside a multi-line string, too
   source.split(/\r?\n/).forEach((text, i) => {
     const lineNo = i + 1;
+    if (inString) {
+      if (text.includes(inString)) inString = undefined;
+      return;
+    }
     if (depth > 0) {
-      depth += (text.match(/\[/g)?.length ?? 0) - (text.match(/\]/g)?.length ?? 0);
+      depth += bracketBalance(text);
       return;
     }
     const header = HEADER.exec(text);
@@ -48,8 +59,13 @@ export function indexLines(source: string): LineIndex {
     if (assign) {
       const path = [prefix, ...splitKey(assign[1]!)].filter(Boolean).join('.');
       if (!lines.has(path)) lines.set(path, lineNo);
-      const rest = text.slice(assign[0].length);
-      const open = (rest.match(/\[/g)?.length ?? 0) - (rest.match(/\]/g)?.length ?? 0);
+      const rest = text.slice(assign[0].length).trim();
+      const quote = rest.startsWith('"""') ? '"""' : rest.startsWith("'''") ? "'''" : undefined;
+      if (quote) {
+        if (!rest.slice(3).includes(quote)) inString = quote;
+        return;
+      }
+      const open = bracketBalance(rest);
       if (open > 0) depth = open;
     }
   });

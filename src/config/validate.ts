@@ -94,19 +94,26 @@ function readListen(s: Section, index: number): ListenConfig | undefined {
 
 /** Parses a relay URL; Postfix's "[host]:port" habit gets the smtp:// form as its fix. */
 export function parseRelayUrl(value: string): { scheme: 'smtp' | 'smtps'; host: string; port: number } | { error: string; fix: string } {
-  const postfix = /^\[([^\]]+?)(?::(\d+))?\](?::(\d+))?$/.exec(value.trim());
+  const v = value.trim();
+  // Postfix relayhost habits: "[host]:port", "[host]" and the common slip "[host:port]"
+  const postfix = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
   if (postfix) {
-    const port = postfix[2] ?? postfix[3] ?? '25';
-    const host = postfix[1]!.includes(':') && !/^\d+\.\d+/.test(postfix[1]!) ? `[${postfix[1]}]` : postfix[1]!;
-    return { error: `"${value}" is Postfix's relayhost syntax, not a URL`, fix: `write url = "smtp://${host}:${port}"` };
+    let host = postfix[1]!;
+    let port = postfix[2];
+    const inner = /^([^:]+):(\d+)$/.exec(host); // "[127.0.0.1:2525]"
+    if (inner && port === undefined) { host = inner[1]!; port = inner[2]; }
+    const shown = host.includes(':') ? `[${host}]` : host; // IPv6 literals keep their brackets in a URL
+    return { error: `"${value}" is Postfix's relayhost syntax, not a URL`, fix: `write url = "smtp://${shown}:${port ?? '25'}"` };
+  }
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+    const fix = splitHostPort(v) ? `write url = "smtp://${v}"` : 'write url = "smtp://host:587" or "smtps://host:465"';
+    return { error: `"${value}" is not a URL (it has no smtp:// or smtps://)`, fix };
   }
   let u: URL;
   try {
-    u = new URL(value);
+    u = new URL(v);
   } catch {
-    const hp = splitHostPort(value);
-    const fix = hp ? `write url = "smtp://${value}"` : 'write url = "smtp://host:587" or "smtps://host:465"';
-    return { error: `"${value}" is not a URL`, fix };
+    return { error: `"${value}" is not a valid URL`, fix: 'write url = "smtp://host:587" or "smtps://host:465"' };
   }
   const scheme = u.protocol.replace(/:$/, '');
   if (scheme !== 'smtp' && scheme !== 'smtps') {
@@ -277,6 +284,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     l!.problem('auth_failures', `limits.auth_failures: ${authFailures}`, 'write auth_failures = "5/10m"');
     authFailures = parseRate(DEFAULTS.authFailures) as Exclude<typeof authFailures, string>;
   }
+  authFailures = Object.freeze(authFailures);
   const limits = Object.freeze({
     messageSize: l?.size('message_size', DEFAULTS.messageSize) ?? DEFAULTS.messageSize,
     recipients: l?.int('recipients', DEFAULTS.recipients, 1) ?? DEFAULTS.recipients,
