@@ -17,6 +17,7 @@ export class HeaderScan {
   readonly facts: HeaderFacts = { received: 0, hasDate: false, hasFrom: false, complete: false };
   private partial = '';
   private skipping = false;
+  private inMessageId = false; // the last header was Message-ID: its value may be folded
 
   push(chunk: Buffer): void {
     if (this.facts.complete) return;
@@ -40,14 +41,21 @@ export class HeaderScan {
   /** Returns true when the header section ended. */
   private line(line: string): boolean {
     if (line === '') { this.facts.complete = true; return true; }
-    if (/^[ \t]/.test(line)) return false; // folded continuation
+    if (/^[ \t]/.test(line)) { // folded continuation
+      if (this.inMessageId) this.facts.messageId = `${this.facts.messageId ?? ''} ${line.trim()}`.trim();
+      return false;
+    }
     const colon = line.indexOf(':');
+    this.inMessageId = false;
     if (colon <= 0) return false;
     const name = line.slice(0, colon).trim().toLowerCase();
     if (name === 'received') this.facts.received++;
     else if (name === 'date') this.facts.hasDate = true;
     else if (name === 'from') this.facts.hasFrom = true;
-    else if (name === 'message-id' && this.facts.messageId === undefined) this.facts.messageId = line.slice(colon + 1).trim();
+    else if (name === 'message-id' && this.facts.messageId === undefined) {
+      this.facts.messageId = line.slice(colon + 1).trim();
+      this.inMessageId = true;
+    }
     return false;
   }
 }
