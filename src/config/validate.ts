@@ -203,8 +203,11 @@ export interface Validated { readonly config?: Config; readonly problems: readon
 export function validate(raw: Table, problems: Problems, opts: { source: string; baseDir: string }): Validated {
   const root = new Section(raw, '', problems);
   const abs = resolver(opts.baseDir);
-  const hostname = root.string('hostname', os.hostname());
-  if (!/^[A-Za-z0-9.-]+$/.test(hostname)) root.problem('hostname', `hostname "${hostname}" is not a valid host name`, 'write hostname = "relay.example.com"');
+  const validHost = (h: string) => /^[A-Za-z0-9.-]+$/.test(h);
+  const given = root.string('hostname');
+  if (given !== undefined && !validHost(given)) root.problem('hostname', `hostname "${given}" is not a valid host name`, 'write hostname = "relay.example.com"');
+  // a machine name like "my_box" is no valid EHLO name: fall back rather than refuse to start
+  const hostname = given ?? (validHost(os.hostname()) ? os.hostname() : 'localhost');
   const dataDir = abs(root.string('data_dir', DEFAULTS.dataDir));
 
   // listeners

@@ -1,0 +1,318 @@
+// parseConfig: smarthost.toml text -> a frozen Config with typed values, or
+// every problem, each naming the file, line, key path and the fix. The SPEC's
+// own example is kept verbatim in test/configs/spec-example.toml.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from './load.js';
+import type { Config, Problem } from './types.js';
+
+// dist/src/config/ -> the project root, where test/configs/ lives (fixtures are not compiled)
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const FILE = '/etc/smarthost/smarthost.toml';
+
+function valid(text: string, file = FILE): Config {
+  const { config, problems } = parseConfig(text, file);
+  assert.deepEqual(problems, [], 'expected a valid config');
+  assert.ok(config);
+  return config;
+}
+
+function invalid(text: string, file = FILE): readonly Problem[] {
+  const { config, problems } = parseConfig(text, file);
+  assert.equal(config, undefined, 'an invalid config must not yield a Config');
+  assert.ok(problems.length > 0, 'expected problems');
+  for (const p of problems) {
+    assert.equal(p.file, file);
+    assert.equal(typeof p.path, 'string');
+    assert.ok(p.message.length > 0 && p.fix.length > 0, `message and fix: ${JSON.stringify(p)}`);
+  }
+  return problems;
+}
+
+/** The one problem at `path` (fails if there is none or several). */
+function problemAt(problems: readonly Problem[], p: string): Problem {
+  const found = problems.filter((x) => x.path === p);
+  assert.equal(found.length, 1, `one problem at ${p} in ${JSON.stringify(problems, null, 2)}`);
+  return found[0]!;
+}
+
+describe('parseConfig: the SPEC example', () => {
+  const text = fs.readFileSync(path.join(ROOT, 'test/configs/spec-example.toml'), 'utf8');
+
+  it('is valid and yields typed values', () => {
+    const c = valid(text, '/etc/smarthost/smarthost.toml');
+    assert.equal(c.source, '/etc/smarthost/smarthost.toml');
+    assert.equal(c.hostname, 'relay.example.com');
+    assert.equal(c.dataDir, '/var/lib/smarthost');
+
+    assert.equal(c.listen.length, 2);
+    const [local, remote] = c.listen;
+    assert.deepEqual({ ...local!, trustedNetworks: local!.trustedNetworks.map((n) => n.text) }, {
+      address: '127.0.0.1:25', host: '127.0.0.1', port: 25, tls: 'none', auth: 'none',
+      allowPlaintextAuth: false, trustedNetworks: ['127.0.0.0/8', '::1/128'],
+    });
+    const [v4, v6] = local!.trustedNetworks;
+    assert.equal(v4!.range[0].kind(), 'ipv4');
+    assert.equal(v4!.range[0].toString(), '127.0.0.0');
+    assert.equal(v4!.range[1], 8);
+    assert.equal(v6!.range[0].kind(), 'ipv6');
+    assert.equal(v6!.range[1], 128);
+    assert.equal(remote!.address, '0.0.0.0:443');
+    assert.equal(remote!.host, '0.0.0.0');
+    assert.equal(remote!.port, 443);
+    assert.equal(remote!.tls, 'starttls-required');
+    assert.equal(remote!.auth, 'required');
+
+    assert.equal(c.tls.certificate, '/etc/smarthost/relay.pem');
+    assert.equal(c.tls.key, '/etc/smarthost/relay.key');
+    assert.equal(c.auth.usersFile, '/etc/smarthost/users');
+
+    assert.deepEqual({ ...c.relay!, mechanisms: [...c.relay!.mechanisms] }, {
+      url: 'smtp://smtp.mailgun.org:587', scheme: 'smtp', host: 'smtp.mailgun.org', port: 587,
+      tls: 'verify', username: 'postmaster@mg.example.com', passwordFile: '/etc/smarthost/mailgun.secret',
+      mechanisms: ['PLAIN', 'LOGIN'], allowPlaintextAuth: false,
+    });
+
+    assert.equal(c.routes.length, 1);
+    const r = c.routes[0]!;
+    assert.deepEqual([...r.domains], ['corp.example.com', '.corp.example.com']);
+    assert.deepEqual([r.scheme, r.host, r.port, r.tls], ['smtp', '10.0.0.5', 25, 'none']);
+    assert.equal(r.username, undefined);
+
+    assert.deepEqual([...c.local.domains], ['relay.example.com', 'localhost']);
+    assert.equal(c.local.maildir, '/var/mail/{user}');
+    assert.deepEqual(JSON.parse(JSON.stringify(c.local.aliases)), { root: ['admin@example.com'], postmaster: ['root'] });
+    assert.deepEqual({ ...c.rewrite.senders }, { '@relay.localdomain': 'alerts@example.com' });
+
+    assert.deepEqual({ ...c.queue }, { lifetimeMs: 432_000_000, retryMinMs: 300_000, retryMaxMs: 3_600_000, delayWarningMs: 0 });
+    assert.equal(c.limits.messageSize, 25_000_000);
+    assert.equal(c.limits.recipients, 100);
+    assert.equal(c.limits.connections, 500);
+    assert.equal(c.limits.connectionsPerIp, 50);
+    assert.deepEqual({ ...c.limits.authFailures }, { count: 5, windowMs: 600_000 });
+  });
+
+  it('names a relay with smtps:// and no port as port 465', () => {
+    const c = valid(text.replace('url = "smtp://smtp.mailgun.org:587"', 'url = "smtps://smtp.mailgun.org"'));
+    assert.deepEqual([c.relay!.scheme, c.relay!.host, c.relay!.port], ['smtps', 'smtp.mailgun.org', 465]);
+  });
+});
+
+describe('parseConfig: the empty config', () => {
+  it('yields the embedded defaults', () => {
+    const c = valid('', '/srv/relay/smarthost.toml');
+    assert.equal(c.listen.length, 1);
+    const l = c.listen[0]!;
+    assert.deepEqual([l.address, l.host, l.port, l.tls, l.auth], ['127.0.0.1:2525', '127.0.0.1', 2525, 'none', 'none']);
+    assert.deepEqual(l.trustedNetworks.map((n) => n.text), ['127.0.0.0/8', '::1/128']);
+    assert.equal(c.dataDir, '/srv/relay/data', 'relative paths are anchored at the config file');
+    assert.deepEqual([...c.local.domains], ['localhost']);
+    assert.equal(c.local.maildir, '/srv/relay/data/mail/{user}');
+    assert.equal(c.relay, undefined, 'no [relay]: direct MX delivery');
+    assert.deepEqual([...c.routes], []);
+    assert.equal(c.limits.messageSize, 25_000_000);
+    assert.deepEqual({ ...c.limits.authFailures }, { count: 5, windowMs: 600_000 });
+    assert.equal(c.queue.lifetimeMs, 5 * 86_400_000);
+    assert.equal(c.queue.delayWarningMs, 0);
+  });
+
+  it('anchors relative paths at the given base directory', () => {
+    const { config } = parseConfig('', '(embedded default)', '/home/me/work');
+    assert.equal(config?.dataDir, '/home/me/work/data');
+  });
+});
+
+describe('parseConfig: problems', () => {
+  it('reports every mistake, each with file, line, path, message and fix', () => {
+    const problems = invalid([
+      'hostname = "relay.example.com"',  // 1
+      '[[listen]]',                      // 2
+      'address = "127.0.0.1:25"',        // 3
+      'tls = "startls"',                 // 4 mistake 1
+      '[queue]',                         // 5
+      'lifetime = "5 days"',             // 6 mistake 2
+      '[limits]',                        // 7
+      'message_size = "25 megs"',        // 8 mistake 3
+    ].join('\n'));
+    assert.equal(problems.length, 3, JSON.stringify(problems, null, 2));
+    const tls = problemAt(problems, 'listen[0].tls');
+    assert.equal(tls.line, 4);
+    assert.match(tls.message, /startls/);
+    assert.match(tls.fix, /tls = "starttls"/);
+    const lifetime = problemAt(problems, 'queue.lifetime');
+    assert.equal(lifetime.line, 6);
+    assert.match(lifetime.message, /5 days/);
+    assert.match(lifetime.fix, /lifetime = "5d"/);
+    const size = problemAt(problems, 'limits.message_size');
+    assert.equal(size.line, 8);
+    assert.match(size.fix, /message_size = "25MB"/);
+  });
+
+  it('reports unknown keys with a "did you mean" fix', () => {
+    const problems = invalid([
+      'hostnme = "relay.example.com"',   // 1
+      '[relay]',                         // 2
+      'url = "smtp://smtp.example.com:587"', // 3
+      'usrname = "me"',                  // 4
+      '[[listen]]',                      // 5
+      'address = "127.0.0.1:25"',        // 6
+      'trusted_network = ["10.0.0.0/8"]', // 7
+      '[limit]',                         // 8
+      'recipients = 5',                  // 9
+    ].join('\n'));
+    assert.equal(problems.length, 4, JSON.stringify(problems, null, 2));
+    const expected: Array<[string, number, string]> = [
+      ['hostnme', 1, 'hostname'], ['relay.usrname', 4, 'username'],
+      ['listen[0].trusted_network', 7, 'trusted_networks'], ['limit', 8, 'limits'],
+    ];
+    for (const [p, line, near] of expected) {
+      const x = problemAt(problems, p);
+      assert.equal(x.line, line, p);
+      assert.match(x.message, /unknown key/);
+      assert.ok(x.message.includes(p), x.message);
+      assert.equal(x.fix, `did you mean "${near}"?`);
+    }
+  });
+
+  it('lists the known keys when an unknown key is like none of them', () => {
+    const p = problemAt(invalid('[queue]\nfavourite_colour = "blue"\n'), 'queue.favourite_colour');
+    assert.equal(p.line, 2);
+    assert.match(p.fix, /lifetime/);
+    assert.match(p.fix, /retry_max/);
+  });
+
+  for (const [url, fix] of [
+    ['[127.0.0.1]:2525', 'smtp://127.0.0.1:2525'],
+    ['[127.0.0.1:2525]', 'smtp://127.0.0.1:2525'],
+    ['[smtp.example.com]:587', 'smtp://smtp.example.com:587'],
+    ['[::1]:2525', 'smtp://[::1]:2525'],
+    ['[2001:db8::1]:587', 'smtp://[2001:db8::1]:587'],
+  ] as const) {
+    it(`turns Postfix relayhost syntax ${url} into ${fix}`, () => {
+      const p = problemAt(invalid(`[relay]\nurl = "${url}"\ntls = "none"\n`), 'relay.url');
+      assert.equal(p.line, 2);
+      assert.match(p.message, /Postfix/);
+      assert.ok(p.fix.includes(`"${fix}"`), `fix should show ${fix}: ${p.fix}`);
+    });
+  }
+
+  for (const url of ['smtp.example.com:587', 'localhost:2525', '10.0.0.5:25']) {
+    it(`shows the smtp:// form for a url without a scheme: ${url}`, () => {
+      const p = problemAt(invalid(`[relay]\ntls = "may"\nurl = "${url}"\n`), 'relay.url');
+      assert.equal(p.line, 3);
+      assert.ok(p.message.includes(url), p.message);
+      assert.ok(p.fix.includes(`"smtp://${url}"`), `fix should show smtp://${url}: ${p.fix}`);
+    });
+  }
+
+  it('refuses smtps:// with tls = "may" or "none"', () => {
+    for (const tls of ['may', 'none']) {
+      const p = problemAt(invalid(`[relay]\nurl = "smtps://smtp.example.com:465"\ntls = "${tls}"\n`), 'relay.tls');
+      assert.equal(p.line, 3);
+      assert.match(p.message, /smtps/);
+      assert.match(p.fix, /tls = "verify"/);
+    }
+    valid('[relay]\nurl = "smtps://smtp.example.com:465"\ntls = "encrypt"\n');
+  });
+
+  it('refuses AUTH on a listener without TLS unless allow_plaintext_auth = true', () => {
+    const lines = ['[[listen]]', 'address = "127.0.0.1:25"', '[[listen]]', 'address = "0.0.0.0:587"', 'auth = "required"'];
+    const p = problemAt(invalid(lines.join('\n')), 'listen[1].auth');
+    assert.equal(p.line, 5);
+    assert.match(p.message, /AUTH/);
+    assert.match(p.fix, /starttls-required/);
+    assert.match(p.fix, /allow_plaintext_auth = true/);
+    const ok = valid([...lines, 'allow_plaintext_auth = true'].join('\n'));
+    assert.equal(ok.listen[1]!.allowPlaintextAuth, true);
+    valid([...lines, 'tls = "starttls"'].join('\n'));
+  });
+
+  it('refuses a bad CIDR in trusted_networks and names it', () => {
+    const problems = invalid([
+      '[[listen]]',
+      'address = "127.0.0.1:25"',
+      'trusted_networks = [',
+      '  "127.0.0.0/8",',
+      '  "10.0.0.0/33",',
+      '  "192.168.1.0/24",',
+      ']',
+      'tls = "none"',
+    ].join('\n'));
+    const p = problemAt(problems, 'listen[0].trusted_networks');
+    assert.equal(p.line, 3);
+    assert.match(p.message, /"10\.0\.0\.0\/33"/);
+    assert.match(p.fix, /CIDR/);
+    assert.equal(problems.length, 1);
+  });
+
+  it('accepts plain addresses in trusted_networks as /32 and /128', () => {
+    const c = valid('[[listen]]\naddress = "127.0.0.1:25"\ntrusted_networks = ["192.0.2.7", "2001:db8::1"]\n');
+    assert.deepEqual(c.listen[0]!.trustedNetworks.map((n) => n.range[1]), [32, 128]);
+  });
+
+  it('refuses a username without a password', () => {
+    const p = problemAt(invalid('[relay]\nurl = "smtp://smtp.example.com:587"\nusername = "me@example.com"\n'), 'relay.username');
+    assert.equal(p.line, 3);
+    assert.match(p.message, /password/);
+    assert.match(p.fix, /password_file|password_env/);
+    valid('[relay]\nurl = "smtp://smtp.example.com:587"\nusername = "me@example.com"\npassword_env = "RELAY_PASSWORD"\n');
+  });
+
+  it('reports a TOML syntax error on its line', () => {
+    const problems = invalid([
+      'hostname = "relay.example.com"', // 1
+      '[relay]',                        // 2
+      'url = "smtp://a:25',             // 3 unterminated string
+      'tls = "may"',                    // 4
+    ].join('\n'));
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.line, 3);
+    assert.match(problems[0]!.message, /not valid TOML/);
+  });
+
+  it('reports a mistake after a multi-line array on its own line', () => {
+    const p = problemAt(invalid([
+      '[local]',                 // 1
+      'domains = [',             // 2
+      '  "relay.example.com",',  // 3
+      '  "localhost",',          // 4
+      ']',                       // 5
+      'maildir = "/var/mail"',   // 6 no {user}
+    ].join('\n')), 'local.maildir');
+    assert.equal(p.line, 6);
+    assert.match(p.fix, /\{user\}/);
+  });
+});
+
+describe('parseConfig: the result is frozen', () => {
+  const text = fs.readFileSync(path.join(ROOT, 'test/configs/spec-example.toml'), 'utf8');
+
+  it('freezes the config and its nested objects', () => {
+    const c = valid(text);
+    for (const [name, v] of Object.entries({
+      config: c, listen: c.listen, 'listen[0]': c.listen[0], trustedNetworks: c.listen[0]!.trustedNetworks,
+      relay: c.relay, routes: c.routes, 'routes[0]': c.routes[0], local: c.local, aliases: c.local.aliases,
+      queue: c.queue, limits: c.limits, tls: c.tls,
+    })) assert.ok(Object.isFrozen(v), `${name} is frozen`);
+    assert.throws(() => { (c.limits as { messageSize: number }).messageSize = 1; }, TypeError);
+    assert.throws(() => { (c.listen as ListenArray).push(c.listen[0]!); }, TypeError);
+  });
+
+  it('leaves no plain object or array reachable from the config unfrozen', () => {
+    const unfrozen: string[] = [];
+    const walk = (v: unknown, at: string): void => {
+      if (typeof v !== 'object' || v === null) return;
+      const proto = Object.getPrototypeOf(v);
+      if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return; // e.g. ipaddr.js objects
+      if (!Object.isFrozen(v)) unfrozen.push(at);
+      for (const [k, child] of Object.entries(v)) walk(child, Array.isArray(v) ? `${at}[${k}]` : `${at}.${k}`);
+    };
+    walk(valid(text), 'config');
+    assert.deepEqual(unfrozen, []);
+  });
+});
+
+type ListenArray = Config['listen'][number][];
