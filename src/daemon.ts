@@ -49,9 +49,10 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       const bound: BoundListener[] = [];
       for (const { server, listen } of servers) {
         await new Promise<void>((resolve, reject) => {
+          // smtp-server re-emits its net.Server's errors (EADDRINUSE, EACCES) as its own
           const onError = (e: Error) => reject(e);
-          server.server.once('error', onError);
-          server.listen(listen.port, listen.host, () => { server.server.off('error', onError); resolve(); });
+          server.once('error', onError);
+          server.listen(listen.port, listen.host, () => { server.off('error', onError); resolve(); });
         });
         server.on('error', (e: Error) => log.warning(`${listen.address}: ${e.message}`, 'smtpd'));
         const a = server.server.address() as AddressInfo;

@@ -45,8 +45,11 @@ export function environmentFindings(config: Config): Finding[] {
     }
   }
   try {
-    fs.mkdirSync(config.dataDir, { recursive: true });
-    const probe = path.join(config.dataDir, `.check-${process.pid}`);
+    // check without creating anything: the data_dir, or the folder start would create it in
+    let dir = config.dataDir;
+    while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+    if (!fs.statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    const probe = path.join(dir, `.smarthost-check-${process.pid}`);
     fs.writeFileSync(probe, 'x');
     fs.unlinkSync(probe);
   } catch (e) {
@@ -63,7 +66,7 @@ export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
   const findings = environmentFindings(config);
-  for (const f of findings) process.stdout.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
+  for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
   const errors = findings.filter((f) => f.level === 'error').length;
   process.stdout.write([
     `configuration ${config.source}: ${errors ? `${errors} error(s)` : 'OK'}`,

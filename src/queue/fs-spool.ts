@@ -33,7 +33,7 @@ function storageError(e: unknown): Error {
 }
 
 function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // ours from an earlier life of this pid? we only recover at start
+  if (pid <= 0 || pid === process.pid) return false; // ours from an earlier life of this pid? we only recover at start
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
@@ -97,14 +97,18 @@ class FsIncoming implements Incoming {
 
   async commit(): Promise<Envelope> {
     if (this.done) throw new Error('commit after commit/abort');
+    let linked = false;
     try {
       await this.flush();
       await this.fh.datasync();
       await this.fh.close();
       this.done = true;
       await fsp.link(this.tmpPath, this.finalPath);
+      linked = true;
       await this.dirSync.sync();
     } catch (e) {
+      // the client will hear 452 and retry: nothing of this attempt may stay queued
+      if (linked) await fsp.unlink(this.finalPath).catch(() => undefined);
       await this.abort();
       throw storageError(e);
     }

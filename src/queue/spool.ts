@@ -32,7 +32,7 @@ export type NewEnvelope = Omit<Envelope, 'size'>;
 /** A message being received. Nothing is visible in the spool until commit() resolves. */
 export interface Incoming {
   readonly id: string;
-  /** Appends message bytes; resolves when they are handed to the OS (backpressure). */
+  /** Appends message bytes (the caller must not reuse the buffer); resolves when the spool can take more (backpressure). */
   write(chunk: Buffer): Promise<void>;
   /** Makes the message durable (file and directory fsynced); after this, 250 may be sent. */
   commit(): Promise<Envelope>;

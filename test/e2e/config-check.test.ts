@@ -71,7 +71,8 @@ describe('smarthost check: good configs and the environment', () => {
     assert.match(r.stdout, /listen 127\.0\.0\.1:0 tls=none auth=none trusted=127\.0\.0\.0\/8,::1\/128/);
     assert.match(r.stdout, /listen \[::1\]:0 tls=starttls auth=none trusted=none/);
     assert.match(r.stdout, /relay smtp:\/\/127\.0\.0\.1:10025 tls=none/);
-    assert.ok(fs.statSync(path.join(dir, 'data')).isDirectory(), 'data_dir resolved next to the config file');
+    assert.match(r.stdout, new RegExp(`data_dir ${escapeRe(path.join(dir, 'data'))}`), 'data_dir resolved next to the config file');
+    assert.equal(fs.existsSync(path.join(dir, 'data')), false, 'check creates nothing');
   });
 
   it('reports a data_dir that cannot be written, with exit 1', () => {

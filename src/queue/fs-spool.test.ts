@@ -1,0 +1,423 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { newQueueId } from '../mail/queue-id.js';
+import { FsSpool } from './fs-spool.js';
+import type { DeliveryState, NewEnvelope } from './spool.js';
+
+const MAGIC_LINE = 'smarthost-queue 1';
+
+function envelopeFor(n = 0, recipients: string[] = ['rcpt@example.net']): Omit<NewEnvelope, 'id'> {
+  return {
+    sender: `sender${n}@example.com`,
+    recipients: recipients.map((address) => ({ address })),
+    client: { address: '192.0.2.7', hostname: 'client.example.com', helo: 'client', protocol: 'ESMTP' },
+    arrived: new Date(1_700_000_000_000 + n).toISOString(),
+  };
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const bufs: Buffer[] = [];
+  for await (const chunk of stream) bufs.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(bufs);
+}
+
+/** Splits a stored queue file independently of the code under test: magic line, JSON line, body. */
+function splitStored(file: string): { envelope: { id: string; sender: string }; body: Buffer } {
+  const raw = fs.readFileSync(file);
+  const nl1 = raw.indexOf(0x0a);
+  assert.ok(nl1 > 0, 'no magic line');
+  assert.equal(raw.subarray(0, nl1).toString('latin1'), MAGIC_LINE);
+  const nl2 = raw.indexOf(0x0a, nl1 + 1);
+  assert.ok(nl2 > nl1, 'no envelope line');
+  const envelope = JSON.parse(raw.subarray(nl1 + 1, nl2).toString('utf8')) as { id: string; sender: string };
+  return { envelope, body: raw.subarray(nl2 + 1) };
+}
+
+/** A deterministic pseudo-random buffer, so failures reproduce. */
+function pseudoRandom(size: number, seed: number): Buffer {
+  const buf = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    buf[i] = x & 0xff;
+  }
+  return buf;
+}
+
+describe('FsSpool', () => {
+  let dir: string;
+  let spool: FsSpool;
+  let q: (...parts: string[]) => string;
+  const extraSpools: FsSpool[] = [];
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-spool-test-'));
+    spool = new FsSpool(dir);
+    q = (...parts) => path.join(dir, 'queue', ...parts);
+    await spool.recover();
+  });
+
+  afterEach(() => {
+    spool.close();
+    for (const s of extraSpools.splice(0)) s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates the queue layout on recover()', () => {
+    for (const d of ['tmp', 'messages', 'state', 'corrupt']) assert.ok(fs.statSync(q(d)).isDirectory(), d);
+  });
+
+  it('receive -> write -> commit stores the exact bytes after the header, with the right size', async () => {
+    const chunks = [Buffer.from('Subject: hi\r\n'), Buffer.from('\r\n'), Buffer.from('body line 1\r\nbody \x00\xff line 2\r\n')];
+    const expected = Buffer.concat(chunks);
+    const incoming = await spool.receive(envelopeFor(1));
+    for (const c of chunks) await incoming.write(c);
+    const env = await incoming.commit();
+
+    assert.equal(env.id, incoming.id);
+    assert.equal(env.size, expected.length);
+    assert.equal(env.sender, 'sender1@example.com');
+    assert.deepEqual(env.recipients, [{ address: 'rcpt@example.net' }]);
+
+    assert.deepEqual(fs.readdirSync(q('messages')), [incoming.id]);
+    const stored = splitStored(q('messages', incoming.id));
+    assert.equal(stored.envelope.id, incoming.id);
+    assert.equal(stored.envelope.sender, 'sender1@example.com');
+    assert.ok(stored.body.equals(expected), 'stored body differs from what was written');
+    assert.deepEqual(fs.readdirSync(q('tmp')), [], 'tmp name not removed after commit');
+
+    const entry = await spool.get(incoming.id);
+    assert.ok(entry);
+    assert.equal(entry.envelope.size, expected.length);
+    assert.equal(entry.envelope.id, incoming.id);
+    assert.ok((await readAll(spool.open(incoming.id))).equals(expected));
+  });
+
+  it('stores the file with mode 0600', async () => {
+    const incoming = await spool.receive(envelopeFor());
+    await incoming.write(Buffer.from('x\r\n'));
+    await incoming.commit();
+    assert.equal(fs.statSync(q('messages', incoming.id)).mode & 0o777, 0o600);
+  });
+
+  it('makes nothing visible before commit (small and flushed large writes)', async () => {
+    const incoming = await spool.receive(envelopeFor());
+    await incoming.write(Buffer.from('Subject: x\r\n\r\n'));
+    assert.deepEqual(await spool.list(), []);
+    assert.equal(await spool.get(incoming.id), undefined);
+    // enough to force chunks out to the tmp file
+    for (let i = 0; i < 10; i++) await incoming.write(Buffer.alloc(64 * 1024, 0x61));
+    assert.deepEqual(await spool.list(), []);
+    assert.equal(await spool.get(incoming.id), undefined);
+    assert.deepEqual(fs.readdirSync(q('messages')), []);
+    const tmpFiles = fs.readdirSync(q('tmp'));
+    assert.equal(tmpFiles.length, 1, 'the message being received lives in tmp/');
+    assert.ok(fs.statSync(q('tmp', tmpFiles[0]!)).size >= 256 * 1024, 'large writes reach the file before commit (not all held in memory)');
+    await incoming.commit();
+    const list = await spool.list();
+    assert.equal(list.length, 1);
+    assert.equal(list[0]!.envelope.id, incoming.id);
+  });
+
+  it('abort leaves no file in tmp/ or messages/ (before and after data was flushed), and is idempotent', async () => {
+    const small = await spool.receive(envelopeFor());
+    await small.write(Buffer.from('hello\r\n'));
+    await small.abort();
+
+    const large = await spool.receive(envelopeFor());
+    for (let i = 0; i < 8; i++) await large.write(Buffer.alloc(100 * 1024, 0x62));
+    assert.equal(fs.readdirSync(q('tmp')).length, 1);
+    await large.abort();
+    await large.abort();
+
+    assert.deepEqual(fs.readdirSync(q('tmp')), []);
+    assert.deepEqual(fs.readdirSync(q('messages')), []);
+    assert.deepEqual(await spool.list(), []);
+    await assert.rejects(large.write(Buffer.from('more')));
+    await assert.rejects(large.commit());
+  });
+
+  it('refuses writes and a second commit after commit', async () => {
+    const incoming = await spool.receive(envelopeFor());
+    await incoming.write(Buffer.from('a\r\n'));
+    await incoming.commit();
+    await assert.rejects(incoming.write(Buffer.from('b\r\n')));
+    await assert.rejects(incoming.commit());
+    await incoming.abort(); // safe after commit, and must not remove the committed message
+    assert.deepEqual(fs.readdirSync(q('messages')), [incoming.id]);
+  });
+
+  it('recover() discards tmp files of dead pids and keeps those of live pids', async () => {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      assert.ok(child.pid);
+      const deadName = `${newQueueId()}.999999999`;
+      const liveName = `${newQueueId()}.${child.pid}`;
+      fs.writeFileSync(q('tmp', deadName), 'half a message');
+      fs.writeFileSync(q('tmp', liveName), 'a message sendmail is still writing');
+
+      const report = await spool.recover();
+      assert.equal(report.discarded, 1);
+      assert.deepEqual(fs.readdirSync(q('tmp')), [liveName]);
+
+      // once that process is gone, the next recovery discards its file too
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      const report2 = await spool.recover();
+      assert.equal(report2.discarded, 1);
+      assert.deepEqual(fs.readdirSync(q('tmp')), []);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('recover() moves garbage with a valid-looking id to corrupt/, counts it, and keeps good messages', async () => {
+    const good = await spool.receive(envelopeFor());
+    await good.write(Buffer.from('good\r\n'));
+    await good.commit();
+    const garbageId = '0123456789ABCDEF01';
+    fs.writeFileSync(q('messages', garbageId), 'this is not a queue file\n{}\n');
+    const truncated = '0123456789ABCDEF02';
+    fs.writeFileSync(q('messages', truncated), `${MAGIC_LINE}\n{"id":"${truncated}","recip`);
+
+    const report = await spool.recover();
+    assert.equal(report.corrupt, 2);
+    assert.equal(report.messages, 1);
+    assert.deepEqual(fs.readdirSync(q('messages')), [good.id]);
+    assert.deepEqual(fs.readdirSync(q('corrupt')).sort(), [garbageId, truncated]);
+    assert.equal(fs.readFileSync(q('corrupt', garbageId), 'utf8'), 'this is not a queue file\n{}\n', 'kept for a human, unchanged');
+    assert.equal((await spool.list()).length, 1);
+  });
+
+  it('recover() removes orphan state files and keeps state of existing messages', async () => {
+    const m = await spool.receive(envelopeFor());
+    await m.write(Buffer.from('x\r\n'));
+    await m.commit();
+    await spool.saveState(m.id, { held: true, recipients: [{ address: 'rcpt@example.net', state: 'deferred', attempts: 2 }] });
+    const orphan = 'ABCDEF0123456789AB.json';
+    fs.writeFileSync(q('state', orphan), '{"held":false,"recipients":[]}');
+
+    const report = await spool.recover();
+    assert.equal(report.messages, 1);
+    assert.deepEqual(fs.readdirSync(q('state')), [`${m.id}.json`]);
+    assert.equal((await spool.get(m.id))?.state.held, true);
+  });
+
+  it('get() returns the initial state before any saveState', async () => {
+    const m = await spool.receive(envelopeFor(0, ['a@example.net', 'b@example.org']));
+    await m.commit();
+    const entry = await spool.get(m.id);
+    assert.ok(entry);
+    assert.equal(entry.envelope.size, 0);
+    assert.deepEqual(entry.state, {
+      held: false,
+      recipients: [
+        { address: 'a@example.net', state: 'queued', attempts: 0 },
+        { address: 'b@example.org', state: 'queued', attempts: 0 },
+      ],
+    });
+  });
+
+  it('saveState / get round-trip per-recipient state and held', async () => {
+    const m = await spool.receive(envelopeFor(0, ['a@example.net', 'b@example.org', 'c@example.com']));
+    await m.write(Buffer.from('x\r\n'));
+    await m.commit();
+    const state: DeliveryState = {
+      held: true,
+      recipients: [
+        { address: 'a@example.net', state: 'sent', attempts: 1, lastReply: '250 2.0.0 Ok' },
+        { address: 'b@example.org', state: 'deferred', attempts: 3, nextAttempt: '2030-01-01T00:00:00.000Z', lastReply: '451 4.7.1 later' },
+        { address: 'c@example.com', state: 'bounced', attempts: 1, lastReply: '550 5.1.1 no such user' },
+      ],
+    };
+    await spool.saveState(m.id, state);
+    assert.deepEqual((await spool.get(m.id))?.state, state);
+    assert.deepEqual((await spool.list())[0]?.state, state);
+
+    const next: DeliveryState = { ...state, held: false };
+    await spool.saveState(m.id, next);
+    assert.deepEqual((await spool.get(m.id))?.state, next);
+    assert.deepEqual(fs.readdirSync(q('state')), [`${m.id}.json`], 'no temporary state files left behind');
+  });
+
+  it('remove() deletes message and state', async () => {
+    const m = await spool.receive(envelopeFor());
+    await m.write(Buffer.from('x\r\n'));
+    await m.commit();
+    await spool.saveState(m.id, { held: true, recipients: [] });
+    assert.equal(await spool.remove(m.id), true);
+    assert.deepEqual(fs.readdirSync(q('messages')), []);
+    assert.deepEqual(fs.readdirSync(q('state')), []);
+    assert.equal(await spool.get(m.id), undefined);
+    assert.deepEqual(await spool.list(), []);
+    assert.equal(await spool.remove(m.id), false);
+    assert.equal(await spool.remove('../../etc/passwd'), false);
+  });
+
+  it('open() of an unknown id fails', async () => {
+    await assert.rejects(readAll(spool.open('0123456789ABCDEF01')), /no message/);
+  });
+
+  it('round-trips a large message (> 256 KiB, many odd-sized chunks) byte for byte', async () => {
+    const body = pseudoRandom(1_300_000, 42);
+    const incoming = await spool.receive(envelopeFor());
+    let off = 0;
+    let i = 0;
+    while (off < body.length) {
+      const len = Math.min(body.length - off, 1 + ((i++ * 7919) % 16_000));
+      // copy, so the spool cannot be relying on our view of `body`
+      await incoming.write(Buffer.from(body.subarray(off, off + len)));
+      off += len;
+    }
+    assert.ok(i > 100, 'written in many chunks');
+    const env = await incoming.commit();
+    assert.equal(env.size, body.length);
+    assert.equal((await spool.get(env.id))?.envelope.size, body.length);
+    const back = await readAll(spool.open(env.id));
+    assert.equal(back.length, body.length);
+    assert.ok(back.equals(body), 'large message differs after round trip');
+    assert.ok(splitStored(q('messages', env.id)).body.equals(body));
+  });
+
+  it('two spools on the same dir committing concurrently never overwrite each other', async () => {
+    const other = new FsSpool(dir); // e.g. `smarthost sendmail` next to the daemon
+    extraSpools.push(other);
+    const n = 60;
+    const bodies = new Map<string, Buffer>();
+    await Promise.all(Array.from({ length: n }, async (_, k) => {
+      const s = k % 2 ? spool : other;
+      const incoming = await s.receive(envelopeFor(k));
+      const body = Buffer.from(`Subject: message ${k}\r\n\r\n${'z'.repeat(k * 37)}\r\n`);
+      await incoming.write(body.subarray(0, 10));
+      await new Promise((r) => setImmediate(r));
+      await incoming.write(body.subarray(10));
+      const env = await incoming.commit();
+      bodies.set(env.id, body);
+    }));
+    assert.equal(bodies.size, n, 'ids are unique');
+    const list = await spool.list();
+    assert.equal(list.length, n, 'all messages present');
+    for (const entry of list) {
+      const expected = bodies.get(entry.envelope.id);
+      assert.ok(expected, `unexpected id ${entry.envelope.id}`);
+      assert.equal(entry.envelope.size, expected.length);
+      assert.ok((await readAll(spool.open(entry.envelope.id))).equals(expected), `body of ${entry.envelope.id}`);
+    }
+    assert.deepEqual(fs.readdirSync(q('tmp')), []);
+  });
+
+  describe('two processes drawing the same id in the same millisecond', () => {
+    // `smarthost sendmail` and the daemon each have their own id sequence, so
+    // in the same millisecond both start at sequence 0 and only 16 random
+    // bits tell their ids apart. Simulated deterministically: both processes
+    // get the same clock and the same "random" bits.
+    // a fresh millisecond per test, never used elsewhere in this process, so
+    // that our sequence starts at 0 like the other process's
+    let T = 1_800_000_000_000;
+    const CHILD = `
+      import crypto from 'node:crypto';
+      import { syncBuiltinESMExports } from 'node:module';
+      const [spoolUrl, dataDir, t] = process.argv.slice(1);
+      Date.now = () => Number(t);
+      crypto.randomBytes = (n) => Buffer.alloc(n);
+      syncBuiltinESMExports();
+      const { FsSpool } = await import(spoolUrl);
+      const spool = new FsSpool(dataDir);
+      const inc = await spool.receive(JSON.parse(process.env.ENVELOPE));
+      await inc.write(Buffer.from('from the other process\\r\\n'));
+      const env = await inc.commit();
+      spool.close();
+      process.stdout.write(env.id);
+    `;
+
+    function otherProcessCommits(): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD,
+          new URL('./fs-spool.js', import.meta.url).href, dir, String(T)], {
+          env: { ...process.env, ENVELOPE: JSON.stringify(envelopeFor(7)) }, stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+        child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`child failed: ${err}`))));
+      });
+    }
+
+    beforeEach(() => {
+      T += 1000;
+      mock.method(Date, 'now', () => T);
+      mock.method(crypto, 'randomBytes', (n: number) => Buffer.alloc(n));
+      syncBuiltinESMExports();
+    });
+    afterEach(() => {
+      mock.restoreAll();
+      syncBuiltinESMExports();
+    });
+
+    it('never overwrites the other process\'s message', async () => {
+      const theirs = await otherProcessCommits();
+      const theirBytes = fs.readFileSync(q('messages', theirs));
+      const incoming = await spool.receive(envelopeFor());
+      await incoming.write(Buffer.from('ours\r\n'));
+      await incoming.commit().catch(() => undefined);
+      assert.ok(fs.readFileSync(q('messages', theirs)).equals(theirBytes), 'the other process\'s message was overwritten');
+      assert.deepEqual(fs.readdirSync(q('tmp')), []);
+    });
+
+    it('both messages are accepted, under different ids', async () => {
+      const theirs = await otherProcessCommits();
+      const incoming = await spool.receive(envelopeFor());
+      await incoming.write(Buffer.from('ours\r\n'));
+      // BUG: today both processes draw the same id, and commit() rejects with
+      // EEXIST from link(): the client hears 452 (sendmail fails) although
+      // nothing is wrong with the spool.
+      const ours = await incoming.commit();
+      assert.notEqual(ours.id, theirs);
+      assert.ok((await readAll(spool.open(ours.id))).equals(Buffer.from('ours\r\n')));
+      assert.ok((await readAll(spool.open(theirs))).equals(Buffer.from('from the other process\r\n')));
+      assert.equal((await spool.list()).length, 2);
+    });
+  });
+
+  it('list() is ordered by id (arrival time), not by commit order', async () => {
+    const first = await spool.receive(envelopeFor(1));
+    await new Promise((r) => setTimeout(r, 3));
+    const second = await spool.receive(envelopeFor(2));
+    const third = await spool.receive(envelopeFor(3));
+    assert.ok(first.id < second.id && second.id < third.id, 'ids are time-ordered');
+    await third.commit();
+    await first.commit();
+    await second.commit();
+    const ids = (await spool.list()).map((e) => e.envelope.id);
+    assert.deepEqual(ids, [first.id, second.id, third.id]);
+    assert.deepEqual(ids, fs.readdirSync(q('messages')).sort());
+  });
+
+  it('a commit whose directory fsync fails leaves nothing in messages/', async () => {
+    // The client is told the message was not taken (452); if the file stayed
+    // in messages/ it would be delivered and the client's retry would
+    // deliver it a second time.
+    mock.method(spool.dirSync, 'sync', () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
+    try {
+      const incoming = await spool.receive(envelopeFor());
+      await incoming.write(Buffer.from('x\r\n'));
+      await assert.rejects(incoming.commit(), /EIO/);
+      assert.deepEqual(fs.readdirSync(q('tmp')), []);
+      assert.deepEqual(fs.readdirSync(q('messages')), [], 'message kept although commit() failed');
+    } finally {
+      mock.restoreAll();
+    }
+  });
+});
