@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { removeDir, spoolMessages, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { RawSmtp } from '../helpers/smtp-client.js';
+import { RawSmtp, sendRaw } from '../helpers/smtp-client.js';
 
 /** Everything after our own Received header (which ends at the line with the date). */
 function afterReceived(body: Buffer): Buffer {
@@ -32,11 +32,7 @@ describe('content safety', () => {
     const c = await RawSmtp.connect(daemon.ports[0]!);
     await c.read();
     await c.cmd('EHLO content.test');
-    await c.cmd('MAIL FROM:<a@example.com>');
-    await c.cmd('RCPT TO:<b@example.net>');
-    await c.cmd('DATA');
-    c.write(raw);
-    const r = await c.read();
+    const r = await sendRaw(c, 'a@example.com', ['b@example.net'], raw);
     // a smuggled second message would show up as extra replies here
     const extra = await c.cmd('NOOP');
     c.close();

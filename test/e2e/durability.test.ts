@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, removeDir, spoolMessages, startDaemon, tempDir, writeConfig } from '../helpers/daemon.js';
-import { RawSmtp } from '../helpers/smtp-client.js';
+import { RawSmtp, sendRaw } from '../helpers/smtp-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,11 +97,7 @@ describe('durability', () => {
         const c = await RawSmtp.connect(d.ports[0]!);
         await c.read();
         await c.cmd('EHLO full.test');
-        await c.cmd('MAIL FROM:<a@example.com>');
-        await c.cmd('RCPT TO:<b@example.net>');
-        await c.cmd('DATA');
-        c.write('Subject: fill\r\n\r\n' + ('y'.repeat(98) + '\r\n').repeat(Math.ceil(size / 100)) + '.\r\n');
-        const r = await c.read(10_000);
+        const r = await sendRaw(c, 'a@example.com', ['b@example.net'], 'Subject: fill\r\n\r\n' + ('y'.repeat(98) + '\r\n').repeat(Math.ceil(size / 100)) + '.\r\n');
         c.close();
         return r.text;
       };

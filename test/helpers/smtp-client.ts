@@ -92,7 +92,7 @@ export class RawSmtp {
 }
 
 /** EHLO, MAIL, RCPT..., DATA, body, final dot: returns the final reply. Body must be dot-stuffed by the caller. */
-export async function sendRaw(c: RawSmtp, from: string, to: string[], rawBody: string): Promise<SmtpReply> {
+export async function sendRaw(c: RawSmtp, from: string, to: string[], rawBody: string | Buffer, timeoutMs = 10_000): Promise<SmtpReply> {
   for (const line of [`MAIL FROM:<${from}>`, ...to.map((t) => `RCPT TO:<${t}>`)]) {
     const r = await c.cmd(line);
     if (r.code >= 400) return r;
@@ -100,5 +100,5 @@ export async function sendRaw(c: RawSmtp, from: string, to: string[], rawBody: s
   const d = await c.cmd('DATA');
   if (d.code !== 354) return d;
   c.write(rawBody);
-  return c.read();
+  return c.read(timeoutMs);
 }
