@@ -1,0 +1,197 @@
+// Intake benchmark: how fast smarthost takes mail into its durable spool.
+// For 1/10/50 concurrent SMTP sessions x 1 KB/100 KB messages it runs a cheap
+// in-process raw-socket load against a fresh daemon child and against a bare
+// smtp-server child (no disk), reporting msg/s, p50/p99 latency (final dot ->
+// 250), daemon CPU ms/msg and peak RSS, plus RSS with 1,000 idle sessions and
+// the disk's one-fsync-at-a-time ceiling. Prints tables, then one JSON line.
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fsyncCeiling, type FsyncCeiling } from './lib/fsync.js';
+import { openSessions, runLoad } from './lib/load.js';
+import { wireMessage } from './lib/messages.js';
+import { CLK_TCK, cpuMs, machineBusyMs, memMB, removeTempDirs, spooledFiles, startServer, tempDir, type ServerKind } from './lib/servers.js';
+
+// ---- settings (environment) ----
+
+const list = (v: string | undefined, dflt: number[]) => (v ? v.split(',').map(Number) : dflt);
+const SETTINGS = {
+  seconds: Number(process.env.BENCH_SECONDS ?? 5),
+  warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 1),
+  sessions: list(process.env.BENCH_SESSIONS, [1, 10, 50]),
+  sizes: list(process.env.BENCH_SIZES, [1024, 100 * 1024]),
+  idleSessions: Number(process.env.BENCH_IDLE ?? 1000),
+  /** UV_THREADPOOL_SIZE for the daemon; unset: the CLI's own default (32) */
+  threadpool: process.env.BENCH_THREADPOOL,
+};
+const KINDS: ServerKind[] = ['smarthost', 'baseline'];
+const daemonEnv = SETTINGS.threadpool ? { UV_THREADPOOL_SIZE: SETTINGS.threadpool } : {};
+
+// ---- measurements ----
+
+interface Run {
+  server: ServerKind; sizeBytes: number; sessions: number;
+  messages: number; perSecond: number; p50Ms: number; p99Ms: number;
+  cpuMsPerMsg: number; peakRssMB: number; clientCpuMsPerMsg: number;
+  /** busy CPU of the machine outside the server and the bench, % of all CPUs: noise */
+  otherCpuPct: number;
+  acknowledged: number; spooled?: number;
+}
+
+async function measureLoad(kind: ServerKind, sizeBytes: number, sessions: number, message: Buffer): Promise<Run> {
+  const server = await startServer(kind, daemonEnv);
+  try {
+    const edges = { start: { server: 0, machine: 0 }, end: { server: 0, machine: 0 } };
+    const r = await runLoad({
+      port: server.port, sessions, message,
+      warmupMs: SETTINGS.warmupSeconds * 1000, measureMs: SETTINGS.seconds * 1000,
+      onWindow: (edge) => { edges[edge] = { server: cpuMs(server.pid), machine: machineBusyMs() }; },
+    });
+    const serverCpu = edges.end.server - edges.start.server;
+    const otherCpu = edges.end.machine - edges.start.machine - serverCpu - r.clientCpuMs;
+    const perMsg = (ms: number) => ms / Math.max(1, r.messages);
+    const run: Run = {
+      server: kind, sizeBytes, sessions,
+      messages: r.messages, perSecond: r.perSecond, p50Ms: r.p50Ms, p99Ms: r.p99Ms,
+      cpuMsPerMsg: perMsg(serverCpu), peakRssMB: memMB(server.pid, 'VmHWM'), clientCpuMsPerMsg: perMsg(r.clientCpuMs),
+      otherCpuPct: Math.max(0, (100 * otherCpu) / (r.seconds * 1000 * os.cpus().length)),
+      acknowledged: r.acknowledged,
+    };
+    if (kind === 'smarthost') run.spooled = spooledFiles(server);
+    return run;
+  } finally {
+    await server.stop();
+  }
+}
+
+interface Idle { server: ServerKind; sessions: number; rssBeforeMB: number; rssMB: number; perSessionKB: number }
+
+async function measureIdle(kind: ServerKind, n: number): Promise<Idle> {
+  const server = await startServer(kind, daemonEnv);
+  try {
+    await sleep(300);
+    const rssBeforeMB = memMB(server.pid, 'VmRSS');
+    const clients = await openSessions(server.port, n);
+    try {
+      await sleep(500);
+      const rssMB = memMB(server.pid, 'VmRSS');
+      return { server: kind, sessions: n, rssBeforeMB, rssMB, perSessionKB: ((rssMB - rssBeforeMB) * 1024) / n };
+    } finally {
+      clients.forEach((c) => c.destroy());
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+function measureFsync(): { rename: FsyncCeiling; renameDirSync: FsyncCeiling } {
+  const dir = tempDir('smarthost-bench-fsync-');
+  const ms = Math.min(2000, SETTINGS.seconds * 400);
+  return { rename: fsyncCeiling(dir, ms, false), renameDirSync: fsyncCeiling(dir, ms, true) };
+}
+
+// ---- report ----
+
+const f = (n: number | undefined, digits = 1) => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
+const kb = (bytes: number) => `${Math.round(bytes / 1024)} KB`;
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function loadTable(runs: Run[]): string {
+  return table(
+    ['server', 'size', 'sessions', 'messages', 'msg/s', 'p50 ms', 'p99 ms', 'CPU ms/msg', 'peak RSS MB', 'client CPU ms/msg', 'other CPU %'],
+    runs.map((r) => [r.server, kb(r.sizeBytes), String(r.sessions), String(r.messages), f(r.perSecond, 0), f(r.p50Ms, 2), f(r.p99Ms, 2),
+      f(r.cpuMsPerMsg, 3), f(r.peakRssMB), f(r.clientCpuMsPerMsg, 3), f(r.otherCpuPct, 0)]),
+  );
+}
+
+interface Ratio { sizeBytes: number; sessions: number; perSecond: number; p50: number; p99: number; cpuPerMsg: number }
+
+function ratios(runs: Run[]): Ratio[] {
+  const out: Ratio[] = [];
+  for (const s of runs.filter((r) => r.server === 'smarthost')) {
+    const b = runs.find((r) => r.server === 'baseline' && r.sizeBytes === s.sizeBytes && r.sessions === s.sessions);
+    if (!b) continue;
+    out.push({ sizeBytes: s.sizeBytes, sessions: s.sessions, perSecond: s.perSecond / b.perSecond,
+      p50: s.p50Ms / b.p50Ms, p99: s.p99Ms / b.p99Ms, cpuPerMsg: s.cpuMsPerMsg / b.cpuMsPerMsg });
+  }
+  return out;
+}
+
+function ratioTable(rs: Ratio[]): string {
+  return table(['size', 'sessions', 'msg/s ratio', 'p50 ratio', 'p99 ratio', 'CPU/msg ratio'],
+    rs.map((r) => [kb(r.sizeBytes), String(r.sessions), f(r.perSecond, 2), f(r.p50, 2), f(r.p99, 2), f(r.cpuPerMsg, 2)]));
+}
+
+interface Target { name: string; value: number | undefined; limit: string; pass: boolean | undefined }
+
+function targets(runs: Run[], idle: Idle[]): Target[] {
+  const hot = runs.find((r) => r.server === 'smarthost' && r.sizeBytes === 1024 && r.sessions === 50);
+  const idleRss = idle.find((i) => i.server === 'smarthost' && i.sessions === 1000)?.rssMB;
+  const check = (v: number | undefined, ok: (v: number) => boolean) => (v === undefined ? undefined : ok(v));
+  return [
+    { name: 'msg/s, 50 sessions, 1 KB', value: hot?.perSecond, limit: '>= 2000', pass: check(hot?.perSecond, (v) => v >= 2000) },
+    { name: 'p99 ms, 50 sessions, 1 KB', value: hot?.p99Ms, limit: '< 10', pass: check(hot?.p99Ms, (v) => v < 10) },
+    { name: 'RSS MB, 1000 idle sessions', value: idleRss, limit: '< 150', pass: check(idleRss, (v) => v < 150) },
+  ];
+}
+
+function spoolWarnings(runs: Run[]): string[] {
+  return runs.filter((r) => r.spooled !== undefined && r.spooled !== r.acknowledged)
+    .map((r) => `WARNING: ${kb(r.sizeBytes)} x ${r.sessions}: ${r.acknowledged} messages got 250 but ${r.spooled} files are in the spool`);
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const say = (s: string) => process.stdout.write(`${s}\n`);
+  say(`smarthost intake bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
+    `${SETTINGS.seconds}s per run after ${SETTINGS.warmupSeconds}s warm-up, daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'default (32)'}`);
+
+  const fsync = measureFsync();
+  const runs: Run[] = [];
+  for (const size of SETTINGS.sizes) {
+    const message = wireMessage(size);
+    for (const sessions of SETTINGS.sessions) {
+      for (const kind of KINDS) {
+        const r = await measureLoad(kind, size, sessions, message);
+        runs.push(r);
+        process.stderr.write(`  ${kind} ${kb(size)} x ${sessions}: ${f(r.perSecond, 0)} msg/s, p99 ${f(r.p99Ms, 2)} ms\n`);
+      }
+    }
+  }
+  const idle: Idle[] = [];
+  if (SETTINGS.idleSessions > 0) for (const kind of KINDS) idle.push(await measureIdle(kind, SETTINGS.idleSessions));
+
+  const rs = ratios(runs);
+  const ts = targets(runs, idle);
+  say('\nIntake (closed loop; latency = final "\\r\\n.\\r\\n" written -> 250 received; CPU and RSS of the server process;');
+  say('other CPU % = machine busy outside server and bench, i.e. noise from other programs)');
+  say(loadTable(runs));
+  spoolWarnings(runs).forEach(say);
+  say('\nsmarthost / baseline (msg/s: higher is better for smarthost above 1; latency, CPU: lower is better below 1)');
+  say(ratioTable(rs));
+  say(`\nIdle sessions (connected, greeted, EHLO done)`);
+  say(table(['server', 'sessions', 'RSS before MB', 'RSS MB', 'KB/session'],
+    idle.map((i) => [i.server, String(i.sessions), f(i.rssBeforeMB), f(i.rssMB), f(i.perSessionKB)])));
+  say(`\nDisk commit ceiling, single writer, 1 KB files in ${os.tmpdir()}:`);
+  say(`  fdatasync + rename:             ${f(fsync.rename.perSecond, 0)}/s (${f(fsync.rename.meanMs, 2)} ms each)`);
+  say(`  fdatasync + rename + dir fsync: ${f(fsync.renameDirSync.perSecond, 0)}/s (${f(fsync.renameDirSync.meanMs, 2)} ms each)`);
+  say('\nTargets');
+  say(table(['target', 'limit', 'value', 'result'],
+    ts.map((t) => [t.name, t.limit, f(t.value, 1), t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'MISS'])));
+  say(`\ntotal ${f((Date.now() - started) / 1000, 0)}s, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  say(JSON.stringify({
+    bench: 'intake', node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS,
+    runs, ratios: rs, idle, fsync, targets: ts,
+  }));
+}
+
+main().finally(removeTempDirs).then(() => process.exit(0), (e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});

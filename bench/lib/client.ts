@@ -1,0 +1,118 @@
+// A minimal raw-socket SMTP client for load generation: as cheap as possible
+// so a 2-core machine spends its CPU on the server, not on the client.
+// Replies are parsed by lines (multi-line aware) and time-stamped on arrival;
+// a message is MAIL+RCPT+DATA pipelined in one write, then body + final dot.
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+export interface Reply { readonly code: number; readonly text: string; /** performance.now() on arrival */ readonly at: number }
+
+type Waiter = { resolve: (r: Reply) => void; reject: (e: Error) => void };
+
+export class SmtpClient {
+  private buf = '';
+  private lines: string[] = [];
+  private ready: Reply[] = [];
+  private waiters: Waiter[] = [];
+  private failure: Error | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', (e) => this.fail(e));
+    socket.on('close', () => this.fail(new Error('connection closed by server')));
+  }
+
+  /** Connects and waits for the 220 greeting. */
+  static async connect(port: number): Promise<SmtpClient> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => { s.off('error', reject); resolve(s); });
+      s.once('error', reject);
+    });
+    const c = new SmtpClient(socket);
+    c.expect(await c.reply(), 220, 'greeting');
+    return c;
+  }
+
+  private onData(d: Buffer): void {
+    const at = performance.now();
+    this.buf += d.toString('latin1');
+    let eol: number;
+    while ((eol = this.buf.indexOf('\r\n')) >= 0) {
+      const line = this.buf.slice(0, eol);
+      this.buf = this.buf.slice(eol + 2);
+      this.lines.push(line);
+      if (line[3] === '-') continue;          // continuation of a multi-line reply
+      const reply = { code: Number(line.slice(0, 3)), text: this.lines.join('\n'), at };
+      this.lines = [];
+      const w = this.waiters.shift();
+      if (w) w.resolve(reply); else this.ready.push(reply);
+    }
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    this.waiters.splice(0).forEach((w) => w.reject(e));
+  }
+
+  /** The next reply, in order. */
+  reply(): Promise<Reply> {
+    const r = this.ready.shift();
+    if (r) return Promise.resolve(r);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /**
+   * Writes `data` and resolves with the moment it was fully handed to the
+   * kernel: at once if the socket took it synchronously, else when it drained.
+   */
+  writeTimed(data: Buffer): Promise<number> {
+    const before = performance.now();
+    return new Promise((resolve, reject) => {
+      let sync = false;
+      this.socket.write(data, (e) => (e ? reject(e) : sync || resolve(performance.now())));
+      if (this.socket.writableLength === 0) { sync = true; resolve(before); }
+    });
+  }
+
+  expect(r: Reply, code: number, what: string): void {
+    if (r.code !== code) throw new Error(`${what}: expected ${code}, got "${r.text}"`);
+  }
+
+  async ehlo(): Promise<void> {
+    this.write('EHLO bench.client.test\r\n');
+    const r = await this.reply();
+    this.expect(r, 250, 'EHLO');
+    if (!/PIPELINING/.test(r.text)) throw new Error(`server does not offer PIPELINING:\n${r.text}`);
+  }
+
+  /** One transaction; returns the latency from the final dot to the 250 and when it arrived. */
+  async send(envelope: string, message: Buffer): Promise<{ latency: number; at: number }> {
+    this.write(envelope);
+    const [mail, rcpt, data] = await Promise.all([this.reply(), this.reply(), this.reply()]);
+    this.expect(mail, 250, 'MAIL FROM');
+    this.expect(rcpt, 250, 'RCPT TO');
+    this.expect(data, 354, 'DATA');
+    const [sent, done] = await Promise.all([this.writeTimed(message), this.reply()]);
+    this.expect(done, 250, 'end of data');
+    return { latency: done.at - sent, at: done.at };
+  }
+
+  async quit(): Promise<void> {
+    this.write('QUIT\r\n');
+    await this.reply().catch(() => undefined);
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** MAIL, RCPT and DATA in one write (PIPELINING). */
+export const ENVELOPE = 'MAIL FROM:<bench@client.test>\r\nRCPT TO:<sink@example.com>\r\nDATA\r\n';

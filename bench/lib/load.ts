@@ -1,0 +1,92 @@
+// Closed-loop load: N sessions, each one connection sending messages back to
+// back. A warm-up phase is not counted; then a measured window in which every
+// message whose 250 arrives is counted and its latency recorded. Hooks let the
+// caller sample the server process exactly at the window's edges.
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ENVELOPE, SmtpClient } from './client.js';
+
+export interface LoadOptions {
+  readonly port: number;
+  readonly sessions: number;
+  readonly message: Buffer;
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  /** Called when the measured window opens and closes. */
+  readonly onWindow: (edge: 'start' | 'end') => void;
+}
+
+export interface LoadResult {
+  readonly messages: number;
+  /** every 250 for end of data, warm-up and tail included (to compare with the spool) */
+  readonly acknowledged: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** CPU of the load generator itself (this process) in the window */
+  readonly clientCpuMs: number;
+}
+
+interface Window { start: number; end: number; stopping: boolean; latencies: number[]; acknowledged: number }
+
+export function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+async function session(client: SmtpClient, message: Buffer, w: Window): Promise<void> {
+  while (!w.stopping) {
+    const { latency, at } = await client.send(ENVELOPE, message);
+    w.acknowledged++;
+    if (at >= w.start && at <= w.end) w.latencies.push(latency);
+  }
+  await client.quit();
+}
+
+/** Opens `n` sessions (greeting + EHLO), a few at a time. */
+export async function openSessions(port: number, n: number, batch = 100): Promise<SmtpClient[]> {
+  const clients: SmtpClient[] = [];
+  try {
+    for (let i = 0; i < n; i += batch) {
+      await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async () => {
+        const c = await SmtpClient.connect(port);
+        clients.push(c);
+        await c.ehlo();
+      }));
+    }
+  } catch (e) {
+    clients.forEach((c) => c.destroy());
+    throw e;
+  }
+  return clients;
+}
+
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const clients = await openSessions(o.port, o.sessions);
+  const w: Window = { start: Infinity, end: Infinity, stopping: false, latencies: [], acknowledged: 0 };
+  const running = Promise.all(clients.map((c) => session(c, o.message, w)));
+  running.catch(() => { w.stopping = true; }); // one failure stops the others
+  try {
+    await Promise.race([sleep(o.warmupMs), running]);
+    o.onWindow('start');
+    const cpu0 = process.cpuUsage();
+    w.start = performance.now();
+    await Promise.race([sleep(o.measureMs), running]);
+    w.end = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    o.onWindow('end');
+    w.stopping = true;
+    await running;
+    const sorted = Float64Array.from(w.latencies).sort();
+    const seconds = (w.end - w.start) / 1000;
+    return {
+      messages: sorted.length, acknowledged: w.acknowledged, seconds, perSecond: sorted.length / seconds,
+      p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99),
+      clientCpuMs: (cpu.user + cpu.system) / 1000,
+    };
+  } finally {
+    w.stopping = true;
+    clients.forEach((c) => c.destroy());
+  }
+}

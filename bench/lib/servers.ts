@@ -1,0 +1,153 @@
+// The servers under test, each a child process on 127.0.0.1 port 0: the
+// built smarthost daemon (fresh temp data_dir) or the bare smtp-server
+// baseline. Reads their CPU time and memory from /proc. Every child and temp
+// dir is registered so an error, ^C or normal exit still cleans up; temp dirs
+// are removed only at the end (see removeTempDirs) so one run's mass unlink
+// does not slow the next run's file creation.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const BASELINE = path.join(ROOT, 'dist/bench/baseline-server.js');
+
+export type ServerKind = 'smarthost' | 'baseline';
+
+export interface Server {
+  readonly kind: ServerKind;
+  readonly pid: number;
+  readonly port: number;
+  /** The temp dir of this server (config + data_dir), removed by removeTempDirs(). */
+  readonly dir: string;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+// ---- cleanup of everything we started ----
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+export function tempDir(prefix: string): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+/** Removes every temp dir made so far (the exit handler also does, on errors). */
+export function removeTempDirs(): void {
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+// ---- starting and stopping ----
+
+function smarthostConfig(dataDir: string): string {
+  return [
+    'hostname = "relay.test"',
+    `data_dir = "${dataDir}"`,
+    '[[listen]]',
+    'address = "127.0.0.1:0"',
+    '[limits]',
+    'connections = 2000',
+    'connections_per_ip = 2000',
+    'message_size = "25MB"',
+    '',
+  ].join('\n');
+}
+
+/** Resolves with the port of the first "listening on 127.0.0.1:PORT" line; drains stdout after. */
+function waitListening(child: ChildProcess, what: string): Promise<number> {
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { if (err.length < 10_000) err += d.toString(); });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within 10s:\n${out}${err}`)), 10_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.stdout!.on('data', () => undefined); // keep draining the mail log
+      resolve(Number(m[1]));
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited (${code}) before listening:\n${out}${err}`)); });
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) { children.delete(child); return Promise.resolve(); }
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    child.once('exit', () => { clearTimeout(force); children.delete(child); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {}): Promise<Server> {
+  const dir = tempDir(`smarthost-bench-${kind}-`);
+  const dataDir = path.join(dir, 'data');
+  let args: string[];
+  if (kind === 'smarthost') {
+    const config = path.join(dir, 'smarthost.toml');
+    fs.writeFileSync(config, smarthostConfig(dataDir));
+    args = [CLI, 'start', '-c', config];
+  } else {
+    args = [BASELINE];
+  }
+  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  children.add(child);
+  try {
+    const port = await waitListening(child, kind);
+    return {
+      kind, pid: child.pid!, port, dir, dataDir,
+      stop: () => stopChild(child),
+    };
+  } catch (e) {
+    await stopChild(child);
+    throw e;
+  }
+}
+
+// ---- /proc ----
+
+export const CLK_TCK = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
+})();
+
+/** utime + stime of a process, in milliseconds. */
+export function cpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;  // fields 14 and 15
+}
+
+/** A "VmRSS"/"VmHWM" figure of /proc/PID/status, in MB. */
+export function memMB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+  if (!m) throw new Error(`no ${key} in /proc/${pid}/status`);
+  return Number(m[1]) / 1024;
+}
+
+/** CPU time of the whole machine that was not idle (all CPUs), in milliseconds. */
+export function machineBusyMs(): number {
+  const [user, nice, system, , , irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1000) / CLK_TCK;
+}
+
+/** Files in the daemon's spool (queue/messages), to check every 250 left a file. */
+export function spooledFiles(server: Server): number {
+  try { return fs.readdirSync(path.join(server.dataDir, 'queue', 'messages')).length; } catch { return 0; }
+}
