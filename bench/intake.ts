@@ -20,7 +20,7 @@ const SETTINGS = {
   sessions: list(process.env.BENCH_SESSIONS, [1, 10, 50]),
   sizes: list(process.env.BENCH_SIZES, [1024, 100 * 1024]),
   idleSessions: Number(process.env.BENCH_IDLE ?? 1000),
-  /** UV_THREADPOOL_SIZE for the daemon; unset: the CLI's own default (32) */
+  /** UV_THREADPOOL_SIZE for the daemon; unset: left to the CLI (src/cli/threadpool.ts) */
   threadpool: process.env.BENCH_THREADPOOL,
 };
 const KINDS: ServerKind[] = ['smarthost', 'baseline'];
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const say = (s: string) => process.stdout.write(`${s}\n`);
   say(`smarthost intake bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
-    `${SETTINGS.seconds}s per run after ${SETTINGS.warmupSeconds}s warm-up, daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'default (32)'}`);
+    `${SETTINGS.seconds}s per run after ${SETTINGS.warmupSeconds}s warm-up, daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}`);
 
   const fsync = measureFsync();
   const runs: Run[] = [];

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // smarthost's command line: one file per verb under cli/; this file only
 // parses the common options and dispatches.
-import './threadpool.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, UsageError } from './common.js';
