@@ -58,7 +58,7 @@ export function splitHostPort(address: string): { host: string; port: number } |
   return { host: m[1] ?? m[2] ?? '', port };
 }
 
-function readListen(s: Section, index: number): ListenConfig | undefined {
+function readListen(s: Section): ListenConfig | undefined {
   const address = s.string('address');
   if (address === undefined) {
     s.problem('address', `${s.path} has no address`, 'add address = "127.0.0.1:25" (host:port)');
@@ -85,7 +85,6 @@ function readListen(s: Section, index: number): ListenConfig | undefined {
   }
   s.finish(['address', 'tls', 'auth', 'trusted_networks', 'allow_plaintext_auth']);
   if (!hp || !hp.host) return undefined;
-  void index;
   return Object.freeze({
     address: address!, host: hp.host, port: hp.port, tls, auth, allowPlaintextAuth,
     trustedNetworks: Object.freeze(trustedNetworks),
@@ -172,7 +171,7 @@ function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | 
   });
 }
 
-function readLocal(s: Section | undefined, dataDir: string, abs: (p: string) => string, hostname: string): LocalConfig {
+function readLocal(s: Section | undefined, dataDir: string, abs: (p: string) => string): LocalConfig {
   const domains = (s?.strings('domains', DEFAULTS.localDomains) ?? DEFAULTS.localDomains).map((d) => d.toLowerCase());
   const maildir = s?.string('maildir') ?? DEFAULTS.maildir.replace('{data_dir}', dataDir);
   if (!maildir.includes('{user}')) s?.problem('maildir', `${s.at('maildir')} has no {user} placeholder`, 'write maildir = "/var/mail/{user}"');
@@ -191,7 +190,6 @@ function readLocal(s: Section | undefined, dataDir: string, abs: (p: string) => 
     s!.problem('aliases', `${s!.at('aliases')} must be a table or the path of an aliases file`, 'write aliases = { root = "admin@example.com" } or aliases = "/etc/aliases"');
   }
   s?.finish(['domains', 'maildir', 'aliases']);
-  void hostname;
   return Object.freeze({
     domains: Object.freeze(domains), maildir: abs(maildir), aliases: Object.freeze(aliases),
     ...(aliasesFile !== undefined ? { aliasesFile } : {}),
@@ -217,7 +215,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   if (!listenTables) root.problem('listen', 'listen must be written as [[listen]] tables', 'write [[listen]] then address = "127.0.0.1:25" below it');
   (listenTables ?? []).forEach((t, i) => {
     if (!isTable(t)) return root.problem(`listen[${i}]`, `listen[${i}] must be a table`, 'write [[listen]] sections');
-    const l = readListen(new Section(t, `listen[${i}]`, problems), i);
+    const l = readListen(new Section(t, `listen[${i}]`, problems));
     if (!l) return;
     if (listen.some((o) => o.host === l.host && o.port === l.port && l.port !== 0)) {
       problems.add(`listen[${i}].address`, `${l.address} is listed twice`, 'remove one of the [[listen]] sections');
@@ -257,7 +255,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     if (up) routes.push(Object.freeze({ ...up, name, domains: Object.freeze(domains), senders: Object.freeze(senders) }));
   });
 
-  const local = readLocal(root.table_('local'), dataDir, abs, hostname);
+  const local = readLocal(root.table_('local'), dataDir, abs);
 
   const rewriteS = root.table_('rewrite');
   const senders: Record<string, string> = {};

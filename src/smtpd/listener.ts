@@ -73,12 +73,13 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
   ];
   const protocol = (s: SMTPServerSession) =>
     `${s.openingCommand === 'EHLO' ? 'E' : ''}SMTP${s.secure ? 'S' : ''}${s.user ? 'A' : ''}`;
-  const rejectLog = (stage: string, s: SMTPServerSession, r: Reply, to?: string) => {
-    const from = s.envelope.mailFrom ? s.envelope.mailFrom.address : undefined;
+  /** One NOQUEUE/queue-id reject line; `from` defaults to the transaction's sender. */
+  const rejectLog = (stage: string, s: SMTPServerSession, r: Reply, ctx: { from?: string; to?: string; id?: string } = {}) => {
+    const from = ctx.from ?? (s.envelope.mailFrom ? s.envelope.mailFrom.address : undefined);
     log.reject(stage, meta(s).peer, r, {
-      ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}),
+      ...(from !== undefined ? { from } : {}), ...(ctx.to !== undefined ? { to: ctx.to } : {}),
       proto: s.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP', helo: s.hostNameAppearsAs || '',
-    });
+    }, ctx.id);
   };
 
   const server: SMTPServer = new SMTPServer({
@@ -149,7 +150,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
       const m = meta(session);
       const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user });
       if (r) {
-        log.reject('MAIL', m.peer, r, { from: address.address, proto: protocol(session).startsWith('E') ? 'ESMTP' : 'SMTP', helo: session.hostNameAppearsAs || '' });
+        rejectLog('MAIL', session, r, { from: address.address });
         return cb(replyError(r));
       }
       cb();
@@ -159,7 +160,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
       const m = meta(session);
       const r = checkRcptTo({ listener: listen, trusted: m.trusted, authenticated: !!session.user }, address.address, deps.localDomains);
       if (r) {
-        rejectLog('RCPT', session, r, address.address);
+        rejectLog('RCPT', session, r, { to: address.address });
         return cb(replyError(r));
       }
       cb();
@@ -199,10 +200,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
         }
         if (result.storage) log.storageError(result.id ?? 'NOQUEUE', result.error?.message ?? 'unknown error');
         else if (result.error) log.lostConnection(m.peer, 'DATA');
-        else {
-          const from = mailFrom.address;
-          log.reject('END-OF-MESSAGE', m.peer, result.reply, { from, proto: protocol(session).startsWith('E') ? 'ESMTP' : 'SMTP', helo: session.hostNameAppearsAs || '' }, result.id);
-        }
+        else rejectLog('END-OF-MESSAGE', session, result.reply, result.id ? { id: result.id } : {});
         cb(replyError(result.reply));
       });
     },
