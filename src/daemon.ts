@@ -1,7 +1,7 @@
 // The one file that wires every folder together. createDaemon() builds the
 // whole relay from a Config and recovers the spool, but holds no ports;
 // listen() binds them (fastify's build-then-listen), so tests can build many.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type { SMTPServer } from 'smtp-server';
 import { AuthThrottle } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
@@ -11,6 +11,12 @@ import type { MailLog } from './maillog/maillog.js';
 import { FsSpool } from './queue/fs-spool.js';
 import { ConnectionLimits } from './smtpd/connection-limits.js';
 import { createListener } from './smtpd/listener.js';
+import { closeControl, listenControl } from './control/server.js';
+import type { ControlReply, ControlRequest } from './control/protocol.js';
+import { deliverLocal } from './local/unavailable.js';
+import { QueueManager } from './qmgr/qmgr.js';
+import { resolverFor } from './route/mx.js';
+import { SmtpTransport } from './smtp/transport.js';
 import { loadServerCert, type CertPair } from './tls/server-cert.js';
 
 export const VERSION = '0.1.0';
@@ -19,6 +25,7 @@ export interface BoundListener { readonly address: string; readonly host: string
 
 export interface Daemon {
   readonly spool: FsSpool;
+  readonly qmgr: QueueManager;
   listen(): Promise<BoundListener[]>;
   close(): Promise<void>;
 }
@@ -33,19 +40,37 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   let cert: CertPair | undefined;
   if (needsCert) cert = await loadServerCert(config.tls, config.dataDir, config.hostname, (m) => log.warning(m));
 
+  const smtp = new SmtpTransport({
+    ehloName: config.hostname, mx: config.mx, resolver: resolverFor(config.mx.nameservers),
+    deadMs: Math.min(60_000, config.queue.retryMinMs),
+  });
+  const qmgr = new QueueManager({
+    spool, log, queue: config.queue, hostname: config.hostname,
+    routes: { localDomains: config.local.domains, routes: config.routes, ...(config.relay ? { relay: config.relay } : {}) },
+    transports: {
+      deliver: async (dest, msg) => dest.kind === 'local' ? deliverLocal(msg) : smtp.deliver(dest, msg),
+      forgetDead: () => smtp.forgetDead(),
+    },
+  });
+  const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
+
   const deps = {
     hostname: config.hostname, limits: config.limits, localDomains: config.local.domains,
     spool, log, users: new UserStore(config.auth.usersFile), throttle: new AuthThrottle(config.limits.authFailures),
     connections: new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp),
     minTlsVersion: config.tls.minVersion,
-    ...(cert ? { cert } : {}), ...(opts.onQueued ? { onQueued: opts.onQueued } : {}),
+    ...(cert ? { cert } : {}), onQueued,
   };
   const servers: Array<{ server: SMTPServer; listen: Config['listen'][number] }> =
     config.listen.map((l) => ({ server: createListener(l, deps), listen: l }));
 
+  let control: Server | undefined;
   return {
     spool,
+    qmgr,
     async listen() {
+      control = await listenControl(config.dataDir, (req) => controlAction(qmgr, req));
+      await qmgr.start();
       const bound: BoundListener[] = [];
       for (const { server, listen } of servers) {
         await new Promise<void>((resolve, reject) => {
@@ -66,7 +91,17 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       // stop accepting; idle sessions get 421 on their next command, a DATA in
       // progress may finish; smtp-server closes what is left after closeTimeout
       await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      if (control) await closeControl(control);
+      await qmgr.close();
+      await smtp.close();
       spool.close();
     },
   };
+}
+
+async function controlAction(qmgr: QueueManager, req: ControlRequest): Promise<ControlReply> {
+  const r = req.op === 'flush' ? qmgr.flush(req.ids)
+    : req.op === 'delete' ? await qmgr.delete(req.ids)
+    : await qmgr.hold(req.ids, req.op === 'hold');
+  return { ok: true, ...r };
 }

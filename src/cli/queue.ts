@@ -2,14 +2,18 @@
 // JSON. Reads the spool files directly, so it works with the daemon stopped.
 import { FsSpool } from '../queue/fs-spool.js';
 import type { QueueEntry } from '../queue/spool.js';
-import { MailLog } from '../maillog/maillog.js';
+import { sendControl } from '../control/client.js';
+import type { ControlOp } from '../control/protocol.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 
 export const help = `usage: smarthost queue [list] [--json]
        smarthost queue show ID
        smarthost queue delete ID... | ALL
        smarthost queue hold ID...  |  smarthost queue release ID...
-       mailq`;
+       smarthost queue flush [ID...]
+       mailq
+flush, hold, release and delete act through the running daemon; with the
+daemon stopped, hold, release and delete change the queue files directly.`;
 
 export function toJson(e: QueueEntry) {
   return {
@@ -77,28 +81,42 @@ export async function run(opts: { config?: string; json?: boolean }, args: strin
         process.stdout.write(opts.json ? JSON.stringify(toJson(e)) + '\n' : formatShow(e));
         return EXIT.OK;
       }
-      case 'delete': case 'hold': case 'release': {
-        if (!ids.length) throw new UsageError(`usage: smarthost queue ${action} ID... ${action === 'delete' ? '| ALL' : ''}`);
-        const targets = action === 'delete' && ids.length === 1 && ids[0] === 'ALL' ? (await spool.list()).map((e) => e.envelope.id) : ids;
-        const log = new MailLog({ format: 'postfix', hostname: config.hostname, sink: { write: () => undefined } });
-        let missing = 0;
-        for (const id of targets) {
-          const e = await spool.get(id);
-          if (!e) { process.stderr.write(`smarthost: no message ${id} in the queue\n`); missing++; continue; }
-          if (action === 'delete') { await spool.remove(id); log.removed(id, 'postsuper'); }
-          else await spool.saveState(id, { ...e.state, held: action === 'hold' });
+      case 'delete': case 'hold': case 'release': case 'flush': {
+        if (!ids.length && action !== 'flush') throw new UsageError(`usage: smarthost queue ${action} ID... ${action === 'delete' ? '| ALL' : ''}`);
+        const all = !ids.length || (ids.length === 1 && ids[0] === 'ALL');
+        const reply = await sendControl(config.dataDir, { op: action as ControlOp, ids: all ? 'ALL' : ids });
+        if (reply && !reply.ok) { process.stderr.write(`smarthost: the daemon refused: ${reply.error}\n`); return EXIT.SOFTWARE; }
+        if (reply) return report(action, reply.done.length, reply.missing);
+        if (action === 'flush') {
+          process.stderr.write('smarthost: cannot flush the mail queue: smarthost is not running (start it with `smarthost start`; it tries the whole queue when it starts)\n');
+          return EXIT.TEMPFAIL;
         }
-        const done = targets.length - missing;
-        process.stdout.write(`smarthost: ${action === 'delete' ? 'deleted' : action === 'hold' ? 'held' : 'released'} ${done} message${done === 1 ? '' : 's'}\n`);
-        return missing ? EXIT.NOUSER : EXIT.OK;
+        return offline(spool, action, all ? 'ALL' : ids);
       }
-      case 'flush':
-        process.stderr.write('smarthost: queue flush needs outbound delivery, which this version does not have yet; accepted mail waits in the queue\n');
-        return EXIT.TEMPFAIL;
       default:
         throw new UsageError(help);
     }
   } finally {
     spool.close();
   }
+}
+
+function report(action: string, done: number, missing: readonly string[]): number {
+  for (const id of missing) process.stderr.write(`smarthost: no message ${id} in the queue\n`);
+  const verb = action === 'delete' ? 'deleted' : action === 'hold' ? 'held' : action === 'release' ? 'released' : 'flushed';
+  process.stdout.write(`smarthost: ${verb} ${done} message${done === 1 ? '' : 's'}\n`);
+  return missing.length ? EXIT.NOUSER : EXIT.OK;
+}
+
+/** The daemon is down: act on the spool files directly (nobody else is using them). */
+async function offline(spool: FsSpool, action: 'delete' | 'hold' | 'release', ids: readonly string[] | 'ALL'): Promise<number> {
+  const targets = ids === 'ALL' ? (await spool.list()).map((e) => e.envelope.id) : ids;
+  const missing: string[] = [];
+  for (const id of targets) {
+    const e = await spool.get(id);
+    if (!e) { missing.push(id); continue; }
+    if (action === 'delete') await spool.remove(id);
+    else await spool.saveState(id, { ...e.state, held: action === 'hold' });
+  }
+  return report(action, targets.length - missing.length, missing);
 }

@@ -42,6 +42,24 @@ export interface UpstreamConfig {
   readonly clientKey?: string;
   readonly mechanisms: readonly string[];
   readonly allowPlaintextAuth: boolean;
+  readonly minTlsVersion: TlsVersion;
+  /** Most connections open to this upstream at once. */
+  readonly concurrency: number;
+  /** How long to wait for the connection, each reply, and the message transfer to make progress. */
+  readonly timeoutMs: number;
+}
+
+export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/** Direct delivery to the recipient domain's MX hosts (no route, no [relay]). */
+export interface MxConfig {
+  readonly port: number;
+  readonly tls: OutboundTls;
+  /** "ip" or "ip:port"; empty = the system resolver (/etc/resolv.conf). */
+  readonly nameservers: readonly string[];
+  readonly concurrency: number;
+  readonly minTlsVersion: TlsVersion;
+  readonly timeoutMs: number;
 }
 
 export interface RouteConfig extends UpstreamConfig {
@@ -99,6 +117,7 @@ export interface Config {
   readonly queue: QueueConfig;
   readonly limits: LimitsConfig;
   readonly log: LogConfig;
+  readonly mx: MxConfig;
 }
 
 /** One thing wrong with a config file, with the fix a user should apply. */

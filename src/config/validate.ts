@@ -5,7 +5,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
-  Cidr, Config, ListenConfig, LocalConfig, LogConfig, RouteConfig, UpstreamConfig,
+  Cidr, Config, ListenConfig, LocalConfig, LogConfig, MxConfig, RouteConfig, UpstreamConfig,
 } from './types.js';
 import { parseRate } from './units.js';
 
@@ -28,9 +28,12 @@ export const DEFAULTS = Object.freeze({
   lifetimeMs: 5 * 86_400_000, // Postfix maximal_queue_lifetime
   retryMinMs: 300_000,
   retryMaxMs: 3_600_000,
+  concurrency: 10,            // connections per route (Postfix default_destination_concurrency_limit 20)
+  mxPort: 25,
+  smtpTimeoutMs: 300_000,     // per command and reply (Postfix smtp_*_timeout are 300s)
 });
 
-const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log'];
+const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx'];
 
 /** Where relative paths in the file are anchored: the file's folder, or the cwd for the embedded default. */
 function resolver(baseDir: string) {
@@ -126,7 +129,7 @@ export function parseRelayUrl(value: string): { scheme: 'smtp' | 'smtps'; host: 
 }
 
 const UPSTREAM_KEYS = ['url', 'tls', 'username', 'password_file', 'password_env', 'ca_file',
-  'client_certificate', 'client_key', 'mechanisms', 'allow_plaintext_auth'];
+  'client_certificate', 'client_key', 'mechanisms', 'allow_plaintext_auth', 'tls_min_version', 'concurrency', 'timeout'];
 
 function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | undefined {
   const url = s.string('url');
@@ -159,9 +162,14 @@ function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | 
   const cc = opt('client_certificate');
   const ck = opt('client_key');
   const allowPlaintextAuth = s.bool('allow_plaintext_auth', false);
+  const minTlsVersion = s.oneOf('tls_min_version', ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2');
+  const concurrency = s.int('concurrency', DEFAULTS.concurrency, 1, 1000);
+  const timeoutMs = s.duration('timeout', DEFAULTS.smtpTimeoutMs, '5m');
+  if (timeoutMs === 0) s.problem('timeout', `${s.at('timeout')} cannot be 0`, 'write timeout = "5m"');
   if (!parsed || 'error' in parsed) return undefined;
   return Object.freeze({
     url: url!, scheme: parsed.scheme, host: parsed.host, port: parsed.port, tls, mechanisms: Object.freeze(mechanisms), allowPlaintextAuth,
+    minTlsVersion, concurrency, timeoutMs,
     ...(username !== undefined ? { username } : {}),
     ...(passwordFile !== undefined ? { passwordFile: abs(passwordFile) } : {}),
     ...(passwordEnv !== undefined ? { passwordEnv } : {}),
@@ -304,6 +312,20 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   if (limits.messageSize === 0) l?.problem('message_size', 'limits.message_size cannot be 0', 'write message_size = "25MB"');
   l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'hops']);
 
+  const mxS = root.table_('mx');
+  const mx: MxConfig = Object.freeze({
+    port: mxS?.int('port', DEFAULTS.mxPort, 1, 65535) ?? DEFAULTS.mxPort,
+    tls: mxS?.oneOf('tls', ['none', 'may', 'encrypt', 'verify'] as const, 'may') ?? 'may',
+    nameservers: Object.freeze(mxS?.strings('nameservers', []) ?? []),
+    concurrency: mxS?.int('concurrency', DEFAULTS.concurrency, 1, 1000) ?? DEFAULTS.concurrency,
+    timeoutMs: mxS?.duration('timeout', DEFAULTS.smtpTimeoutMs, '5m') || DEFAULTS.smtpTimeoutMs,
+    minTlsVersion: 'TLSv1' as const, // opportunistic TLS to strangers: any TLS beats plaintext (Postfix smtp_tls_protocols default)
+  });
+  for (const ns of mx.nameservers) {
+    if (!splitHostPort(ns) && !parseCidr(ns)) mxS!.problem('nameservers', `"${ns}" in ${mxS!.at('nameservers')} is not an IP address or address:port`, 'write nameservers = ["127.0.0.1"] or ["127.0.0.1:5353"]');
+  }
+  mxS?.finish(['port', 'tls', 'nameservers', 'concurrency', 'timeout']);
+
   const logS = root.table_('log');
   const logFile = logS?.string('file');
   const log: LogConfig = Object.freeze({
@@ -320,7 +342,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     auth: Object.freeze({ usersFile }),
     ...(relay ? { relay } : {}),
     routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
-    queue, limits, log,
+    queue, limits, log, mx,
   });
   return { config, problems: [] };
 }

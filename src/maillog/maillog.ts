@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import type { Reply } from '../mail/reply.js';
 import { formatReply } from '../mail/reply.js';
 
-export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'postsuper' | 'sendmail';
+export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail';
 
 export interface LogSink { write(line: string): void }
 
@@ -125,4 +125,38 @@ export class MailLog {
   removed(id: string, program: Program = 'qmgr'): void {
     this.emit(program, 'removed', 'removed', {}, id);
   }
+
+  // smtp / local / bounce ---------------------------------------------------
+  /** Postfix: "to=<b@x>, relay=host[ip]:port, delay=0.95, delays=a/b/c/d, dsn=2.0.0, status=sent (250 Ok)" */
+  delivery(id: string, program: 'smtp' | 'local', d: Delivery): void {
+    const text = `to=<${d.to}>, relay=${d.relay}, delay=${d.delay}, delays=${d.delays.join('/')}, dsn=${d.dsn}, status=${d.status} (${d.reason})`;
+    this.emit(program, 'delivery', text, { to: d.to, relay: d.relay, delay: Number(d.delay), delays: d.delays.map(Number), dsn: d.dsn, status: d.status, reason: d.reason }, id);
+  }
+  /** Postfix qmgr: "from=<a@x>, status=expired, returned to sender" */
+  expired(id: string, from: string): void {
+    this.emit('qmgr', 'expired', `from=<${from}>, status=expired, returned to sender`, { from }, id);
+  }
+  /** Postfix bounce: "sender non-delivery notification: NEWID" */
+  notice(id: string, kind: 'non-delivery' | 'delay' | 'delivery status', noticeId: string): void {
+    this.emit('bounce', 'notice', `sender ${kind} notification: ${noticeId}`, { kind, notice_id: noticeId }, id);
+  }
+  /** A bounce that could not be delivered: it is not bounced again; this line is the postmaster's notice. */
+  doubleBounce(id: string, to: string, reason: string): void {
+    this.emit('bounce', 'double_bounce', `postmaster: undeliverable notification to <${to}> discarded, a bounce never bounces (${reason})`, { to, reason }, id);
+  }
+  /** qmgr actions asked for through `smarthost queue` (flush, hold, release). */
+  queueAction(id: string, action: 'hold' | 'release' | 'flush'): void {
+    const text = action === 'hold' ? 'placed on hold' : action === 'release' ? 'released from hold' : 'flushed: deferred recipients tried now';
+    this.emit(action === 'flush' ? 'qmgr' : 'postsuper', action, text, {}, id);
+  }
+}
+
+export interface Delivery {
+  readonly to: string;
+  readonly relay: string;
+  readonly delay: string;
+  readonly delays: readonly [string, string, string, string];
+  readonly dsn: string;
+  readonly status: 'sent' | 'deferred' | 'bounced';
+  readonly reason: string;
 }

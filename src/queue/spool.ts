@@ -14,10 +14,14 @@ export interface RecipientState {
   readonly attempts: number;
   readonly nextAttempt?: string;   // ISO 8601
   readonly lastReply?: string;
+  /** Enhanced status of the last attempt, e.g. 4.4.1. */
+  readonly dsn?: string;
 }
 
 export interface DeliveryState {
   readonly held: boolean;
+  /** A delay warning was sent (at most one per message, like Postfix). */
+  readonly warned?: boolean;
   readonly recipients: readonly RecipientState[];
 }
 

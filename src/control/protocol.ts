@@ -1,0 +1,22 @@
+// The local control socket between `smarthost queue ...` and the running
+// daemon: one JSON request line, one JSON reply line, over a Unix socket in
+// data_dir (mode 0600, so only the owner of the queue can act on it).
+import path from 'node:path';
+
+export type ControlOp = 'flush' | 'hold' | 'release' | 'delete';
+
+export interface ControlRequest { readonly op: ControlOp; readonly ids: readonly string[] | 'ALL' }
+
+export type ControlReply =
+  | { readonly ok: true; readonly done: readonly string[]; readonly missing: readonly string[] }
+  | { readonly ok: false; readonly error: string };
+
+export function controlSocketPath(dataDir: string): string {
+  return path.join(path.resolve(dataDir), 'control.sock');
+}
+
+export function isControlRequest(v: unknown): v is ControlRequest {
+  const r = v as ControlRequest;
+  return !!r && ['flush', 'hold', 'release', 'delete'].includes(r.op) &&
+    (r.ids === 'ALL' || (Array.isArray(r.ids) && r.ids.every((i) => typeof i === 'string')));
+}

@@ -1,0 +1,93 @@
+// How to talk to one upstream: the TLS level as nodemailer connection options,
+// and where the SASL password comes from. TLS is an ordered level
+// (none < may < encrypt < verify); only `may` ever continues in plaintext.
+import fs from 'node:fs';
+import net from 'node:net';
+import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
+import type { MxConfig, OutboundTls, TlsVersion, UpstreamConfig } from '../config/types.js';
+
+/** One concrete address to connect to; `host` is the name for SNI, certificate checks and logs. */
+export interface Peer { readonly host: string; readonly ip: string; readonly port: number }
+
+export interface Credentials { readonly username: string; readonly password: string; /** "password_file /etc/x" or "password_env NAME", never the password */ readonly source: string }
+
+export interface Policy {
+  /** For reasons: "[relay]", "route corp", "MX of example.net". */
+  readonly label: string;
+  readonly implicitTls: boolean;
+  readonly tls: OutboundTls;
+  readonly minTlsVersion: TlsVersion;
+  readonly caFile?: string;
+  readonly clientCertificate?: string;
+  readonly clientKey?: string;
+  readonly timeoutMs: number;
+  readonly mechanisms: readonly string[];
+  readonly allowPlaintextAuth: boolean;
+  /** Reads the password now (so a changed file applies to the next connection); throws a plain-language Error. */
+  readonly credentials?: () => Credentials;
+}
+
+export const peerLabel = (p: Peer): string => `${p.host}[${p.ip}]:${p.port}`;
+
+export function upstreamPolicy(label: string, u: UpstreamConfig): Policy {
+  return {
+    label, implicitTls: u.scheme === 'smtps', tls: u.tls, minTlsVersion: u.minTlsVersion, timeoutMs: u.timeoutMs,
+    mechanisms: u.mechanisms, allowPlaintextAuth: u.allowPlaintextAuth,
+    ...(u.caFile ? { caFile: u.caFile } : {}),
+    ...(u.clientCertificate ? { clientCertificate: u.clientCertificate } : {}),
+    ...(u.clientKey ? { clientKey: u.clientKey } : {}),
+    ...(u.username !== undefined ? { credentials: () => readCredentials(u) } : {}),
+  };
+}
+
+export function mxPolicy(domain: string, mx: MxConfig): Policy {
+  return { label: `MX of ${domain}`, implicitTls: false, tls: mx.tls, minTlsVersion: mx.minTlsVersion, timeoutMs: mx.timeoutMs, mechanisms: [], allowPlaintextAuth: false };
+}
+
+function readCredentials(u: UpstreamConfig): Credentials {
+  const username = u.username!;
+  if (u.passwordEnv !== undefined) {
+    const password = process.env[u.passwordEnv];
+    if (password === undefined || password === '') throw new Error(`password_env ${u.passwordEnv} is not set in smarthost's environment`);
+    return { username, password, source: `password_env ${u.passwordEnv}` };
+  }
+  const file = u.passwordFile!;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read password_file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const password = text.replace(/\r?\n$/, ''); // editors add a final newline; the password is the first line as written
+  if (!password) throw new Error(`password_file ${file} is empty`);
+  return { username, password, source: `password_file ${file}` };
+}
+
+/** nodemailer options for one connection attempt. */
+export function connectionOptions(peer: Peer, policy: Policy, ehloName: string, opts: { plaintextRetry?: boolean } = {}): SMTPConnectionOptions {
+  const verify = policy.tls === 'verify';
+  const tls: NonNullable<SMTPConnectionOptions['tls']> = {
+    rejectUnauthorized: verify,
+    minVersion: policy.minTlsVersion,
+    ...(net.isIP(peer.host) ? {} : { servername: peer.host }),
+    ...(policy.caFile ? { ca: fs.readFileSync(policy.caFile) } : {}),
+    ...(policy.clientCertificate ? { cert: fs.readFileSync(policy.clientCertificate) } : {}),
+    ...(policy.clientKey ? { key: fs.readFileSync(policy.clientKey) } : {}),
+  };
+  const mandatory = policy.tls === 'encrypt' || verify;
+  return {
+    host: peer.ip, port: peer.port, name: ehloName,
+    secure: policy.implicitTls,
+    ...(net.isIP(peer.host) ? {} : { servername: peer.host }),
+    requireTLS: !policy.implicitTls && mandatory,
+    opportunisticTLS: policy.tls === 'may',
+    ignoreTLS: policy.tls === 'none' || opts.plaintextRetry === true,
+    tls,
+    connectionTimeout: Math.min(30_000, policy.timeoutMs),   // Postfix smtp_connect_timeout
+    greetingTimeout: policy.timeoutMs,
+    socketTimeout: policy.timeoutMs,
+    socketCloseTimeout: 1000,
+    dnsTimeout: policy.timeoutMs,
+    allowInternalNetworkInterfaces: true,
+  };
+}

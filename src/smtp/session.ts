@@ -1,0 +1,178 @@
+// One SMTP session with an upstream: connect, (START)TLS per the policy, AUTH,
+// then any number of transactions, each returning one result per recipient.
+// Built on nodemailer's SMTPConnection; the only thing it cannot do for us is
+// a different NOTIFY/ORCPT per recipient (RFC 3461 §4), see RelayConnection.
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
+import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
+import { connectionOptions, peerLabel, type Peer, type Policy } from './policy.js';
+
+/** Connection setup failed: every recipient of the attempt gets `result`. */
+export class SetupFailure extends Error {
+  constructor(readonly result: Classified, readonly relay: string, readonly nextPeer: boolean) { super(result.dsn.reason); }
+}
+
+/** nodemailer's internals we read (it keeps no public copy of the EHLO facts). */
+interface Internals { _recipientQueue: string[]; _supportedExtensions: string[]; _supportedAuth: string[] }
+
+/**
+ * nodemailer sends one NOTIFY/ORCPT for the whole envelope; RFC 3461 makes
+ * them per recipient, so this subclass supplies each RCPT's own parameters.
+ * _getDsnRcptToArgs is called right after the recipient is pushed onto
+ * _recipientQueue (smtp-connection _sendRcpt), so the last entry is the one.
+ */
+class RelayConnection extends SMTPConnection {
+  rcptArgs = new Map<string, string>();
+  _getDsnRcptToArgs(): string {
+    const self = this as unknown as Internals;
+    if (!self._supportedExtensions.includes('DSN')) return '';
+    return this.rcptArgs.get(self._recipientQueue[self._recipientQueue.length - 1] ?? '') ?? '';
+  }
+}
+
+/** RFC 3461 xtext for ENVID and ORCPT values. */
+export function xtext(s: string): string {
+  return Buffer.from(s, 'utf8').reduce((out, b) => out + (b < 33 || b > 126 || b === 43 || b === 61 ? `+${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b)), '');
+}
+
+export class UpstreamSession {
+  private broken = false;
+  /** The last send() lost the connection before the message data went out (a stale cached connection). */
+  lostBeforeData = false;
+  private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string, readonly connectMs: number) {
+    conn.on('error', () => { this.broken = true; });
+    conn.on('end', () => { this.broken = true; });
+  }
+
+  get usable(): boolean { return !this.broken && !this.conn.destroyed; }
+  get secure(): boolean { return this.conn.secure; }
+  get offersDsn(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('DSN'); }
+
+  /** Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason. */
+  static async open(peer: Peer, policy: Policy, ehloName: string): Promise<UpstreamSession> {
+    const started = Date.now();
+    const label = `${peer.host}[${peer.ip}]`;
+    const relay = peerLabel(peer);
+    let conn: RelayConnection;
+    try {
+      conn = await connect(connectionOptions(peer, policy, ehloName));
+    } catch (e) {
+      const c = classifyConnectError(e, label, 'connect');
+      // `may` is opportunistic: a failed handshake is retried in plaintext, as Postfix does
+      if (policy.tls === 'may' && c.dsn.status === '4.7.5') {
+        try { conn = await connect(connectionOptions(peer, policy, ehloName, { plaintextRetry: true })); } catch (e2) {
+          const c2 = classifyConnectError(e2, label, 'connect');
+          throw new SetupFailure(c2, relay, c2.nextPeer);
+        }
+      } else throw new SetupFailure(c, relay, c.nextPeer);
+    }
+    const session = new UpstreamSession(conn, peer, relay, 0);
+    try {
+      await session.login(policy, label);
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+    return Object.assign(session, { connectMs: Date.now() - started }) as UpstreamSession;
+  }
+
+  private async login(policy: Policy, label: string): Promise<void> {
+    if (!policy.credentials) return;
+    const fail = (status: '4.7.0' | '4.7.8' | '4.3.5', reason: string) => { throw new SetupFailure(deferred(status, reason), this.relay, false); };
+    let creds;
+    try { creds = policy.credentials(); } catch (e) { return fail('4.3.5', `cannot log in to ${label} for ${policy.label}: ${(e as Error).message}`); }
+    if (!this.conn.secure && !policy.allowPlaintextAuth) {
+      return fail('4.7.0', `AUTH not attempted: the connection to ${label} is not encrypted ` +
+        `(${policy.tls === 'none' ? 'tls = "none"' : 'the server did not offer STARTTLS'}), and credentials are never sent in clear text; ` +
+        `use tls = "encrypt" or "verify" (or allow_plaintext_auth = true, only for a local tunnel)`);
+    }
+    const offered = (this.conn as unknown as Internals)._supportedAuth;
+    if (!this.conn.allowsAuth) return; // nothing to log in to (Postfix sends without AUTH too); a later 5.7.x reply names the credentials
+    const method = policy.mechanisms.find((m) => offered.includes(m));
+    if (!method) return fail('4.7.0', `host ${label} offers AUTH ${offered.join(' ') || '(none we know)'}, but mechanisms = [${policy.mechanisms.join(', ')}] allows none of them`);
+    await new Promise<void>((resolve, reject) => {
+      this.conn.login({ user: creds.username, pass: creds.password, method }, (err) => {
+        if (!err) return resolve();
+        const who = `username "${creds.username}" with the password from ${creds.source}`;
+        const said = err.response ? `server ${label} said: ${oneLine(err.response)}` : err.message;
+        reject(new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (tried ${who})`), this.relay, false));
+      });
+    });
+  }
+
+  /** One transaction; never throws: every recipient gets a result. */
+  async send(msg: OutgoingMessage): Promise<RcptResult[]> {
+    const started = Date.now();
+    const label = `${this.peer.host}[${this.peer.ip}]`;
+    const addrs = msg.recipients.map((r) => r.address);
+    this.conn.rcptArgs.clear();
+    for (const r of msg.recipients) {
+      const args = [r.notify?.length ? `NOTIFY=${r.notify.join(',')}` : '', r.orcpt ? `ORCPT=${orcptArg(r.orcpt)}` : ''].filter(Boolean).join(' ');
+      if (args) this.conn.rcptArgs.set(r.address, ' ' + args);
+    }
+    const body = msg.body();
+    this.lostBeforeData = false;
+    let bodyDone = false;
+    body.once('end', () => { bodyDone = true; });
+    const envelope = {
+      from: msg.sender === '' ? false as const : msg.sender, to: addrs, size: msg.size, use8BitMime: msg.eightBit,
+      ...(msg.ret || msg.envid ? { dsn: { ...(msg.ret ? { ret: msg.ret } : {}), ...(msg.envid ? { envid: msg.envid } : {}) } } : {}),
+    };
+    const dsnPassed = this.offersDsn;
+    return new Promise<RcptResult[]>((resolve) => {
+      this.conn.send(envelope, body, (err, info) => {
+        const transmitMs = Date.now() - started;
+        if (err) {
+          body.destroy();
+          const e = err as { rejectedErrors?: Array<{ recipient?: string; response?: string }> };
+          const perRcpt = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient ?? '', r.response ?? ''] as const));
+          const whole = classifySendError(err, label, bodyDone);
+          this.lostBeforeData = !bodyDone && !this.usable && !(err as { response?: string }).response;
+          resolve(addrs.map((rcpt) => {
+            const c = perRcpt.has(rcpt) ? fromReply(perRcpt.get(rcpt)!, label, 'RCPT TO') : whole;
+            return { rcpt, outcome: c.outcome === 'sent' ? 'deferred' : c.outcome, dsn: c.dsn, relay: this.relay, connectMs: 0, transmitMs };
+          }));
+          return;
+        }
+        const rejected = new Map((info.rejectedErrors ?? []).map((r) => [(r as { recipient?: string }).recipient ?? '', r.response ?? ''] as const));
+        const ok = fromReply(info.response, label, 'end of DATA');
+        resolve(addrs.map((rcpt) => {
+          const c = rejected.has(rcpt) ? fromReply(rejected.get(rcpt)!, label, 'RCPT TO') : ok;
+          const dsn = c.outcome === 'sent' ? { ...c.dsn, reason: c.dsn.diagnostic ?? c.dsn.reason } : c.dsn; // Postfix logs "status=sent (250 ...)"
+          return { rcpt, outcome: c.outcome, dsn, relay: this.relay, connectMs: 0, transmitMs, ...(c.outcome === 'sent' ? { dsnPassed } : {}) };
+        }));
+      });
+    });
+  }
+
+  /** RSET before the next transaction; false means the session is no longer usable. */
+  reset(): Promise<boolean> {
+    if (!this.usable) return Promise.resolve(false);
+    return new Promise((resolve) => this.conn.reset((err) => resolve(!err)));
+  }
+
+  close(): void {
+    this.broken = true;
+    try { this.conn.quit(); } catch { /* already gone */ }
+    setTimeout(() => this.conn.close(), 1000).unref();
+  }
+}
+
+/** ORCPT as given by our client is "rfc822;addr"; its value part is sent as xtext. */
+function orcptArg(orcpt: string): string {
+  const i = orcpt.indexOf(';');
+  return i < 0 ? `rfc822;${xtext(orcpt)}` : `${orcpt.slice(0, i)};${xtext(orcpt.slice(i + 1))}`;
+}
+
+function connect(options: ConstructorParameters<typeof SMTPConnection>[0]): Promise<RelayConnection> {
+  return new Promise((resolve, reject) => {
+    const conn = new RelayConnection(options);
+    let done = false;
+    conn.once('error', (e) => { if (!done) { done = true; conn.close(); reject(e); } });
+    conn.connect((err) => {
+      if (done) return;
+      done = true;
+      if (err) { conn.close(); reject(err); } else resolve(conn);
+    });
+  });
+}
