@@ -33,9 +33,12 @@ export function formatMailq(entries: readonly QueueEntry[]): string {
     const when = new Date(e.envelope.arrived).toString().slice(0, 24).replace(/ \d{4} /, ' '); // "Sun Nov 22 10:00:01"
     const mark = e.state.held ? '!' : ' ';
     lines.push(`${(e.envelope.id + mark).padEnd(18)} ${String(e.envelope.size).padStart(8)} ${when.padEnd(20)} ${e.envelope.sender || 'MAILER-DAEMON'}`);
+    let shown: string | undefined;
     for (const r of e.state.recipients) {
       if (r.state === 'sent' || r.state === 'bounced') continue;
-      if (r.lastReply) lines.push(`${' '.repeat(49)}(${r.lastReply})`);
+      // like Postfix: the reason once, then every recipient it applies to
+      if (r.lastReply && r.lastReply !== shown) lines.push(`${' '.repeat(49)}(${r.lastReply})`);
+      shown = r.lastReply;
       lines.push(`${' '.repeat(49)}${r.address}`);
     }
     lines.push('');

@@ -62,11 +62,11 @@ interface NodemailerError extends Error { code?: string; originalCode?: string; 
  * whole attempt to this peer failed. `nextPeer` says whether another MX or
  * address could do better (connection and TLS problems) or not (AUTH).
  */
-export function classifyConnectError(e: unknown, hostLabel: string, stage: 'connect' | 'auth'): Classified & { nextPeer: boolean } {
+export function classifyConnectError(e: unknown, hostLabel: string, port: number): Classified & { nextPeer: boolean } {
   const err = e as NodemailerError;
   const sys = err.originalCode ?? (err as NodeJS.ErrnoException).errno?.toString();
   const code = err.code ?? '';
-  if (err.response && err.command && err.command !== 'CONN' && stage === 'connect' && code !== 'ETLS') {
+  if (err.response && err.command && err.command !== 'CONN' && code !== 'ETLS') {
     const c = fromReply(err.response, hostLabel, err.command === 'EHLO' ? 'EHLO' : err.command);
     return { ...c, outcome: c.outcome === 'sent' ? 'deferred' : c.outcome, nextPeer: true };
   }
@@ -85,9 +85,9 @@ export function classifyConnectError(e: unknown, hostLabel: string, stage: 'conn
   }
   const errno = (err as NodeJS.ErrnoException).code && NET[(err as NodeJS.ErrnoException).code!] ? (err as NodeJS.ErrnoException).code! : sys;
   const netText = errno && NET[errno] ? NET[errno] : undefined;
-  if (netText) return { ...deferred('4.4.1', `connect to ${hostLabel}: ${netText}`), nextPeer: true };
+  if (netText) return { ...deferred('4.4.1', `connect to ${hostLabel}:${port}: ${netText}`), nextPeer: true };
   if (/closed|ended|reset|socket/i.test(err.message)) return { ...deferred('4.4.2', `lost connection with ${hostLabel} while connecting: ${err.message}`), nextPeer: true };
-  return { ...deferred('4.4.1', `connect to ${hostLabel}: ${err.message}`), nextPeer: true };
+  return { ...deferred('4.4.1', `connect to ${hostLabel}:${port}: ${err.message}`), nextPeer: true };
 }
 
 /** A failure after MAIL FROM was sent: a reply to a command, or the connection lost mid-transaction. */

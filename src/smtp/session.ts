@@ -39,6 +39,8 @@ export class UpstreamSession {
   private broken = false;
   /** The last send() lost the connection before the message data went out (a stale cached connection). */
   lostBeforeData = false;
+  /** Which credentials this session used, for replies about authentication (x.7.x). Never the password. */
+  private authNote = 'smarthost did not log in: no username is configured for this upstream';
   private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string, readonly connectMs: number) {
     conn.on('error', () => { this.broken = true; });
     conn.on('end', () => { this.broken = true; });
@@ -57,11 +59,11 @@ export class UpstreamSession {
     try {
       conn = await connect(connectionOptions(peer, policy, ehloName));
     } catch (e) {
-      const c = classifyConnectError(e, label, 'connect');
+      const c = classifyConnectError(e, label, peer.port);
       // `may` is opportunistic: a failed handshake is retried in plaintext, as Postfix does
       if (policy.tls === 'may' && c.dsn.status === '4.7.5') {
         try { conn = await connect(connectionOptions(peer, policy, ehloName, { plaintextRetry: true })); } catch (e2) {
-          const c2 = classifyConnectError(e2, label, 'connect');
+          const c2 = classifyConnectError(e2, label, peer.port);
           throw new SetupFailure(c2, relay, c2.nextPeer);
         }
       } else throw new SetupFailure(c, relay, c.nextPeer);
@@ -87,12 +89,15 @@ export class UpstreamSession {
         `use tls = "encrypt" or "verify" (or allow_plaintext_auth = true, only for a local tunnel)`);
     }
     const offered = (this.conn as unknown as Internals)._supportedAuth;
-    if (!this.conn.allowsAuth) return; // nothing to log in to (Postfix sends without AUTH too); a later 5.7.x reply names the credentials
+    if (!this.conn.allowsAuth) { // nothing to log in to (Postfix sends without AUTH too); a later 5.7.x reply names the credentials
+      this.authNote = `smarthost did not log in as "${creds.username}": ${label} did not offer AUTH`;
+      return;
+    }
     const method = policy.mechanisms.find((m) => offered.includes(m));
     if (!method) return fail('4.7.0', `host ${label} offers AUTH ${offered.join(' ') || '(none we know)'}, but mechanisms = [${policy.mechanisms.join(', ')}] allows none of them`);
     await new Promise<void>((resolve, reject) => {
       this.conn.login({ user: creds.username, pass: creds.password, method }, (err) => {
-        if (!err) return resolve();
+        if (!err) { this.authNote = `smarthost logged in as "${creds.username}" with the password from ${creds.source}`; return resolve(); }
         const who = `username "${creds.username}" with the password from ${creds.source}`;
         const said = err.response ? `server ${label} said: ${oneLine(err.response)}` : err.message;
         reject(new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (tried ${who})`), this.relay, false));
@@ -119,7 +124,7 @@ export class UpstreamSession {
       ...(msg.ret || msg.envid ? { dsn: { ...(msg.ret ? { ret: msg.ret } : {}), ...(msg.envid ? { envid: msg.envid } : {}) } } : {}),
     };
     const dsnPassed = this.offersDsn;
-    return new Promise<RcptResult[]>((resolve) => {
+    const results = await new Promise<RcptResult[]>((resolve) => {
       this.conn.send(envelope, body, (err, info) => {
         const transmitMs = Date.now() - started;
         if (err) {
@@ -143,6 +148,8 @@ export class UpstreamSession {
         }));
       });
     });
+    // "530 5.7.0 Authentication required", "550 5.7.1 Authentication Required": say which credentials were used
+    return results.map((r) => /^[45]\.7\./.test(r.dsn.status) ? { ...r, dsn: { ...r.dsn, reason: `${r.dsn.reason}; ${this.authNote}` } } : r);
   }
 
   /** RSET before the next transaction; false means the session is no longer usable. */

@@ -38,9 +38,16 @@ export interface DaemonOptions {
   readonly wrap?: string[];
 }
 
+/**
+ * Tests never ask the real DNS: unless a test sets its own [mx], direct MX
+ * delivery asks a closed loopback port, which fails at once (mail defers).
+ */
+export const NO_DNS = '[mx]\nnameservers = ["127.0.0.1:9"]\n';
+
 export function writeConfig(dir: string, toml: string): string {
   const file = path.join(dir, 'smarthost.toml');
-  fs.writeFileSync(file, `hostname = "relay.test"\ndata_dir = "${path.join(dir, 'data')}"\n${toml}\n`);
+  const mx = /^\s*\[mx\]/m.test(toml) ? '' : NO_DNS;
+  fs.writeFileSync(file, `hostname = "relay.test"\ndata_dir = "${path.join(dir, 'data')}"\n${toml}\n${mx}`);
   return file;
 }
 

@@ -1,0 +1,121 @@
+// Test certificates made with the openssl CLI, once per process: a CA, leaves it
+// signed (valid, expired, wrong name, client) and a self-signed leaf, as PEM
+// strings and files. `openssl ca` is used because it is the one tool here that
+// takes explicit validity dates (x509 -not_before needs OpenSSL 3.4), and an
+// expired certificate needs a notAfter in the past. EC P-256 keeps it fast.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface CertPair { cert: string; key: string; certFile: string; keyFile: string }
+export interface TestCerts {
+  /** Path of the CA certificate that signed valid, expired, wrongName and client. */
+  caFile: string;
+  ca: string;
+  /** SAN DNS:localhost, DNS:upstream.test, IP:127.0.0.1, IP:::1; valid now. */
+  valid: CertPair;
+  /** The same names, valid 2020-01-01 to 2021-01-01. */
+  expired: CertPair;
+  /** The valid names, but self-signed (not from the CA). */
+  selfSigned: CertPair;
+  /** DNS:wrong.example only. */
+  wrongName: CertPair;
+  /** extendedKeyUsage clientAuth, CN "smarthost test client". */
+  client: CertPair;
+}
+
+const NAMES = 'DNS:localhost,DNS:upstream.test,IP:127.0.0.1,IP:::1';
+
+// Our own config, so the system openssl.cnf (and its defaults) play no part.
+const CONFIG = `
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+default_ca = ca_default
+[ca_default]
+database = index.txt
+serial = serial
+new_certs_dir = .
+default_md = sha256
+policy = any
+unique_subject = no
+[any]
+commonName = supplied
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = ${NAMES}
+[wrong]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:wrong.example
+[client]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+`;
+
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+const cache = new Map<string, TestCerts>();
+
+/** Generates (or returns the cached) certificates; with no `dir`, a temp dir removed at exit. */
+export function testCerts(dir?: string): TestCerts {
+  const key = dir ?? '';
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const out = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-certs-'));
+  if (dir) fs.mkdirSync(dir, { recursive: true });
+  else process.on('exit', () => fs.rmSync(out, { recursive: true, force: true }));
+  const certs = generate(out);
+  cache.set(key, certs);
+  return certs;
+}
+
+function generate(dir: string): TestCerts {
+  const file = (name: string) => path.join(dir, name);
+  const openssl = (...args: string[]) => {
+    try {
+      execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      throw new Error(`openssl ${args.join(' ')} failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+    }
+  };
+  fs.writeFileSync(file('openssl.cnf'), CONFIG);
+  fs.writeFileSync(file('index.txt'), '');
+  fs.writeFileSync(file('serial'), '1000\n');
+  const cnf = ['-config', 'openssl.cnf'];
+  const pair = (name: string): CertPair => ({
+    cert: fs.readFileSync(file(`${name}.pem`), 'utf8'), key: fs.readFileSync(file(`${name}.key`), 'utf8'),
+    certFile: file(`${name}.pem`), keyFile: file(`${name}.key`),
+  });
+  const selfSigned = (name: string, cn: string, ext: string) =>
+    openssl('req', ...cnf, '-x509', ...EC, '-keyout', `${name}.key`, '-out', `${name}.pem`, '-subj', `/CN=${cn}`, '-days', '3650', '-extensions', ext);
+  const signed = (name: string, cn: string, ext: string, dates: string[]) => {
+    openssl('req', ...cnf, '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    openssl('ca', ...cnf, '-batch', '-notext', '-cert', 'ca.pem', '-keyfile', 'ca.key',
+      '-in', `${name}.csr`, '-out', `${name}.pem`, '-extensions', ext, ...dates);
+    return pair(name);
+  };
+  const now = ['-days', '3650'];
+  selfSigned('ca', 'smarthost test CA', 'ca_ext');
+  selfSigned('self-signed', 'upstream.test', 'server');
+  return {
+    caFile: file('ca.pem'),
+    ca: fs.readFileSync(file('ca.pem'), 'utf8'),
+    valid: signed('valid', 'upstream.test', 'server', now),
+    expired: signed('expired', 'upstream.test', 'server', ['-startdate', '20200101000000Z', '-enddate', '20210101000000Z']),
+    selfSigned: pair('self-signed'),
+    wrongName: signed('wrong-name', 'wrong.example', 'wrong', now),
+    client: signed('client', 'smarthost test client', 'client', now),
+  };
+}
