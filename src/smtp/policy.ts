@@ -3,6 +3,7 @@
 // (none < may < encrypt < verify); only `may` ever continues in plaintext.
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
 import type { MxConfig, OutboundTls, TlsVersion, UpstreamConfig } from '../config/types.js';
 
@@ -66,8 +67,9 @@ function readCredentials(u: UpstreamConfig): Credentials {
 /** nodemailer options for one connection attempt. */
 export function connectionOptions(peer: Peer, policy: Policy, ehloName: string, opts: { plaintextRetry?: boolean } = {}): SMTPConnectionOptions {
   const verify = policy.tls === 'verify';
-  const tls: NonNullable<SMTPConnectionOptions['tls']> = {
+  const tlsOptions: NonNullable<SMTPConnectionOptions['tls']> = {
     rejectUnauthorized: verify,
+    checkServerIdentity: namesInError,
     minVersion: policy.minTlsVersion,
     ...(net.isIP(peer.host) ? {} : { servername: peer.host }),
     ...(policy.caFile ? { ca: fs.readFileSync(policy.caFile) } : {}),
@@ -82,7 +84,7 @@ export function connectionOptions(peer: Peer, policy: Policy, ehloName: string, 
     requireTLS: !policy.implicitTls && mandatory,
     opportunisticTLS: policy.tls === 'may',
     ignoreTLS: policy.tls === 'none' || opts.plaintextRetry === true,
-    tls,
+    tls: tlsOptions,
     connectionTimeout: Math.min(30_000, policy.timeoutMs),   // Postfix smtp_connect_timeout
     greetingTimeout: policy.timeoutMs,
     socketTimeout: policy.timeoutMs,
@@ -90,4 +92,11 @@ export function connectionOptions(peer: Peer, policy: Policy, ehloName: string, 
     dnsTimeout: policy.timeoutMs,
     allowInternalNetworkInterfaces: true,
   };
+}
+
+/** Node's own check, with the names the certificate does carry in the message (Node lists only one kind). */
+function namesInError(host: string, cert: tls.PeerCertificate): Error | undefined {
+  const err = tls.checkServerIdentity(host, cert);
+  if (err) err.message = `Hostname/IP ${host} does not match the certificate's names: ${cert.subjectaltname || `CN=${cert.subject?.CN ?? '(none)'}`}`;
+  return err;
 }
