@@ -102,6 +102,16 @@ describe('FsSpool', () => {
     assert.ok((await readAll(spool.open(incoming.id))).equals(expected));
   });
 
+  for (const size of [0, 64 * 1024 - 300, 64 * 1024, 200 * 1024 + 7]) {
+    it(`open() returns exactly the stored body (${size} bytes, around the first read of 64 KiB)`, async () => {
+      const body = pseudoRandom(size, size + 1);
+      const incoming = await spool.receive(envelopeFor(2));
+      await incoming.write(body);
+      await incoming.commit();
+      assert.ok((await readAll(spool.open(incoming.id))).equals(body));
+    });
+  }
+
   it('stores the file with mode 0600', async () => {
     const incoming = await spool.receive(envelopeFor());
     await incoming.write(Buffer.from('x\r\n'));
