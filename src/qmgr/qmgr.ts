@@ -79,7 +79,13 @@ export class QueueManager {
     if (this.items.has(envelope.id)) return;
     const item: Item = { envelope, state, seenAt: Date.now(), active: false, queuedToRun: false, timer: undefined, deleted: false, forceNext: false };
     this.items.set(envelope.id, item);
+    if (!state.recipients.some((r) => PENDING.has(r.state))) { void this.dropDone(item); return; } // finished before a crash
     this.schedule(item);
+  }
+
+  private async dropDone(item: Item): Promise<void> {
+    this.items.delete(item.envelope.id);
+    if (await this.o.spool.remove(item.envelope.id)) this.o.log.removed(item.envelope.id);
   }
 
   private dueAt(item: Item): number | undefined {

@@ -1,0 +1,141 @@
+// The queue manager against a recording transport (no sockets) and a real
+// spool in a temp dir: state per recipient, backoff, restart, lifetime,
+// notices, and the control verbs.
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Envelope } from '../mail/envelope.js';
+import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
+import { MailLog } from '../maillog/maillog.js';
+import { FsSpool } from '../queue/fs-spool.js';
+import type { Destination } from '../route/route.js';
+import { QueueManager, type Transports } from './qmgr.js';
+
+type Script = (rcpt: string, attempt: number) => RcptResult['outcome'];
+
+class RecordingTransport implements Transports {
+  calls: Array<{ dest: Destination; msg: OutgoingMessage }> = [];
+  forgot = 0;
+  private attempts = new Map<string, number>();
+  constructor(public script: Script) {}
+  async deliver(dest: Destination, msg: OutgoingMessage): Promise<RcptResult[]> {
+    this.calls.push({ dest, msg });
+    return msg.recipients.map(({ address }) => {
+      const n = (this.attempts.get(address) ?? 0) + 1;
+      this.attempts.set(address, n);
+      const outcome = this.script(address, n);
+      const status = outcome === 'sent' ? '2.0.0' : outcome === 'bounced' ? '5.1.1' : '4.4.1';
+      return { rcpt: address, outcome, dsn: { status, reason: `${status} scripted` }, relay: 'up[127.0.0.1]:25', connectMs: 1, transmitMs: 1 } as RcptResult;
+    });
+  }
+  forgetDead(): void { this.forgot++; }
+}
+
+describe('QueueManager', () => {
+  let dir: string;
+  let spool: FsSpool;
+  let lines: string[];
+  let log: MailLog;
+  const managers: QueueManager[] = [];
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qmgr-test-'));
+    spool = new FsSpool(dir);
+    await spool.recover();
+    lines = [];
+    log = new MailLog({ format: 'postfix', hostname: 'relay.test', sink: { write: (l) => { lines.push(l); } } });
+  });
+  afterEach(async () => {
+    for (const m of managers.splice(0)) await m.close(100);
+    spool.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function qmgr(t: Transports, queue: Partial<{ lifetimeMs: number; retryMinMs: number; retryMaxMs: number; delayWarningMs: number }> = {}): QueueManager {
+    const m = new QueueManager({
+      spool, log, transports: t, hostname: 'relay.test', rand: () => 0.5,
+      routes: { localDomains: ['relay.test'], routes: [] },
+      queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, ...queue },
+    });
+    managers.push(m);
+    return m;
+  }
+
+  async function put(sender: string, rcpts: string[], arrived = new Date()): Promise<Envelope> {
+    const inc = await spool.receive({ sender, recipients: rcpts.map((address) => ({ address })), client: { address: '127.0.0.1', hostname: 'localhost', helo: 'x', protocol: 'ESMTP' }, arrived: arrived.toISOString() });
+    await inc.write(Buffer.from('Subject: t\r\n\r\nbody\r\n'));
+    return inc.commit();
+  }
+
+  const until = async (cond: () => boolean | Promise<boolean>, what: string) => {
+    for (let i = 0; i < 200; i++) { if (await cond()) return; await new Promise((r) => setTimeout(r, 10)); }
+    assert.fail(`timed out waiting for ${what}\n${lines.join('')}`);
+  };
+
+  it('groups recipients by destination, records each outcome, saves the deferred ones with a backoff time', async () => {
+    const t = new RecordingTransport((rcpt) => rcpt.startsWith('later') ? 'deferred' : 'sent');
+    const m = qmgr(t);
+    const env = await put('a@client.test', ['one@example.net', 'later@example.net', 'two@example.org']);
+    m.enqueue(env);
+    await until(async () => (await spool.get(env.id))?.state.recipients.some((r) => r.state === 'deferred') ?? false, 'deferred state');
+    assert.deepEqual(t.calls.map((c) => [c.dest.key, c.msg.recipients.map((r) => r.address)]).sort(),
+      [['mx:example.net', ['one@example.net', 'later@example.net']], ['mx:example.org', ['two@example.org']]]);
+    const state = (await spool.get(env.id))!.state;
+    const later = state.recipients.find((r) => r.address === 'later@example.net')!;
+    assert.equal(later.attempts, 1);
+    const wait = Date.parse(later.nextAttempt!) - Date.now();
+    assert.ok(wait > 50_000 && wait <= 60_000, `next attempt in ${wait} ms (retry_min 60s)`);
+    assert.equal(state.recipients.find((r) => r.address === 'one@example.net')!.state, 'sent');
+  });
+
+  it('after a restart, waits for the saved next attempt; flush tries at once and forgets dead destinations', async () => {
+    const t = new RecordingTransport((_r, n) => n === 1 ? 'deferred' : 'sent');
+    const first = qmgr(t);
+    const env = await put('a@client.test', ['b@example.net']);
+    first.enqueue(env);
+    await until(async () => (await spool.get(env.id))?.state.recipients[0]!.state === 'deferred', 'deferral');
+    await first.close();
+    const second = qmgr(t);
+    await second.start();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(t.calls.length, 1, 'not retried before its time');
+    assert.deepEqual(second.flush('ALL').done, [env.id]);
+    assert.equal(t.forgot, 1);
+    await until(async () => (await spool.get(env.id)) === undefined, 'removal');
+    assert.match(lines.join(''), new RegExp(`${env.id}: removed`));
+  });
+
+  it('bounces what is still deferred after the lifetime and spools one notice to the sender', async () => {
+    const t = new RecordingTransport(() => 'deferred');
+    const m = qmgr(t, { lifetimeMs: 1000 });
+    const env = await put('a@client.test', ['b@example.net'], new Date(Date.now() - 5000));
+    m.enqueue(env);
+    await until(() => lines.some((l) => l.includes('status=expired, returned to sender')), 'expiry');
+    await until(() => t.calls.some((c) => c.msg.sender === ''), 'the notice');
+    const notice = t.calls.find((c) => c.msg.sender === '')!.msg;
+    assert.deepEqual(notice.recipients.map((r) => [r.address, r.notify]), [['a@client.test', ['NEVER']]]);
+    const chunks: Buffer[] = [];
+    for await (const c of notice.body()) chunks.push(c as Buffer);
+    assert.match(Buffer.concat(chunks).toString(), /Action: failed/);
+  });
+
+  it('holds, releases and deletes; a held message is not tried', async () => {
+    const t = new RecordingTransport(() => 'deferred');
+    const m = qmgr(t);
+    const env = await put('a@client.test', ['b@example.net']);
+    m.enqueue(env);
+    await until(() => t.calls.length === 1, 'first attempt');
+    await until(async () => (await spool.get(env.id))?.state.recipients[0]!.attempts === 1, 'state');
+    assert.deepEqual((await m.hold([env.id], true)).done, [env.id]);
+    assert.equal((await spool.get(env.id))!.state.held, true);
+    m.flush([env.id]);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(t.calls.length, 1);
+    await m.hold([env.id], false);
+    await until(() => t.calls.length === 2, 'retry on release');
+    await until(async () => (await spool.get(env.id))?.state.recipients[0]!.attempts === 2, 'state after release');
+    assert.deepEqual(await m.delete([env.id, 'FFFFFFFFFFFFFFFFFF']), { done: [env.id], missing: ['FFFFFFFFFFFFFFFFFF'] });
+    assert.equal(await spool.get(env.id), undefined);
+  });
+});
