@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MailLog, type Delivery } from './maillog.js';
+
+const d: Delivery = {
+  to: 'bob@example.net', relay: 'smtp.mailgun.org[34.1.2.3]:587', delay: '0.95', delays: ['0.35', '0.11', '0.28', '0.21'],
+  dsn: '2.0.0', status: 'sent', reason: '250 Great success',
+};
+
+function capture(format: 'postfix' | 'json'): { log: MailLog; lines: string[] } {
+  const lines: string[] = [];
+  return { log: new MailLog({ format, hostname: 'relay.example.com', sink: { write: (l) => { lines.push(l); } } }), lines };
+}
+
+test('a delivery line has exactly the Postfix shape', () => {
+  const { log, lines } = capture('postfix');
+  log.delivery('7F3A9C21', 'smtp', d);
+  assert.match(lines[0]!, /^\w{3} [ \d]\d \d\d:\d\d:\d\d relay smarthost\/smtp\[\d+\]: 7F3A9C21: to=<bob@example\.net>, relay=smtp\.mailgun\.org\[34\.1\.2\.3\]:587, delay=0\.95, delays=0\.35\/0\.11\/0\.28\/0\.21, dsn=2\.0\.0, status=sent \(250 Great success\)\n$/);
+});
+
+test('the JSON form carries the same fields, numbers as numbers', () => {
+  const { log, lines } = capture('json');
+  log.delivery('7F3A9C21', 'smtp', d);
+  const j = JSON.parse(lines[0]!);
+  assert.equal(j.program, 'smarthost/smtp');
+  assert.equal(j.queue_id, '7F3A9C21');
+  assert.equal(j.event, 'delivery');
+  assert.deepEqual([j.to, j.relay, j.delay, j.delays, j.dsn, j.status, j.reason],
+    ['bob@example.net', 'smtp.mailgun.org[34.1.2.3]:587', 0.95, [0.35, 0.11, 0.28, 0.21], '2.0.0', 'sent', '250 Great success']);
+});
+
+test('bounce and expiry lines', () => {
+  const { log, lines } = capture('postfix');
+  log.notice('7F3A9C21', 'non-delivery', '8A1B2C3D');
+  log.expired('7F3A9C21', 'alice@example.com');
+  assert.match(lines[0]!, /smarthost\/bounce\[\d+\]: 7F3A9C21: sender non-delivery notification: 8A1B2C3D\n$/);
+  assert.match(lines[1]!, /smarthost\/qmgr\[\d+\]: 7F3A9C21: from=<alice@example\.com>, status=expired, returned to sender\n$/);
+});
