@@ -71,11 +71,13 @@ export class SmtpClient {
    * Writes `data` and resolves with the moment it was fully handed to the
    * kernel: at once if the socket took it synchronously, else when it drained.
    */
-  writeTimed(data: Buffer): Promise<number> {
+  writeTimed(data: Buffer, prefix?: Buffer): Promise<number> {
     const before = performance.now();
     return new Promise((resolve, reject) => {
       let sync = false;
+      if (prefix) { this.socket.cork(); this.socket.write(prefix); } // one writev, no copy of data
       this.socket.write(data, (e) => (e ? reject(e) : sync || resolve(performance.now())));
+      if (prefix) this.socket.uncork();
       if (this.socket.writableLength === 0) { sync = true; resolve(before); }
     });
   }
@@ -91,14 +93,17 @@ export class SmtpClient {
     if (!/PIPELINING/.test(r.text)) throw new Error(`server does not offer PIPELINING:\n${r.text}`);
   }
 
-  /** One transaction; returns the latency from the final dot to the 250 and when it arrived. */
-  async send(envelope: string, message: Buffer): Promise<{ latency: number; at: number }> {
+  /**
+   * One transaction; returns the latency from the final dot to the 250 and when it arrived.
+   * `prefix` (e.g. a header line) is sent just before `message`, in the same write.
+   */
+  async send(envelope: string, message: Buffer, prefix?: Buffer): Promise<{ latency: number; at: number }> {
     this.write(envelope);
     const [mail, rcpt, data] = await Promise.all([this.reply(), this.reply(), this.reply()]);
     this.expect(mail, 250, 'MAIL FROM');
     this.expect(rcpt, 250, 'RCPT TO');
     this.expect(data, 354, 'DATA');
-    const [sent, done] = await Promise.all([this.writeTimed(message), this.reply()]);
+    const [sent, done] = await Promise.all([this.writeTimed(message, prefix), this.reply()]);
     this.expect(done, 250, 'end of data');
     return { latency: done.at - sent, at: done.at };
   }

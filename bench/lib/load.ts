@@ -14,6 +14,13 @@ export interface LoadOptions {
   readonly measureMs: number;
   /** Called when the measured window opens and closes. */
   readonly onWindow: (edge: 'start' | 'end') => void;
+  /**
+   * When set, every message starts with the header line "<idHeader>: <n>", n = 1, 2, …
+   * unique within this run, and onAck hears of each 250 for end of data.
+   */
+  readonly idHeader?: string;
+  /** `at`: performance.now() when the 250 arrived; inWindow: it counts in the measured window. */
+  readonly onAck?: (id: number, at: number, inWindow: boolean) => void;
 }
 
 export interface LoadResult {
@@ -28,18 +35,22 @@ export interface LoadResult {
   readonly clientCpuMs: number;
 }
 
-interface Window { start: number; end: number; stopping: boolean; latencies: number[]; acknowledged: number }
+interface Window { start: number; end: number; stopping: boolean; latencies: number[]; acknowledged: number; nextId: number }
 
 export function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-async function session(client: SmtpClient, message: Buffer, w: Window): Promise<void> {
+async function session(client: SmtpClient, o: LoadOptions, w: Window): Promise<void> {
   while (!w.stopping) {
-    const { latency, at } = await client.send(ENVELOPE, message);
+    const id = w.nextId++;
+    const prefix = o.idHeader ? Buffer.from(`${o.idHeader}: ${id}\r\n`, 'latin1') : undefined;
+    const { latency, at } = await client.send(ENVELOPE, o.message, prefix);
     w.acknowledged++;
-    if (at >= w.start && at <= w.end) w.latencies.push(latency);
+    const inWindow = at >= w.start && at <= w.end;
+    if (inWindow) w.latencies.push(latency);
+    o.onAck?.(id, at, inWindow);
   }
   await client.quit();
 }
@@ -64,8 +75,8 @@ export async function openSessions(port: number, n: number, batch = 100): Promis
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const clients = await openSessions(o.port, o.sessions);
-  const w: Window = { start: Infinity, end: Infinity, stopping: false, latencies: [], acknowledged: 0 };
-  const running = Promise.all(clients.map((c) => session(c, o.message, w)));
+  const w: Window = { start: Infinity, end: Infinity, stopping: false, latencies: [], acknowledged: 0, nextId: 1 };
+  const running = Promise.all(clients.map((c) => session(c, o, w)));
   running.catch(() => { w.stopping = true; }); // one failure stops the others
   try {
     await Promise.race([sleep(o.warmupMs), running]);

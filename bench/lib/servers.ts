@@ -1,6 +1,7 @@
 // The servers under test, each a child process on 127.0.0.1 port 0: the
 // built smarthost daemon (fresh temp data_dir) or the bare smtp-server
-// baseline. Reads their CPU time and memory from /proc. Every child and temp
+// baseline. Reads their CPU time (also of a whole process tree) and memory
+// from /proc. Every child (see track) and temp
 // dir is registered so an error, ^C or normal exit still cleans up; temp dirs
 // are removed only at the end (see removeTempDirs) so one run's mass unlink
 // does not slow the next run's file creation.
@@ -37,6 +38,11 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
+/** Registers a child we started, so an error, ^C or exit kills it; stopChild() unregisters it. */
+export function track(child: ChildProcess): void {
+  children.add(child);
+}
+
 export function tempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   tempDirs.add(d);
@@ -51,7 +57,7 @@ export function removeTempDirs(): void {
 
 // ---- starting and stopping ----
 
-function smarthostConfig(dataDir: string): string {
+function smarthostConfig(dataDir: string, extraToml: string): string {
   return [
     'hostname = "relay.test"',
     `data_dir = "${dataDir}"`,
@@ -61,14 +67,19 @@ function smarthostConfig(dataDir: string): string {
     'connections = 2000',
     'connections_per_ip = 2000',
     'message_size = "25MB"',
+    extraToml,
     '',
   ].join('\n');
 }
 
-/** Resolves with the port of the first "listening on 127.0.0.1:PORT" line; drains stdout after. */
-function waitListening(child: ChildProcess, what: string): Promise<number> {
+/**
+ * Resolves with the port of the first "listening on 127.0.0.1:PORT" line; drains stdout after.
+ * Every stdout and stderr chunk also goes to onOutput (from the start).
+ */
+function waitListening(child: ChildProcess, what: string, onOutput?: (text: string) => void): Promise<number> {
   let out = '';
   let err = '';
+  if (onOutput) for (const s of [child.stdout!, child.stderr!]) s.on('data', (d: Buffer) => onOutput(d.toString()));
   child.stderr!.on('data', (d: Buffer) => { if (err.length < 10_000) err += d.toString(); });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what} did not start within 10s:\n${out}${err}`)), 10_000);
@@ -86,7 +97,7 @@ function waitListening(child: ChildProcess, what: string): Promise<number> {
   });
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+export function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) { children.delete(child); return Promise.resolve(); }
   return new Promise((resolve) => {
     const force = setTimeout(() => child.kill('SIGKILL'), 5_000);
@@ -95,13 +106,20 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {}): Promise<Server> {
+export interface StartOptions {
+  /** TOML appended to the generated smarthost config, e.g. a [relay] section. */
+  readonly toml?: string;
+  /** Gets every chunk the child writes to stdout (its mail log) and stderr. */
+  readonly onOutput?: (text: string) => void;
+}
+
+export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {}, opts: StartOptions = {}): Promise<Server> {
   const dir = tempDir(`smarthost-bench-${kind}-`);
   const dataDir = path.join(dir, 'data');
   let args: string[];
   if (kind === 'smarthost') {
     const config = path.join(dir, 'smarthost.toml');
-    fs.writeFileSync(config, smarthostConfig(dataDir));
+    fs.writeFileSync(config, smarthostConfig(dataDir, opts.toml ?? ''));
     args = [CLI, 'start', '-c', config];
   } else {
     args = [BASELINE];
@@ -109,7 +127,7 @@ export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {})
   const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   try {
-    const port = await waitListening(child, kind);
+    const port = await waitListening(child, kind, opts.onOutput);
     return {
       kind, pid: child.pid!, port, dir, dataDir,
       stop: () => stopChild(child),
@@ -126,11 +144,46 @@ export const CLK_TCK = (() => {
   try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
 })();
 
+/** Fields of /proc/PID/stat from field 3 (state) on: fields[0] is field 3. */
+function statFields(pid: number | string): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+const ticksMs = (...ticks: Array<string | undefined>) => (ticks.reduce((n, t) => n + Number(t), 0) * 1000) / CLK_TCK;
+
 /** utime + stime of a process, in milliseconds. */
 export function cpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;  // fields 14 and 15
+  const fields = statFields(pid);
+  return ticksMs(fields[11], fields[12]);  // fields 14 and 15
+}
+
+/**
+ * CPU of a whole process tree, in milliseconds: utime + stime of `root` and of
+ * every live or zombie descendant, plus root's cutime + cstime (fields 16, 17),
+ * which hold the CPU of descendants that exited and were reaped. A child is in
+ * exactly one of the two at any moment, so differences of this figure are the
+ * tree's CPU in between, however many processes came and went (Postfix forks
+ * and retires its daemons all the time). Children are read before root's
+ * cutime: one reaped in between is counted twice rather than lost.
+ */
+export function treeCpuMs(root: number): number {
+  const parent = new Map<number, number>();
+  const own = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let f: string[];
+    try { f = statFields(name); } catch { continue; } // exited meanwhile
+    parent.set(Number(name), Number(f[1]));
+    own.set(Number(name), ticksMs(f[11], f[12]));
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = parent.get(p), hops++) if (p === root) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [pid, ms] of own) if (pid !== root && inTree(pid)) total += ms;
+  const r = statFields(root);
+  return total + ticksMs(r[11], r[12], r[13], r[14]);
 }
 
 /** A "VmRSS"/"VmHWM" figure of /proc/PID/status, in MB. */

@@ -73,7 +73,7 @@ describe('parseConfig: the SPEC example', () => {
     assert.deepEqual({ ...c.relay!, mechanisms: [...c.relay!.mechanisms] }, {
       url: 'smtp://smtp.mailgun.org:587', scheme: 'smtp', host: 'smtp.mailgun.org', port: 587,
       tls: 'verify', username: 'postmaster@mg.example.com', passwordFile: '/etc/smarthost/mailgun.secret',
-      mechanisms: ['PLAIN', 'LOGIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 10, timeoutMs: 300_000,
+      mechanisms: ['PLAIN', 'LOGIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 20, timeoutMs: 300_000,
     });
 
     assert.equal(c.routes.length, 1);

@@ -28,7 +28,7 @@ export const DEFAULTS = Object.freeze({
   lifetimeMs: 5 * 86_400_000, // Postfix maximal_queue_lifetime
   retryMinMs: 300_000,
   retryMaxMs: 3_600_000,
-  concurrency: 10,            // connections per route (Postfix default_destination_concurrency_limit 20)
+  concurrency: 20,            // connections per route, as Postfix's default_destination_concurrency_limit
   mxPort: 25,
   smtpTimeoutMs: 300_000,     // per command and reply (Postfix smtp_*_timeout are 300s)
 });

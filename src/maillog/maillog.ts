@@ -30,7 +30,32 @@ export function fileSink(file: string): LogSink {
   return { write: (line) => { stream.write(line); } };
 }
 
-export const stdoutSink: LogSink = { write: (line) => { process.stdout.write(line); } };
+/**
+ * Lines logged in one turn of the event loop leave in one write. stdout on a
+ * pipe or file is written synchronously, one system call per line, which
+ * under load costs the sessions more than the logging is worth. Whatever is
+ * buffered is written at exit.
+ */
+function batched(write: (text: string) => void): LogSink {
+  let lines: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (!lines.length) return;
+    const text = lines.join('');
+    lines = [];
+    write(text);
+  };
+  process.once('exit', flush);
+  return {
+    write(line) {
+      lines.push(line);
+      if (!scheduled) { scheduled = true; setImmediate(flush); }
+    },
+  };
+}
+
+export const stdoutSink: LogSink = batched((text) => { process.stdout.write(text); });
 
 export class MailLog {
   private readonly shortHost: string;

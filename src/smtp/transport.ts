@@ -26,7 +26,8 @@ export interface SmtpTransportOptions {
 
 class Pool {
   active = 0;
-  readonly idle: UpstreamSession[] = [];
+  /** Cached sessions, each with the timer that closes it if nobody takes it. */
+  readonly idle: Array<{ session: UpstreamSession; timer: NodeJS.Timeout }> = [];
   readonly waiters: Array<() => void> = [];
   dead: { until: number; result: Classified } | undefined;
   constructor(readonly limit: number, readonly policy: Policy) {}
@@ -100,8 +101,10 @@ export class SmtpTransport {
 
   private takeIdle(pool: Pool): UpstreamSession | undefined {
     while (pool.idle.length) {
-      const s = pool.idle.pop()!;
-      if (s.usable) return s;
+      const { session, timer } = pool.idle.pop()!;
+      clearTimeout(timer);
+      if (session.usable) return session;
+      session.close();
     }
     return undefined;
   }
@@ -109,11 +112,12 @@ export class SmtpTransport {
   private async putBack(pool: Pool, session: UpstreamSession, needsReset: boolean): Promise<void> {
     // after a completed transaction the server has already reset (RFC 5321 §4.1.1.4); RSET only after a refusal
     if (this.closed || !session.usable || (needsReset && !(await session.reset()))) { session.close(); return; }
-    pool.idle.push(session);
-    setTimeout(() => {
-      const i = pool.idle.indexOf(session);
+    const timer = setTimeout(() => {
+      const i = pool.idle.findIndex((e) => e.session === session);
       if (i >= 0) { pool.idle.splice(i, 1); session.close(); }
-    }, this.idleMs).unref();
+    }, this.idleMs);
+    timer.unref();
+    pool.idle.push({ session, timer });
   }
 
   private async open(dest: RemoteDestination, policy: Policy):
@@ -142,6 +146,6 @@ export class SmtpTransport {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.pools.values()) for (const s of p.idle.splice(0)) s.close();
+    for (const p of this.pools.values()) for (const { session, timer } of p.idle.splice(0)) { clearTimeout(timer); session.close(); }
   }
 }

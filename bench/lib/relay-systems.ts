@@ -1,0 +1,121 @@
+// The systems under test of the relay bench, behind one interface: the built
+// smarthost daemon and a private Postfix (test/peers/postfix.ts), each fresh,
+// relaying everything to the counting sink on 127.0.0.1. Each reports the CPU
+// of its whole process tree, the messages still in its queue, and the lines
+// of its mail log that show trouble (deferrals, bounces, warnings, errors).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { postfixAvailable, startPostfixProvider } from '../../test/peers/postfix.js';
+import { spooledFiles, startServer, treeCpuMs } from './servers.js';
+
+export type SystemName = 'smarthost' | 'postfix';
+
+/** Mail log lines worth a look, counted by kind, with the first few kept verbatim. */
+export interface Trouble { counts: Record<string, number>; examples: string[] }
+
+export interface RelaySystem {
+  readonly name: SystemName;
+  /** The plain SMTP port that relays for 127.0.0.1. */
+  readonly port: number;
+  /** Main process id (Postfix: the master). */
+  readonly pid: number;
+  /** CPU of the whole process tree since it started, ms (see treeCpuMs). */
+  cpuMs(): number;
+  /** Messages still in the queue (files). */
+  queued(): number;
+  trouble(): Trouble;
+  stop(): Promise<void>;
+}
+
+const TROUBLE: ReadonlyArray<readonly [string, RegExp]> = [
+  ['deferred', /status=deferred/], ['bounced', /status=bounced/], ['expired', /status=expired/],
+  ['fatal/panic', /\b(fatal|panic):/], ['warning', /\bwarning:/], ['error', /\berror\b/i],
+];
+const ANY_TROUBLE = /status=(deferred|bounced|expired)|\b(fatal|panic|warning):|\berror\b/i;
+const MAX_EXAMPLES = 8;
+
+function troubleCounter(): { add(text: string): void; get(): Trouble } {
+  const t: Trouble = { counts: {}, examples: [] };
+  return {
+    // Lines cut by a chunk boundary may be missed; a quick test keeps the common case cheap.
+    add(text) {
+      if (!ANY_TROUBLE.test(text)) return;
+      for (const line of text.split('\n')) {
+        const kind = TROUBLE.find(([, re]) => re.test(line))?.[0];
+        if (!kind) continue;
+        t.counts[kind] = (t.counts[kind] ?? 0) + 1;
+        if (t.examples.length < MAX_EXAMPLES) t.examples.push(line.trim());
+      }
+    },
+    get: () => t,
+  };
+}
+
+export interface SmarthostOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** [relay] concurrency; undefined keeps smarthost's default. */
+  readonly concurrency?: number;
+}
+
+export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {}): Promise<RelaySystem> {
+  const trouble = troubleCounter();
+  const toml = [
+    '[relay]',
+    `url = "smtp://127.0.0.1:${sinkPort}"`,
+    'tls = "none"',
+    ...(o.concurrency ? [`concurrency = ${o.concurrency}`] : []),
+  ].join('\n');
+  const server = await startServer('smarthost', o.env ?? {}, { toml, onOutput: (text) => trouble.add(text) });
+  return {
+    name: 'smarthost', port: server.port, pid: server.pid,
+    cpuMs: () => treeCpuMs(server.pid),
+    queued: () => spooledFiles(server),
+    trouble: () => trouble.get(),
+    stop: () => server.stop(),
+  };
+}
+
+/** Why the Postfix comparison cannot run here, or undefined when it can. */
+export function postfixMissing(): string | undefined {
+  if (process.platform !== 'linux') return 'the bench reads Postfix CPU from Linux /proc';
+  if (!postfixAvailable()) return '/usr/sbin/postfix or /usr/sbin/saslpasswd2 is not installed (.ci/run installs postfix, sasl2-bin, libsasl2-modules)';
+  if (process.getuid?.() !== 0) return 'a private Postfix instance needs root';
+  return undefined;
+}
+
+const POSTFIX_QUEUES = ['maildrop', 'incoming', 'active', 'deferred', 'hold'];
+
+function countFiles(dir: string): number {
+  let n = 0;
+  let entries: fs.Dirent[];
+  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return 0; }
+  for (const e of entries) n += e.isDirectory() ? countFiles(path.join(dir, e.name)) : 1;
+  return n;
+}
+
+/** Postfix parameters that shape this bench, as the instance sees them. */
+export function postfixSettings(etcDir: string): Record<string, string> {
+  const names = ['mail_version', 'default_destination_concurrency_limit', 'initial_destination_concurrency',
+    'default_process_limit', 'in_flow_delay', 'smtp_connection_cache_on_demand', 'qmgr_message_active_limit'];
+  const out = execFileSync('/usr/sbin/postconf', ['-c', etcDir, ...names], { encoding: 'utf8' });
+  return Object.fromEntries(out.trim().split('\n').map((l) => l.split(/\s*=\s*/, 2) as [string, string]));
+}
+
+export async function startPostfix(sinkPort: number): Promise<RelaySystem & { readonly etcDir: string }> {
+  const p = await startPostfixProvider({ relayTo: { host: '127.0.0.1', port: sinkPort } });
+  try {
+    const pid = Number(fs.readFileSync(path.join(p.dir, 'queue/pid/master.pid'), 'utf8').trim());
+    if (!pid) throw new Error('Postfix wrote no master pid');
+    return {
+      name: 'postfix', port: p.plainPort, pid, etcDir: path.join(p.dir, 'etc'),
+      cpuMs: () => treeCpuMs(pid),
+      queued: () => POSTFIX_QUEUES.reduce((n, q) => n + countFiles(path.join(p.dir, 'queue', q)), 0),
+      trouble: () => { const t = troubleCounter(); t.add(p.log()); return t.get(); },
+      stop: () => p.stop(),
+    };
+  } catch (e) {
+    await p.stop();
+    throw e;
+  }
+}
