@@ -4,11 +4,15 @@
 // smtp-server child (no disk), reporting msg/s, p50/p99 latency (final dot ->
 // 250), daemon CPU ms/msg and peak RSS, plus RSS with 1,000 idle sessions and
 // the disk's one-fsync-at-a-time ceiling. Prints tables, then one JSON line.
+// smarthost relays what it accepts to a counting sink (a separate process), as
+// it would in service, so its CPU includes delivery; the check at the end is
+// that every acknowledged message was delivered or is still queued.
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fsyncCeiling, type FsyncCeiling } from './lib/fsync.js';
 import { openSessions, runLoad } from './lib/load.js';
 import { wireMessage } from './lib/messages.js';
+import { startSink, type Sink } from './lib/sink.js';
 import { CLK_TCK, cpuMs, machineBusyMs, memMB, removeTempDirs, spooledFiles, startServer, tempDir, type ServerKind } from './lib/servers.js';
 
 // ---- settings (environment) ----
@@ -38,7 +42,8 @@ interface Run {
 }
 
 async function measureLoad(kind: ServerKind, sizeBytes: number, sessions: number, message: Buffer): Promise<Run> {
-  const server = await startServer(kind, daemonEnv);
+  const sink: Sink | undefined = kind === 'smarthost' ? await startSink() : undefined;
+  const server = await startServer(kind, daemonEnv, sink ? { toml: `[relay]\nurl = "smtp://127.0.0.1:${sink.port}"\ntls = "none"\n` } : {});
   try {
     const edges = { start: { server: 0, machine: 0 }, end: { server: 0, machine: 0 } };
     const r = await runLoad({
@@ -56,10 +61,15 @@ async function measureLoad(kind: ServerKind, sizeBytes: number, sessions: number
       otherCpuPct: Math.max(0, (100 * otherCpu) / (r.seconds * 1000 * os.cpus().length)),
       acknowledged: r.acknowledged,
     };
-    if (kind === 'smarthost') run.spooled = spooledFiles(server);
+    if (sink) {
+      // let the queue drain, then count what reached the sink plus what is still queued
+      for (let i = 0; i < 300 && spooledFiles(server) > 0; i++) await sleep(100);
+      run.spooled = spooledFiles(server) + sink.other();
+    }
     return run;
   } finally {
     await server.stop();
+    await sink?.stop();
   }
 }
 
@@ -140,8 +150,8 @@ function targets(runs: Run[], idle: Idle[]): Target[] {
 }
 
 function spoolWarnings(runs: Run[]): string[] {
-  return runs.filter((r) => r.spooled !== undefined && r.spooled !== r.acknowledged)
-    .map((r) => `WARNING: ${kb(r.sizeBytes)} x ${r.sessions}: ${r.acknowledged} messages got 250 but ${r.spooled} files are in the spool`);
+  return runs.filter((r) => r.spooled !== undefined && r.spooled < r.acknowledged)
+    .map((r) => `WARNING: ${kb(r.sizeBytes)} x ${r.sessions}: ${r.acknowledged} messages got 250 but ${r.spooled} were delivered or are still queued`);
 }
 
 // ---- main ----
