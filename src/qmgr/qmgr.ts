@@ -44,6 +44,8 @@ interface Item {
   timer: NodeJS.Timeout | undefined;
   deleted: boolean;
   forceNext: boolean;
+  /** A state file may exist (loaded from the spool, or saved since). */
+  stateSaved: boolean;
 }
 
 const PENDING = new Set(['queued', 'deferred']);
@@ -72,12 +74,12 @@ export class QueueManager {
 
   /** A message just committed by intake (or a notice we spooled). */
   enqueue(envelope: Envelope): void {
-    if (!this.stopped) this.add(envelope, initialState(envelope));
+    if (!this.stopped) this.add(envelope, initialState(envelope), false);
   }
 
-  private add(envelope: Envelope, state: DeliveryState): void {
+  private add(envelope: Envelope, state: DeliveryState, stateSaved = true): void {
     if (this.items.has(envelope.id)) return;
-    const item: Item = { envelope, state, seenAt: Date.now(), active: false, queuedToRun: false, timer: undefined, deleted: false, forceNext: false };
+    const item: Item = { envelope, state, seenAt: Date.now(), active: false, queuedToRun: false, timer: undefined, deleted: false, forceNext: false, stateSaved };
     this.items.set(envelope.id, item);
     if (!state.recipients.some((r) => PENDING.has(r.state))) { void this.dropDone(item); return; } // finished before a crash
     this.schedule(item);
@@ -85,7 +87,7 @@ export class QueueManager {
 
   private async dropDone(item: Item): Promise<void> {
     this.items.delete(item.envelope.id);
-    if (await this.o.spool.remove(item.envelope.id)) this.o.log.removed(item.envelope.id);
+    if (await this.o.spool.remove(item.envelope.id, { hasState: item.stateSaved })) this.o.log.removed(item.envelope.id);
   }
 
   private dueAt(item: Item): number | undefined {
@@ -219,8 +221,9 @@ export class QueueManager {
     if (item.deleted) return;
     if (state.recipients.some((r) => PENDING.has(r.state))) {
       await this.o.spool.saveState(envelope.id, state);
+      item.stateSaved = true;
     } else {
-      await this.o.spool.remove(envelope.id);
+      await this.o.spool.remove(envelope.id, { hasState: item.stateSaved });
       this.items.delete(envelope.id);
       this.o.log.removed(envelope.id);
     }
@@ -304,6 +307,7 @@ export class QueueManager {
       if (it.state.held === held) { done.push(it.envelope.id); continue; }
       it.state = { ...it.state, held };
       await this.o.spool.saveState(it.envelope.id, it.state);
+      it.stateSaved = true;
       this.o.log.queueAction(it.envelope.id, held ? 'hold' : 'release');
       done.push(it.envelope.id);
       if (held) clearTimeout(it.timer);

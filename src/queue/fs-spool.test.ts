@@ -93,6 +93,7 @@ describe('FsSpool', () => {
     assert.equal(stored.envelope.id, incoming.id);
     assert.equal(stored.envelope.sender, 'sender1@example.com');
     assert.ok(stored.body.equals(expected), 'stored body differs from what was written');
+    for (let i = 0; i < 100 && fs.readdirSync(q('tmp')).length; i++) await new Promise((r) => setTimeout(r, 10)); // unlinked after the reply
     assert.deepEqual(fs.readdirSync(q('tmp')), [], 'tmp name not removed after commit');
 
     const entry = await spool.get(incoming.id);
@@ -323,6 +324,7 @@ describe('FsSpool', () => {
       assert.equal(entry.envelope.size, expected.length);
       assert.ok((await readAll(spool.open(entry.envelope.id))).equals(expected), `body of ${entry.envelope.id}`);
     }
+    for (let i = 0; i < 100 && fs.readdirSync(q('tmp')).length; i++) await new Promise((r) => setTimeout(r, 10)); // unlinked after the reply
     assert.deepEqual(fs.readdirSync(q('tmp')), []);
   });
 

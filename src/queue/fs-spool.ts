@@ -114,7 +114,9 @@ class FsIncoming implements Incoming {
       await this.abort();
       throw storageError(e);
     }
-    await fsp.unlink(this.tmpPath).catch(() => undefined);
+    // the tmp name is only a second link to the committed file: the 250 need not wait for it
+    // (a leftover is discarded at recovery, the message itself stays)
+    void fsp.unlink(this.tmpPath).catch(() => undefined);
     return { ...this.envelope, size: this.bodyBytes };
   }
 
@@ -280,7 +282,7 @@ export class FsSpool implements Spool {
    * system crash right after, the message comes back and is delivered again
    * (at least once), which is cheaper than an fsync per delivered message.
    */
-  async remove(id: string): Promise<boolean> {
+  async remove(id: string, opts: { hasState?: boolean } = {}): Promise<boolean> {
     if (!isQueueId(id)) return false;
     try {
       await fsp.unlink(path.join(this.messages, id));
@@ -288,7 +290,7 @@ export class FsSpool implements Spool {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw e;
     }
-    await fsp.unlink(path.join(this.state, `${id}.json`)).catch(() => undefined);
+    if (opts.hasState !== false) await fsp.unlink(path.join(this.state, `${id}.json`)).catch(() => undefined);
     return true;
   }
 

@@ -64,7 +64,8 @@ export interface Spool {
   /** The message bytes exactly as stored (CRLF line ends, Received header first). */
   open(id: string): Readable;
   saveState(id: string, state: DeliveryState): Promise<void>;
-  remove(id: string): Promise<boolean>;
+  /** `hasState: false` says no state was ever saved for it (skips looking for one). */
+  remove(id: string, opts?: { hasState?: boolean }): Promise<boolean>;
   close(): void;
 }
 
