@@ -59,7 +59,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     spool, log, users: new UserStore(config.auth.usersFile), throttle: new AuthThrottle(config.limits.authFailures),
     connections: new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp),
     minTlsVersion: config.tls.minVersion,
-    ...(cert ? { cert } : {}), onQueued,
+    ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(),
   };
   const servers: Array<{ server: SMTPServer; listen: Config['listen'][number] }> =
     config.listen.map((l) => ({ server: createListener(l, deps), listen: l }));

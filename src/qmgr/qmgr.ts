@@ -31,6 +31,8 @@ export interface QmgrOptions {
   readonly hostname: string;
   /** Messages in delivery at once; the rest wait their turn (Postfix qmgr_message_active_limit, scaled down). */
   readonly maxActive?: number;
+  /** Messages waiting or in delivery above which new mail is slowed down (see inflow()). */
+  readonly inflowLimit?: number;
   readonly rand?: () => number;
 }
 
@@ -59,11 +61,14 @@ export class QueueManager {
   private active = 0;
   private stopped = false;
   private idle: Array<() => void> = [];
+  private readonly roomWaiters: Array<() => void> = [];
   private readonly maxActive: number;
+  private readonly inflowLimit: number;
   private readonly rand: () => number;
 
   constructor(private readonly o: QmgrOptions) {
     this.maxActive = o.maxActive ?? 200;
+    this.inflowLimit = o.inflowLimit ?? 100;
     this.rand = o.rand ?? Math.random;
   }
 
@@ -134,6 +139,7 @@ export class QueueManager {
           else if (this.items.has(item.envelope.id)) this.schedule(item);
           if (this.active === 0) this.idle.splice(0).forEach((f) => f());
           this.pump();
+          if (this.hasRoom()) this.roomWaiters.splice(0).forEach((f) => f());
         });
     }
   }
@@ -273,6 +279,26 @@ export class QueueManager {
     });
   }
 
+  // --- flow control: intake waits a little while delivery is behind -------
+
+  private hasRoom(): boolean {
+    return this.active + this.ready.length < this.inflowLimit;
+  }
+
+  /**
+   * Resolves at once while delivery keeps up, else when it catches up or
+   * after `maxMs` (Postfix in_flow_delay, 1s). Slowing intake a little leaves
+   * the CPU to delivery, so the queue does not grow without bound under load.
+   */
+  inflow(maxMs = 1000): Promise<void> {
+    if (this.stopped || this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(t); resolve(); };
+      const t = setTimeout(() => { const i = this.roomWaiters.indexOf(done); if (i >= 0) this.roomWaiters.splice(i, 1); resolve(); }, maxMs);
+      this.roomWaiters.push(done);
+    });
+  }
+
   // --- control: the `smarthost queue` verbs on the running daemon --------
 
   private select(ids: readonly string[] | 'ALL'): { items: Item[]; missing: string[] } {
@@ -335,6 +361,7 @@ export class QueueManager {
   async close(graceMs = 10_000): Promise<void> {
     this.stopped = true;
     for (const it of this.items.values()) clearTimeout(it.timer);
+    this.roomWaiters.splice(0).forEach((f) => f());
     if (this.active === 0) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, graceMs);

@@ -31,6 +31,8 @@ export interface SmtpdDeps {
   readonly minTlsVersion: 'TLSv1.2' | 'TLSv1.3';
   /** Told about every message that got 250 (the queue manager picks it up). */
   readonly onQueued?: (envelope: Envelope) => void;
+  /** Resolves when delivery has room for more mail (Postfix in_flow_delay); MAIL FROM waits for it. */
+  readonly inflow?: () => Promise<void>;
 }
 
 interface Meta {
@@ -153,7 +155,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
         rejectLog('MAIL', session, r, { from: address.address });
         return cb(replyError(r));
       }
-      cb();
+      if (!deps.inflow) return cb();
+      deps.inflow().then(() => cb(), () => cb());
     },
 
     onRcptTo(address: SMTPServerAddress, session, cb) {
