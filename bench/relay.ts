@@ -252,7 +252,7 @@ async function main(): Promise<void> {
   const systems = SETTINGS.systems.filter((s) => s !== 'postfix' || !missing);
   say(`smarthost relay bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
     `${SETTINGS.seconds}s per cell after ${SETTINGS.warmupSeconds}s warm-up, drain until done or ${SETTINGS.drainIdleSeconds}s without progress (${SETTINGS.drainMaxSeconds}s at most)`);
-  say(`smarthost [relay] concurrency ${SETTINGS.concurrency ?? 'default (10)'}, tls = "none", mail log on stdout (a pipe to the bench, as under systemd); ` +
+  say(`smarthost [relay] concurrency ${SETTINGS.concurrency ?? 'default (20)'}, tls = "none", mail log on stdout (a pipe to the bench, as under systemd); ` +
     `daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}`);
   say(`messages: ${SETTINGS.sizes.map(kb).join(' and ')} bodies as in the intake bench, each with an "${ID_HEADER}: n" line on top; one recipient`);
   if (missing) say(`Postfix comparison skipped: ${missing}`);

@@ -52,9 +52,9 @@ describe('QueueManager', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function qmgr(t: Transports, queue: Partial<{ lifetimeMs: number; retryMinMs: number; retryMaxMs: number; delayWarningMs: number }> = {}): QueueManager {
+  function qmgr(t: Transports, queue: Partial<{ lifetimeMs: number; retryMinMs: number; retryMaxMs: number; delayWarningMs: number }> = {}, inflowLimit?: number): QueueManager {
     const m = new QueueManager({
-      spool, log, transports: t, hostname: 'relay.test', rand: () => 0.5,
+      spool, log, transports: t, hostname: 'relay.test', rand: () => 0.5, ...(inflowLimit ? { inflowLimit } : {}),
       routes: { localDomains: ['relay.test'], routes: [] },
       queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, ...queue },
     });
@@ -137,5 +137,27 @@ describe('QueueManager', () => {
     await until(async () => (await spool.get(env.id))?.state.recipients[0]!.attempts === 2, 'state after release');
     assert.deepEqual(await m.delete([env.id, 'FFFFFFFFFFFFFFFFFF']), { done: [env.id], missing: ['FFFFFFFFFFFFFFFFFF'] });
     assert.equal(await spool.get(env.id), undefined);
+  });
+
+  it('inflow() holds new mail back while delivery is behind, and lets it go when delivery catches up or after maxMs', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const t = new RecordingTransport(() => 'sent');
+    const slow: Transports = { deliver: async (d, m) => { await gate; return t.deliver(d, m); }, forgetDead: () => undefined };
+    const m = qmgr(slow, {}, 1);
+    let passed = false;
+    const start = Date.now();
+    await m.inflow(50); // nothing queued: at once
+    assert.ok(Date.now() - start < 40);
+    m.enqueue(await put('a@client.test', ['b@example.net']));
+    const start2 = Date.now();
+    await m.inflow(100); // behind: waits out maxMs
+    assert.ok(Date.now() - start2 >= 90, `waited ${Date.now() - start2} ms`);
+    const waiting = m.inflow(5000).then(() => { passed = true; });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(passed, false);
+    release();
+    await waiting;
+    assert.equal(passed, true);
   });
 });

@@ -56,6 +56,22 @@ describe('outbound TLS and SASL', () => {
     assert.equal(m!.authMethod, 'LOGIN');
   });
 
+  it('uses CRAM-MD5 when mechanisms allows it and the upstream offers it', async () => {
+    const { up, d } = await setup({ tls: 'starttls', auth: { users: USERS, required: true, methods: ['CRAM-MD5'] } },
+      (u, dir) => `tls = "verify"\nca_file = "${u.caFile}"\n${withPassword(dir)}\nmechanisms = ["CRAM-MD5"]`);
+    await submit(d.ports[0]!, 'app@relay.test', ['bob@example.net']);
+    const [m] = await up.waitForMessages(1);
+    assert.equal(m!.authMethod, 'CRAM-MD5');
+  });
+
+  it('defers, naming both lists, when the upstream offers no mechanism that mechanisms allows', async () => {
+    const { up, d } = await setup({ tls: 'starttls', auth: { users: USERS, required: true, methods: ['CRAM-MD5'] } },
+      (u, dir) => `tls = "verify"\nca_file = "${u.caFile}"\n${withPassword(dir)}\nmechanisms = ["PLAIN"]`);
+    const id = await submit(d.ports[0]!, 'app@relay.test', ['bob@example.net']);
+    assert.match(await deferredReason(d, id), /^host 127\.0\.0\.1\[127\.0\.0\.1\] offers AUTH CRAM-MD5, but mechanisms = \[PLAIN\] allows none of them$/);
+    assert.equal(up.messages.length, 0);
+  });
+
   it('never sends credentials when STARTTLS is missing (tls = "may"): AUTH is not attempted and the mail defers', async () => {
     const { up, d } = await setup({ tls: 'none', auth: { users: USERS, allowPlaintext: true } }, (_u, dir) => `tls = "may"\n${withPassword(dir)}`);
     const id = await submit(d.ports[0]!, 'app@relay.test', ['bob@example.net']);
