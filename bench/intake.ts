@@ -14,6 +14,7 @@ import { openSessions, runLoad } from './lib/load.js';
 import { wireMessage } from './lib/messages.js';
 import { startSink, type Sink } from './lib/sink.js';
 import { CLK_TCK, cpuMs, machineBusyMs, memMB, removeTempDirs, spooledFiles, startServer, tempDir, type ServerKind } from './lib/servers.js';
+import { f, kb, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
@@ -101,14 +102,6 @@ function measureFsync(): { rename: FsyncCeiling; renameDirSync: FsyncCeiling } {
 
 // ---- report ----
 
-const f = (n: number | undefined, digits = 1) => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
-const kb = (bytes: number) => `${Math.round(bytes / 1024)} KB`;
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
 function loadTable(runs: Run[]): string {
   return table(

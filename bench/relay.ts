@@ -13,6 +13,7 @@ import { wireMessage } from './lib/messages.js';
 import { postfixMissing, postfixSettings, startPostfix, startSmarthost, type RelaySystem, type SystemName, type Trouble } from './lib/relay-systems.js';
 import { CLK_TCK, machineBusyMs, removeTempDirs } from './lib/servers.js';
 import { monoMs, startSink, type Sink } from './lib/sink.js';
+import { f, kb, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
@@ -194,14 +195,6 @@ async function runCell(sut: RelaySystem, sink: Sink, sizeBytes: number, sessions
 
 // ---- report ----
 
-const f = (n: number | undefined, digits = 1) => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
-const kb = (bytes: number) => `${Math.round(bytes / 1024)} KB`;
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
 function cellTable(cells: Cell[]): string {
   return table(
