@@ -41,7 +41,7 @@ export class UpstreamSession {
   lostBeforeData = false;
   /** Which credentials this session used, for replies about authentication (x.7.x). Never the password. */
   private authNote = 'smarthost did not log in: no username is configured for this upstream';
-  private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string, readonly connectMs: number) {
+  private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string) {
     conn.on('error', () => { this.broken = true; });
     conn.on('end', () => { this.broken = true; });
   }
@@ -52,7 +52,6 @@ export class UpstreamSession {
 
   /** Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason. */
   static async open(peer: Peer, policy: Policy, ehloName: string): Promise<UpstreamSession> {
-    const started = Date.now();
     const label = `${peer.host}[${peer.ip}]`;
     const relay = peerLabel(peer);
     let conn: RelayConnection;
@@ -68,14 +67,14 @@ export class UpstreamSession {
         }
       } else throw new SetupFailure(c, relay, c.nextPeer);
     }
-    const session = new UpstreamSession(conn, peer, relay, 0);
+    const session = new UpstreamSession(conn, peer, relay);
     try {
       await session.login(policy, label);
     } catch (e) {
       conn.close();
       throw e;
     }
-    return Object.assign(session, { connectMs: Date.now() - started }) as UpstreamSession;
+    return session;
   }
 
   private async login(policy: Policy, label: string): Promise<void> {
