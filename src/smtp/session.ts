@@ -6,6 +6,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
 import { connectionOptions, peerLabel, type Peer, type Policy } from './policy.js';
+import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
 
 /** Connection setup failed: every recipient of the attempt gets `result`. */
 export class SetupFailure extends Error {
@@ -23,6 +24,13 @@ interface Internals { _recipientQueue: string[]; _supportedExtensions: string[];
  */
 class RelayConnection extends SMTPConnection {
   rcptArgs = new Map<string, string>();
+  /** The message data stream, with dot-stuffing by Buffer.indexOf instead of a loop per byte (see dot-stuff.ts). */
+  _createSendStream(callback: unknown): { _transform: TransformFn } {
+    const create = (SMTPConnection.prototype as unknown as { _createSendStream(cb: unknown): { _transform: TransformFn } })._createSendStream;
+    const stream = create.call(this, callback);
+    stream._transform = fastDotStuffing(stream._transform);
+    return stream;
+  }
   _getDsnRcptToArgs(): string {
     const self = this as unknown as Internals;
     if (!self._supportedExtensions.includes('DSN')) return '';
