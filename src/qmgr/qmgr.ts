@@ -48,6 +48,8 @@ interface Item {
   forceNext: boolean;
   /** A state file may exist (loaded from the spool, or saved since). */
   stateSaved: boolean;
+  /** The envelope's recipients (NOTIFY, ORCPT) by address. */
+  readonly rcpt: ReadonlyMap<string, Recipient>;
 }
 
 const PENDING = new Set(['queued', 'deferred']);
@@ -84,15 +86,17 @@ export class QueueManager {
 
   private add(envelope: Envelope, state: DeliveryState, stateSaved = true): void {
     if (this.items.has(envelope.id)) return;
-    const item: Item = { envelope, state, seenAt: Date.now(), active: false, queuedToRun: false, timer: undefined, deleted: false, forceNext: false, stateSaved };
+    const item: Item = { envelope, state, seenAt: Date.now(), active: false, queuedToRun: false, timer: undefined, deleted: false, forceNext: false, stateSaved,
+      rcpt: new Map(envelope.recipients.map((r) => [r.address, r])) };
     this.items.set(envelope.id, item);
-    if (!state.recipients.some((r) => PENDING.has(r.state))) { void this.dropDone(item); return; } // finished before a crash
+    if (!state.recipients.some((r) => PENDING.has(r.state))) { void this.drop(item, 'qmgr'); return; } // finished before a crash
     this.schedule(item);
   }
 
-  private async dropDone(item: Item): Promise<void> {
+  /** Forgets a message and removes it from the spool: done ('qmgr') or deleted by `queue delete` ('postsuper'). */
+  private async drop(item: Item, program: 'qmgr' | 'postsuper'): Promise<void> {
     this.items.delete(item.envelope.id);
-    if (await this.o.spool.remove(item.envelope.id, { hasState: item.stateSaved })) this.o.log.removed(item.envelope.id);
+    if (await this.o.spool.remove(item.envelope.id, { hasState: item.stateSaved })) this.o.log.removed(item.envelope.id, program);
   }
 
   private dueAt(item: Item): number | undefined {
@@ -135,7 +139,7 @@ export class QueueManager {
         .finally(() => {
           item.active = false;
           this.active--;
-          if (item.deleted) void this.dropDeleted(item);
+          if (item.deleted) void this.drop(item, 'postsuper');
           else if (this.items.has(item.envelope.id)) this.schedule(item);
           if (this.active === 0) this.idle.splice(0).forEach((f) => f());
           this.pump();
@@ -157,7 +161,7 @@ export class QueueManager {
     for (const r of due) {
       const dest = routeFor(this.o.routes, envelope.sender, r.address);
       const g = groups.get(dest.key) ?? { dest, rcpts: [] };
-      g.rcpts.push(envelope.recipients.find((x) => x.address === r.address) ?? { address: r.address });
+      g.rcpts.push(item.rcpt.get(r.address) ?? { address: r.address });
       groups.set(dest.key, g);
     }
     const results = (await Promise.all([...groups.values()].map(({ dest, rcpts }) =>
@@ -183,7 +187,7 @@ export class QueueManager {
     const failed: DsnRecipient[] = [];
     const relayed: DsnRecipient[] = [];
     const notify = (address: string, what: string) => {
-      const n = envelope.recipients.find((x) => x.address === address)?.notify;
+      const n = item.rcpt.get(address)?.notify;
       return n === undefined ? what !== 'SUCCESS' : n.includes(what);
     };
     let anyExpired = false;
@@ -196,7 +200,7 @@ export class QueueManager {
       const entry: DsnRecipient = {
         address: r.address, action: 'failed', status: res.dsn.status, reason: res.dsn.reason, lastAttempt: new Date(now),
         ...(res.dsn.diagnostic ? { diagnostic: res.dsn.diagnostic } : {}), ...(res.dsn.remoteMta ? { remoteMta: res.dsn.remoteMta } : {}),
-        ...(orcptOf(envelope, r.address) ? { orcpt: orcptOf(envelope, r.address)! } : {}),
+        ...orcptField(item, r.address),
       };
       if (res.outcome === 'sent') {
         if (notify(r.address, 'SUCCESS') && !res.dsnPassed) relayed.push({ ...entry, action: 'relayed' });
@@ -229,9 +233,7 @@ export class QueueManager {
       await this.o.spool.saveState(envelope.id, state);
       item.stateSaved = true;
     } else {
-      await this.o.spool.remove(envelope.id, { hasState: item.stateSaved });
-      this.items.delete(envelope.id);
-      this.o.log.removed(envelope.id);
+      await this.drop(item, 'qmgr');
     }
   }
 
@@ -242,10 +244,10 @@ export class QueueManager {
     const until = new Date(Date.parse(envelope.arrived) + this.o.queue.lifetimeMs);
     return state.recipients
       .filter((r) => r.state === 'deferred')
-      .filter((r) => { const n = envelope.recipients.find((x) => x.address === r.address)?.notify; return n === undefined || n.includes('DELAY'); })
+      .filter((r) => { const n = item.rcpt.get(r.address)?.notify; return n === undefined || n.includes('DELAY'); })
       .map((r) => ({
         address: r.address, action: 'delayed' as const, status: (r.dsn ?? '4.0.0') as Enhanced, reason: r.lastReply ?? 'delivery temporarily deferred',
-        willRetryUntil: until, lastAttempt: new Date(now), ...(orcptOf(envelope, r.address) ? { orcpt: orcptOf(envelope, r.address)! } : {}),
+        willRetryUntil: until, lastAttempt: new Date(now), ...orcptField(item, r.address),
       }));
   }
 
@@ -347,14 +349,9 @@ export class QueueManager {
     for (const it of items) {
       it.deleted = true;
       clearTimeout(it.timer);
-      if (!it.active) await this.dropDeleted(it); // an active one goes when its attempt ends
+      if (!it.active) await this.drop(it, 'postsuper'); // an active one goes when its attempt ends
     }
     return { done: items.map((i) => i.envelope.id), missing };
-  }
-
-  private async dropDeleted(item: Item): Promise<void> {
-    this.items.delete(item.envelope.id);
-    if (await this.o.spool.remove(item.envelope.id)) this.o.log.removed(item.envelope.id, 'postsuper');
   }
 
   /** Stops starting attempts and waits (at most `graceMs`) for those under way; unfinished ones are retried after restart. */
@@ -370,6 +367,7 @@ export class QueueManager {
   }
 }
 
-function orcptOf(envelope: Envelope, address: string): string | undefined {
-  return envelope.recipients.find((x) => x.address === address)?.orcpt;
+function orcptField(item: Item, address: string): { orcpt?: string } {
+  const orcpt = item.rcpt.get(address)?.orcpt;
+  return orcpt ? { orcpt } : {};
 }

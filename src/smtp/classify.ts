@@ -64,7 +64,6 @@ interface NodemailerError extends Error { code?: string; originalCode?: string; 
  */
 export function classifyConnectError(e: unknown, hostLabel: string, port: number): Classified & { nextPeer: boolean } {
   const err = e as NodemailerError;
-  const sys = err.originalCode ?? (err as NodeJS.ErrnoException).errno?.toString();
   const code = err.code ?? '';
   if (err.response && err.command && err.command !== 'CONN' && code !== 'ETLS') {
     const c = fromReply(err.response, hostLabel, err.command === 'EHLO' ? 'EHLO' : err.command);
@@ -83,8 +82,8 @@ export function classifyConnectError(e: unknown, hostLabel: string, port: number
   if (err.response && /^421/.test(err.response)) {
     return { ...deferred('4.4.2', `host ${hostLabel} refused to talk to me: ${oneLine(err.response)}`), nextPeer: true };
   }
-  const errno = (err as NodeJS.ErrnoException).code && NET[(err as NodeJS.ErrnoException).code!] ? (err as NodeJS.ErrnoException).code! : sys;
-  const netText = errno && NET[errno] ? NET[errno] : undefined;
+  // nodemailer replaces a system error's code with its own and keeps the system one as originalCode
+  const netText = NET[err.originalCode ?? ''] ?? NET[code];
   if (netText) return { ...deferred('4.4.1', `connect to ${hostLabel}:${port}: ${netText}`), nextPeer: true };
   if (/closed|ended|reset|socket/i.test(err.message)) return { ...deferred('4.4.2', `lost connection with ${hostLabel} while connecting: ${err.message}`), nextPeer: true };
   return { ...deferred('4.4.1', `connect to ${hostLabel}:${port}: ${err.message}`), nextPeer: true };

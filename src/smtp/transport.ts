@@ -55,7 +55,7 @@ export class SmtpTransport {
     let p = this.pools.get(dest.key);
     if (!p) {
       p = dest.kind === 'upstream'
-        ? new Pool(dest.upstream.concurrency, upstreamPolicy(dest.kind === 'upstream' && dest.name === 'relay' ? '[relay]' : `route ${dest.name}`, dest.upstream))
+        ? new Pool(dest.upstream.concurrency, upstreamPolicy(dest.name === 'relay' ? '[relay]' : `route ${dest.name}`, dest.upstream))
         : new Pool(this.opts.mx.concurrency, mxPolicy(dest.domain, this.opts.mx));
       this.pools.set(dest.key, p);
     }
