@@ -113,6 +113,16 @@ describe('FsSpool', () => {
     });
   }
 
+  it('open() and get() read a head longer than the first 64 KiB read (a very long recipient list)', async () => {
+    const recipients = Array.from({ length: 1500 }, (_, i) => ({ address: `recipient-with-a-long-name-${i}@example.net` }));
+    const body = pseudoRandom(5000, 7);
+    const incoming = await spool.receive({ ...envelopeFor(3), recipients });
+    await incoming.write(body);
+    await incoming.commit();
+    assert.equal((await spool.get(incoming.id))!.envelope.recipients.length, 1500);
+    assert.ok((await readAll(spool.open(incoming.id))).equals(body));
+  });
+
   it('stores the file with mode 0600', async () => {
     const incoming = await spool.receive(envelopeFor());
     await incoming.write(Buffer.from('x\r\n'));

@@ -53,6 +53,23 @@ export function parseHead(head: Buffer): { envelope: NewEnvelope; offset: number
   }
 }
 
+/**
+ * Reads a stored file's head: 64 KiB at first, more for a very long
+ * recipient list. `read` is what was read from offset 0 (head and the start
+ * of the body); `more` says the file goes on after it.
+ */
+async function headFrom(fh: fsp.FileHandle, fileSize?: number): Promise<{ envelope: NewEnvelope; offset: number; read: Buffer; more: boolean } | undefined> {
+  for (let size = HEAD_READ; ; size *= 4) {
+    const buf = Buffer.allocUnsafe(fileSize === undefined ? size : Math.min(size, fileSize));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const read = buf.subarray(0, bytesRead);
+    const more = bytesRead === buf.length && buf.length === size; // a full read of an uncapped size: the file may go on
+    const parsed = parseHead(read);
+    if (parsed) return { ...parsed, read, more };
+    if (!more) return undefined;
+  }
+}
+
 class FsIncoming implements Incoming {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -202,15 +219,8 @@ export class FsSpool implements Spool {
     try {
       fh = await fsp.open(file, 'r');
       const st = await fh.stat();
-      let size = Math.min(st.size, 64 * 1024);
-      for (;;) {
-        const buf = Buffer.alloc(size);
-        const { bytesRead } = await fh.read(buf, 0, size, 0);
-        const parsed = parseHead(buf.subarray(0, bytesRead));
-        if (parsed) return { envelope: { ...parsed.envelope, size: st.size - parsed.offset }, offset: parsed.offset };
-        if (size >= st.size) return undefined;
-        size = Math.min(st.size, size * 4); // a very long recipient list
-      }
+      const head = await headFrom(fh, st.size);
+      return head && { envelope: { ...head.envelope, size: st.size - head.offset }, offset: head.offset };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -251,12 +261,10 @@ export class FsSpool implements Spool {
         throw e;
       }
       try {
-        const first = Buffer.allocUnsafe(HEAD_READ);
-        const { bytesRead } = await fh.read(first, 0, HEAD_READ, 0);
-        const parsed = parseHead(first.subarray(0, bytesRead));
-        if (!parsed) throw new Error(`message ${id} has an unreadable head`);
-        if (bytesRead > parsed.offset) yield first.subarray(parsed.offset, bytesRead);
-        if (bytesRead === HEAD_READ) yield* fh.createReadStream({ start: bytesRead, autoClose: false });
+        const head = await headFrom(fh);
+        if (!head) throw new Error(`message ${id} has an unreadable head`);
+        if (head.read.length > head.offset) yield head.read.subarray(head.offset);
+        if (head.more) yield* fh.createReadStream({ start: head.read.length, autoClose: false });
       } finally {
         await fh.close();
       }
