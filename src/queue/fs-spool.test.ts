@@ -58,6 +58,8 @@ describe('FsSpool', () => {
   let spool: FsSpool;
   let q: (...parts: string[]) => string;
   const extraSpools: FsSpool[] = [];
+  /** The tmp name of a committed message is unlinked after the reply; wait for that (a second at most). */
+  const tmpUnlinked = async () => { for (let i = 0; i < 100 && fs.readdirSync(q('tmp')).length; i++) await new Promise((r) => setTimeout(r, 10)); };
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-spool-test-'));
@@ -93,7 +95,7 @@ describe('FsSpool', () => {
     assert.equal(stored.envelope.id, incoming.id);
     assert.equal(stored.envelope.sender, 'sender1@example.com');
     assert.ok(stored.body.equals(expected), 'stored body differs from what was written');
-    for (let i = 0; i < 100 && fs.readdirSync(q('tmp')).length; i++) await new Promise((r) => setTimeout(r, 10)); // unlinked after the reply
+    await tmpUnlinked();
     assert.deepEqual(fs.readdirSync(q('tmp')), [], 'tmp name not removed after commit');
 
     const entry = await spool.get(incoming.id);
@@ -334,7 +336,7 @@ describe('FsSpool', () => {
       assert.equal(entry.envelope.size, expected.length);
       assert.ok((await readAll(spool.open(entry.envelope.id))).equals(expected), `body of ${entry.envelope.id}`);
     }
-    for (let i = 0; i < 100 && fs.readdirSync(q('tmp')).length; i++) await new Promise((r) => setTimeout(r, 10)); // unlinked after the reply
+    await tmpUnlinked();
     assert.deepEqual(fs.readdirSync(q('tmp')), []);
   });
 
@@ -395,6 +397,7 @@ describe('FsSpool', () => {
       await incoming.write(Buffer.from('ours\r\n'));
       await incoming.commit().catch(() => undefined);
       assert.ok(fs.readFileSync(q('messages', theirs)).equals(theirBytes), 'the other process\'s message was overwritten');
+      await tmpUnlinked();
       assert.deepEqual(fs.readdirSync(q('tmp')), []);
     });
 
