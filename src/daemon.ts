@@ -9,11 +9,14 @@ import type { Config } from './config/types.js';
 import type { Envelope } from './mail/envelope.js';
 import type { MailLog } from './maillog/maillog.js';
 import { FsSpool } from './queue/fs-spool.js';
+import { storeMessage } from './queue/spool.js';
 import { ConnectionLimits } from './smtpd/connection-limits.js';
 import { createListener } from './smtpd/listener.js';
 import { closeControl, listenControl } from './control/server.js';
 import type { ControlReply, ControlRequest } from './control/protocol.js';
-import { deliverLocal } from './local/unavailable.js';
+import { rewriteOutgoing, type SenderRules } from './cleanup/sender-rewrite.js';
+import { LocalTransport } from './local/local.js';
+import { LocalRecipients } from './local/recipients.js';
 import { QueueManager } from './qmgr/qmgr.js';
 import { resolverFor } from './route/mx.js';
 import { SmtpTransport } from './smtp/transport.js';
@@ -44,11 +47,26 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     ehloName: config.hostname, mx: config.mx, resolver: resolverFor(config.mx.nameservers),
     deadMs: Math.min(60_000, config.queue.retryMinMs),
   });
+  const recipients = LocalRecipients.from(config.local, (m) => log.warning(m, 'local'));
+  const local = new LocalTransport({
+    recipients, maildir: config.local.maildir, hostname: config.hostname, chown: process.getuid?.() === 0,
+    resubmit: async (sender, to, message) => {
+      const e = await storeMessage(spool, {
+        sender, recipients: to.map((address) => ({ address })), arrived: new Date().toISOString(), body: '8BITMIME',
+        client: { address: '127.0.0.1', hostname: 'localhost', helo: config.hostname, protocol: 'local' },
+      }, message);
+      log.queued(e.id, e.sender, e.size, e.recipients.length);
+      onQueued(e);
+      return e.id;
+    },
+  });
+  // Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten
+  const rules: SenderRules = { map: config.rewrite.senders, hostname: config.hostname };
   const qmgr = new QueueManager({
     spool, log, queue: config.queue, hostname: config.hostname,
     routes: { localDomains: config.local.domains, routes: config.routes, ...(config.relay ? { relay: config.relay } : {}) },
     transports: {
-      deliver: async (dest, msg) => dest.kind === 'local' ? deliverLocal(msg) : smtp.deliver(dest, msg),
+      deliver: async (dest, msg) => dest.kind === 'local' ? local.deliver(msg) : smtp.deliver(dest, await rewriteOutgoing(msg, rules)),
       forgetDead: () => smtp.forgetDead(),
     },
   });
@@ -56,6 +74,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
 
   const deps = {
     hostname: config.hostname, limits: config.limits, localDomains: config.local.domains,
+    localExists: (rcpt: string) => recipients.exists(rcpt),
     spool, log, users: new UserStore(config.auth.usersFile), throttle: new AuthThrottle(config.limits.authFailures),
     connections: new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp),
     minTlsVersion: config.tls.minVersion,
@@ -64,12 +83,27 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   const servers: Array<{ server: SMTPServer; listen: Config['listen'][number] }> =
     config.listen.map((l) => ({ server: createListener(l, deps), listen: l }));
 
+  /** Mail `smarthost sendmail` wrote into the spool while we run (Postfix pickup). */
+  async function pickup(ids: readonly string[] | 'ALL'): Promise<ControlReply> {
+    const done: string[] = [];
+    const missing: string[] = [];
+    for (const id of ids === 'ALL' ? [] : ids) {
+      const entry = await spool.get(id);
+      if (!entry) { missing.push(id); continue; }
+      log.pickup(id, entry.envelope.client.uid, entry.envelope.sender);
+      log.queued(id, entry.envelope.sender, entry.envelope.size, entry.envelope.recipients.length);
+      onQueued(entry.envelope);
+      done.push(id);
+    }
+    return { ok: true, done, missing };
+  }
+
   let control: Server | undefined;
   return {
     spool,
     qmgr,
     async listen() {
-      control = await listenControl(config.dataDir, (req) => controlAction(qmgr, req));
+      control = await listenControl(config.dataDir, (req) => req.op === 'pickup' ? pickup(req.ids) : controlAction(qmgr, req));
       await qmgr.start();
       const bound: BoundListener[] = [];
       for (const { server, listen } of servers) {

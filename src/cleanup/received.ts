@@ -19,6 +19,10 @@ export function receivedHeader(opts: {
   client: ClientInfo; by: string; id: string; recipients: readonly string[]; date: Date;
 }): string {
   const { client } = opts;
+  if (client.protocol === 'local' && client.uid !== undefined) {
+    // Postfix pickup's form for mail from a local program: no client to name
+    return `Received: by ${opts.by} (smarthost, from userid ${client.uid})\r\n\tid ${opts.id}; ${rfc5322Date(opts.date)}\r\n`;
+  }
   const lines = [`Received: from ${client.helo || 'unknown'} (${client.hostname} [${client.address}])`];
   if (client.tls) lines.push(`\t(using ${client.tls.version} with cipher ${client.tls.cipher})`);
   if (client.authUser) lines.push(`\t(Authenticated sender: ${client.authUser})`);

@@ -3,7 +3,7 @@
 import { ConfigError, formatProblems, loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 
-export const EXIT = { OK: 0, ERROR: 1, USAGE: 64, DATAERR: 65, NOUSER: 67, SOFTWARE: 70, CANTCREAT: 73, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
+export const EXIT = { OK: 0, ERROR: 1, USAGE: 64, DATAERR: 65, NOINPUT: 66, NOUSER: 67, SOFTWARE: 70, CANTCREAT: 73, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
 
 export class UsageError extends Error {}
 

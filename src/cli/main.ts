@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { EXIT, UsageError } from './common.js';
 import * as check from './check.js';
 import * as queue from './queue.js';
+import * as sendmail from './sendmail.js';
 import * as start from './start.js';
 import * as user from './user.js';
 
@@ -15,6 +16,8 @@ commands:
   check              validate the configuration and environment
   user               add/del/list/passwd the users of inbound AUTH
   queue              list/show/delete/hold/release queued mail (mailq)
+  sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
+  newaliases         check the aliases file (smarthost reads it directly)
 Every command takes -c FILE; without it ./smarthost.toml, then
 /etc/smarthost/smarthost.toml, then the embedded default is used.
 'smarthost <command> --help' shows each command's options.`;
@@ -24,7 +27,12 @@ const HELPS: Record<string, string> = { start: start.help, check: check.help, us
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = path.basename(argv[1] ?? 'smarthost');
   const rest = argv.slice(2);
-  const verb = invokedAs === 'mailq' ? 'mailq' : rest.shift();
+  // linked as /usr/sbin/sendmail, mailq or newaliases, the name is the verb
+  const verb = ['mailq', 'sendmail', 'newaliases'].includes(invokedAs) ? invokedAs : rest.shift();
+  // sendmail has its own option syntax (-oi, -fuser@x, -bs): not parseArgs'
+  if ((verb === 'sendmail' || verb === 'newaliases') && (rest[0] === '--help' || rest[0] === '-h')) { process.stdout.write(sendmail.help + '\n'); return EXIT.OK; }
+  if (verb === 'sendmail') return sendmail.run(rest);
+  if (verb === 'newaliases') return sendmail.run(['-bi', ...rest.map((a) => a === '-c' ? '-C' : a)]);
   if (!verb || verb === '--help' || verb === '-h' || verb === 'help') { process.stdout.write(HELP + '\n'); return verb ? EXIT.OK : EXIT.USAGE; }
   if (!(verb in HELPS)) { process.stderr.write(`smarthost: unknown command "${verb}"\n${HELP}\n`); return EXIT.USAGE; }
   let parsed;

@@ -73,6 +73,8 @@ export interface LocalConfig {
   readonly maildir: string;
   readonly aliases: Readonly<Record<string, readonly string[]>>;
   readonly aliasesFile?: string;
+  /** Mailbox owners; absent means the accounts in /etc/passwd. root and postmaster always exist. */
+  readonly users?: readonly string[];
 }
 
 export interface RewriteConfig { readonly senders: Readonly<Record<string, string>> }

@@ -197,9 +197,15 @@ function readLocal(s: Section | undefined, dataDir: string, abs: (p: string) => 
   } else if (raw !== undefined) {
     s!.problem('aliases', `${s!.at('aliases')} must be a table or the path of an aliases file`, 'write aliases = { root = "admin@example.com" } or aliases = "/etc/aliases"');
   }
-  s?.finish(['domains', 'maildir', 'aliases']);
+  // absent: the host's accounts (/etc/passwd), as Postfix's local_recipient_maps
+  const users = s?.raw('users') === undefined ? undefined : s.strings('users', []).map((u) => u.toLowerCase());
+  for (const u of users ?? []) {
+    if (!/^[^/\s@\0]+$/.test(u) || u === '.' || u === '..') s!.problem('users', `local user "${u}" cannot name a mailbox`, 'use plain user names such as "alice"');
+  }
+  s?.finish(['domains', 'maildir', 'aliases', 'users']);
   return Object.freeze({
     domains: Object.freeze(domains), maildir: abs(maildir), aliases: Object.freeze(aliases),
+    ...(users !== undefined ? { users: Object.freeze(users) } : {}),
     ...(aliasesFile !== undefined ? { aliasesFile } : {}),
   });
 }

@@ -3,7 +3,8 @@
 // data_dir (mode 0600, so only the owner of the queue can act on it).
 import path from 'node:path';
 
-export type ControlOp = 'flush' | 'hold' | 'release' | 'delete';
+/** pickup: `smarthost sendmail` wrote these ids into the spool itself; deliver them now. */
+export type ControlOp = 'flush' | 'hold' | 'release' | 'delete' | 'pickup';
 
 export interface ControlRequest { readonly op: ControlOp; readonly ids: readonly string[] | 'ALL' }
 
@@ -17,6 +18,6 @@ export function controlSocketPath(dataDir: string): string {
 
 export function isControlRequest(v: unknown): v is ControlRequest {
   const r = v as ControlRequest;
-  return !!r && ['flush', 'hold', 'release', 'delete'].includes(r.op) &&
+  return !!r && ['flush', 'hold', 'release', 'delete', 'pickup'].includes(r.op) &&
     (r.ids === 'ALL' || (Array.isArray(r.ids) && r.ids.every((i) => typeof i === 'string')));
 }

@@ -18,6 +18,8 @@ export interface ClientInfo {
   readonly tls?: { readonly version: string; readonly cipher: string };
   readonly authUser?: string;
   readonly authMethod?: string;
+  /** The submitting account of a local submission (`smarthost sendmail`). */
+  readonly uid?: number;
 }
 
 export interface Envelope {

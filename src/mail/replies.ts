@@ -29,5 +29,9 @@ export const replies = {
   tooManyHops: (): Reply => reply(554, '5.4.6', 'Too many hops'),
   badSenderSyntax: (): Reply => reply(501, '5.1.7', 'Bad sender address syntax'),
   badRecipientSyntax: (): Reply => reply(501, '5.1.3', 'Bad recipient address syntax'),
+  unknownLocalUser: (rcpt: string): Reply =>
+    reply(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown in local recipient table`),
+  lookupFailed: (rcpt: string): Reply =>
+    reply(451, '4.3.0', `<${rcpt}>: Temporary lookup failure`),
   transactionAborted: (): Reply => reply(451, '4.3.0', 'Error: message transaction aborted'),
 } as const;

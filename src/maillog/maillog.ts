@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import type { Reply } from '../mail/reply.js';
 import { formatReply } from '../mail/reply.js';
 
-export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail';
+export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail' | 'pickup';
 
 export interface LogSink { write(line: string): void }
 
@@ -143,6 +143,10 @@ export class MailLog {
   // cleanup / qmgr ----------------------------------------------------------
   messageId(id: string, messageId: string): void {
     this.emit('cleanup', 'message_id', `message-id=${messageId}`, { message_id: messageId }, id);
+  }
+  /** Postfix pickup: "uid=0 from=<root>" for mail that `smarthost sendmail` put in the spool. */
+  pickup(id: string, uid: number | undefined, from: string): void {
+    this.emit('pickup', 'pickup', `${uid !== undefined ? `uid=${uid} ` : ''}from=<${from}>`, { ...(uid !== undefined ? { uid } : {}), from }, id);
   }
   queued(id: string, from: string, size: number, nrcpt: number): void {
     this.emit('qmgr', 'queued', `from=<${from}>, size=${size}, nrcpt=${nrcpt} (queue active)`, { from, size, nrcpt }, id);

@@ -4,8 +4,7 @@
 // so a crash in between sends it twice at worst, never not at all.
 import { buildDsn, RETURN_LIMIT, type DsnRecipient } from '../bounce/dsn.js';
 import type { Envelope } from '../mail/envelope.js';
-import type { Spool } from '../queue/spool.js';
-
+import { storeMessage, type Spool } from '../queue/spool.js';
 
 export type NoticeKind = 'failure' | 'delay' | 'success';
 
@@ -28,16 +27,9 @@ async function head(spool: Spool, id: string, limit: number): Promise<Buffer> {
 /** Spools a notice about `original` and returns its envelope. Throws on storage errors. */
 export async function spoolNotice(spool: Spool, hostname: string, original: Envelope, recipients: DsnRecipient[], now: Date): Promise<Envelope> {
   const bytes = buildDsn({ hostname, envelope: original, recipients, original: await head(spool, original.id, RETURN_LIMIT + 1), now });
-  const incoming = await spool.receive({
+  return storeMessage(spool, {
     sender: '', recipients: [{ address: original.sender, notify: ['NEVER'] }],
     client: { address: '127.0.0.1', hostname: 'localhost', helo: hostname, protocol: 'local' },
     arrived: now.toISOString(), body: '8BITMIME',
-  });
-  try {
-    await incoming.write(bytes);
-    return await incoming.commit();
-  } catch (e) {
-    await incoming.abort();
-    throw e;
-  }
+  }, bytes);
 }

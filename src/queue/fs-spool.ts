@@ -166,6 +166,9 @@ export class FsSpool implements Spool {
     this.stateSync = new DirSync(this.state);
   }
 
+  /** Creates the directories, nothing else: for `smarthost sendmail`, which must not recover a running daemon's spool. */
+  prepare(): void { this.ensureLayout(); }
+
   private ensureLayout(): void {
     for (const d of [this.tmp, this.messages, this.state, this.corrupt]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   }

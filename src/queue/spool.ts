@@ -75,3 +75,15 @@ export function initialState(envelope: Envelope): DeliveryState {
     recipients: envelope.recipients.map((r) => ({ address: r.address, state: 'queued', attempts: 0 })),
   };
 }
+
+/** Stores a message built in memory (a notice, a forwarded copy) in one go; throws on storage errors, leaving nothing behind. */
+export async function storeMessage(spool: Spool, envelope: Omit<NewEnvelope, 'id'>, bytes: Buffer): Promise<Envelope> {
+  const incoming = await spool.receive(envelope);
+  try {
+    await incoming.write(bytes);
+    return await incoming.commit();
+  } catch (e) {
+    await incoming.abort();
+    throw e;
+  }
+}

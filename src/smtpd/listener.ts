@@ -16,12 +16,14 @@ import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
-import { checkMailFrom, checkRcptTo, isTrusted } from './policy.js';
+import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
 
 export interface SmtpdDeps {
   readonly hostname: string;
   readonly limits: LimitsConfig;
   readonly localDomains: readonly string[];
+  /** Does a local address name a mailbox or alias (Postfix local_recipient_maps)? */
+  readonly localExists?: LocalLookup;
   readonly spool: Spool;
   readonly log: MailLog;
   readonly users: UserStore;
@@ -161,7 +163,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
 
     onRcptTo(address: SMTPServerAddress, session, cb) {
       const m = meta(session);
-      const r = checkRcptTo({ listener: listen, trusted: m.trusted, authenticated: !!session.user }, address.address, deps.localDomains);
+      const r = checkRcptTo({ listener: listen, trusted: m.trusted, authenticated: !!session.user }, address.address, deps.localDomains, deps.localExists);
       if (r) {
         rejectLog('RCPT', session, r, { to: address.address });
         return cb(replyError(r));

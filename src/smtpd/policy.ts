@@ -26,9 +26,16 @@ export function checkMailFrom(s: SessionFacts): Reply | undefined {
   return undefined;
 }
 
-/** RCPT TO: local domains always; elsewhere only trusted or authenticated senders. */
-export function checkRcptTo(s: SessionFacts, rcpt: string, localDomains: readonly string[]): Reply | undefined {
-  if (domainMatches(domainOf(rcpt), localDomains) || !rcpt.includes('@')) return undefined;
+/** Is there a local mailbox or alias by this name? 'unavailable' when the table cannot be read. */
+export type LocalLookup = (rcpt: string) => boolean | 'unavailable';
+
+/** RCPT TO: local domains for known users (anyone may send to them); elsewhere only trusted or authenticated senders. */
+export function checkRcptTo(s: SessionFacts, rcpt: string, localDomains: readonly string[], localExists: LocalLookup = () => true): Reply | undefined {
+  if (domainMatches(domainOf(rcpt), localDomains) || !rcpt.includes('@')) {
+    const known = localExists(rcpt);
+    if (known === 'unavailable') return replies.lookupFailed(rcpt);
+    return known ? undefined : replies.unknownLocalUser(rcpt);
+  }
   if (s.authenticated || (s.trusted && s.listener.auth !== 'required')) return undefined;
   return replies.relayDenied(rcpt);
 }

@@ -1,0 +1,154 @@
+// End to end: `smarthost sendmail` as cron, PHP, logwatch and s-nail call it
+// (issue 4). It writes into the spool with the daemon down; the daemon
+// delivers on start; with the daemon up it picks the message up at once.
+// Errors exit with sendmail's sysexits and say what went wrong.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CLI, launch, removeDir, spoolMessages, tempDir, writeConfig, type RunningDaemon } from '../helpers/daemon.js';
+import { startUpstream, type Upstream } from '../peers/upstream.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+
+async function setup(): Promise<{ up: Upstream; dir: string; config: string; bin: string }> {
+  const up = await startUpstream({});
+  cleanups.push(() => up.close());
+  const dir = tempDir();
+  cleanups.push(() => removeDir(dir));
+  const config = writeConfig(dir, [
+    '[[listen]]', 'address = "127.0.0.1:0"',
+    '[relay]', `url = "${up.url}"`, 'tls = "none"',
+    '[local]', 'domains = ["localhost", "relay.test"]', 'users = ["alice"]', 'aliases = { root = "alice" }',
+    '[rewrite]', 'senders = { "@relay.test" = "alerts@example.com" }',
+  ].join('\n'));
+  // /usr/sbin/sendmail as the README says: a symlink named sendmail; the config via -C
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  fs.mkdirSync(path.join(bin, 'link'));
+  fs.symlinkSync(CLI, path.join(bin, 'link', 'sendmail'));
+  fs.writeFileSync(path.join(bin, 'sendmail'), `#!/bin/sh\nexec "${process.execPath}" "${path.join(bin, 'link', 'sendmail')}" -C "${config}" "$@"\n`, { mode: 0o755 });
+  return { up, dir, config, bin };
+}
+
+function sendmail(bin: string, args: string[], input: string) {
+  const r = spawnSync(path.join(bin, 'sendmail'), args, { input, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function start(dir: string, config: string): Promise<RunningDaemon> {
+  const d = await launch(dir, config);
+  cleanups.push(async () => { await d.stop(); });
+  return d;
+}
+
+describe('smarthost sendmail', () => {
+  it('cron with the daemon down: queued in the spool, delivered when the daemon starts, sender rewritten on the way out', async () => {
+    const { up, dir, config, bin } = await setup();
+    // what cron runs: sendmail -FCronDaemon -i -B8BITMIME -oem <mailto>, headers written by cron
+    const cronMail = 'From: root (Cron Daemon)\nTo: ops@example.net\nSubject: Cron <root@relay> /usr/local/bin/backup\n' +
+      'Content-Type: text/plain; charset=UTF-8\n\nbackup done: 3 files, café\n';
+    const r = sendmail(bin, ['-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'ops@example.net'], cronMail);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout + r.stderr, '', 'nothing printed on success (cron would mail it)');
+    const [stored] = spoolMessages(path.join(dir, 'data'));
+    assert.ok(stored, 'the message waits in the spool');
+    assert.equal(stored.envelope.sender, 'root@relay.test', 'the login name is qualified with the hostname');
+    const body = stored.body.toString('latin1');
+    assert.match(body, new RegExp(`^Received: by relay\\.test \\(smarthost, from userid ${process.getuid!()}\\)\\r\\n\\tid ${stored.id}; `));
+    assert.match(body, /\r\nDate: .+\r\nMessage-ID: <\d{14}\.[0-9a-f]+@relay\.test>\r\n\r\nbackup done/, 'Date and Message-ID added');
+    assert.ok(!/\n(?<!\r\n)/.test(body.replace(/\r\n/g, '')), 'only CRLF line ends in the spool');
+
+    const d = await start(dir, config);
+    const [m] = await up.waitForMessages(1);
+    assert.equal(m!.from, 'alerts@example.com', 'envelope sender rewritten by [rewrite] senders');
+    assert.deepEqual(m!.to, ['ops@example.net']);
+    const text = m!.data.toString('latin1');
+    assert.match(text, /\r\nFrom: alerts@example\.com \(Cron Daemon\)\r\n|\r\nFrom: "?Cron Daemon"? <alerts@example\.com>\r\n|\r\nFrom: \(Cron Daemon\) alerts@example\.com\r\n/);
+    assert.ok(m!.data.includes(Buffer.from('café', 'utf8')), '8-bit body intact');
+    assert.equal(m!.mailParams.BODY, '8BITMIME');
+    await d.waitForLog(new RegExp(`${stored.id}: to=<ops@example\\.net>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${up.port}, .*status=sent`));
+  });
+
+  it('-t with the daemon running (PHP, logwatch): recipients from To/Cc/Bcc, Bcc removed, picked up at once', async () => {
+    const { up, dir, config, bin } = await setup();
+    const d = await start(dir, config);
+    const r = sendmail(bin, ['-t', '-i', '-f', 'www@example.com'],
+      'To: a@example.net\nCc: "B, Person" <b@example.net>\nBcc: hidden@example.net,\n  also-hidden@example.net\nSubject: php\n\n.\nline after a lone dot\n');
+    assert.equal(r.status, 0, r.stderr);
+    const [m] = await up.waitForMessages(1);
+    assert.equal(m!.from, 'www@example.com');
+    assert.deepEqual([...m!.to].sort(), ['a@example.net', 'also-hidden@example.net', 'b@example.net', 'hidden@example.net']);
+    const text = m!.data.toString('latin1');
+    assert.doesNotMatch(text, /Bcc|hidden/i);
+    assert.match(text, /\r\n\r\n\.\r\nline after a lone dot\r\n$/, 'with -i a lone dot is just a line');
+    assert.match(d.logs(), /smarthost\/pickup\[\d+\]: \w+: uid=\d+ from=<www@example\.com>/);
+  });
+
+  it('a local recipient gets a Maildir copy; without -i a lone dot ends the message', async () => {
+    const { dir, config, bin } = await setup();
+    const d = await start(dir, config);
+    const r = sendmail(bin, ['root'], 'Subject: disk\n\nfull\n.\nnot part of it\n');
+    assert.equal(r.status, 0, r.stderr);
+    await d.waitForLog(/to=<root@localhost>, relay=local, .*status=sent \(delivered to maildir\)/);
+    const box = path.join(dir, 'data', 'mail', 'alice', 'new');
+    const [file] = fs.readdirSync(box);
+    const text = fs.readFileSync(path.join(box, file!), 'latin1');
+    assert.match(text, /^Return-Path: <root@relay\.test>\nDelivered-To: alice@localhost\n/);
+    assert.match(text, /\nFrom: root <root@relay\.test>\n/, 'From added with the GECOS name');
+    assert.ok(text.endsWith('\n\nfull\n'), JSON.stringify(text.slice(-40)));
+  });
+
+  it('exits with sysexits and a plain message on errors', async () => {
+    const { dir, config, bin } = await setup();
+    const cases: Array<[string[], string, number, RegExp]> = [
+      [['-t'], 'Subject: nobody\n\nx\n', 64, /no recipient addresses found in message header/],
+      [[], 'Subject: x\n\nx\n', 64, /no recipients: name them as arguments, or use -t/],
+      [['nobody@localhost'], 'x\n', 67, /<nobody@localhost>: User unknown in local recipient table/],
+      [['-Q'], '', 64, /unknown option -Q/],
+      [['-bd'], '', 64, /smarthost start/],
+      [['bad address@example.net'], 'x\n', 65, /bad recipient address syntax/],
+    ];
+    for (const [args, input, code, re] of cases) {
+      const r = sendmail(bin, args, input);
+      assert.equal(r.status, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
+    assert.deepEqual(spoolMessages(path.join(dir, 'data')), [], 'nothing queued by a refused submission');
+    fs.appendFileSync(config, '\n[queue]\nlifetime = "forever"\n');
+    const bad = sendmail(bin, ['a@example.net'], 'x\n');
+    assert.equal(bad.status, 78, bad.stderr);
+    assert.match(bad.stderr, /lifetime/);
+  });
+
+  it('-bs speaks SMTP on stdin/stdout, -bp lists the queue, -bi checks the aliases', async () => {
+    const { dir, bin } = await setup();
+    const r = sendmail(bin, ['-bs'], 'EHLO app.local\r\nMAIL FROM:<app@relay.test>\r\nRCPT TO:<x@example.net>\r\nDATA\r\nSubject: bs\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^220 relay\.test /);
+    const id = /250 2\.0\.0 Ok: queued as (\w+)/.exec(r.stdout)?.[1];
+    assert.ok(id, r.stdout);
+    assert.match(r.stdout, /221 /);
+    const list = sendmail(bin, ['-bp'], '');
+    assert.equal(list.status, 0);
+    assert.match(list.stdout, new RegExp(`^${id}\\s+\\d+ .* app@relay\\.test\\n\\s+x@example\\.net`, 'm'));
+    const na = sendmail(bin, ['-bi'], '');
+    assert.equal(na.status, 0, na.stderr);
+    assert.match(na.stdout, /nothing to rebuild/);
+    assert.equal(spoolMessages(path.join(dir, 'data')).length, 1);
+  });
+
+  it('s-nail sends through it when told mta=/path/to/sendmail', async () => {
+    const { up, dir, config, bin } = await setup();
+    await start(dir, config);
+    const r = spawnSync('s-nail', ['-n', '-S', `mta=${path.join(bin, 'sendmail')}`, '-S', 'v15-compat', '-s', 'via sendmail', '-r', 'alice@relay.test', 'friend@example.net'], {
+      input: 'mailx body\n', encoding: 'utf8', env: { ...process.env, HOME: dir }, timeout: 30_000,
+    });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const [m] = await up.waitForMessages(1);
+    assert.equal(m!.from, 'alerts@example.com');
+    assert.match(m!.data.toString('latin1'), /\r\nSubject: via sendmail\r\n[^]*\r\n\r\nmailx body\r\n$/);
+  });
+});
