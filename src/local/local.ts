@@ -57,7 +57,7 @@ export class LocalTransport {
       const delivered = `${user}@${domainOf(rcpt) || this.d.hostname}`;
       const account = this.d.chown ? this.d.recipients.account(user) : undefined;
       try {
-        await deliverToMaildir(dir, [Buffer.from(`Return-Path: <${sender}>\nDelivered-To: ${delivered}\n`, 'latin1'), toUnix(message)],
+        await deliverToMaildir(dir, [Buffer.from(`Return-Path: <${sender}>\nDelivered-To: ${delivered}\n`, 'utf8'), toUnix(message)],
           { hostname: this.d.hostname, ...(account ? { owner: { uid: account.uid, gid: account.gid } } : {}) });
       } catch (e) {
         return maildirFailure(dir, e as NodeJS.ErrnoException);
@@ -67,7 +67,7 @@ export class LocalTransport {
     if (mailboxes.length) done.push('delivered to maildir');
     if (forwards.length) {
       try {
-        const id = await this.d.resubmit(sender, forwards, Buffer.concat([Buffer.from(`Delivered-To: ${lower}\r\n`, 'latin1'), message]));
+        const id = await this.d.resubmit(sender, forwards, Buffer.concat([Buffer.from(`Delivered-To: ${lower}\r\n`, 'utf8'), message]));
         done.push(`forwarded as ${id}`);
       } catch (e) {
         return { status: '4.3.0', reason: `cannot queue the forwarded copy: ${(e as Error).message}; will try again` };
@@ -92,7 +92,7 @@ async function readAll(msg: OutgoingMessage): Promise<Buffer> {
 /** The header section (latin1), at most MAX_HEAD bytes: enough for the Delivered-To check. */
 function headerSection(message: Buffer): string {
   const end = message.indexOf('\r\n\r\n');
-  return message.subarray(0, end < 0 ? Math.min(message.length, MAX_HEAD) : Math.min(end + 2, MAX_HEAD)).toString('latin1');
+  return message.subarray(0, end < 0 ? Math.min(message.length, MAX_HEAD) : Math.min(end + 2, MAX_HEAD)).toString('utf8');
 }
 
 function deliveredTo(head: string): string[] {

@@ -39,7 +39,7 @@ export async function intake(
     await store(Buffer.from(receivedHeader({
       client: envelope.client, by: hostname, id: incoming.id, date: new Date(envelope.arrived),
       recipients: envelope.recipients.map((r) => r.address),
-    }), 'latin1'));
+    }), 'utf8')); // UTF-8 addresses (RFC 6531) as the client sent them
     for await (const chunk of data as AsyncIterable<Buffer>) {
       received += chunk.length;
       if (oversized) continue;          // keep reading so the client gets its reply, store nothing

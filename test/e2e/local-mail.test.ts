@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { removeDir, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
 import { startUpstream, type ReceivedMessage, type Upstream } from '../peers/upstream.js';
 
 let up: Upstream;
@@ -21,7 +22,7 @@ before(async () => {
     toml: [
       '[[listen]]', 'address = "127.0.0.1:0"', 'tls = "starttls"', 'auth = "optional"',
       '[relay]', `url = "${up.url}"`, 'tls = "none"',
-      '[local]', 'domains = ["localhost", "relay.test"]', 'users = ["alice", "bob"]',
+      '[local]', 'domains = ["localhost", "relay.test"]', 'users = ["alice", "bob", "jörg"]',
       'aliases = { root = "\\\\root", postmaster = "alice", ops = ["bob", "oncall@example.net"], loopy = "loopy2", loopy2 = "loopy" }',
       '[rewrite]', 'senders = { "@relay.test" = "alerts@example.com" }',
       '[queue]', 'retry_min = "1s"', 'retry_max = "2s"',
@@ -117,6 +118,33 @@ describe('local delivery', () => {
     const id = /queued as (\w+)/.exec(r.out)![1]!;
     await d.waitForLog(new RegExp(`${id}: to=<loopy@localhost>, relay=local, .*dsn=5\\.4\\.6, status=bounced \\(alias loop: loopy -> loopy2 -> loopy\\)`));
     await d.waitForLog(new RegExp(`${id}: sender non-delivery notification: \\w+`));
+  });
+});
+
+describe('internationalised mail (SMTPUTF8, 8BITMIME)', () => {
+  it('passes UTF-8 addresses and 8-bit bodies through, to a local Maildir and to the upstream', async () => {
+    const u8 = (text: string) => Buffer.from(text, 'utf8').toString('latin1'); // RawSmtp writes latin1 strings: send UTF-8 bytes
+    const c = await RawSmtp.connect(port);
+    try {
+      await c.read();
+      await c.cmd('EHLO client.test');
+      assert.equal((await c.cmd(u8('MAIL FROM:<josé@example.org> SMTPUTF8 BODY=8BITMIME'))).code, 250);
+      assert.equal((await c.cmd(u8('RCPT TO:<jörg@localhost>'))).code, 250);
+      assert.equal((await c.cmd(u8('RCPT TO:<用户@example.net>'))).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      const r = await c.cmd(u8('From: José <josé@example.org>\r\nSubject: grüße\r\n\r\nÄpfel und Birnen\r\n.'));
+      assert.equal(r.code, 250, r.text);
+      await c.cmd('QUIT');
+    } finally { c.close(); }
+    const m = await arrivedFor('用户@example.net');
+    assert.equal(m.from, 'josé@example.org');
+    assert.equal(m.mailParams.SMTPUTF8, '', 'SMTPUTF8 passed on to the upstream');
+    assert.equal(m.mailParams.BODY, '8BITMIME');
+    assert.ok(m.data.includes(Buffer.from('\r\n\r\nÄpfel und Birnen\r\n', 'utf8')));
+    const [file] = await waitForMaildir('jörg', 1);
+    const text = fs.readFileSync(path.join(maildirs, 'jörg', 'new', file!), 'utf8');
+    assert.match(text, /^Return-Path: <josé@example\.org>\nDelivered-To: jörg@localhost\n/);
+    assert.ok(text.endsWith('\n\nÄpfel und Birnen\n'));
   });
 });
 

@@ -117,6 +117,13 @@ describe('smarthost sendmail', () => {
       assert.match(r.stderr, re);
     }
     assert.deepEqual(spoolMessages(path.join(dir, 'data')), [], 'nothing queued by a refused submission');
+    // a full disk (the kernel refuses writes past `ulimit -f`): EX_TEMPFAIL, the program may try again, nothing half-written
+    const big = 'Subject: big\n\n' + 'x'.repeat(100).concat('\n').repeat(3000);
+    const full = spawnSync('sh', ['-c', 'ulimit -f 64; exec "$0" "$@"', path.join(bin, 'sendmail'), 'a@example.net'], { input: big, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(full.status, 75, full.stderr);
+    assert.match(full.stderr, /cannot queue the message: .*; try again later/);
+    assert.deepEqual(spoolMessages(path.join(dir, 'data')), []);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'data', 'queue', 'tmp')), [], 'no partial file left');
     fs.appendFileSync(config, '\n[queue]\nlifetime = "forever"\n');
     const bad = sendmail(bin, ['a@example.net'], 'x\n');
     assert.equal(bad.status, 78, bad.stderr);
