@@ -1,25 +1,27 @@
 // The one file that wires every folder together. createDaemon() builds the
 // whole relay from a Config and recovers the spool, but holds no ports;
 // listen() binds them (fastify's build-then-listen), so tests can build many.
+// reload() swaps in a new Config at module boundaries (SIGHUP); close()
+// drains: no new transactions, open ones finish, deliveries stop cleanly.
 import type { AddressInfo, Server } from 'node:net';
-import type { SMTPServer } from 'smtp-server';
 import { AuthThrottle } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
-import type { Config } from './config/types.js';
-import type { Envelope } from './mail/envelope.js';
-import type { MailLog } from './maillog/maillog.js';
-import { FsSpool } from './queue/fs-spool.js';
-import { storeMessage } from './queue/spool.js';
-import { ConnectionLimits } from './smtpd/connection-limits.js';
-import { createListener } from './smtpd/listener.js';
-import { closeControl, listenControl } from './control/server.js';
-import type { ControlReply, ControlRequest } from './control/protocol.js';
 import { rewriteOutgoing, type SenderRules } from './cleanup/sender-rewrite.js';
+import type { Config } from './config/types.js';
+import type { Problem } from './config/types.js';
+import type { ControlReply, ControlRequest } from './control/protocol.js';
+import { closeControl, listenControl } from './control/server.js';
 import { LocalTransport } from './local/local.js';
 import { LocalRecipients } from './local/recipients.js';
+import type { Envelope } from './mail/envelope.js';
+import type { MailLog } from './maillog/maillog.js';
 import { QueueManager } from './qmgr/qmgr.js';
+import { FsSpool } from './queue/fs-spool.js';
+import { storeMessage } from './queue/spool.js';
 import { resolverFor } from './route/mx.js';
 import { SmtpTransport } from './smtp/transport.js';
+import { ConnectionLimits } from './smtpd/connection-limits.js';
+import { createListener, type Listener, type SmtpdDeps } from './smtpd/listener.js';
 import { loadServerCert, type CertPair } from './tls/server-cert.js';
 
 export const VERSION = '0.1.0';
@@ -30,58 +32,78 @@ export interface Daemon {
   readonly spool: FsSpool;
   readonly qmgr: QueueManager;
   listen(): Promise<BoundListener[]>;
-  close(): Promise<void>;
+  /** Applies a new config without dropping sessions; returns the problems that kept it from applying (none: applied). */
+  reload(next: Config): Promise<readonly Problem[]>;
+  /** Graceful stop: sessions get `graceMs` to finish their transaction, deliveries under way up to `graceMs` too. */
+  close(graceMs?: number): Promise<void>;
 }
+
+/** Everything that depends on the config and is rebuilt by a reload. */
+interface Generation {
+  readonly config: Config;
+  readonly smtp: SmtpTransport;
+  readonly local: LocalTransport;
+  readonly recipients: LocalRecipients;
+  readonly rules: SenderRules;
+  readonly deps: SmtpdDeps;
+}
+
+/** A bound [[listen]] address: the live smtp-server, and older ones still finishing sessions after a reload. */
+interface Bound { listen: Config['listen'][number]; server: Listener; retired: Listener[] }
 
 export async function createDaemon(config: Config, opts: { log: MailLog; onQueued?: (e: Envelope) => void }): Promise<Daemon> {
   const { log } = opts;
-  const spool = new FsSpool(config.dataDir);
+  const spool = new FsSpool(config.dataDir, {
+    onUnreadable: (id, e) => log.warning(`${id}: queue file cannot be read (${(e as NodeJS.ErrnoException).code ?? e.message}); it stays in the queue untouched: give it to the user smarthost runs as (chown) and restart`, 'qmgr'),
+  });
   const report = await spool.recover();
   log.spoolRecovered(report.messages, report.discarded, report.corrupt);
+  const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp);
+  const users = new UserStore(config.auth.usersFile);
 
-  const needsCert = config.listen.some((l) => l.tls !== 'none');
-  let cert: CertPair | undefined;
-  if (needsCert) cert = await loadServerCert(config.tls, config.dataDir, config.hostname, (m) => log.warning(m));
-
-  const smtp = new SmtpTransport({
-    ehloName: config.hostname, mx: config.mx, resolver: resolverFor(config.mx.nameservers),
-    deadMs: Math.min(60_000, config.queue.retryMinMs),
-  });
-  const recipients = LocalRecipients.from(config.local, (m) => log.warning(m, 'local'));
-  const local = new LocalTransport({
-    recipients, maildir: config.local.maildir, hostname: config.hostname, chown: process.getuid?.() === 0,
-    resubmit: async (sender, to, message) => {
-      const e = await storeMessage(spool, {
-        sender, recipients: to.map((address) => ({ address })), arrived: new Date().toISOString(), body: '8BITMIME',
-        client: { address: '127.0.0.1', hostname: 'localhost', helo: config.hostname, protocol: 'local' },
-      }, message);
-      log.queued(e.id, e.sender, e.size, e.recipients.length);
-      onQueued(e);
-      return e.id;
-    },
-  });
-  // Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten
-  const rules: SenderRules = { map: config.rewrite.senders, hostname: config.hostname };
-  const qmgr = new QueueManager({
-    spool, log, queue: config.queue, hostname: config.hostname,
-    routes: { localDomains: config.local.domains, routes: config.routes, ...(config.relay ? { relay: config.relay } : {}) },
-    transports: {
-      deliver: async (dest, msg) => dest.kind === 'local' ? local.deliver(msg) : smtp.deliver(dest, await rewriteOutgoing(msg, rules)),
-      forgetDead: () => smtp.forgetDead(),
-    },
-  });
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
 
-  const deps = {
-    hostname: config.hostname, limits: config.limits, localDomains: config.local.domains,
-    localExists: (rcpt: string) => recipients.exists(rcpt),
-    spool, log, users: new UserStore(config.auth.usersFile), throttle: new AuthThrottle(config.limits.authFailures),
-    connections: new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp),
-    minTlsVersion: config.tls.minVersion,
-    ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(),
-  };
-  const servers: Array<{ server: SMTPServer; listen: Config['listen'][number] }> =
-    config.listen.map((l) => ({ server: createListener(l, deps), listen: l }));
+  async function build(c: Config): Promise<Generation> {
+    const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m)) : undefined;
+    const smtp = new SmtpTransport({
+      ehloName: c.hostname, mx: c.mx, resolver: resolverFor(c.mx.nameservers), deadMs: Math.min(60_000, c.queue.retryMinMs),
+    });
+    const recipients = LocalRecipients.from(c.local, (m) => log.warning(m, 'local'));
+    const local = new LocalTransport({
+      recipients, maildir: c.local.maildir, hostname: c.hostname, chown: process.getuid?.() === 0,
+      resubmit: async (sender, to, message) => {
+        const e = await storeMessage(spool, {
+          sender, recipients: to.map((address) => ({ address })), arrived: new Date().toISOString(), body: '8BITMIME',
+          client: { address: '127.0.0.1', hostname: 'localhost', helo: c.hostname, protocol: 'local' },
+        }, message);
+        log.queued(e.id, e.sender, e.size, e.recipients.length);
+        onQueued(e);
+        return e.id;
+      },
+    });
+    const deps: SmtpdDeps = {
+      hostname: c.hostname, limits: c.limits, localDomains: c.local.domains,
+      localExists: (rcpt: string) => recipients.exists(rcpt),
+      spool, log, users, throttle: new AuthThrottle(c.limits.authFailures), connections,
+      minTlsVersion: c.tls.minVersion,
+      ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(),
+    };
+    // Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten
+    return { config: c, smtp, local, recipients, rules: { map: c.rewrite.senders, hostname: c.hostname }, deps };
+  }
+
+  const routesOf = (c: Config) => ({ localDomains: c.local.domains, routes: c.routes, ...(c.relay ? { relay: c.relay } : {}) });
+  let gen = await build(config);
+  const qmgr: QueueManager = new QueueManager({
+    spool, log, queue: config.queue, hostname: config.hostname, routes: routesOf(config),
+    transports: {
+      deliver: async (dest, msg) => {
+        const g = gen; // the generation current when the attempt starts sees it through
+        return dest.kind === 'local' ? g.local.deliver(msg) : g.smtp.deliver(dest, await rewriteOutgoing(msg, g.rules));
+      },
+      forgetDead: () => gen.smtp.forgetDead(),
+    },
+  });
 
   /** Mail `smarthost sendmail` wrote into the spool while we run (Postfix pickup). */
   async function pickup(ids: readonly string[] | 'ALL'): Promise<ControlReply> {
@@ -98,39 +120,112 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     return { ok: true, done, missing };
   }
 
+  const bound = new Map<string, Bound>();
+  const newListener = (l: Config['listen'][number], deps: SmtpdDeps): Listener => {
+    const server = createListener(l, deps);
+    server.on('error', (e: Error) => log.warning(`${l.address}: ${e.message}`, 'smtpd'));
+    return server;
+  };
+  async function bind(l: Config['listen'][number], deps: SmtpdDeps): Promise<BoundListener> {
+    const server = newListener(l, deps);
+    await new Promise<void>((resolve, reject) => {
+      // smtp-server re-emits its net.Server's errors (EADDRINUSE, EACCES) as its own
+      const onError = (e: Error) => reject(e);
+      server.once('error', onError);
+      server.listen(l.port, l.host, () => { server.off('error', onError); resolve(); });
+    });
+    bound.set(l.address, { listen: l, server, retired: [] });
+    const a = server.server.address() as AddressInfo;
+    const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    log.listening(address, l.tls, l.auth);
+    return { address, host: a.address, port: a.port, tls: l.tls, auth: l.auth };
+  }
+
+  /**
+   * A listener whose address stays: the new smtp-server takes over the bound
+   * socket (its connection handler moves over), so new sessions get the new
+   * config while open ones finish on the old server. Hand-written because
+   * smtp-server has no reconfigure; it touches only its public `server` field.
+   */
+  function takeOver(b: Bound, l: Config['listen'][number], deps: SmtpdDeps): void {
+    const next = newListener(l, deps);
+    const live = b.server.server;
+    const spare = next.server;
+    live.removeAllListeners('connection');
+    for (const h of spare.listeners('connection')) live.on('connection', h as (...a: unknown[]) => void);
+    spare.removeAllListeners('connection');
+    next.server = live;
+    b.server.server = spare; // the retired server's close() must not close the live socket
+    b.retired.push(b.server);
+    b.server = next;
+    b.listen = l;
+  }
+
+  async function reload(next: Config): Promise<readonly Problem[]> {
+    const refuse = (path: string, what: string): Problem[] => [{ file: next.source, path, message: `${what} cannot change while smarthost runs`, fix: 'restart smarthost to apply it' }];
+    if (next.dataDir !== gen.config.dataDir) return refuse('data_dir', `data_dir (${gen.config.dataDir} -> ${next.dataDir})`);
+    let g: Generation;
+    try { g = await build(next); } catch (e) {
+      return [{ file: next.source, path: 'tls', message: `cannot load the new configuration: ${(e as Error).message}`, fix: 'fix the certificate or key files, then send SIGHUP again' }];
+    }
+    const old = gen;
+    const wanted = new Map(next.listen.map((l) => [l.address, l]));
+    for (const [address, b] of bound) {
+      if (wanted.has(address)) continue;
+      b.server.drain();
+      b.server.close();
+      bound.delete(address);
+      log.warning(`${address}: no longer in the configuration, stopped listening (open sessions finish)`, 'master');
+    }
+    for (const l of next.listen) {
+      const b = bound.get(l.address);
+      if (b) takeOver(b, l, g.deps); else await bind(l, g.deps);
+    }
+    connections.setLimits(next.limits.connections, next.limits.connectionsPerIp);
+    gen = g;
+    qmgr.reconfigure({ queue: next.queue, hostname: next.hostname, routes: routesOf(next) });
+    void old.smtp.close(); // idle cached upstream sessions belong to the old routes and credentials
+    return [];
+  }
+
   let control: Server | undefined;
   return {
     spool,
     qmgr,
+    reload,
     async listen() {
       control = await listenControl(config.dataDir, (req) => req.op === 'pickup' ? pickup(req.ids) : controlAction(qmgr, req));
       await qmgr.start();
-      const bound: BoundListener[] = [];
-      for (const { server, listen } of servers) {
-        await new Promise<void>((resolve, reject) => {
-          // smtp-server re-emits its net.Server's errors (EADDRINUSE, EACCES) as its own
-          const onError = (e: Error) => reject(e);
-          server.once('error', onError);
-          server.listen(listen.port, listen.host, () => { server.off('error', onError); resolve(); });
-        });
-        server.on('error', (e: Error) => log.warning(`${listen.address}: ${e.message}`, 'smtpd'));
-        const a = server.server.address() as AddressInfo;
-        const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-        log.listening(address, listen.tls, listen.auth);
-        bound.push({ address, host: a.address, port: a.port, tls: listen.tls, auth: listen.auth });
-      }
-      return bound;
+      const out: BoundListener[] = [];
+      for (const l of config.listen) out.push(await bind(l, gen.deps));
+      return out;
     },
-    async close() {
-      // stop accepting; idle sessions get 421 on their next command, a DATA in
-      // progress may finish; smtp-server closes what is left after closeTimeout
-      await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    async close(graceMs = 30_000) {
+      const servers = [...bound.values()].flatMap((b) => [b.server, ...b.retired]);
+      // no new connections or transactions; a transaction under way may finish within the grace
+      for (const s of servers) { s.drain(); s.close(); }
+      const sessionsDone = waitUntil(() => servers.every((s) => openSessions(s) === 0), graceMs)
+        .then(() => { for (const s of servers) s.closeAll(); })
+        .then(() => waitUntil(() => servers.every((s) => openSessions(s) === 0), 2000));
       if (control) await closeControl(control);
-      await qmgr.close();
-      await smtp.close();
+      // deliveries under way finish (or are cut at the grace and retried after restart)
+      await Promise.all([sessionsDone, qmgr.close(Math.min(graceMs, 10_000))]);
+      await gen.smtp.close();
       spool.close();
     },
   };
+}
+
+function openSessions(s: Listener): number {
+  return s.sessions();
+}
+
+function waitUntil(done: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  return new Promise((resolve) => {
+    const tick = () => { if (done() || Date.now() >= end) resolve(); else setTimeout(tick, 50); };
+    tick();
+  });
 }
 
 async function controlAction(qmgr: QueueManager, req: ControlRequest): Promise<ControlReply> {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, UsageError } from './common.js';
 import * as check from './check.js';
+import * as probe from './probe.js';
 import * as queue from './queue.js';
 import * as sendmail from './sendmail.js';
 import * as start from './start.js';
@@ -14,6 +15,7 @@ const HELP = `usage: smarthost <command> [-c FILE] [options]
 commands:
   start              run the relay in the foreground
   check              validate the configuration and environment
+  probe              walk an upstream step by step (DNS, TLS, AUTH, MAIL FROM) and explain failures
   user               add/del/list/passwd the users of inbound AUTH
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
@@ -22,7 +24,7 @@ Every command takes -c FILE; without it ./smarthost.toml, then
 /etc/smarthost/smarthost.toml, then the embedded default is used.
 'smarthost <command> --help' shows each command's options.`;
 
-const HELPS: Record<string, string> = { start: start.help, check: check.help, user: user.help, queue: queue.help, mailq: queue.help };
+const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help };
 
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = path.basename(argv[1] ?? 'smarthost');
@@ -45,6 +47,10 @@ export async function main(argv: string[]): Promise<number> {
         'log-format': { type: 'string' },
         json: { type: 'boolean' },
         'password-stdin': { type: 'boolean' },
+        url: { type: 'string' },
+        from: { type: 'string' },
+        'send-test': { type: 'string' },
+        timeout: { type: 'string' },
       },
     });
   } catch (e) {
@@ -60,6 +66,11 @@ export async function main(argv: string[]): Promise<number> {
         if (v['log-format'] !== undefined && !['postfix', 'json'].includes(v['log-format'])) throw new UsageError('--log-format must be postfix or json');
         return await start.run({ ...config, ...(v['log-format'] !== undefined ? { logFormat: v['log-format'] } : {}) });
       case 'check': return await check.run(config);
+      case 'probe': return await probe.run({
+        ...config, json: !!v.json,
+        ...(v.url !== undefined ? { url: v.url } : {}), ...(v.from !== undefined ? { from: v.from } : {}),
+        ...(v['send-test'] !== undefined ? { sendTest: v['send-test'] } : {}), ...(v.timeout !== undefined ? { timeout: v.timeout } : {}),
+      }, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
       case 'queue': return await queue.run({ ...config, json: !!v.json }, positionals);
       case 'mailq': return await queue.run({ ...config, json: !!v.json }, ['list']);

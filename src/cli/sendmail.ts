@@ -5,6 +5,7 @@
 // sendmail's sysexits; nothing is printed on success, as cron expects.
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import { prepareSubmission, readLocalMessage } from '../cleanup/local-submission.js';
 import type { Config } from '../config/types.js';
@@ -47,7 +48,9 @@ export async function run(argv: readonly string[]): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.CONFIG;
   if (opts.mode === 'newaliases') return newaliases(config);
-  const spool = new FsSpool(config.dataDir);
+  // root submitting for a daemon that runs as its own user: the queue files must be that user's
+  const owner = queueOwner(config.dataDir);
+  const spool = new FsSpool(config.dataDir, owner ? { owner } : {});
   try {
     spool.prepare();
   } catch (e) {
@@ -60,6 +63,15 @@ export async function run(argv: readonly string[]): Promise<number> {
   } finally {
     spool.close();
   }
+}
+
+/** The owner of data_dir/queue when we are root and it is somebody else, else undefined. */
+function queueOwner(dataDir: string): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const st = fs.statSync(path.join(dataDir, 'queue'));
+    return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+  } catch { return undefined; }
 }
 
 function fail(code: number, message: string): number {

@@ -1,12 +1,16 @@
 // `smarthost start`: run in the foreground until SIGTERM/SIGINT.
 import { fileSink, MailLog } from '../maillog/maillog.js';
-import { createDaemon, VERSION } from '../daemon.js';
-import { EMBEDDED_DEFAULT } from '../config/load.js';
+import { createDaemon, VERSION, type Daemon } from '../daemon.js';
+import { ConfigError, EMBEDDED_DEFAULT, loadConfig } from '../config/load.js';
+import type { Problem } from '../config/types.js';
 import { configOrReport, EXIT } from './common.js';
 
 export const help = `usage: smarthost start [-c FILE] [--log-format postfix|json]
 Runs the relay in the foreground. Logs go to stdout, or to [log] file.
-SIGTERM or SIGINT stop it: no new sessions, a message in transfer may finish.`;
+SIGHUP reloads the configuration and certificates without dropping sessions
+(an invalid new configuration is refused and the running one kept).
+SIGTERM or SIGINT stop it: no new sessions or transactions, open transactions
+and deliveries under way finish (up to 30 s); a second signal exits at once.`;
 
 export async function run(opts: { config?: string; logFormat?: string }): Promise<number> {
   const config = configOrReport(opts.config);
@@ -41,13 +45,38 @@ export async function run(opts: { config?: string; logFormat?: string }): Promis
     await daemon?.close();
     return EXIT.CANTCREAT;
   }
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => { reloading = reloading.then(() => reload(daemon!, opts.config, log)); });
   await new Promise<void>((resolve) => {
-    const stop = (sig: string) => { log.stopping(`received ${sig}`); resolve(); };
+    const stop = (sig: string) => {
+      log.stopping(`received ${sig}; finishing open transactions and deliveries (send it again to exit at once)`);
+      process.once(sig, () => { log.stopping(`received ${sig} again: exiting now; unfinished deliveries are retried at the next start`); process.exit(EXIT.OK); });
+      resolve();
+    };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => log.warning('SIGHUP: reloading the configuration is not implemented yet; restart smarthost to apply changes'));
   });
+  await reloading;
   await daemon.close();
   log.stopped();
+  // whatever handle is left (a client that ignores 421) must not keep a stopped daemon alive
+  setTimeout(() => process.exit(EXIT.OK), 200).unref();
   return EXIT.OK;
+}
+
+/** SIGHUP: a new config is swapped in only when it is valid; otherwise every problem is logged and the old one stays. */
+async function reload(daemon: Daemon, file: string | undefined, log: MailLog): Promise<void> {
+  let problems: readonly Problem[];
+  let source = file ?? '(search path)';
+  try {
+    const next = loadConfig(file);
+    source = next.source;
+    problems = await daemon.reload(next);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) problems = [{ file: source, path: '', message: (e as Error).message, fix: 'fix it and send SIGHUP again' }];
+    else problems = e.problems;
+  }
+  if (!problems.length) { log.reloaded(source); return; }
+  log.warning(`SIGHUP: the new configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'}; keeping the running one`);
+  for (const p of problems) log.warning(`${p.file}${p.line ? `:${p.line}` : ''}: ${p.message} (fix: ${p.fix})`);
 }

@@ -99,6 +99,13 @@ export interface LimitsConfig {
   readonly hops: number;
 }
 
+/** The Prometheus scrape listener; absent from Config means none is opened. */
+export interface MetricsConfig {
+  readonly address: string;         // as written, e.g. "127.0.0.1:9325"
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface LogConfig {
   readonly file?: string;
   readonly format: 'postfix' | 'json';
@@ -120,6 +127,7 @@ export interface Config {
   readonly limits: LimitsConfig;
   readonly log: LogConfig;
   readonly mx: MxConfig;
+  readonly metrics?: MetricsConfig;
 }
 
 /** One thing wrong with a config file, with the fix a user should apply. */

@@ -315,4 +315,38 @@ describe('parseConfig: the result is frozen', () => {
   });
 });
 
+describe('parseConfig: [metrics]', () => {
+  it('opens no metrics listener when the section is absent', () => {
+    assert.equal(valid('').metrics, undefined);
+  });
+
+  it('reads host:port, [v6]:port and port 0, frozen', () => {
+    for (const [address, host, port] of [
+      ['127.0.0.1:9325', '127.0.0.1', 9325], ['[::1]:9100', '::1', 9100], ['127.0.0.1:0', '127.0.0.1', 0],
+    ] as const) {
+      const m = valid(`[metrics]\naddress = "${address}"\n`).metrics;
+      assert.deepEqual({ ...m }, { address, host, port });
+      assert.ok(Object.isFrozen(m));
+    }
+  });
+
+  it('listens on the loopback default when [metrics] has no address', () => {
+    assert.deepEqual({ ...valid('[metrics]\n').metrics }, { address: '127.0.0.1:9325', host: '127.0.0.1', port: 9325 });
+  });
+
+  it('refuses an address that is not host:port, and unknown keys', () => {
+    for (const bad of ['9325', ':9325', '127.0.0.1:70000', 'http://127.0.0.1:9325']) {
+      const problems = invalid(`[metrics]\naddress = "${bad}"\n`);
+      const p = problemAt(problems, 'metrics.address');
+      assert.equal(p.line, 2);
+      assert.ok(p.message.includes(bad), p.message);
+      assert.match(p.fix, /address = "127\.0\.0\.1:9325"/);
+    }
+    const p = problemAt(invalid('[metrics]\naddress = "127.0.0.1:9325"\nadress = "x"\n'), 'metrics.adress');
+    assert.equal(p.line, 3);
+    assert.equal(p.fix, 'did you mean "address"?');
+    problemAt(invalid('metrics = "127.0.0.1:9325"\n'), 'metrics');
+  });
+});
+
 type ListenArray = Config['listen'][number][];

@@ -5,7 +5,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
-  Cidr, Config, ListenConfig, LocalConfig, LogConfig, MxConfig, RouteConfig, UpstreamConfig,
+  Cidr, Config, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig,
 } from './types.js';
 import { parseRate } from './units.js';
 
@@ -31,9 +31,10 @@ export const DEFAULTS = Object.freeze({
   concurrency: 20,            // connections per route, as Postfix's default_destination_concurrency_limit
   mxPort: 25,
   smtpTimeoutMs: 300_000,     // per command and reply (Postfix smtp_*_timeout are 300s)
+  metrics: '127.0.0.1:9325',  // loopback: the scrape page is unauthenticated
 });
 
-const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx'];
+const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics'];
 
 /** Where relative paths in the file are anchored: the file's folder, or the cwd for the embedded default. */
 function resolver(baseDir: string) {
@@ -92,6 +93,17 @@ function readListen(s: Section): ListenConfig | undefined {
     address: address!, host: hp.host, port: hp.port, tls, auth, allowPlaintextAuth,
     trustedNetworks: Object.freeze(trustedNetworks),
   });
+}
+
+/** [metrics]: where Prometheus scrapes; a bare [metrics] listens on the default address. */
+function readMetrics(s: Section): MetricsConfig | undefined {
+  const address = s.string('address', DEFAULTS.metrics);
+  const hp = splitHostPort(address);
+  s.finish(['address']);
+  if (hp && hp.host) return Object.freeze({ address, host: hp.host, port: hp.port });
+  s.problem('address', `${s.at('address')} = "${address}" is not host:port`,
+    `write address = "${DEFAULTS.metrics}" or "[::1]:9325"`);
+  return undefined;
 }
 
 /** Parses a relay URL; Postfix's "[host]:port" habit gets the smtp:// form as its fix. */
@@ -339,6 +351,8 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     ...(logFile !== undefined ? { file: abs(logFile) } : {}),
   });
   logS?.finish(['file', 'format']);
+  const metricsS = root.table_('metrics');
+  const metrics = metricsS ? readMetrics(metricsS) : undefined;
   root.finish(TOP_KEYS);
 
   if (problems.list.length) return { problems: problems.list };
@@ -349,6 +363,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     ...(relay ? { relay } : {}),
     routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
     queue, limits, log, mx,
+    ...(metrics ? { metrics } : {}),
   });
   return { config, problems: [] };
 }

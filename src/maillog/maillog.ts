@@ -89,6 +89,9 @@ export class MailLog {
   stopping(reason: string): void {
     this.emit('master', 'stopping', `daemon stopping: ${reason}`, { reason });
   }
+  reloaded(configSource: string): void {
+    this.emit('master', 'reloaded', `reload -- configuration ${configSource}`, { config: configSource });
+  }
   stopped(): void { this.emit('master', 'stopped', 'daemon stopped', {}); }
   warning(message: string, program: Program = 'master'): void {
     this.emit(program, 'warning', `warning: ${message}`, {});

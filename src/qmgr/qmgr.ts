@@ -68,10 +68,15 @@ export class QueueManager {
   private readonly inflowLimit: number;
   private readonly rand: () => number;
 
-  constructor(private readonly o: QmgrOptions) {
+  constructor(private o: QmgrOptions) {
     this.maxActive = o.maxActive ?? 200;
     this.inflowLimit = o.inflowLimit ?? 100;
     this.rand = o.rand ?? Math.random;
+  }
+
+  /** A reload: new routes and queue times apply from the next attempt; timers already set keep their times. */
+  reconfigure(patch: Pick<QmgrOptions, 'routes' | 'queue' | 'hostname'>): void {
+    this.o = { ...this.o, ...patch };
   }
 
   /** Loads everything in the spool and schedules it by its saved next-attempt times. */

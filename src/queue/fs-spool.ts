@@ -156,7 +156,16 @@ export class FsSpool implements Spool {
   readonly dirSync: DirSync;
   private readonly stateSync: DirSync;
 
-  constructor(dataDir: string) {
+  /**
+   * `owner`: hand new queue files to this account (root's `smarthost sendmail`
+   * writing for a daemon that runs as its own user, like Postfix's postdrop group).
+   * `onUnreadable`: told about a queue file this process may not read; it is left
+   * in place for a human instead of stopping the whole queue.
+   */
+  constructor(dataDir: string, private readonly opts: {
+    readonly owner?: { readonly uid: number; readonly gid: number };
+    readonly onUnreadable?: (id: string, error: Error) => void;
+  } = {}) {
     this.root = path.join(dataDir, 'queue');
     this.tmp = path.join(this.root, 'tmp');
     this.messages = path.join(this.root, 'messages');
@@ -186,7 +195,12 @@ export class FsSpool implements Spool {
     const ids = new Set<string>();
     for (const name of await fsp.readdir(this.messages)) {
       const file = path.join(this.messages, name);
-      const ok = isQueueId(name) && (await this.readHead(file)) !== undefined;
+      let ok: boolean;
+      try { ok = isQueueId(name) && (await this.readHead(file)) !== undefined; } catch (e) {
+        this.opts.onUnreadable?.(name, e as Error);
+        ids.add(name); // keep its state: the file is fine, only its permissions are not
+        continue;
+      }
       if (ok) { ids.add(name); continue; }
       await fsp.rename(file, path.join(this.corrupt, name)).catch(() => undefined);
       corrupt++;
@@ -210,6 +224,12 @@ export class FsSpool implements Spool {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.ensureLayout();
         if ((e as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 1) continue;
         throw storageError(e);
+      }
+      if (this.opts.owner) {
+        try { await fh.chown(this.opts.owner.uid, this.opts.owner.gid); } catch (e) {
+          await fh.close(); await fsp.unlink(tmpPath).catch(() => undefined);
+          throw storageError(e);
+        }
       }
       const full: NewEnvelope = { ...envelope, id };
       const head = Buffer.from(MAGIC + JSON.stringify(full) + '\n', 'utf8');
@@ -250,7 +270,10 @@ export class FsSpool implements Spool {
   async list(): Promise<QueueEntry[]> {
     let names: string[];
     try { names = await fsp.readdir(this.messages); } catch { return []; }
-    const entries = await Promise.all(names.filter(isQueueId).sort().map((id) => this.get(id)));
+    const entries = await Promise.all(names.filter(isQueueId).sort().map((id) => this.get(id).catch((e: Error) => {
+      this.opts.onUnreadable?.(id, e);
+      return undefined;
+    })));
     return entries.filter((e): e is QueueEntry => e !== undefined);
   }
 

@@ -7,7 +7,13 @@ import type { Reply } from '../mail/reply.js';
 export class ConnectionLimits {
   private total = 0;
   private readonly perIp = new Map<string, number>();
-  constructor(private readonly maxTotal: number, private readonly maxPerIp: number) {}
+  constructor(private maxTotal: number, private maxPerIp: number) {}
+
+  /** New limits after a reload; sessions already open are counted as before. */
+  setLimits(maxTotal: number, maxPerIp: number): void {
+    this.maxTotal = maxTotal;
+    this.maxPerIp = maxPerIp;
+  }
 
   /** Takes a slot, or returns the 421 reply that refuses the connection. */
   open(ip: string): Reply | undefined {

@@ -29,7 +29,7 @@ export interface RawConnection {
   _parser: { _dataMode: boolean } | false;
   _closing: boolean;
   _closed: boolean;
-  session: { id: string };
+  session: { id: string; envelope?: { mailFrom: unknown } };
 }
 
 export interface GuardRules {
@@ -42,6 +42,8 @@ export interface GuardRules {
   readonly maxErrors: number;
   /** Told when the guard itself ends the session (for the log). */
   readonly onDrop: (why: string, after: string) => void;
+  /** True once the daemon is stopping: no new transaction may start. */
+  readonly draining?: () => boolean;
 }
 
 const PRE_TLS = new Set(['EHLO', 'HELO', 'STARTTLS', 'NOOP', 'RSET', 'QUIT']);
@@ -73,6 +75,8 @@ export interface Guard {
   readonly counts: () => Record<string, string>;
   readonly lastCommand: () => string;
   readonly stop: () => void;
+  /** The daemon is stopping: end the session now if it is between transactions, else after the one under way. */
+  readonly drain: () => void;
 }
 
 export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
@@ -102,6 +106,8 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
   };
 
   const reply = (r: Reply) => conn.send(r.code, `${r.enhanced} ${r.text}`);
+  /** A transaction under way: MAIL given, or DATA streaming or waiting for the spool. */
+  const busy = () => !!conn.session.envelope?.mailFrom || !!conn._dataStream || conn._handlerPending;
 
   conn.send = (code, data, context) => {
     if (typeof data === 'string') {
@@ -135,6 +141,8 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
     const key = last.toLowerCase();
     total.set(key, (total.get(key) ?? 0) + 1);
     clearTimeout(timer);
+    // stopping: a transaction under way may finish; nothing new starts (421 closes the session)
+    if (rules.draining?.() && !busy() && name !== 'QUIT') { rules.onDrop('shutdown', last); return answer(replies.shuttingDown(rules.hostname), callback); }
     if (CHECKED.has(name) && CONTROL.test(line)) return answer(replies.controlCharacters(name), callback);
     if (rules.starttlsRequired && !conn.secure && !PRE_TLS.has(name)) return answer(replies.mustStartTls(), callback);
     if (name === 'AUTH') {
@@ -159,5 +167,10 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
     },
     lastCommand: () => last,
     stop: () => { stopped = true; clearTimeout(timer); },
+    drain: () => {
+      if (stopped || conn._closing || conn._closed || !conn._ready || busy()) return;
+      rules.onDrop('shutdown', last);
+      reply(replies.shuttingDown(rules.hostname));
+    },
   };
 }

@@ -57,7 +57,17 @@ const resolver = {
   },
 };
 
-export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServer {
+/** An smtp-server with our rules; drain() is the first step of a graceful stop. */
+export type Listener = SMTPServer & {
+  /** Stop starting transactions: idle sessions get 421 4.3.2 now, busy ones after their transaction. */
+  drain(): void;
+  /** Open sessions (after a reload, the old server's sessions until they end). */
+  sessions(): number;
+  /** The grace is over: 421 to every session left, then their sockets go. */
+  closeAll(): void;
+};
+
+export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener {
   const { limits, log } = deps;
   const metas = new Map<string, Meta>();
   const guards = new Map<string, Guard>();
@@ -86,7 +96,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
     }, ctx.id);
   };
 
-  const server: SMTPServer = new SMTPServer({
+  let draining = false;
+  const server = new SMTPServer({
     name: deps.hostname,
     banner: 'smarthost',
     heloResponse: '%s',
@@ -243,8 +254,21 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): SMTPServe
       dataTimeoutMs: limits.dataTimeoutMs,
       maxErrors: limits.errors,
       onDrop: (why, after) => log.dropped(metas.get(conn.session.id)?.peer ?? { hostname: 'unknown', address: '?' }, why, after),
+      draining: () => draining,
     });
     guards.set(conn.session.id, guard);
   }
-  return server;
+  return Object.assign(server, {
+    drain() {
+      draining = true;
+      for (const g of guards.values()) g.drain();
+    },
+    sessions: () => conns.size,
+    closeAll() {
+      for (const c of conns) {
+        (c as RawConnection & { _socket?: { destroy(): void } }).send(421, 'Server shutting down');
+        setTimeout(() => (c as { _socket?: { destroy(): void } })._socket?.destroy(), 1000).unref();
+      }
+    },
+  });
 }

@@ -5,10 +5,14 @@
 // on the line right after the one the previous expected line was found on.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { CLI, ROOT, removeDir, runCli, tempDir } from '../helpers/daemon.js';
+import { canBindPrivileged } from '../../src/cli/check-environment.js';
+import { CLI, ROOT, removeDir, runCli, startDaemon, tempDir, writeConfig } from '../helpers/daemon.js';
+import { testCerts } from '../peers/certs.js';
 
 const BAD = path.join(ROOT, 'test/configs/bad');
 const GOOD = path.join(ROOT, 'test/configs/good.toml');
@@ -99,6 +103,185 @@ describe('smarthost check: good configs and the environment', () => {
     assert.match(r.stderr, new RegExp(`${escapeRe(missing)}: cannot read the config file: no such file`));
     assert.match(r.stderr, /fix: check the path given with -c/);
   });
+
+  // Each case below writes a config beside the files it needs, runs check on it
+  // and expects one exact finding (the line, then its fix on the next line).
+  // A 127.0.0.1:0 listener keeps the default 127.0.0.1:2525 out of the way.
+  const LISTEN_ANY = '[[listen]]\naddress = "127.0.0.1:0"\n';
+  const check = (dir: string, toml: string) => runCli(['check', '-c', writeConfig(dir, toml)], { cwd: dir });
+  const file = (dir: string, name: string, text: string | Buffer, mode = 0o600) => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, text);
+    fs.chmodSync(f, mode);
+    return f;
+  };
+  const certs = () => testCerts();
+
+  it('warns about a users file that others may read (it holds password hashes), exit 0', () => {
+    const dir = fresh();
+    const users = file(dir, 'users', 'alice:$scrypt$16384$8$1$c2FsdA==$aGFzaA==\n', 0o644);
+    const r = check(dir, `${LISTEN_ANY}[auth]\nusers_file = "${users}"\n`);
+    assertFinding(r.stderr, 'warning', `users file ${users} is readable by other users (mode 644); it holds password hashes`, `chmod 600 ${users}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /: OK, 1 warning$/m);
+  });
+
+  it('reports a users file that cannot be read as an error, exit 1', () => {
+    // A folder where the file should be: unreadable as a file even for root.
+    const dir = fresh();
+    const users = path.join(dir, 'users');
+    fs.mkdirSync(users);
+    const r = check(dir, `${LISTEN_ANY}[auth]\nusers_file = "${users}"\n`);
+    assertFinding(r.stderr, 'error', `users file ${users} cannot be read (EISDIR)`, 'check the path, and that the user smarthost runs as may read it');
+    assert.equal(r.status, 1);
+  });
+
+  it('checks the client certificate of [relay]: key readable by others -> warning', () => {
+    const dir = fresh();
+    const cert = file(dir, 'client.pem', certs().client.cert);
+    const key = file(dir, 'client.key', certs().client.key, 0o640);
+    const r = check(dir, `${LISTEN_ANY}${relayWithClientCert(cert, key, certs().caFile)}`);
+    assertFinding(r.stderr, 'warning', `client key of [relay] ${key} is readable by other users (mode 640); it is the private key`, `chmod 600 ${key}`);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('checks the client certificate of [relay]: a key that is not its key -> error', () => {
+    const dir = fresh();
+    const cert = file(dir, 'client.pem', certs().client.cert);
+    const key = file(dir, 'other.key', certs().valid.key);
+    const r = check(dir, `${LISTEN_ANY}${relayWithClientCert(cert, key, certs().caFile)}`);
+    assertFinding(r.stderr, 'error', `${key} is not the key of client certificate of [relay] ${cert}`, 'point client_key of [relay] at the private key that belongs to the certificate');
+    assert.equal(r.status, 1);
+  });
+
+  it('checks the client certificate of a [[route]]: expired -> error', () => {
+    const dir = fresh();
+    const cert = file(dir, 'expired.pem', certs().expired.cert);
+    const key = file(dir, 'expired.key', certs().expired.key);
+    const r = check(dir, `${LISTEN_ANY}${routeWithClientCert('old', cert, key)}`);
+    const validTo = new crypto.X509Certificate(certs().expired.cert).validTo;
+    assertFinding(r.stderr, 'error', `client certificate of [[route]] old ${cert} expired on ${validTo}`, 'renew it (e.g. certbot renew) and restart smarthost');
+    assert.equal(r.status, 1);
+  });
+
+  it('checks the client certificate of a [[route]]: expiring within 14 days -> warning', () => {
+    const dir = fresh();
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=soon',
+      '-days', '5', '-keyout', 'soon.key', '-out', 'soon.pem'], { cwd: dir, stdio: 'ignore' });
+    const cert = path.join(dir, 'soon.pem');
+    const key = path.join(dir, 'soon.key');
+    fs.chmodSync(key, 0o600);
+    const r = check(dir, `${LISTEN_ANY}${routeWithClientCert('soon', cert, key)}`);
+    assertFinding(r.stderr, 'warning', `client certificate of [[route]] soon ${cert} expires in 4 days`, 'renew it soon');
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('reports a ca_file that cannot be read, exit 1', () => {
+    const dir = fresh();
+    const ca = path.join(dir, 'missing-ca.pem');
+    const r = check(dir, `${LISTEN_ANY}[relay]\nurl = "smtp://127.0.0.1:10025"\nca_file = "${ca}"\n`);
+    assertFinding(r.stderr, 'error', `ca_file of [relay] ${ca} cannot be read (ENOENT)`, 'check the path, and that the user smarthost runs as may read it');
+    assert.equal(r.status, 1);
+  });
+
+  it('reports a listen address another program holds, with how to find it, exit 1', async () => {
+    const dir = fresh();
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (holder.address() as AddressInfo).port;
+      const r = check(dir, `[[listen]]\naddress = "127.0.0.1:${port}"\n`);
+      assertFinding(r.stderr, 'error', `address 127.0.0.1:${port} is already in use`,
+        `find the program that holds it with: ss -ltnp 'sport = :${port}', then stop it or choose another port`);
+      assert.equal(r.status, 1);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+
+  it('reports two [[listen]] on the same port that would collide at start, exit 1', async () => {
+    const dir = fresh();
+    const port = await freePort();
+    const r = check(dir, `[[listen]]\naddress = "0.0.0.0:${port}"\n[[listen]]\naddress = "127.0.0.1:${port}"\n`);
+    assertFinding(r.stderr, 'error', `address 127.0.0.1:${port} overlaps [[listen]] 0.0.0.0:${port}, which already takes port ${port}`,
+      'remove one of the two [[listen]] sections (0.0.0.0 and :: already cover every address)');
+    assert.equal(r.status, 1);
+  });
+
+  it('says so when smarthost itself holds the port (its control socket answers), exit 0', async () => {
+    const port = await freePort();
+    const d = await startDaemon({ dir: fresh(), toml: `[[listen]]\naddress = "127.0.0.1:${port}"\n` });
+    try {
+      const r = d.cli(['check']);
+      assertFinding(r.stderr, 'warning', `address 127.0.0.1:${port} is already in use: smarthost itself is running and holds it`,
+        'nothing to fix while it runs; stop it before starting another smarthost on this data_dir');
+      assert.equal(r.status, 0, r.stderr);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('reports a privileged port when the process may not bind it, exit 1', (t) => {
+    // CI runs as root: check then runs as nobody, who has no capabilities.
+    const root = process.getuid?.() === 0;
+    if (!root && canBindPrivileged(process.getuid?.() ?? 0, undefined)) return t.skip('cannot drop the right to bind port 25');
+    const start = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+    if (start <= 25) return t.skip('port 25 is not privileged here');
+    const uid = root ? 65534 : process.getuid!();
+    const dir = fresh();
+    fs.chmodSync(dir, 0o755);
+    const cfg = writeConfig(dir, '[[listen]]\naddress = "127.0.0.1:25"\n');
+    const r = spawnSync(process.execPath, [CLI, 'check', '-c', cfg], { cwd: dir, encoding: 'utf8', ...(root ? { uid, gid: 65534 } : {}) });
+    assertFinding(r.stderr, 'error', `address 127.0.0.1:25 uses port 25, below ${start}, and this process (uid ${uid}) lacks CAP_NET_BIND_SERVICE to bind it`,
+      "let node bind it: setcap 'cap_net_bind_service=+ep' $(readlink -f $(command -v node)), " +
+      `or AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit; or use port ${start} or above`);
+    assert.equal(r.status, 1);
+  });
+
+  it('warns about plaintext AUTH towards a remote upstream or on a public listener, not on loopback', () => {
+    const dir = fresh();
+    const secret = file(dir, 'secret', 'pw\n');
+    const plain = (url: string) => `url = "${url}"\ntls = "none"\nusername = "u"\npassword_file = "${secret}"\nallow_plaintext_auth = true\n`;
+    const listen = (a: string) => `[[listen]]\naddress = "${a}"\nauth = "required"\nallow_plaintext_auth = true\n`;
+    const r = check(dir, `${listen('0.0.0.0:0')}${listen('127.0.0.1:0')}[relay]\n${plain('smtp://192.0.2.10:25')}` +
+      `[[route]]\nname = "stunnel"\ndomains = ["corp.test"]\n${plain('smtp://127.0.0.1:10465')}`);
+    assertFinding(r.stderr, 'warning', '[relay] sets allow_plaintext_auth = true for 192.0.2.10: credentials would cross the network in clear text',
+      'use it only for a local stunnel on 127.0.0.1; for a remote host remove it and set tls = "verify"');
+    assertFinding(r.stderr, 'warning', '[[listen]] 0.0.0.0:0 sets allow_plaintext_auth = true: client credentials would cross the network in clear text',
+      'use it only on a loopback address (e.g. 127.0.0.1 behind a local stunnel); here set tls = "starttls-required" or "implicit"');
+    assert.doesNotMatch(r.stderr, /stunnel sets allow_plaintext_auth|127\.0\.0\.1:0 sets allow_plaintext_auth/);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('reports an aliases file that cannot be read, exit 1', () => {
+    const dir = fresh();
+    const aliases = path.join(dir, 'aliases');
+    const r = check(dir, `${LISTEN_ANY}[local]\naliases = "${aliases}"\n`);
+    assertFinding(r.stderr, 'error', `aliases file ${aliases} cannot be read (ENOENT)`, 'check the path given in [local] aliases, and its permissions');
+    assert.equal(r.status, 1);
+  });
+
+  it('warns about each problem in the aliases file with file:line, and sums up users, aliases and rewrite', () => {
+    const dir = fresh();
+    const aliases = file(dir, 'aliases', 'root: admin@example.com\npostmaster: root\nbackup: |/usr/bin/backup\n', 0o644);
+    const r = check(dir, `${LISTEN_ANY}[local]\nusers = ["alice", "bob"]\naliases = "${aliases}"\n` +
+      '[rewrite]\nsenders = { "@relay.localdomain" = "alerts@example.com" }\n');
+    assertFinding(r.stderr, 'warning', `${aliases}:3: alias "backup": delivery to a command ("|/usr/bin/backup") is not supported by smarthost; forward to an address instead`,
+      `correct line 3 of ${aliases}; smarthost rereads it by itself`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stdout.includes(`\n  local users alice, bob, aliases 0 + 2 in ${aliases}\n`), r.stdout);
+    assert.ok(r.stdout.includes('\n  rewrite senders @relay.localdomain -> alerts@example.com\n'), r.stdout);
+  });
+
+  it('reports a maildir whose fixed part cannot be created, exit 1', () => {
+    const dir = fresh();
+    file(dir, 'blocker', 'a file, not a folder\n');
+    const base = path.join(dir, 'blocker/mail');
+    const r = check(dir, `${LISTEN_ANY}[local]\nmaildir = "${base}/{user}/Maildir"\n`);
+    assertFinding(r.stderr, 'error', `mailboxes cannot be made in ${base} (maildir = "${base}/{user}/Maildir"): not writable (ENOTDIR)`,
+      `create ${base} and let the user smarthost runs as write in it`);
+    assert.equal(r.status, 1);
+  });
 });
 
 describe('smarthost start: refuses bad configs', () => {
@@ -145,4 +328,28 @@ describe('smarthost start: refuses bad configs', () => {
 
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Asserts the exact finding line and its fix on the line after it. */
+function assertFinding(stderr: string, level: 'error' | 'warning', message: string, fix: string): void {
+  const lines = stderr.split('\n');
+  const i = lines.indexOf(`${level}: ${message}`);
+  assert.ok(i >= 0, `expected the line\n  ${level}: ${message}\nin:\n${stderr}`);
+  assert.equal(lines[i + 1], `    fix: ${fix}`);
+}
+
+function relayWithClientCert(cert: string, key: string, ca: string): string {
+  return `[relay]\nurl = "smtp://127.0.0.1:10025"\ntls = "verify"\nca_file = "${ca}"\nclient_certificate = "${cert}"\nclient_key = "${key}"\n`;
+}
+
+function routeWithClientCert(name: string, cert: string, key: string): string {
+  return `[[route]]\nname = "${name}"\ndomains = ["corp.test"]\nurl = "smtps://127.0.0.1:10465"\nclient_certificate = "${cert}"\nclient_key = "${key}"\n`;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
 }

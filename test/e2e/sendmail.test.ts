@@ -151,6 +151,33 @@ describe('smarthost sendmail', () => {
     assert.equal(spoolMessages(path.join(dir, 'data')).length, 1);
   });
 
+  it('root\'s sendmail writes queue files the daemon\'s own user can read; an unreadable file does not stop the daemon', async () => {
+    const { up, dir, config, bin } = await setup();
+    const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    fs.chownSync(dir, 65534, 65534);
+    const d = await launch(dir, config, { wrap: nobody });
+    cleanups.push(async () => { await d.stop(); });
+    const queue = path.join(dir, 'data', 'queue');
+    assert.equal(fs.statSync(queue).uid, 65534, 'the daemon (as nobody) made the queue');
+    const r = sendmail(bin, ['first@example.net'], 'Subject: from root\n\nx\n');
+    assert.equal(r.status, 0, r.stderr);
+    await up.waitForMessages(1);
+    await d.waitForLog(/to=<first@example\.net>, .*status=sent/);
+
+    // a file the daemon may not read (written by root into a root-owned queue, then the queue handed back)
+    await d.stop();
+    fs.chownSync(queue, 0, 0);
+    assert.equal(sendmail(bin, ['second@example.net'], 'Subject: unreadable\n\nx\n').status, 0);
+    fs.chownSync(queue, 65534, 65534);
+    const [stuck] = spoolMessages(path.join(dir, 'data'));
+    const again = await launch(dir, config, { wrap: nobody });
+    cleanups.push(async () => { await again.stop(); });
+    await again.waitForLog(new RegExp(`warning: ${stuck!.id}: queue file cannot be read \\(EACCES\\); it stays in the queue untouched`));
+    assert.equal(sendmail(bin, ['third@example.net'], 'Subject: after\n\nx\n').status, 0);
+    await again.waitForLog(/to=<third@example\.net>, .*status=sent/);
+    assert.ok(fs.existsSync(path.join(queue, 'messages', stuck!.id)), 'left in place for a human');
+  });
+
   it('s-nail sends through it when told mta=/path/to/sendmail', async () => {
     const { up, dir, config, bin } = await setup();
     await start(dir, config);

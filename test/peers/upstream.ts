@@ -14,8 +14,9 @@ export type Stage = 'connect' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' |
 export interface Fault {
   /** 'ehlo' covers HELO too; 'connect' with 'reply' refuses the greeting (e.g. 421/554) and closes. */
   stage: Stage;
-  /** reply with `reply`; stall = never answer (socket stays open); drop = destroy the socket. */
-  action: 'reply' | 'stall' | 'drop';
+  /** reply with `reply`; stall = never answer (socket stays open); drop = destroy the socket; delay ('dot' only) = answer normally after `ms`. */
+  action: 'reply' | 'stall' | 'drop' | 'delay';
+  ms?: number;
   /** One line, sent verbatim: '451 4.3.0 Try again later'. */
   reply?: string;
   /** Stage 'rcpt' only: apply just to this recipient address (case-insensitive). */
@@ -251,12 +252,15 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
           return void entry?.conn._socket.destroy();
         }
         if (fault?.action === 'stall') return;
-        const r = fault ? parseReply(fault.reply) : { code: 250, text: `Ok: queued as ${session.id}.${session.transaction}` };
-        if (entry && fault) entry.verbatim = true;
-        if (r.code >= 400) return cb(Object.assign(new Error(r.text), { responseCode: r.code }));
-        messages.push(message);
-        for (const wake of waiters) wake();
-        cb(null, r.text);
+        const finish = () => {
+          const r = fault?.action === 'reply' ? parseReply(fault.reply) : { code: 250, text: `Ok: queued as ${session.id}.${session.transaction}` };
+          if (entry && fault?.action === 'reply') entry.verbatim = true;
+          if (r.code >= 400) return cb(Object.assign(new Error(r.text), { responseCode: r.code }));
+          messages.push(message);
+          for (const wake of waiters) wake();
+          cb(null, r.text);
+        };
+        if (fault?.action === 'delay') setTimeout(finish, fault.ms ?? 1000); else finish();
       });
     },
     onClose(session) {

@@ -1,0 +1,99 @@
+// The metrics smarthost exposes, and one small method per event the daemon
+// reports. Queue sizes are not counted here: they are read from a snapshot
+// at scrape time, so they can never drift from the queue manager's own state.
+import { Registry } from './registry.js';
+
+/** What the queue manager holds right now; oldestArrivedMs is absent when the queue is empty. */
+export interface QueueSnapshot {
+  readonly active: number;
+  readonly deferred: number;
+  readonly held: number;
+  readonly oldestArrivedMs?: number;
+}
+
+export type DeliveryStatus = 'sent' | 'deferred' | 'bounced';
+
+export interface SmarthostMetricsOptions {
+  readonly version: string;
+  readonly queue: () => QueueSnapshot;
+  /** Test hook; defaults to Date.now. */
+  readonly now?: () => number;
+}
+
+// End of DATA -> 250 is mostly one fdatasync: milliseconds on SSDs, up to a second on busy disks.
+export const INTAKE_BUCKETS = Object.freeze([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
+// Arrival -> final result spans a fast relay (sub-second) to retries over hours, up to a day.
+export const DELIVERY_BUCKETS = Object.freeze([0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 14_400, 43_200, 86_400]);
+
+export class SmarthostMetrics {
+  private readonly registry = new Registry();
+  private readonly queue: () => QueueSnapshot;
+  /** Taken once per scrape, so both queue gauges describe the same moment. */
+  private snapshot: QueueSnapshot = { active: 0, deferred: 0, held: 0 };
+
+  private readonly deliveries = this.registry.counter('smarthost_deliveries_total',
+    'Delivery results per recipient, by route and status', ['route', 'status']);
+  private readonly deliveryDuration = this.registry.histogram('smarthost_delivery_duration_seconds',
+    'Seconds from arrival to the final result (sent or bounced) per recipient', DELIVERY_BUCKETS);
+  private readonly connections = this.registry.counter('smarthost_connections_total',
+    'SMTP connections accepted, by listener', ['listener']);
+  private readonly connectionsActive = this.registry.gauge('smarthost_connections_active',
+    'SMTP connections open now, by listener', ['listener']);
+  private readonly authFailures = this.registry.counter('smarthost_auth_failures_total', 'Failed SMTP AUTH attempts');
+  private readonly messagesReceived = this.registry.counter('smarthost_messages_received_total',
+    'Messages accepted into the queue');
+  private readonly bytesReceived = this.registry.counter('smarthost_received_bytes_total',
+    'Bytes of messages accepted into the queue');
+  private readonly intakeDuration = this.registry.histogram('smarthost_intake_duration_seconds',
+    'Seconds from the end of DATA to the 250 reply (spool write and fsync)', INTAKE_BUCKETS);
+
+  constructor(opts: SmarthostMetricsOptions) {
+    const now = opts.now ?? Date.now;
+    this.queue = opts.queue;
+    this.registry.gauge('smarthost_build_info', 'The running smarthost version; always 1', ['version'])
+      .set({ version: opts.version }, 1);
+    this.registry.gauge('smarthost_queue_messages', 'Messages in the queue by state', ['state'], (g) => {
+      for (const state of ['active', 'deferred', 'held'] as const) g.set({ state }, this.snapshot[state]);
+    });
+    this.registry.gauge('smarthost_queue_oldest_message_age_seconds',
+      'Age of the oldest queued message; 0 when the queue is empty', [], (g) => {
+        const oldest = this.snapshot.oldestArrivedMs;
+        g.set({}, oldest === undefined ? 0 : Math.max(0, now() - oldest) / 1000);
+      });
+  }
+
+  /**
+   * One recipient's result. `seconds` is Postfix's delay= (arrival -> now). Deferrals are
+   * counted but not timed: only a final result ends a message's time in the queue.
+   */
+  delivery(route: string, status: DeliveryStatus, seconds: number): void {
+    this.deliveries.inc({ route, status });
+    if (status !== 'deferred') this.deliveryDuration.observe({}, seconds);
+  }
+
+  connectionOpened(listener: string): void {
+    this.connections.inc({ listener });
+    this.connectionsActive.inc({ listener });
+  }
+
+  connectionClosed(listener: string): void {
+    this.connectionsActive.dec({ listener });
+  }
+
+  authFailed(): void {
+    this.authFailures.inc();
+  }
+
+  /** A message acknowledged with 250: its size on disk and the time its commit took. */
+  received(bytes: number, seconds: number): void {
+    this.messagesReceived.inc();
+    this.bytesReceived.inc({}, bytes);
+    this.intakeDuration.observe({}, seconds);
+  }
+
+  /** The scrape page; a throwing queue snapshot propagates, and the server answers 500. */
+  render(): string {
+    this.snapshot = this.queue();
+    return this.registry.render();
+  }
+}

@@ -1,0 +1,121 @@
+// End to end: operating the daemon (issue 6). SIGHUP reloads the config under
+// a live session without dropping it, and an invalid new config is refused
+// with every problem logged; SIGTERM drains: idle sessions get 421, a
+// transaction under way finishes, a delivery in flight completes, nothing is
+// lost or sent twice across the restart.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { launch, removeDir, startDaemon, writeConfig } from '../helpers/daemon.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+import { submit } from '../helpers/submit.js';
+import { startUpstream } from '../peers/upstream.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+
+const relayToml = (url: string, extra = '') =>
+  `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "${url}"\ntls = "none"\n[limits]\nmessage_size = "1MB"\n${extra}\n`;
+
+async function ehloSize(port: number): Promise<string | undefined> {
+  const c = await RawSmtp.connect(port);
+  try {
+    await c.read();
+    return /SIZE (\d+)/.exec((await c.cmd('EHLO client.test')).text)?.[1];
+  } finally { c.close(); }
+}
+
+describe('SIGHUP reload', () => {
+  it('applies a new config without dropping a session in the middle of a transaction; refuses an invalid one', async () => {
+    const up1 = await startUpstream({});
+    const up2 = await startUpstream({});
+    cleanups.push(() => up1.close(), () => up2.close());
+    const d = await startDaemon({ toml: relayToml(up1.url) });
+    cleanups.push(async () => { await d.stop(); removeDir(d.dir); });
+    const port = d.ports[0]!;
+    assert.equal(await ehloSize(port), '1000000');
+
+    const s = await RawSmtp.connect(port);
+    await s.read();
+    await s.cmd('EHLO client.test');
+    assert.equal((await s.cmd('MAIL FROM:<a@client.test>')).code, 250);
+    assert.equal((await s.cmd('RCPT TO:<b@example.net>')).code, 250);
+
+    writeConfig(d.dir, relayToml(up2.url).replace('"1MB"', '"2MB"'));
+    d.child.kill('SIGHUP');
+    await d.waitForLog(/smarthost\/master\[\d+\]: reload -- configuration .*smarthost\.toml/);
+
+    assert.equal((await s.cmd('DATA')).code, 354, 'the open session goes on after the reload');
+    const done = await s.cmd('Subject: across a reload\r\n\r\nhi\r\n.');
+    assert.equal(done.code, 250, done.text);
+    await s.cmd('QUIT');
+    s.close();
+    const [m] = await up2.waitForMessages(1);
+    assert.match(m!.data.toString('latin1'), /Subject: across a reload/);
+    assert.equal(up1.messages.length, 0, 'deliveries after the reload use the new [relay]');
+    assert.equal(await ehloSize(port), '2000000', 'new sessions get the new limits on the same port');
+
+    // an invalid config: every problem logged, the running one kept
+    fs.writeFileSync(d.configFile, fs.readFileSync(d.configFile, 'utf8') + '\n[queue]\nretry_min = "soon"\nbogus = 1\n');
+    d.child.kill('SIGHUP');
+    await d.waitForLog(/warning: SIGHUP: the new configuration has 2 problems; keeping the running one/);
+    await d.waitForLog(/warning: .*smarthost\.toml:\d+: queue\.retry_min/);
+    await d.waitForLog(/warning: .*smarthost\.toml:\d+: unknown key "queue\.bogus"/);
+    await submit(port, 'a@client.test', ['c@example.net']);
+    await up2.waitForMessages(2);
+    assert.equal(await ehloSize(port), '2000000');
+  });
+});
+
+describe('SIGTERM drain', () => {
+  it('421 to idle sessions, lets a transaction and a delivery under way finish, loses nothing, sends nothing twice', async () => {
+    const up = await startUpstream({ faults: [{ stage: 'dot', action: 'delay', ms: 1500, times: 1 }] });
+    cleanups.push(() => up.close());
+    const d = await startDaemon({ toml: relayToml(up.url) });
+    cleanups.push(() => removeDir(d.dir));
+    const port = d.ports[0]!;
+
+    const inFlight = await submit(port, 'a@client.test', ['first@example.net']); // its delivery waits 1.5 s for the upstream's 250
+    const idle = await RawSmtp.connect(port);
+    await idle.read();
+    await idle.cmd('EHLO idle.test');
+    const busy = await RawSmtp.connect(port);
+    await busy.read();
+    await busy.cmd('EHLO busy.test');
+    await busy.cmd('MAIL FROM:<a@client.test>');
+    await busy.cmd('RCPT TO:<second@example.net>');
+    assert.equal((await busy.cmd('DATA')).code, 354);
+    busy.write('Subject: finishing during the drain\r\n\r\npart one\r\n');
+
+    d.child.kill('SIGTERM');
+    const bye = await idle.read();
+    assert.equal(bye.code, 421);
+    assert.match(bye.text, /^421 4\.3\.2 relay\.test Service shutting down, closing transmission channel/);
+    await d.waitForLog(/daemon stopping: received SIGTERM/);
+    await assert.rejects(new Promise((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(undefined); });
+      c.on('error', reject);
+    }), /ECONNREFUSED/, 'no new connections while draining');
+
+    const queued = await busy.cmd('part two\r\n.');
+    assert.equal(queued.code, 250, queued.text);
+    const second = /queued as (\w+)/.exec(queued.text)![1]!;
+    const after = await busy.cmd('MAIL FROM:<a@client.test>');
+    assert.equal(after.code, 421, 'no new transaction on the draining session');
+
+    const code = d.child.exitCode ?? await new Promise<number | null>((resolve) => d.child.once('exit', resolve));
+    assert.equal(code, 0, 'exits by itself once drained');
+    assert.match(d.logs(), new RegExp(`${inFlight}: to=<first@example\\.net>, relay=.*status=sent`), 'the delivery under way finished');
+    assert.match(d.logs(), new RegExp(`${inFlight}: removed`));
+    assert.match(d.logs(), /daemon stopped/);
+    assert.equal(up.messages.length, 1);
+
+    const again = await launch(d.dir, d.configFile);
+    cleanups.push(async () => { await again.stop(); });
+    const msgs = await up.waitForMessages(2);
+    await again.waitForLog(new RegExp(`${second}: to=<second@example\\.net>, .*status=sent`));
+    assert.deepEqual(msgs.map((m) => m.to[0]).sort(), ['first@example.net', 'second@example.net'], 'each message exactly once');
+    assert.match(msgs.find((m) => m.to[0] === 'second@example.net')!.data.toString('latin1'), /part one\r\npart two\r\n$/);
+  });
+});
