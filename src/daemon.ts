@@ -22,7 +22,9 @@ import { resolverFor } from './route/mx.js';
 import { SmtpTransport } from './smtp/transport.js';
 import { ConnectionLimits } from './smtpd/connection-limits.js';
 import { createListener, type Listener, type SmtpdDeps } from './smtpd/listener.js';
-import { loadServerCert, type CertPair } from './tls/server-cert.js';
+import { loadServerCert } from './tls/server-cert.js';
+import { listenMetrics, type MetricsListener } from './metrics/server.js';
+import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
 
 export const VERSION = '0.1.0';
 
@@ -62,6 +64,12 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   const users = new UserStore(config.auth.usersFile);
 
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
+  const metrics = new SmarthostMetrics({ version: VERSION, queue: () => qmgr.snapshot() });
+  const observe = {
+    connection: (l: string, open: boolean) => (open ? metrics.connectionOpened(l) : metrics.connectionClosed(l)),
+    authFailed: () => metrics.authFailed(),
+    received: (bytes: number, seconds: number) => metrics.received(bytes, seconds),
+  };
 
   async function build(c: Config): Promise<Generation> {
     const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m)) : undefined;
@@ -86,7 +94,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       localExists: (rcpt: string) => recipients.exists(rcpt),
       spool, log, users, throttle: new AuthThrottle(c.limits.authFailures), connections,
       minTlsVersion: c.tls.minVersion,
-      ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(),
+      ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
     };
     // Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten
     return { config: c, smtp, local, recipients, rules: { map: c.rewrite.senders, hostname: c.hostname }, deps };
@@ -96,6 +104,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   let gen = await build(config);
   const qmgr: QueueManager = new QueueManager({
     spool, log, queue: config.queue, hostname: config.hostname, routes: routesOf(config),
+    onResult: (route, r, arrivedMs) => metrics.delivery(route, r.outcome, (Date.now() - arrivedMs) / 1000),
     transports: {
       deliver: async (dest, msg) => {
         const g = gen; // the generation current when the attempt starts sees it through
@@ -182,10 +191,21 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       if (b) takeOver(b, l, g.deps); else await bind(l, g.deps);
     }
     connections.setLimits(next.limits.connections, next.limits.connectionsPerIp);
+    await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
     gen = g;
     qmgr.reconfigure({ queue: next.queue, hostname: next.hostname, routes: routesOf(next) });
     void old.smtp.close(); // idle cached upstream sessions belong to the old routes and credentials
     return [];
+  }
+
+  let metricsListener: MetricsListener | undefined;
+  async function serveMetrics(c: Config): Promise<void> {
+    if (metricsListener && c.metrics?.address === gen.config.metrics?.address) return;
+    await metricsListener?.close();
+    metricsListener = undefined;
+    if (!c.metrics) return;
+    metricsListener = await listenMetrics(c.metrics, () => metrics.render(), { onError: (e) => log.warning(`metrics: ${e.message}`) });
+    log.metricsListening(`http://${c.metrics.host.includes(':') ? `[${c.metrics.host}]` : c.metrics.host}:${metricsListener.port}/metrics`);
   }
 
   let control: Server | undefined;
@@ -198,6 +218,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       await qmgr.start();
       const out: BoundListener[] = [];
       for (const l of config.listen) out.push(await bind(l, gen.deps));
+      await serveMetrics(config);
       return out;
     },
     async close(graceMs = 30_000) {
@@ -211,6 +232,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       // deliveries under way finish (or are cut at the grace and retried after restart)
       await Promise.all([sessionsDone, qmgr.close(Math.min(graceMs, 10_000))]);
       await gen.smtp.close();
+      await metricsListener?.close();
       spool.close();
     },
   };

@@ -86,6 +86,9 @@ export class MailLog {
   listening(address: string, tls: string, auth: string): void {
     this.emit('master', 'listening', `listening on ${address} (tls=${tls}, auth=${auth})`, { address, tls, auth });
   }
+  metricsListening(url: string): void {
+    this.emit('master', 'metrics', `metrics on ${url}`, { url });
+  }
   stopping(reason: string): void {
     this.emit('master', 'stopping', `daemon stopping: ${reason}`, { reason });
   }

@@ -34,6 +34,8 @@ export interface QmgrOptions {
   /** Messages waiting or in delivery above which new mail is slowed down (see inflow()). */
   readonly inflowLimit?: number;
   readonly rand?: () => number;
+  /** Told about every recipient result with its route (metrics). */
+  readonly onResult?: (route: string, result: RcptResult, arrivedMs: number) => void;
 }
 
 interface Item {
@@ -169,8 +171,11 @@ export class QueueManager {
       g.rcpts.push(item.rcpt.get(r.address) ?? { address: r.address });
       groups.set(dest.key, g);
     }
-    const results = (await Promise.all([...groups.values()].map(({ dest, rcpts }) =>
-      this.o.transports.deliver(dest, this.outgoing(envelope, rcpts))))).flat();
+    const results = (await Promise.all([...groups.values()].map(async ({ dest, rcpts }) => {
+      const res = await this.o.transports.deliver(dest, this.outgoing(envelope, rcpts));
+      for (const r of res) this.o.onResult?.(dest.key, r, Date.parse(envelope.arrived));
+      return res;
+    }))).flat();
     await this.record(item, results, started);
   }
 
@@ -284,6 +289,18 @@ export class QueueManager {
       to: r.rcpt, relay: r.relay, delay: formatDelay(total), delays: [formatDelay(a), formatDelay(b), formatDelay(c), formatDelay(d)],
       dsn: r.dsn.status, status: r.outcome, reason: r.dsn.reason,
     });
+  }
+
+  /** What is queued right now, for metrics: messages in delivery or due, waiting for a retry, held; the oldest arrival. */
+  snapshot(): { active: number; deferred: number; held: number; oldestArrivedMs?: number } {
+    let active = 0, deferred = 0, held = 0;
+    let oldest: number | undefined;
+    for (const it of this.items.values()) {
+      if (it.state.held) held++; else if (it.active || it.queuedToRun) active++; else deferred++;
+      const t = Date.parse(it.envelope.arrived);
+      if (oldest === undefined || t < oldest) oldest = t;
+    }
+    return { active, deferred, held, ...(oldest !== undefined ? { oldestArrivedMs: oldest } : {}) };
   }
 
   // --- flow control: intake waits a little while delivery is behind -------

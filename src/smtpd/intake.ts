@@ -14,7 +14,7 @@ import type { NewEnvelope, Spool } from '../queue/spool.js';
 export interface IntakeLimits { readonly messageSize: number; readonly hops: number }
 
 export type IntakeResult =
-  | { readonly ok: true; readonly envelope: Envelope; readonly messageId?: string; readonly reply: Reply }
+  | { readonly ok: true; readonly envelope: Envelope; readonly messageId?: string; readonly reply: Reply; /** end of data -> on disk */ readonly commitMs: number }
   | { readonly ok: false; readonly reply: Reply; readonly id?: string; readonly error?: Error; readonly storage?: boolean };
 
 export async function intake(
@@ -64,9 +64,10 @@ export async function intake(
     return { ok: false, reply: replies.tooManyHops(), id: incoming.id };
   }
   try {
+    const ended = performance.now();
     const stored = await incoming.commit();
     return {
-      ok: true, envelope: stored, reply: replies.queued(stored.id),
+      ok: true, envelope: stored, reply: replies.queued(stored.id), commitMs: performance.now() - ended,
       ...(headers.facts.messageId !== undefined ? { messageId: headers.facts.messageId } : {}),
     };
   } catch (e) {

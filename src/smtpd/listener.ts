@@ -35,6 +35,14 @@ export interface SmtpdDeps {
   readonly onQueued?: (envelope: Envelope) => void;
   /** Resolves when delivery has room for more mail (Postfix in_flow_delay); MAIL FROM waits for it. */
   readonly inflow?: () => Promise<void>;
+  /** Counters for metrics; absent in `smarthost sendmail -bs`. */
+  readonly observe?: SmtpdObserver;
+}
+
+export interface SmtpdObserver {
+  connection(listener: string, open: boolean): void;
+  authFailed(): void;
+  received(bytes: number, seconds: number): void;
 }
 
 interface Meta {
@@ -128,6 +136,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         return cb(replyError(refusal));
       }
       m.counted = true;
+      deps.observe?.connection(listen.address, true);
       (session as { disabledCommands?: string[] }).disabledCommands = disabled(session.secure);
       log.connect(m.peer);
       cb();
@@ -150,6 +159,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       deps.users.check(username, auth.password ?? '').then((good) => {
         if (!good) {
           deps.throttle.fail(session.remoteAddress);
+          deps.observe?.authFailed();
           log.authFailed(m.peer, auth.method, username, 'authentication failure');
           return cb(replyError(replies.authFailed()));
         }
@@ -211,6 +221,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         if (result.ok) {
           if (result.messageId) log.messageId(result.envelope.id, result.messageId);
           log.queued(result.envelope.id, result.envelope.sender, result.envelope.size, result.envelope.recipients.length);
+          deps.observe?.received(result.envelope.size, result.commitMs / 1000);
           deps.onQueued?.(result.envelope);
           return cb(null, `${result.reply.enhanced} ${result.reply.text}`);
         }
@@ -229,6 +240,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       metas.delete(session.id);
       if (!m?.counted) return;
       deps.connections.close(session.remoteAddress);
+      deps.observe?.connection(listen.address, false);
       log.disconnect(m.peer, guard?.counts() ?? {});
     },
   });

@@ -10,6 +10,7 @@ import net from 'node:net';
 import { launch, removeDir, startDaemon, writeConfig } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { submit } from '../helpers/submit.js';
+import parsePrometheus from 'parse-prometheus-text-format';
 import { startUpstream } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -117,5 +118,46 @@ describe('SIGTERM drain', () => {
     await again.waitForLog(new RegExp(`${second}: to=<second@example\\.net>, .*status=sent`));
     assert.deepEqual(msgs.map((m) => m.to[0]).sort(), ['first@example.net', 'second@example.net'], 'each message exactly once');
     assert.match(msgs.find((m) => m.to[0] === 'second@example.net')!.data.toString('latin1'), /part one\r\npart two\r\n$/);
+  });
+});
+
+describe('[metrics]', () => {
+  it('serves Prometheus metrics that a text-format parser reads: queue, deliveries by route and status, connections, AUTH failures, latencies', async () => {
+    const up = await startUpstream({ faults: [{ stage: 'rcpt', action: 'reply', rcpt: 'later@example.net', reply: '451 4.3.0 try later' }] });
+    cleanups.push(() => up.close());
+    const d = await startDaemon({
+      toml: relayToml(up.url).replace('[[listen]]\naddress = "127.0.0.1:0"\n', '[[listen]]\naddress = "127.0.0.1:0"\nauth = "optional"\nallow_plaintext_auth = true\n') +
+        '[queue]\nretry_min = "1h"\nretry_max = "2h"\n[metrics]\naddress = "127.0.0.1:0"\n',
+    });
+    cleanups.push(async () => { await d.stop(); removeDir(d.dir); });
+    const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await d.waitForLog(/metrics on http:\S+/))![1]!;
+    const port = d.ports[0]!;
+    await submit(port, 'a@client.test', ['now@example.net', 'later@example.net']);
+    await up.waitForMessages(1);
+    await d.waitForLog(/to=<later@example\.net>, .*status=deferred/);
+    const c = await RawSmtp.connect(port);
+    await c.read();
+    await c.cmd('EHLO client.test');
+    assert.equal((await c.cmd(`AUTH PLAIN ${Buffer.from('\0nobody\0wrong').toString('base64')}`)).code, 535);
+    await c.cmd('QUIT');
+    c.close();
+
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const families = new Map(parsePrometheus(await res.text()).map((f) => [f.name, f]));
+    const value = (name: string, labels: Record<string, string> = {}) => Number(families.get(name)?.metrics
+      .find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value);
+    assert.equal(value('smarthost_deliveries_total', { route: 'relay', status: 'sent' }), 1);
+    assert.equal(value('smarthost_deliveries_total', { route: 'relay', status: 'deferred' }), 1);
+    assert.equal(value('smarthost_queue_messages', { state: 'deferred' }), 1, 'the deferred message waits');
+    assert.ok(value('smarthost_queue_oldest_message_age_seconds') >= 0);
+    assert.equal(value('smarthost_connections_total', { listener: '127.0.0.1:0' }), 2);
+    assert.equal(value('smarthost_auth_failures_total'), 1);
+    assert.equal(value('smarthost_messages_received_total'), 1);
+    assert.equal(families.get('smarthost_intake_duration_seconds')?.type, 'HISTOGRAM');
+    assert.equal(families.get('smarthost_intake_duration_seconds')?.metrics[0]?.count, '1');
+    assert.equal(families.get('smarthost_delivery_duration_seconds')?.metrics[0]?.count, '1', 'sent and bounced results are timed');
+    assert.equal((await fetch(url.replace('/metrics', '/other'))).status, 404);
   });
 });
