@@ -28,6 +28,8 @@ describe('rewriteAddress', () => {
     ['exact key, case-insensitive address', 'ROOT@OTHER.HOST', 'ops@example.com'],
     ['exact key written with capitals', 'billing@shop.example', 'billing@example.com'],
     ['exact beats domain', 'backup@applesauce.localdomain', 'backup@example.com'],
+    ['"@box" = "@domain" keeps the user (Postfix generic)', 'Cron@box.example', 'Cron@example.org', { map: { '@box.example': '@example.org' }, hostname: 'box.example' }],
+    ['bare name, "@domain" value', 'root', 'root@example.org', { map: { '@box.example': '@example.org' }, hostname: 'box.example' }],
     ['exact beats domain, case-insensitive', 'BACKUP@applesauce.localdomain', 'backup@example.com'],
     ['no match', 'alice@example.org', 'alice@example.org'],
     ['other local part at an exact key\'s domain', 'daemon@other.host', 'daemon@other.host'],

@@ -39,7 +39,10 @@ export function rewriteAddress(address: string, rules: SenderRules): string {
   if (address === '') return '';
   const qualified = address.includes('@') || rules.hostname === '' ? address : `${address}@${rules.hostname}`;
   const table = lookupTable(rules);
-  return table.get(qualified.toLowerCase()) ?? table.get(`@${domainOf(qualified)}`) ?? qualified;
+  const to = table.get(qualified.toLowerCase()) ?? table.get(`@${domainOf(qualified)}`);
+  if (to === undefined) return qualified;
+  // "@box" = "@example.com": keep the user, change the domain (Postfix generic "@domain @domain2")
+  return to.startsWith('@') ? `${qualified.slice(0, qualified.lastIndexOf('@'))}${to}` : to;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,8 +39,10 @@ export async function run(opts: { config?: string; logFormat?: string }): Promis
     }
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
+    const binding = err.syscall === 'listen' || err.syscall === 'bind';
     const hint = err.code === 'EADDRINUSE' ? ' (another program already listens there; stop it or pick another address in [[listen]])'
-      : err.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : '';
+      : err.code === 'EACCES' && binding ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+      : err.code === 'EACCES' ? ' (a file smarthost needs belongs to another user; run `smarthost check` to find it)' : '';
     log.fatal(`${err.message}${hint}`);
     await daemon?.close();
     return EXIT.CANTCREAT;

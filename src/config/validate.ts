@@ -117,10 +117,12 @@ export function parseRelayUrl(value: string): { scheme: 'smtp' | 'smtps'; host: 
     const inner = /^([^:]+):(\d+)$/.exec(host); // "[127.0.0.1:2525]"
     if (inner && port === undefined) { host = inner[1]!; port = inner[2]; }
     const shown = host.includes(':') ? `[${host}]` : host; // IPv6 literals keep their brackets in a URL
-    return { error: `"${value}" is Postfix's relayhost syntax, not a URL`, fix: `write url = "smtp://${shown}:${port ?? '25'}"` };
+    // 465 is TLS from the first byte (the old stunnel job): smtps://, everything else STARTTLS
+    const scheme = port === '465' ? 'smtps' : 'smtp';
+    return { error: `"${value}" is Postfix's relayhost syntax, not a URL`, fix: `write url = "${scheme}://${shown}:${port ?? '25'}"` };
   }
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
-    const fix = splitHostPort(v) ? `write url = "smtp://${v}"` : 'write url = "smtp://host:587" or "smtps://host:465"';
+    const fix = splitHostPort(v) ? `write url = "${splitHostPort(v)!.port === 465 ? 'smtps' : 'smtp'}://${v}"` : 'write url = "smtp://host:587" or "smtps://host:465"';
     return { error: `"${value}" is not a URL (it has no smtp:// or smtps://)`, fix };
   }
   let u: URL;

@@ -150,7 +150,6 @@ describe('parseAliases: problems', () => {
     assert.deepEqual([...t.entries.keys()], ['d']);
     assert.deepEqual(messages(t), [
       '1: alias "a": delivery to a command ("|/bin/cat") is not supported by smarthost; forward to an address instead',
-      '1: alias "a" has no target',
       '2: alias "b" has no target',
       '3: alias "c" has no target',
     ]);
@@ -177,7 +176,7 @@ describe('parseAliases: problems', () => {
   it('uses a later definition when the first one had no usable target', () => {
     const t = parseAliases('root: |/bin/true\nroot: admin@example.com\n');
     assert.deepEqual(targets(t, 'root'), ['admin@example.com']);
-    assert.deepEqual(messages(t).slice(1), ['1: alias "root" has no target']);
+    assert.equal(messages(t).length, 1, 'one problem per cause: the command, not also "no target"');
   });
 
   it('reports a continuation line with nothing to continue, and an open quote', () => {
@@ -194,7 +193,6 @@ describe('parseAliases: problems', () => {
     assert.deepEqual(messages(t), [
       '1: expected "name: target, ...", found "bad line"',
       '3: alias "x": delivery to a command ("|cmd") is not supported by smarthost; forward to an address instead',
-      '3: alias "x" has no target',
     ]);
     assert.deepEqual(targets(t, 'ok'), ['a@example.com']);
   });

@@ -71,8 +71,9 @@ function addEntry(
   // first definition does not hide a working second one.
   const first = definedAt.get(name);
   if (first !== undefined) return report(line, `alias "${name}" is defined twice (line ${first}); the first definition is used`);
-  const targets = parseTargets(name, text.slice(colon + 1), (message) => report(line, message));
-  if (targets.length === 0) return report(line, `alias "${name}" has no target`);
+  let dropped = 0;
+  const targets = parseTargets(name, text.slice(colon + 1), (message) => { dropped++; report(line, message); });
+  if (targets.length === 0) return dropped ? undefined : report(line, `alias "${name}" has no target`); // one problem per cause
   entries.set(name, Object.freeze(targets));
   definedAt.set(name, line);
 }

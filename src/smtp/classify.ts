@@ -39,14 +39,17 @@ export function bounced(status: Enhanced, reason: string): Classified {
 
 /** Node's certificate errors in plain words: what failed and what to do. */
 export function explainTls(message: string, hostLabel: string): string {
-  const m = message.replace(/^Error initiating TLS - /, '');
+  // OpenSSL messages carry newlines and library prefixes: one log line, one plain sentence
+  const m = message.replace(/^Error initiating TLS - /, '').replace(/\s*\n\s*/g, ' ').trim();
   if (/certificate has expired/i.test(m)) return `the certificate of ${hostLabel} has expired (${m}); the upstream must renew it, or set tls = "encrypt" to skip verification`;
   if (/not yet valid/i.test(m)) return `the certificate of ${hostLabel} is not valid yet (${m}); check both clocks`;
   if (/self[- ]signed certificate in certificate chain/i.test(m)) return `the certificate chain of ${hostLabel} ends in a self-signed CA that is not trusted (${m}); add that CA as ca_file, or set tls = "encrypt"`;
   if (/self[- ]signed/i.test(m)) return `the certificate of ${hostLabel} is self-signed (${m}); add it as ca_file, or set tls = "encrypt" to skip verification`;
   if (/altnames|does not match/i.test(m)) return `the certificate of ${hostLabel} is for other names: ${m}; use a url with one of those names, or set tls = "encrypt"`;
   if (/unable to (get local issuer|verify the first)/i.test(m)) return `the certificate of ${hostLabel} is not signed by a trusted CA (${m}); set ca_file to the CA that signed it`;
-  if (/wrong version number|unsupported protocol|no protocols available|protocol version/i.test(m)) return `TLS handshake with ${hostLabel} failed: no common TLS version (${m}); the upstream may need tls_min_version lowered, or it does not speak TLS on this port (smtps:// vs smtp://)`;
+  // "packet length too long" / "wrong version number" with smtps://: the server greeted in plaintext
+  if (/packet length too long|http request|wrong version number/i.test(m)) return `TLS handshake with ${hostLabel} failed: the server does not speak TLS from the first byte on this port (${m}); if it is a STARTTLS port (587, 25) use smtp://, smtps:// is for port 465`;
+  if (/unsupported protocol|no protocols available|protocol version/i.test(m)) return `TLS handshake with ${hostLabel} failed: no common TLS version (${m}); the upstream may need tls_min_version lowered, or it does not speak TLS on this port (smtps:// vs smtp://)`;
   return `TLS handshake with ${hostLabel} failed: ${m}`;
 }
 

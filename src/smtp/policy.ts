@@ -59,7 +59,7 @@ function readCredentials(u: UpstreamConfig): Credentials {
   } catch (e) {
     throw new Error(`cannot read password_file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const password = text.replace(/\r?\n$/, ''); // editors add a final newline; the password is the first line as written
+  const password = text.split(/\r?\n/, 1)[0]!; // the first line as written: editors add a final newline, some people a comment
   if (!password) throw new Error(`password_file ${file} is empty`);
   return { username, password, source: `password_file ${file}` };
 }

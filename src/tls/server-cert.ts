@@ -12,7 +12,12 @@ export interface CertPair { readonly cert: Buffer; readonly key: Buffer; readonl
 export async function loadServerCert(tls: ServerTlsConfig, dataDir: string, hostname: string,
   warn: (m: string) => void): Promise<CertPair> {
   if (tls.certificate && tls.key) {
-    return { cert: fs.readFileSync(tls.certificate), key: fs.readFileSync(tls.key), selfSigned: false, certFile: tls.certificate };
+    const cert = fs.readFileSync(tls.certificate);
+    const days = (new Date(new crypto.X509Certificate(cert).validTo).getTime() - Date.now()) / 86_400_000;
+    // clients will refuse it, but a relay that still takes mail from loopback beats one that does not start
+    if (days < 0) warn(`the server certificate ${tls.certificate} has expired; clients that verify it will refuse TLS. Renew it and send SIGHUP`);
+    else if (days < 14) warn(`the server certificate ${tls.certificate} expires in ${Math.floor(days)} days; renew it and send SIGHUP`);
+    return { cert, key: fs.readFileSync(tls.key), selfSigned: false, certFile: tls.certificate };
   }
   const dir = path.join(dataDir, 'tls');
   const certFile = path.join(dir, 'selfsigned.pem');
