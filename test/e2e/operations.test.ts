@@ -5,12 +5,14 @@
 // lost or sent twice across the restart.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import { launch, removeDir, startDaemon, writeConfig } from '../helpers/daemon.js';
+import { launch, removeDir, startDaemon, tempDir, writeConfig } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { submit } from '../helpers/submit.js';
 import parsePrometheus from 'parse-prometheus-text-format';
+import { testCerts } from '../peers/certs.js';
 import { startUpstream } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -66,6 +68,36 @@ describe('SIGHUP reload', () => {
     await submit(port, 'a@client.test', ['c@example.net']);
     await up2.waitForMessages(2);
     assert.equal(await ehloSize(port), '2000000');
+  });
+});
+
+describe('SIGHUP reload of certificates', () => {
+  it('new STARTTLS sessions get the renewed certificate; a session already in TLS keeps working', async () => {
+    const certs = testCerts();
+    const d = await startDaemon({
+      toml: `[[listen]]\naddress = "127.0.0.1:0"\ntls = "starttls"\n[tls]\ncertificate = "cert.pem"\nkey = "key.pem"\n`,
+      dir: (() => { const dir = tempDir(); fs.copyFileSync(certs.expired.certFile, `${dir}/cert.pem`); fs.copyFileSync(certs.expired.keyFile, `${dir}/key.pem`); return dir; })(),
+    });
+    cleanups.push(async () => { await d.stop(); removeDir(d.dir); });
+    await d.waitForLog(/warning: the server certificate .*cert\.pem has expired/);
+    const serial = async () => {
+      const c = await RawSmtp.connect(d.ports[0]!);
+      await c.read();
+      await c.cmd('EHLO client.test');
+      await c.starttls();
+      return { c, serial: c.tlsSocket!.getPeerX509Certificate()!.serialNumber };
+    };
+    const before = await serial();
+    fs.copyFileSync(certs.valid.certFile, `${d.dir}/cert.pem`);
+    fs.copyFileSync(certs.valid.keyFile, `${d.dir}/key.pem`);
+    d.child.kill('SIGHUP');
+    await d.waitForLog(/reload -- configuration/);
+    const after = await serial();
+    assert.notEqual(after.serial, before.serial);
+    assert.equal(after.serial, new crypto.X509Certificate(fs.readFileSync(certs.valid.certFile)).serialNumber);
+    assert.equal((await before.c.cmd('EHLO client.test')).code, 250, 'the old TLS session is still served');
+    before.c.close();
+    after.c.close();
   });
 });
 
