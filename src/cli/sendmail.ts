@@ -25,6 +25,7 @@ import { parseCidr } from '../config/validate.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 import * as queue from './queue.js';
 import { parseSendmailArgs, type SendmailOptions } from './sendmail-args.js';
+import { loopbackListener, submitOverSmtp, type RelayedSubmission } from './sendmail-relay.js';
 
 export const help = `usage: smarthost sendmail [-t] [-i] [-f FROM] [-F NAME] [-C FILE] [RCPT...] < message
        sendmail -bs   (SMTP on standard input and output)
@@ -51,15 +52,21 @@ export async function run(argv: readonly string[]): Promise<number> {
   // root submitting for a daemon that runs as its own user: the queue files must be that user's
   const owner = queueOwner(config.dataDir);
   const spool = new FsSpool(config.dataDir, owner ? { owner } : {});
+  let unwritable: Error | undefined;
   try {
     spool.prepare();
   } catch (e) {
-    return fail(EXIT.CANTCREAT, `cannot use the queue in ${config.dataDir}: ${(e as Error).message} (run sendmail as the user that owns the data_dir)`);
+    const code = (e as NodeJS.ErrnoException).code;
+    // no access: -bm hands the message to the running daemon instead (see sendmail-relay.ts)
+    if (opts.mode !== 'deliver' || (code !== 'EACCES' && code !== 'EPERM')) {
+      return fail(EXIT.CANTCREAT, `cannot use the queue in ${config.dataDir}: ${(e as Error).message} (run sendmail as the user that owns the data_dir)`);
+    }
+    unwritable = e as Error;
   }
   const log = new MailLog({ format: config.log.format, hostname: config.hostname, sink: config.log.file ? fileSink(config.log.file) : { write: () => undefined } });
   try {
     if (opts.mode === 'smtp') return await smtpOnStdio(config, spool, log);
-    return await submit(config, spool, opts);
+    return await submit(config, spool, opts, unwritable);
   } finally {
     spool.close();
   }
@@ -103,7 +110,7 @@ async function readStdin(limit: number): Promise<{ data: Buffer; tooBig: boolean
   return { data: Buffer.concat(chunks), tooBig: n > limit };
 }
 
-async function submit(config: Config, spool: FsSpool, opts: SendmailOptions): Promise<number> {
+async function submit(config: Config, spool: FsSpool, opts: SendmailOptions, unwritable?: Error): Promise<number> {
   const me = whoAmI();
   const localDomain = config.local.domains[0] ?? config.hostname;
   const sender = qualify(opts.from ?? me.name, config.hostname);
@@ -129,6 +136,11 @@ async function submit(config: Config, spool: FsSpool, opts: SendmailOptions): Pr
     if (known === 'unavailable') return fail(EXIT.TEMPFAIL, `<${r}>: temporary lookup failure (cannot read the aliases or passwd file)`);
     if (!known) return fail(EXIT.NOUSER, `<${r}>: User unknown in local recipient table`);
   }
+  const relayed = (why: string) => viaDaemon(config, {
+    sender, recipients, message: sub.message,
+    ...(opts.notify ? { notify: opts.notify } : {}), ...(opts.ret ? { ret: opts.ret } : {}), ...(opts.envid ? { envid: opts.envid } : {}),
+  }, opts.verbose, why);
+  if (unwritable) return relayed(unwritable.message);
   const client: ClientInfo = { address: '127.0.0.1', hostname: 'localhost', helo: '', protocol: 'local', uid: me.uid };
   const rcpts: Recipient[] = recipients.map((address) => ({ address, ...(opts.notify ? { notify: opts.notify } : {}) }));
   const result = await intake(Readable.from([sub.message]), {
@@ -139,6 +151,8 @@ async function submit(config: Config, spool: FsSpool, opts: SendmailOptions): Pr
   }, spool, config.limits, config.hostname, () => undefined);
   if (!result.ok) {
     const text = `${result.reply.code} ${result.reply.enhanced} ${result.reply.text}`;
+    const code = (result.error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'EACCES' || code === 'EPERM') return relayed(result.error!.message);
     if (result.storage) return fail(EXIT.TEMPFAIL, `cannot queue the message: ${result.error?.message ?? text}; try again later`);
     return fail(EXIT.DATAERR, `message refused: ${text}`);
   }
@@ -147,6 +161,19 @@ async function submit(config: Config, spool: FsSpool, opts: SendmailOptions): Pr
   await sendControl(config.dataDir, { op: 'pickup', ids: [id] }, 10_000).catch(() => undefined);
   if (opts.verbose) process.stderr.write(`sendmail: queued as ${id}\n`);
   return EXIT.OK;
+}
+
+/** No write access to the queue: hand the message to the running daemon over loopback SMTP. */
+async function viaDaemon(config: Config, sub: RelayedSubmission, verbose: boolean, why: string): Promise<number> {
+  const listen = loopbackListener(config);
+  if (!listen) return fail(EXIT.NOPERM, `cannot write the queue (${why}), and no [[listen]] on loopback trusts 127.0.0.1 to hand the message to the daemon; run sendmail as the user that owns ${config.dataDir}`);
+  try {
+    const reply = await submitOverSmtp(config, listen, sub);
+    if (verbose) process.stderr.write(`sendmail: handed to the daemon: ${reply}\n`);
+    return EXIT.OK;
+  } catch (e) {
+    return fail(EXIT.TEMPFAIL, `cannot write the queue (${why}) and ${(e as Error).message}; is smarthost running? try again later`);
+  }
 }
 
 /** -bs: one SMTP session on stdin/stdout through the same smtpd code as a listener, as a trusted local client. */

@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { CLI, launch, removeDir, spoolMessages, tempDir, writeConfig, type RunningDaemon } from '../helpers/daemon.js';
 import { startUpstream, type Upstream } from '../peers/upstream.js';
@@ -31,6 +32,15 @@ async function setup(): Promise<{ up: Upstream; dir: string; config: string; bin
   fs.symlinkSync(CLI, path.join(bin, 'link', 'sendmail'));
   fs.writeFileSync(path.join(bin, 'sendmail'), `#!/bin/sh\nexec "${process.execPath}" "${path.join(bin, 'link', 'sendmail')}" -C "${config}" "$@"\n`, { mode: 0o755 });
   return { up, dir, config, bin };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 function sendmail(bin: string, args: string[], input: string) {
@@ -176,6 +186,26 @@ describe('smarthost sendmail', () => {
     assert.equal(sendmail(bin, ['third@example.net'], 'Subject: after\n\nx\n').status, 0);
     await again.waitForLog(/to=<third@example\.net>, .*status=sent/);
     assert.ok(fs.existsSync(path.join(queue, 'messages', stuck!.id)), 'left in place for a human');
+  });
+
+  it('a user who may not write the queue (PHP as www-data) hands the message to the running daemon over loopback SMTP', async () => {
+    const { up, dir, config, bin } = await setup();
+    const port = await freePort();
+    fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('address = "127.0.0.1:0"', `address = "127.0.0.1:${port}"`));
+    fs.chmodSync(dir, 0o755);
+    const d = await start(dir, config);
+    const asNobody = (args: string[], input: string) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', path.join(bin, 'sendmail'), ...args], { input, encoding: 'utf8', timeout: 30_000 });
+    const r = asNobody(['-t', '-i'], 'To: customer@example.net\nSubject: order confirmation\n\nthanks\n');
+    assert.equal(r.status, 0, r.stderr);
+    const [m] = await up.waitForMessages(1);
+    assert.equal(m!.from, 'alerts@example.com', 'nobody@relay.test, rewritten on the way out');
+    assert.deepEqual(m!.to, ['customer@example.net']);
+    await d.waitForLog(/smarthost\/qmgr\[\d+\]: \w+: from=<nobody@relay\.test>, size=\d+, nrcpt=1 \(queue active\)/);
+    assert.match(m!.data.toString('latin1'), /\r\nSubject: order confirmation\r\n[^]*\r\nMessage-ID: <[^>]+@relay\.test>\r\n/);
+    await d.stop();
+    const down = asNobody(['customer@example.net'], 'Subject: x\n\nx\n');
+    assert.equal(down.status, 75, down.stderr);
+    assert.match(down.stderr, /cannot write the queue \(.*EACCES.*\) and the daemon on 127\.0\.0\.1:\d+ did not take it: .*; is smarthost running\? try again later/);
   });
 
   it('s-nail sends through it when told mta=/path/to/sendmail', async () => {
