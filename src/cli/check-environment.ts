@@ -111,6 +111,17 @@ function credentialFindings(up: UpstreamConfig): Finding[] {
   if (up.passwordEnv && process.env[up.passwordEnv] === undefined) {
     out.push(warning(`environment variable ${up.passwordEnv} (password for ${up.url}) is not set here`, 'make sure it is set where smarthost runs'));
   }
+  const oauth = up.oauth;
+  if (oauth?.clientSecretFile && readOrReport(oauth.clientSecretFile, 'client_secret_file', out)) {
+    out.push(...secretModeFindings(oauth.clientSecretFile, 'client_secret_file', `it holds the OAuth2 client secret for ${up.url}`));
+  }
+  if (oauth && fs.existsSync(oauth.refreshTokenFile)) {
+    if (readOrReport(oauth.refreshTokenFile, 'refresh_token_file', out)) {
+      out.push(...secretModeFindings(oauth.refreshTokenFile, 'refresh_token_file', `it signs in as ${up.username ?? 'the mailbox'}`));
+    }
+  } else if (oauth) {
+    out.push(warning(`refresh_token_file ${oauth.refreshTokenFile} does not exist yet`, `run \`smarthost oauth login ${oauth.route}\` to sign in`));
+  }
   return out;
 }
 

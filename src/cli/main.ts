@@ -5,8 +5,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, UsageError } from './common.js';
 import * as check from './check.js';
+import * as oauth from './oauth.js';
 import * as probe from './probe.js';
 import * as queue from './queue.js';
+import * as route from './route.js';
 import * as sendmail from './sendmail.js';
 import * as start from './start.js';
 import * as user from './user.js';
@@ -16,7 +18,9 @@ commands:
   start              run the relay in the foreground
   check              validate the configuration and environment
   probe              walk an upstream step by step (DNS, TLS, AUTH, MAIL FROM) and explain failures
+  route test         show the route table and where mail --from A --to B would go
   user               add/del/list/passwd the users of inbound AUTH
+  oauth login ROUTE  sign in an upstream mailbox with OAuth2 (auth = "oauth2")
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
   newaliases         check the aliases file (smarthost reads it directly)
@@ -24,7 +28,7 @@ Every command takes -c FILE; without it ./smarthost.toml, then
 /etc/smarthost/smarthost.toml, then the embedded default is used.
 'smarthost <command> --help' shows each command's options.`;
 
-const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help };
+const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help };
 
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = path.basename(argv[1] ?? 'smarthost');
@@ -50,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
         url: { type: 'string' },
         from: { type: 'string' },
         'send-test': { type: 'string' },
+        to: { type: 'string', multiple: true },
         timeout: { type: 'string' },
       },
     });
@@ -71,9 +76,11 @@ export async function main(argv: string[]): Promise<number> {
         ...(v.url !== undefined ? { url: v.url } : {}), ...(v.from !== undefined ? { from: v.from } : {}),
         ...(v['send-test'] !== undefined ? { sendTest: v['send-test'] } : {}), ...(v.timeout !== undefined ? { timeout: v.timeout } : {}),
       }, positionals);
+      case 'oauth': return await oauth.run(config, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
       case 'queue': return await queue.run({ ...config, json: !!v.json }, positionals);
       case 'mailq': return await queue.run({ ...config, json: !!v.json }, ['list']);
+      case 'route': return route.run({ ...config, ...(v.from !== undefined ? { from: v.from } : {}), to: v.to ?? [] }, positionals);
     }
   } catch (e) {
     if (e instanceof UsageError) { process.stderr.write(`smarthost ${verb}: ${e.message}\n`); return EXIT.USAGE; }

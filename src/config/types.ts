@@ -47,6 +47,44 @@ export interface UpstreamConfig {
   readonly concurrency: number;
   /** How long to wait for the connection, each reply, and the message transfer to make progress. */
   readonly timeoutMs: number;
+  /** auth = "oauth2": log in as `username` with an access token instead of a password. */
+  readonly oauth?: OAuthConfig;
+  /**
+   * `url` as a list: one provider's hosts, tried in order within one attempt, all with this
+   * upstream's tls and credentials. The first is url/scheme/host/port above; absent = just that one.
+   */
+  readonly urls?: readonly UpstreamUrl[];
+  /** Tried in the same attempt when every `urls` entry deferred (Postfix smtp_fallback_relay); same tls and credentials. */
+  readonly fallbackUrls?: readonly UpstreamUrl[];
+  /** At most `count` messages per `windowMs`; absent = no limit. Mail over it waits in the queue. */
+  readonly rate?: Rate;
+  /** A cached connection carries at most this many messages (absent = DEFAULTS.reuseMessages). */
+  readonly reuseMessages?: number;
+  /** ... and is not reused once this old, counted from its opening (absent = DEFAULTS.reuseTimeMs). */
+  readonly reuseTimeMs?: number;
+}
+
+/** One parsed upstream URL. */
+export interface UpstreamUrl {
+  readonly url: string;
+  readonly scheme: 'smtp' | 'smtps';
+  readonly host: string;
+  readonly port: number;
+}
+
+/** OAuth2 (XOAUTH2/OAUTHBEARER) sign-in to an upstream; URLs already filled in from `provider`. */
+export interface OAuthConfig {
+  /** The name `smarthost oauth login` takes: "relay" or the [[route]]'s name. */
+  readonly route: string;
+  readonly provider?: 'google' | 'microsoft';
+  readonly tokenUrl: string;
+  /** RFC 8628 device authorization endpoint, for `smarthost oauth login`. */
+  readonly deviceUrl?: string;
+  readonly clientId: string;
+  /** Absent for public clients (no secret). */
+  readonly clientSecretFile?: string;
+  readonly refreshTokenFile: string;
+  readonly scope?: string;
 }
 
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';

@@ -74,6 +74,8 @@ describe('parseConfig: the SPEC example', () => {
       url: 'smtp://smtp.mailgun.org:587', scheme: 'smtp', host: 'smtp.mailgun.org', port: 587,
       tls: 'verify', username: 'postmaster@mg.example.com', passwordFile: '/etc/smarthost/mailgun.secret',
       mechanisms: ['PLAIN', 'LOGIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 20, timeoutMs: 300_000,
+      urls: [{ url: 'smtp://smtp.mailgun.org:587', scheme: 'smtp', host: 'smtp.mailgun.org', port: 587 }], fallbackUrls: [],
+      reuseMessages: 100, reuseTimeMs: 300_000,
     });
 
     assert.equal(c.routes.length, 1);
@@ -350,3 +352,110 @@ describe('parseConfig: [metrics]', () => {
 });
 
 type ListenArray = Config['listen'][number][];
+
+describe('parseConfig: upstream failover, rate and connection reuse (issue 5)', () => {
+  it('reads url as one URL or a list, fallback_urls, rate and the reuse limits', () => {
+    const c = valid(`[relay]
+url = ["smtp://a.example.com:587", "smtps://b.example.com"]
+fallback_urls = ["smtp://backup.example.net:2525"]
+tls = "verify"
+rate = "30/1m"
+reuse_messages = 2
+reuse_time = "30s"
+`);
+    const r = c.relay!;
+    assert.equal(r.url, 'smtp://a.example.com:587', 'url/host/port stay the first URL');
+    assert.equal(r.host, 'a.example.com');
+    assert.deepEqual(r.urls, [
+      { url: 'smtp://a.example.com:587', scheme: 'smtp', host: 'a.example.com', port: 587 },
+      { url: 'smtps://b.example.com', scheme: 'smtps', host: 'b.example.com', port: 465 },
+    ]);
+    assert.deepEqual(r.fallbackUrls, [{ url: 'smtp://backup.example.net:2525', scheme: 'smtp', host: 'backup.example.net', port: 2525 }]);
+    assert.deepEqual(r.rate, { count: 30, windowMs: 60_000 });
+    assert.equal(r.reuseMessages, 2);
+    assert.equal(r.reuseTimeMs, 30_000);
+    assert.ok(Object.isFrozen(r.urls) && Object.isFrozen(r.urls![1]) && Object.isFrozen(r.rate));
+  });
+
+  it('defaults: one URL, no fallback, no rate, 100 messages or 5 minutes per connection', () => {
+    const r = valid('[[route]]\ndomains = ["x.example"]\nurl = "smtp://10.0.0.5:25"\ntls = "none"\n').routes[0]!;
+    assert.deepEqual(r.urls!.map((u) => u.url), ['smtp://10.0.0.5:25']);
+    assert.deepEqual(r.fallbackUrls, []);
+    assert.equal(r.rate, undefined);
+    assert.equal(r.reuseMessages, 100);
+    assert.equal(r.reuseTimeMs, 300_000);
+  });
+
+  it('checks every URL of a list and names the index of a bad one', () => {
+    const problems = invalid('[relay]\nurl = ["smtp://ok.example:587", "[smtp.example.com]:587"]\nfallback_urls = ["smtp.backup.example:25"]\n');
+    const url = problemAt(problems, 'relay.url');
+    assert.equal(url.line, 2);
+    assert.match(url.message, /^relay\.url\[1\]: "\[smtp\.example\.com\]:587" is Postfix's relayhost syntax/);
+    assert.match(url.fix, /"smtp:\/\/smtp\.example\.com:587"/);
+    const fb = problemAt(problems, 'relay.fallback_urls');
+    assert.equal(fb.line, 3);
+    assert.match(fb.message, /^relay\.fallback_urls\[0\]: "smtp\.backup\.example:25" is not a URL/);
+  });
+
+  it('refuses an empty list, a fallback_urls string, a bad rate, reuse_messages = 0 and reuse_time = 0', () => {
+    problemAt(invalid('[relay]\nurl = []\n'), 'relay.url');
+    assert.match(problemAt(invalid('[relay]\nurl = "smtp://a.example:25"\nfallback_urls = "smtp://b.example:25"\n'), 'relay.fallback_urls').message, /non-empty list of URLs/);
+    assert.match(problemAt(invalid('[relay]\nurl = "smtp://a.example:25"\nrate = "30 per minute"\n'), 'relay.rate').fix, /rate = "30\/1m"/);
+    problemAt(invalid('[relay]\nurl = "smtp://a.example:25"\nreuse_messages = 0\n'), 'relay.reuse_messages');
+    problemAt(invalid('[relay]\nurl = "smtp://a.example:25"\nreuse_time = "0"\n'), 'relay.reuse_time');
+  });
+
+  it('refuses tls = "may" when any URL of the list, or a fallback, is smtps://', () => {
+    problemAt(invalid('[relay]\nurl = ["smtp://a.example:587"]\nfallback_urls = ["smtps://b.example:465"]\ntls = "may"\n'), 'relay.tls');
+  });
+});
+
+describe('auth = "oauth2" upstreams (issue 5)', () => {
+  const relay = (extra: string) => `[relay]\nurl = "smtps://smtp.gmail.com:465"\nusername = "alice@example.com"\nauth = "oauth2"\n${extra}`;
+
+  it('fills the Google preset and defaults the mechanism to XOAUTH2', () => {
+    const c = valid(relay('provider = "google"\nclient_id = "id.apps.googleusercontent.com"\nclient_secret_file = "google.secret"\nrefresh_token_file = "relay.oauth"\n'));
+    assert.deepEqual(c.relay!.mechanisms, ['XOAUTH2']);
+    assert.deepEqual({ ...c.relay!.oauth }, {
+      route: 'relay', provider: 'google', clientId: 'id.apps.googleusercontent.com',
+      tokenUrl: 'https://oauth2.googleapis.com/token', deviceUrl: 'https://oauth2.googleapis.com/device/code', scope: 'https://mail.google.com/',
+      clientSecretFile: '/etc/smarthost/google.secret', refreshTokenFile: '/etc/smarthost/relay.oauth',
+    });
+  });
+
+  it('puts the Microsoft tenant into its URLs, names a [[route]] by its name, allows OAUTHBEARER', () => {
+    const c = valid('[[route]]\nname = "m365"\ndomains = ["corp.example.com"]\nurl = "smtp://smtp.office365.com:587"\nusername = "bob@corp.example.com"\n' +
+      'auth = "oauth2"\nprovider = "microsoft"\ntenant = "contoso.onmicrosoft.com"\nclient_id = "c"\nrefresh_token_file = "/etc/smarthost/m365.oauth"\nmechanisms = ["OAUTHBEARER"]\n');
+    const o = c.routes[0]!.oauth!;
+    assert.equal(o.route, 'm365');
+    assert.equal(o.tokenUrl, 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token');
+    assert.equal(o.deviceUrl, 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode');
+    assert.equal(o.scope, 'https://outlook.office.com/SMTP.Send offline_access');
+    assert.equal(o.clientSecretFile, undefined, 'a public client has no secret');
+    assert.deepEqual(c.routes[0]!.mechanisms, ['OAUTHBEARER']);
+    assert.match(valid(relay('provider = "microsoft"\nclient_id = "c"\nrefresh_token_file = "r"\n')).relay!.oauth!.tokenUrl, /\/common\/oauth2\/v2\.0\/token$/);
+  });
+
+  it('accepts a custom http token_url only on loopback', () => {
+    valid(relay('token_url = "http://127.0.0.1:8080/token"\ndevice_url = "http://localhost:8080/device"\nclient_id = "c"\nrefresh_token_file = "r"\n'));
+    const p = problemAt(invalid(relay('token_url = "http://login.example.com/token"\nclient_id = "c"\nrefresh_token_file = "r"\n')), 'relay.token_url');
+    assert.match(p.message, /not an https:\/\/ URL/);
+    assert.equal(p.fix, 'write token_url = "https://login.example.com/token"');
+  });
+
+  it('lists every oauth2 mistake with its fix', () => {
+    const problems = invalid(relay('provider = "yahoo"\npassword_file = "x"\nmechanisms = ["PLAIN"]\n'));
+    assert.match(problemAt(problems, 'relay.provider').fix, /"google" or "microsoft"/);
+    assert.match(problemAt(problems, 'relay.refresh_token_file').fix, /smarthost oauth login relay/);
+    assert.match(problemAt(problems, 'relay.client_id').message, /no client_id/);
+    assert.match(problemAt(problems, 'relay.password_file').fix, /remove password_file/);
+    assert.match(problemAt(problems, 'relay.mechanisms').fix, /XOAUTH2/);
+    assert.match(problemAt(problems, 'relay.auth').message, /no token endpoint/);
+    assert.ok(!problems.some((p) => p.path === 'relay.username'), 'no "username without password" with oauth2');
+  });
+
+  it('refuses oauth keys without auth = "oauth2", and oauth2 without a username', () => {
+    assert.match(problemAt(invalid('[relay]\nurl = "smtp://a.example:587"\nrefresh_token_file = "r"\n'), 'relay.refresh_token_file').fix, /auth = "oauth2"/);
+    problemAt(invalid('[relay]\nurl = "smtp://a.example:587"\nauth = "oauth2"\nprovider = "google"\nclient_id = "c"\nrefresh_token_file = "r"\n'), 'relay.username');
+  });
+});

@@ -5,7 +5,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
-  Cidr, Config, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig,
+  Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig, UpstreamUrl,
 } from './types.js';
 import { parseRate } from './units.js';
 
@@ -32,6 +32,8 @@ export const DEFAULTS = Object.freeze({
   mxPort: 25,
   smtpTimeoutMs: 300_000,     // per command and reply (Postfix smtp_*_timeout are 300s)
   metrics: '127.0.0.1:9325',  // loopback: the scrape page is unauthenticated
+  reuseMessages: 100,         // messages per cached upstream connection (Postfix smtp_connection_reuse_count_limit is unlimited; providers cap it)
+  reuseTimeMs: 300_000,       // age of a cached upstream connection (Postfix smtp_connection_reuse_time_limit is 300s)
 });
 
 const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics'];
@@ -142,33 +144,136 @@ export function parseRelayUrl(value: string): { scheme: 'smtp' | 'smtps'; host: 
   return { scheme, host: u.hostname.replace(/^\[|\]$/g, ''), port };
 }
 
-const UPSTREAM_KEYS = ['url', 'tls', 'username', 'password_file', 'password_env', 'ca_file',
-  'client_certificate', 'client_key', 'mechanisms', 'allow_plaintext_auth', 'tls_min_version', 'concurrency', 'timeout'];
+/** auth = "oauth2" keys; `auth` itself is first. */
+const OAUTH_KEYS = ['auth', 'provider', 'tenant', 'client_id', 'client_secret_file', 'refresh_token_file', 'token_url', 'device_url', 'scope'];
+
+const UPSTREAM_KEYS = [...OAUTH_KEYS, 'url', 'tls', 'username', 'password_file', 'password_env', 'ca_file',
+  'client_certificate', 'client_key', 'mechanisms', 'allow_plaintext_auth', 'tls_min_version', 'concurrency', 'timeout',
+  'fallback_urls', 'rate', 'reuse_messages', 'reuse_time'];
+
+/**
+ * `url` (one URL, or a list of one provider's hosts) or `fallback_urls`: every entry is parsed
+ * like a single url, and a problem in a list names the entry's index. undefined = a problem.
+ */
+function readUrlList(s: Section, key: 'url' | 'fallback_urls'): UpstreamUrl[] | undefined {
+  const raw = s.raw(key);
+  if (raw === undefined && key === 'fallback_urls') return [];
+  if (raw === undefined) { s.problem('url', `${s.path} has no url`, 'add url = "smtp://smtp.example.com:587"'); return undefined; }
+  const list = typeof raw === 'string' && key === 'url' ? [raw]
+    : Array.isArray(raw) && raw.length > 0 && raw.every((v) => typeof v === 'string') ? raw as string[] : undefined;
+  if (!list) {
+    s.problem(key, `${s.at(key)} must be ${key === 'url' ? 'a URL or ' : ''}a non-empty list of URLs`, `write ${key} = ["smtp://smtp1.example.com:587", "smtp://smtp2.example.com:587"]`);
+    return undefined;
+  }
+  const urls: UpstreamUrl[] = [];
+  list.forEach((url, i) => {
+    const parsed = parseRelayUrl(url);
+    if (!('error' in parsed)) return void urls.push(Object.freeze({ url, ...parsed }));
+    if (typeof raw === 'string') s.problem(key, `${s.at(key)}: ${parsed.error}`, parsed.fix);
+    else s.problem(key, `${s.at(key)}[${i}]: ${parsed.error}`, parsed.fix.replace(/^write url = /, `write entry ${i} as `));
+  });
+  return urls.length === list.length ? urls : undefined;
+}
+
+/** rate, reuse_messages, reuse_time: how much mail one upstream takes, and over how long a connection. */
+function readDeliveryLimits(s: Section): Pick<UpstreamConfig, 'rate' | 'reuseMessages' | 'reuseTimeMs'> {
+  const raw = s.raw('rate');
+  const rate = raw === undefined ? undefined : parseRate(raw);
+  if (typeof rate === 'string') s.problem('rate', `${s.at('rate')}: ${rate}`, 'write rate = "30/1m" (at most 30 messages a minute)');
+  const reuseMessages = s.int('reuse_messages', DEFAULTS.reuseMessages, 1, 1_000_000);
+  const reuseTimeMs = s.duration('reuse_time', DEFAULTS.reuseTimeMs, '5m');
+  if (reuseTimeMs === 0) s.problem('reuse_time', `${s.at('reuse_time')} cannot be 0`, 'write reuse_time = "5m" (or reuse_messages = 1 for a new connection per message)');
+  return { reuseMessages, reuseTimeMs, ...(typeof rate === 'object' ? { rate: Object.freeze(rate) } : {}) };
+}
+
+/** What each provider documents for SMTP sign-in; Microsoft's URLs carry the tenant. */
+const OAUTH_PROVIDERS = {
+  google: { tokenUrl: 'https://oauth2.googleapis.com/token', deviceUrl: 'https://oauth2.googleapis.com/device/code', scope: 'https://mail.google.com/' },
+  microsoft: {
+    tokenUrl: 'https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token',
+    deviceUrl: 'https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode',
+    scope: 'https://outlook.office.com/SMTP.Send offline_access',
+  },
+} as const;
+
+/**
+ * An upstream's OAuth2 sign-in (auth = "oauth2"), or undefined for password auth. A value that is
+ * incomplete always comes with a problem, so it never reaches a Config.
+ */
+function readOAuth(s: Section, abs: (p: string) => string): OAuthConfig | undefined {
+  const auth = s.oneOf('auth', ['password', 'oauth2'] as const, 'password');
+  if (auth === 'password') {
+    for (const k of OAUTH_KEYS.slice(1)) if (s.has(k)) s.problem(k, `${s.at(k)} only applies with auth = "oauth2"`, `add auth = "oauth2", or remove ${k}`);
+    return undefined;
+  }
+  const route = s.path === 'relay' ? 'relay' : typeof s.table['name'] === 'string' ? s.table['name'] : `route${Number(/\d+/.exec(s.path)?.[0] ?? 0) + 1}`;
+  const providerRaw = s.raw('provider');
+  const provider = providerRaw === 'google' || providerRaw === 'microsoft' ? providerRaw : undefined;
+  if (providerRaw !== undefined && !provider) {
+    s.problem('provider', `unknown provider ${JSON.stringify(providerRaw)} in ${s.at('provider')}`, 'write provider = "google" or "microsoft", or leave it out and set token_url (and device_url)');
+  }
+  const tenant = s.string('tenant', 'common');
+  if (s.has('tenant') && provider !== 'microsoft') s.problem('tenant', `${s.at('tenant')} only applies with provider = "microsoft"`, 'remove tenant');
+  if (!/^[A-Za-z0-9.-]+$/.test(tenant)) s.problem('tenant', `${s.at('tenant')} = "${tenant}" is not a tenant id or domain`, 'write tenant = "contoso.onmicrosoft.com" (or the tenant GUID, or "common")');
+  const preset = provider ? OAUTH_PROVIDERS[provider] : undefined;
+  // the refresh token and client secret travel to these URLs: TLS, except to this machine (tests, local proxies)
+  const endpoint = (key: 'token_url' | 'device_url', fallback: string | undefined) => {
+    const v = s.string(key) ?? fallback?.replace('{tenant}', tenant);
+    let u: URL | undefined;
+    try { u = v === undefined ? undefined : new URL(v); } catch { /* reported below */ }
+    const loopback = u !== undefined && (u.hostname === 'localhost' || /^127\./.test(u.hostname) || u.hostname === '[::1]');
+    if (v !== undefined && (!u || !(u.protocol === 'https:' || (u.protocol === 'http:' && loopback)))) {
+      s.problem(key, `${s.at(key)} = "${v}" is not an https:// URL (the refresh token and client secret are sent to it)`, `write ${key} = "https://${u?.host || 'login.example.com'}${u?.pathname ?? '/token'}"`);
+    }
+    return v;
+  };
+  const tokenUrl = endpoint('token_url', preset?.tokenUrl);
+  const deviceUrl = endpoint('device_url', preset?.deviceUrl);
+  if (tokenUrl === undefined) s.problem('auth', `${s.path} has auth = "oauth2" but no token endpoint`, 'add provider = "google" or "microsoft", or token_url = "https://…/token"');
+  const clientId = s.string('client_id');
+  if (clientId === undefined) s.problem('client_id', `${s.path} has auth = "oauth2" but no client_id`, 'add client_id = "…" from the app registration at your provider');
+  const secret = s.string('client_secret_file');
+  const refresh = s.string('refresh_token_file');
+  if (refresh === undefined) s.problem('refresh_token_file', `${s.path} has auth = "oauth2" but no refresh_token_file`, `add refresh_token_file = "/etc/smarthost/${route}.oauth", then run "smarthost oauth login ${route}" to fill it`);
+  if (!s.has('username')) s.problem('username', `${s.path} has auth = "oauth2" but no username (the mailbox to log in as)`, 'add username = "alice@example.com"');
+  for (const k of ['password_file', 'password_env']) {
+    if (s.has(k)) s.problem(k, `${s.path} has auth = "oauth2", which logs in with a token, not a password`, `remove ${k}, or set auth = "password"`);
+  }
+  const mechs = s.raw('mechanisms');
+  if (Array.isArray(mechs) && mechs.some((m) => typeof m !== 'string' || !['XOAUTH2', 'OAUTHBEARER'].includes(m.toUpperCase()))) {
+    s.problem('mechanisms', `${s.at('mechanisms')} with auth = "oauth2" may only list XOAUTH2 and OAUTHBEARER`, 'write mechanisms = ["XOAUTH2"] (the default), or ["OAUTHBEARER"]');
+  }
+  const scope = s.string('scope') ?? preset?.scope;
+  return Object.freeze({
+    route, tokenUrl: tokenUrl ?? '', clientId: clientId ?? '', refreshTokenFile: abs(refresh ?? ''),
+    ...(provider ? { provider } : {}), ...(deviceUrl !== undefined ? { deviceUrl } : {}),
+    ...(secret !== undefined ? { clientSecretFile: abs(secret) } : {}), ...(scope !== undefined ? { scope } : {}),
+  });
+}
 
 function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | undefined {
-  const url = s.string('url');
-  const parsed = url === undefined ? undefined : parseRelayUrl(url);
-  if (url === undefined) s.problem('url', `${s.path} has no url`, 'add url = "smtp://smtp.example.com:587"');
-  else if (parsed && 'error' in parsed) s.problem('url', `${s.at('url')}: ${parsed.error}`, parsed.fix);
-  const scheme = parsed && !('error' in parsed) ? parsed.scheme : 'smtp';
+  const urls = readUrlList(s, 'url');
+  const fallbackUrls = readUrlList(s, 'fallback_urls');
+  const parsed = urls?.[0];
   const tls = s.oneOf('tls', ['none', 'may', 'encrypt', 'verify'] as const, 'verify');
-  if (scheme === 'smtps' && (tls === 'none' || tls === 'may')) {
+  if ([...urls ?? [], ...fallbackUrls ?? []].some((u) => u.scheme === 'smtps') && (tls === 'none' || tls === 'may')) {
     s.problem('tls', `${s.at('tls')} = "${tls}" contradicts smtps://, which is TLS from the first byte`,
       'write tls = "verify" (or "encrypt" to skip certificate checks)');
   }
   const username = s.string('username');
   const passwordFile = s.string('password_file');
   const passwordEnv = s.string('password_env');
+  const oauth = readOAuth(s, abs);
   if (passwordFile && passwordEnv) {
     s.problem('password_env', `${s.path} sets both password_file and password_env`, 'keep only one of them');
   }
-  if (username && !passwordFile && !passwordEnv) {
+  if (username && !passwordFile && !passwordEnv && !oauth) {
     s.problem('username', `${s.path} has a username but no password`, 'add password_file = "/etc/smarthost/relay.secret" (mode 0600) or password_env = "NAME"');
   }
-  const mechanisms = s.strings('mechanisms', ['PLAIN', 'LOGIN']).map((m) => m.toUpperCase());
+  const mechanisms = s.strings('mechanisms', oauth ? ['XOAUTH2'] : ['PLAIN', 'LOGIN']).map((m) => m.toUpperCase());
   for (const m of mechanisms) {
-    if (!['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2'].includes(m)) {
-      s.problem('mechanisms', `unknown SASL mechanism "${m}" in ${s.at('mechanisms')}`, 'use "PLAIN", "LOGIN" or "CRAM-MD5"');
+    if (!['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'OAUTHBEARER'].includes(m)) {
+      s.problem('mechanisms', `unknown SASL mechanism "${m}" in ${s.at('mechanisms')}`, 'use "PLAIN", "LOGIN" or "CRAM-MD5" ("XOAUTH2" or "OAUTHBEARER" with auth = "oauth2")');
     }
   }
   const opt = (key: string) => { const v = s.string(key); return v === undefined ? {} : { [key]: abs(v) }; };
@@ -180,10 +285,12 @@ function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | 
   const concurrency = s.int('concurrency', DEFAULTS.concurrency, 1, 1000);
   const timeoutMs = s.duration('timeout', DEFAULTS.smtpTimeoutMs, '5m');
   if (timeoutMs === 0) s.problem('timeout', `${s.at('timeout')} cannot be 0`, 'write timeout = "5m"');
-  if (!parsed || 'error' in parsed) return undefined;
+  const limits = readDeliveryLimits(s);
+  if (!parsed || !urls || !fallbackUrls) return undefined;
   return Object.freeze({
-    url: url!, scheme: parsed.scheme, host: parsed.host, port: parsed.port, tls, mechanisms: Object.freeze(mechanisms), allowPlaintextAuth,
-    minTlsVersion, concurrency, timeoutMs,
+    url: parsed.url, scheme: parsed.scheme, host: parsed.host, port: parsed.port, tls, mechanisms: Object.freeze(mechanisms), allowPlaintextAuth,
+    minTlsVersion, concurrency, timeoutMs, urls: Object.freeze(urls), fallbackUrls: Object.freeze(fallbackUrls), ...limits,
+    ...(oauth ? { oauth } : {}),
     ...(username !== undefined ? { username } : {}),
     ...(passwordFile !== undefined ? { passwordFile: abs(passwordFile) } : {}),
     ...(passwordEnv !== undefined ? { passwordEnv } : {}),

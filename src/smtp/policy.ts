@@ -6,6 +6,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
 import type { MxConfig, OutboundTls, TlsVersion, UpstreamConfig } from '../config/types.js';
+import { sharedTokenSource, type TokenSource } from '../oauth/token-source.js';
 
 /** One concrete address to connect to; `host` is the name for SNI, certificate checks and logs. */
 export interface Peer { readonly host: string; readonly ip: string; readonly port: number }
@@ -26,6 +27,8 @@ export interface Policy {
   readonly allowPlaintextAuth: boolean;
   /** Reads the password now (so a changed file applies to the next connection); throws a plain-language Error. */
   readonly credentials?: () => Credentials;
+  /** auth = "oauth2" instead of `credentials`: the mailbox's access tokens (one source shared by all connections). */
+  readonly tokens?: () => TokenSource;
 }
 
 export const peerLabel = (p: Peer): string => `${p.host}[${p.ip}]:${p.port}`;
@@ -37,7 +40,8 @@ export function upstreamPolicy(label: string, u: UpstreamConfig): Policy {
     ...(u.caFile ? { caFile: u.caFile } : {}),
     ...(u.clientCertificate ? { clientCertificate: u.clientCertificate } : {}),
     ...(u.clientKey ? { clientKey: u.clientKey } : {}),
-    ...(u.username !== undefined ? { credentials: () => readCredentials(u) } : {}),
+    ...(u.username !== undefined && !u.oauth ? { credentials: () => readCredentials(u) } : {}),
+    ...(u.username !== undefined && u.oauth ? { tokens: () => sharedTokenSource(u.oauth!, u.username!, { warn: (m) => process.stderr.write(`smarthost: ${m}\n`) }) } : {}),
   };
 }
 

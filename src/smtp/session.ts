@@ -5,7 +5,9 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
-import { connectionOptions, peerLabel, type Peer, type Policy } from './policy.js';
+import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './policy.js';
+import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
+import type { TokenSource } from '../oauth/token-source.js';
 import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
 
 /** Connection setup failed: every recipient of the attempt gets `result`. */
@@ -86,22 +88,13 @@ export class UpstreamSession {
   }
 
   private async login(policy: Policy, label: string): Promise<void> {
+    if (policy.tokens) return this.loginOAuth(policy, policy.tokens(), label);
     if (!policy.credentials) return;
     const fail = (status: '4.7.0' | '4.7.8' | '4.3.5', reason: string) => { throw new SetupFailure(deferred(status, reason), this.relay, false); };
-    let creds;
+    let creds: Credentials;
     try { creds = policy.credentials(); } catch (e) { return fail('4.3.5', `cannot log in to ${label} for ${policy.label}: ${(e as Error).message}`); }
-    if (!this.conn.secure && !policy.allowPlaintextAuth) {
-      return fail('4.7.0', `AUTH not attempted: the connection to ${label} is not encrypted ` +
-        `(${policy.tls === 'none' ? 'tls = "none"' : 'the server did not offer STARTTLS'}), and credentials are never sent in clear text; ` +
-        `use tls = "encrypt" or "verify" (or allow_plaintext_auth = true, only for a local tunnel)`);
-    }
-    const offered = (this.conn as unknown as Internals)._supportedAuth;
-    if (!this.conn.allowsAuth) { // nothing to log in to (Postfix sends without AUTH too); a later 5.7.x reply names the credentials
-      this.authNote = `smarthost did not log in as "${creds.username}": ${label} did not offer AUTH`;
-      return;
-    }
-    const method = policy.mechanisms.find((m) => offered.includes(m));
-    if (!method) return fail('4.7.0', `host ${label} offers AUTH ${offered.join(' ') || '(none we know)'}, but mechanisms = [${policy.mechanisms.join(', ')}] allows none of them`);
+    const method = this.mechanism(policy, label, creds.username);
+    if (!method) return;
     await new Promise<void>((resolve, reject) => {
       this.conn.login({ user: creds.username, pass: creds.password, method }, (err) => {
         if (!err) { this.authNote = `smarthost logged in as "${creds.username}" with the password from ${creds.source}`; return resolve(); }
@@ -110,6 +103,39 @@ export class UpstreamSession {
         reject(new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (tried ${who})`), this.relay, false));
       });
     });
+  }
+
+  /**
+   * The SASL mechanism to log in with, or undefined when the server offers no AUTH (then we send
+   * without, as Postfix does). Throws SetupFailure before any credential could cross plaintext.
+   */
+  private mechanism(policy: Policy, label: string, username: string): string | undefined {
+    const fail = (reason: string) => { throw new SetupFailure(deferred('4.7.0', reason), this.relay, false); };
+    if (!this.conn.secure && !policy.allowPlaintextAuth) {
+      return fail(`AUTH not attempted: the connection to ${label} is not encrypted ` +
+        `(${policy.tls === 'none' ? 'tls = "none"' : 'the server did not offer STARTTLS'}), and credentials are never sent in clear text; ` +
+        `use tls = "encrypt" or "verify" (or allow_plaintext_auth = true, only for a local tunnel)`);
+    }
+    const offered = (this.conn as unknown as Internals)._supportedAuth;
+    if (!this.conn.allowsAuth) { // nothing to log in to (Postfix sends without AUTH too); a later 5.7.x reply names the credentials
+      this.authNote = `smarthost did not log in as "${username}": ${label} did not offer AUTH`;
+      return undefined;
+    }
+    const method = policy.mechanisms.find((m) => offered.includes(m));
+    return method ?? fail(`host ${label} offers AUTH ${offered.join(' ') || '(none we know)'}, but mechanisms = [${policy.mechanisms.join(', ')}] allows none of them`);
+  }
+
+  /** auth = "oauth2": an access token instead of a password; a refused token is refreshed once per connection. */
+  private async loginOAuth(policy: Policy, tokens: TokenSource, label: string): Promise<void> {
+    const method = this.mechanism(policy, label, tokens.user) as OAuthMechanism | undefined;
+    if (!method) return;
+    const r = await oauthLogin(this.conn, tokens, method, this.peer);
+    if (r.ok) { this.authNote = `smarthost logged in as "${tokens.user}" with an OAuth2 access token from ${tokens.config.tokenUrl}`; return; }
+    if (r.token) throw new SetupFailure(deferred(r.token.status, r.token.message), this.relay, false);
+    const said = r.response ? `server ${label} said: ${oneLine(r.response)}` : r.message;
+    const tried = `tried username "${tokens.user}" with ${r.refreshed ? 'a freshly refreshed' : 'an'} OAuth2 access token from ${tokens.config.tokenUrl}`;
+    throw new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (${tried}); ` +
+      `check that the mailbox may use SMTP AUTH and that the sign-in's scope covers SMTP`), this.relay, false);
   }
 
   /** One transaction; never throws: every recipient gets a result. */

@@ -1,16 +1,23 @@
 // The smtp transport: delivers a message's recipients for one destination
-// (a route, [relay], or a domain's MX hosts) over cached connections, at most
-// `concurrency` at once per destination. A destination that cannot be reached
+// (a route, [relay], or a domain's MX hosts) over cached connections. Each
+// destination is a Pool that hands out a connection slot (`concurrency`), an
+// optional rate permit (`rate`) and, after an upstream said "too many", a
+// pause. An upstream's URLs are tried in order within one attempt, then its
+// fallback_urls for what they deferred. A destination that cannot be reached
 // is marked dead for a short while, so queued mail for it defers at once
 // instead of each message waiting for its own timeout (Postfix qmgr "dead").
-import type { MxConfig } from '../config/types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MxConfig, UpstreamConfig } from '../config/types.js';
+import { DEFAULTS } from '../config/validate.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { MxResolver } from '../route/mx.js';
 import type { Destination } from '../route/route.js';
 import type { Classified } from './classify.js';
-import { mxPeers, upstreamPeers } from './peers.js';
+import { mxPeers, upstreamPeers, type PeerList } from './peers.js';
 import { mxPolicy, upstreamPolicy, type Policy } from './policy.js';
+import { RateLimiter, type Permit } from './rate-limit.js';
 import { SetupFailure, UpstreamSession } from './session.js';
+import { SlowDown, isThrottleReply, replyOf } from './slow-down.js';
 
 export type RemoteDestination = Exclude<Destination, { kind: 'local' }>;
 
@@ -24,21 +31,57 @@ export interface SmtpTransportOptions {
   readonly idleMs?: number;
 }
 
+/**
+ * Deliveries that may wait at once, over all destinations, for a rate permit or a "slow down"
+ * pause. A waiting delivery stays one of the queue manager's active messages (at most 200, its
+ * maxActive): without a cap, one slow route would fill them all, and mail for every other route
+ * would wait behind it. Half of them may wait; past that, mail for a limited route is deferred
+ * and stays in the queue for its next retry. Waiting for a connection slot is not counted: it is
+ * the ordinary pace of a busy route and ends as soon as a transfer does.
+ */
+const MAX_PARKED = 100;
+
+type Tier = 'primary' | 'fallback';
+
+/** Somewhere to connect: one URL of an upstream, or a domain's MX hosts. */
+interface Target { peers(): Promise<PeerList>; readonly policy: Policy }
+
+/** A session with what the connection cache needs to know about it. */
+interface Lease { readonly session: UpstreamSession; readonly tier: Tier; readonly openedAt: number; uses: number }
+
+interface SetupFailed { failure: Classified; relay: string; markDead: boolean }
+
 class Pool {
   active = 0;
   /** Cached sessions, each with the timer that closes it if nobody takes it. */
-  readonly idle: Array<{ session: UpstreamSession; timer: NodeJS.Timeout }> = [];
+  readonly idle: Array<{ lease: Lease; timer: NodeJS.Timeout }> = [];
   readonly waiters: Array<() => void> = [];
   dead: { until: number; result: Classified } | undefined;
-  constructor(readonly limit: number, readonly policy: Policy) {}
+  readonly slow: SlowDown;
+  constructor(
+    concurrency: number,
+    readonly label: string,
+    readonly tiers: Readonly<Record<Tier, readonly Target[]>>,
+    readonly reuse: { readonly messages: number; readonly timeMs: number },
+    readonly rate: RateLimiter | undefined,
+  ) {
+    this.slow = new SlowDown(concurrency);
+  }
+
+  /** Limited right now: a rate, or a "slow down" not yet recovered from. */
+  get limited(): boolean { return this.rate !== undefined || this.slow.limit < this.slow.max || this.slow.waitMs() > 0; }
 
   async slot(): Promise<void> {
-    if (this.active < this.limit) { this.active++; return; }
+    if (this.active < this.slow.limit) { this.active++; return; }
     await new Promise<void>((resolve) => this.waiters.push(resolve));
   }
   release(): void {
-    const next = this.waiters.shift();
-    if (next) next(); else this.active--;
+    this.active--;
+    this.wake();
+  }
+  /** Hands free slots to waiters; the limit may have shrunk below `active` (slow down) or grown back. */
+  wake(): void {
+    while (this.waiters.length && this.active < this.slow.limit) { this.active++; this.waiters.shift()!(); }
   }
 }
 
@@ -46,6 +89,7 @@ export class SmtpTransport {
   private readonly pools = new Map<string, Pool>();
   private readonly idleMs: number;
   private closed = false;
+  private parked = 0;
 
   constructor(private readonly opts: SmtpTransportOptions) {
     this.idleMs = opts.idleMs ?? 5000;
@@ -54,12 +98,17 @@ export class SmtpTransport {
   private pool(dest: RemoteDestination): Pool {
     let p = this.pools.get(dest.key);
     if (!p) {
-      p = dest.kind === 'upstream'
-        ? new Pool(dest.upstream.concurrency, upstreamPolicy(dest.name === 'relay' ? '[relay]' : `route ${dest.name}`, dest.upstream))
-        : new Pool(this.opts.mx.concurrency, mxPolicy(dest.domain, this.opts.mx));
+      p = dest.kind === 'upstream' ? upstreamPool(dest.name, dest.upstream) : this.mxPool(dest.domain);
       this.pools.set(dest.key, p);
     }
     return p;
+  }
+
+  private mxPool(domain: string): Pool {
+    const { mx, resolver } = this.opts;
+    const target = { peers: () => mxPeers(domain, mx.port, resolver), policy: mxPolicy(domain, mx) };
+    return new Pool(mx.concurrency, `MX of ${domain}`, { primary: [target], fallback: [] },
+      { messages: DEFAULTS.reuseMessages, timeMs: DEFAULTS.reuseTimeMs }, undefined);
   }
 
   /** One result per recipient; never throws for mail outcomes. */
@@ -71,72 +120,136 @@ export class SmtpTransport {
       : undefined;
     const early = suspended();
     if (early) return early;
+    const parks = pool.limited;
+    if (parks && this.parked >= MAX_PARKED) {
+      return allRecipients(rcpts, 'deferred', { status: '4.4.5', reason: `delivery temporarily postponed: ${pool.label} is at its rate or connection limit and ${MAX_PARKED} messages already wait for their turn` }, 'none', 0);
+    }
+    if (parks) this.parked++;
     await pool.slot();
+    let permit: Permit | undefined;
+    const used = { yes: false };
     try {
+      for (let ms = pool.slow.waitMs(); ms > 0; ms = pool.slow.waitMs()) await sleep(ms); // the pause after a "slow down"
+      permit = await pool.rate?.acquire();
+      if (parks) { this.parked--; }
       const late = suspended(); // it may have died while we waited for a slot
       if (late) return late;
-      let session = this.takeIdle(pool);
-      for (let fresh = !session; ; fresh = true) {
-        let connectMs = 0;
-        if (!session) {
-          const started = Date.now();
-          const opened = await this.open(dest, pool.policy);
-          connectMs = Date.now() - started;
-          if ('failure' in opened) {
-            if (opened.markDead) pool.dead = { until: Date.now() + this.opts.deadMs, result: opened.failure };
-            return allRecipients(rcpts, opened.failure.outcome, opened.failure.dsn, opened.relay, connectMs);
-          }
-          pool.dead = undefined;
-          session = opened.session;
-        }
-        const results = await session.send(msg);
-        if (!fresh && session.lostBeforeData) { session.close(); session = undefined; continue; } // a cached connection the server had closed
-        await this.putBack(pool, session, results.some((r) => r.outcome !== 'sent'));
-        return results.map((r) => ({ ...r, connectMs }));
-      }
+      return await this.viaTiers(pool, msg, used);
     } finally {
+      permit?.release(used.yes);
       pool.release();
     }
   }
 
-  private takeIdle(pool: Pool): UpstreamSession | undefined {
-    while (pool.idle.length) {
-      const { session, timer } = pool.idle.pop()!;
+  /** The primary URLs, then the fallback URLs for the recipients the primary deferred (Postfix smtp_fallback_relay). */
+  private async viaTiers(pool: Pool, msg: OutgoingMessage, used: { yes: boolean }): Promise<RcptResult[]> {
+    const first = await this.viaTier(pool, 'primary', msg, used);
+    const again = first.results.filter((r) => r.outcome === 'deferred').map((r) => r.rcpt);
+    if (!again.length || !pool.tiers.fallback.length) {
+      if (first.setup?.markDead) this.markDead(pool, first.setup);
+      return first.results;
+    }
+    const subset = new Set(again);
+    const second = await this.viaTier(pool, 'fallback', { ...msg, recipients: msg.recipients.filter((r) => subset.has(r.address)) }, used);
+    if (first.setup?.markDead && second.setup?.markDead) this.markDead(pool, second.setup);
+    const byRcpt = new Map(second.results.map((r) => [r.rcpt, r]));
+    return first.results.map((r) => byRcpt.get(r.rcpt) ?? r);
+  }
+
+  private markDead(pool: Pool, setup: SetupFailed): void {
+    pool.dead = { until: Date.now() + this.opts.deadMs, result: setup.failure };
+  }
+
+  /** One transaction over a cached or new session to one tier's URLs. */
+  private async viaTier(pool: Pool, tier: Tier, msg: OutgoingMessage, used: { yes: boolean }): Promise<{ results: RcptResult[]; setup?: SetupFailed }> {
+    const rcpts = msg.recipients.map((r) => r.address);
+    let lease = this.takeIdle(pool, tier);
+    for (let fresh = !lease; ; fresh = true) {
+      let connectMs = 0;
+      if (!lease) {
+        const started = Date.now();
+        const opened = await this.open(pool, tier);
+        connectMs = Date.now() - started;
+        if (!('lease' in opened)) return { results: allRecipients(rcpts, opened.failure.outcome, opened.failure.dsn, opened.relay, connectMs), setup: opened };
+        if (tier === 'primary') pool.dead = undefined;
+        lease = opened.lease;
+      }
+      const results = await lease.session.send(msg);
+      lease.uses++;
+      if (!fresh && lease.session.lostBeforeData) { lease.session.close(); lease = undefined; continue; } // a cached connection the server had closed
+      used.yes = true;
+      const throttled = this.observe(pool, results);
+      await this.putBack(pool, lease, results.some((r) => r.outcome !== 'sent'), throttled);
+      return { results: results.map((r) => ({ ...r, connectMs })) };
+    }
+  }
+
+  /** Tells the route's SlowDown how a transaction went; true when the upstream said "slow down" at MAIL FROM. */
+  private observe(pool: Pool, results: readonly RcptResult[]): boolean {
+    const atMail = results.find((r) => r.outcome === 'deferred' && r.dsn.reason.includes('(in reply to MAIL FROM command)'));
+    const reply = atMail && replyOf(atMail.dsn);
+    if (reply && isThrottleReply(reply)) { pool.slow.throttled(); return true; }
+    if (results.some((r) => r.outcome === 'sent')) { pool.slow.succeeded(); pool.wake(); }
+    return false;
+  }
+
+  private takeIdle(pool: Pool, tier: Tier): Lease | undefined {
+    for (let i = pool.idle.length - 1; i >= 0; i--) {
+      const { lease, timer } = pool.idle[i]!;
+      if (lease.tier !== tier) continue;
+      pool.idle.splice(i, 1);
       clearTimeout(timer);
-      if (session.usable) return session;
-      session.close();
+      if (lease.session.usable && !this.spent(pool, lease)) return lease;
+      lease.session.close();
     }
     return undefined;
   }
 
-  private async putBack(pool: Pool, session: UpstreamSession, needsReset: boolean): Promise<void> {
-    // after a completed transaction the server has already reset (RFC 5321 §4.1.1.4); RSET only after a refusal
-    if (this.closed || !session.usable || (needsReset && !(await session.reset()))) { session.close(); return; }
-    const timer = setTimeout(() => {
-      const i = pool.idle.findIndex((e) => e.session === session);
-      if (i >= 0) { pool.idle.splice(i, 1); session.close(); }
-    }, this.idleMs);
-    timer.unref();
-    pool.idle.push({ session, timer });
+  /** Past reuse_messages or reuse_time: closed with QUIT instead of reused. */
+  private spent(pool: Pool, lease: Lease): boolean {
+    return lease.uses >= pool.reuse.messages || Date.now() - lease.openedAt >= pool.reuse.timeMs;
   }
 
-  private async open(dest: RemoteDestination, policy: Policy):
-    Promise<{ session: UpstreamSession } | { failure: Classified; relay: string; markDead: boolean }> {
-    const list = dest.kind === 'upstream'
-      ? await upstreamPeers(dest.upstream.host, dest.upstream.port)
-      : await mxPeers(dest.domain, this.opts.mx.port, this.opts.resolver);
-    if ('failure' in list) return { failure: list.failure, relay: 'none', markDead: false };
-    let last: SetupFailure | undefined;
-    for (const peer of list.peers) {
-      try {
-        return { session: await UpstreamSession.open(peer, policy, this.opts.ehloName) };
-      } catch (e) {
-        if (!(e instanceof SetupFailure)) throw e;
-        last = e;
-        if (!e.nextPeer) break;
+  private async putBack(pool: Pool, lease: Lease, needsReset: boolean, throttled: boolean): Promise<void> {
+    const { session } = lease;
+    // after a completed transaction the server has already reset (RFC 5321 §4.1.1.4); RSET only after a refusal.
+    // An upstream that asked us to slow down gets one connection fewer.
+    if (this.closed || throttled || this.spent(pool, lease) || !session.usable || (needsReset && !(await session.reset()))) { session.close(); return; }
+    const timer = setTimeout(() => {
+      const i = pool.idle.findIndex((e) => e.lease === lease);
+      if (i >= 0) { pool.idle.splice(i, 1); session.close(); }
+    }, Math.min(this.idleMs, pool.reuse.timeMs - (Date.now() - lease.openedAt)));
+    timer.unref();
+    pool.idle.push({ lease, timer });
+  }
+
+  /**
+   * A new session to the first of a tier's targets that answers. Connection and TLS failures and
+   * refusals at the greeting move on to the next address, then the next URL; a login failure
+   * stops the tier, as every URL shares the credentials.
+   */
+  private async open(pool: Pool, tier: Tier): Promise<{ lease: Lease } | SetupFailed> {
+    let last: SetupFailed | undefined;
+    let throttled = false;
+    for (const target of pool.tiers[tier]) {
+      const list = await target.peers();
+      if ('failure' in list) { last = { failure: list.failure, relay: 'none', markDead: false }; continue; }
+      for (const peer of list.peers) {
+        try {
+          const session = await UpstreamSession.open(peer, target.policy, this.opts.ehloName);
+          return { lease: { session, tier, openedAt: Date.now(), uses: 0 } };
+        } catch (e) {
+          if (!(e instanceof SetupFailure)) throw e;
+          const reply = replyOf(e.result.dsn);
+          const slow = reply !== undefined && isThrottleReply(reply);
+          if (slow && !throttled) { throttled = true; pool.slow.throttled(); }
+          // a server that asks for fewer connections is alive: slow down, do not suspend the route
+          last = { failure: e.result, relay: e.relay, markDead: !slow };
+          if (!e.nextPeer) return last;
+        }
       }
     }
-    return { failure: last!.result, relay: last!.relay, markDead: true };
+    return last!;
   }
 
   /** `queue flush`: try every destination again now. */
@@ -146,6 +259,18 @@ export class SmtpTransport {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.pools.values()) for (const { session, timer } of p.idle.splice(0)) { clearTimeout(timer); session.close(); }
+    for (const p of this.pools.values()) for (const { lease, timer } of p.idle.splice(0)) { clearTimeout(timer); lease.session.close(); }
   }
+}
+
+/** A route's or [relay]'s pool: its URLs in order, each with the upstream's TLS and credentials. */
+function upstreamPool(name: string, u: UpstreamConfig): Pool {
+  const policy = upstreamPolicy(name === 'relay' ? '[relay]' : `route ${name}`, u);
+  // smtps:// or smtp:// is per URL; everything else (tls level, CA, credentials) is the upstream's
+  const target = (url: { scheme: 'smtp' | 'smtps'; host: string; port: number }): Target =>
+    ({ peers: () => upstreamPeers(url.host, url.port), policy: { ...policy, implicitTls: url.scheme === 'smtps' } });
+  return new Pool(u.concurrency, policy.label,
+    { primary: (u.urls ?? [u]).map(target), fallback: (u.fallbackUrls ?? []).map(target) },
+    { messages: u.reuseMessages ?? DEFAULTS.reuseMessages, timeMs: u.reuseTimeMs ?? DEFAULTS.reuseTimeMs },
+    u.rate ? new RateLimiter(u.rate) : undefined);
 }

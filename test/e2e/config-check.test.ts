@@ -126,6 +126,18 @@ describe('smarthost check: good configs and the environment', () => {
     assert.match(r.stdout, /: OK, 1 warning$/m);
   });
 
+  it('checks the OAuth2 files of [relay]: a refresh token others may read, one that does not exist yet', () => {
+    const dir = fresh();
+    const token = file(dir, 'google.refresh', '1//refresh-token\n', 0o644);
+    const relay = (t: string) => `${LISTEN_ANY}[relay]\nurl = "smtp://smtp.gmail.com:587"\nusername = "alerts@example.com"\nauth = "oauth2"\nprovider = "google"\nclient_id = "id"\nrefresh_token_file = "${t}"\n`;
+    const r = check(dir, relay(token));
+    assertFinding(r.stderr, 'warning', `refresh_token_file ${token} is readable by other users (mode 644); it signs in as alerts@example.com`, `chmod 600 ${token}`);
+    assert.equal(r.status, 0, r.stderr);
+    const missing = path.join(dir, 'not-yet.refresh');
+    const r2 = check(dir, relay(missing));
+    assertFinding(r2.stderr, 'warning', `refresh_token_file ${missing} does not exist yet`, 'run `smarthost oauth login relay` to sign in');
+  });
+
   it('reports a users file that cannot be read as an error, exit 1', () => {
     // A folder where the file should be: unreadable as a file even for root.
     const dir = fresh();

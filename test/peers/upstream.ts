@@ -32,6 +32,12 @@ export interface UpstreamOptions {
   requireClientCert?: boolean;
   /** AUTH is offered only over TLS unless allowPlaintext; required = MAIL gets 530 before AUTH. */
   auth?: { users: Record<string, string>; required?: boolean; methods?: string[]; allowPlaintext?: boolean };
+  /**
+   * AUTH XOAUTH2 (list it in auth.methods) succeeds only with a token `isValid` accepts (see
+   * oauth-server.ts). A bad token gets Gmail's answer (a 334 JSON error challenge, then 535) or,
+   * with style 'microsoft', an immediate 535 5.7.3.
+   */
+  oauth?: { isValid(user: string, accessToken: string): boolean; style?: 'gmail' | 'microsoft' };
   /** Advertise DSN (default true). */
   dsn?: boolean;
   faults?: Fault[];
@@ -227,6 +233,14 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
     },
     onAuth(a, session, cb) {
       const record = live.get(session.id)?.record;
+      if (a.method === 'XOAUTH2' && opts.oauth) {
+        const ok = opts.oauth.isValid(a.username ?? '', a.accessToken ?? '');
+        record?.authAttempts.push({ method: a.method, username: a.username ?? '', ok });
+        if (ok && record) { record.authUser = a.username ?? ''; record.authMethod = a.method; }
+        if (ok) return cb(null, { user: a.username ?? '' });
+        if (opts.oauth.style === 'microsoft') return cb(replyError('535 5.7.3 Authentication unsuccessful'));
+        return cb(null, { data: { status: '400', schemes: 'Bearer', scope: 'https://mail.google.com/' } });
+      }
       const username = a.username ?? '';
       const expected = auth?.users[username];
       const ok = expected !== undefined
