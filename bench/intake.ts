@@ -65,6 +65,8 @@ async function measureLoad(kind: ServerKind, sizeBytes: number, sessions: number
     if (sink) {
       // let the queue drain, then count what reached the sink plus what is still queued
       for (let i = 0; i < 300 && spooledFiles(server) > 0; i++) await sleep(100);
+      // the sink reports arrivals in batches: wait until its count stops moving
+      for (let last = -1, i = 0; i < 50 && sink.other() !== last; i++) { last = sink.other(); await sleep(200); }
       run.spooled = spooledFiles(server) + sink.other();
     }
     return run;
