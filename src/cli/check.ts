@@ -2,7 +2,7 @@
 // every problem with its fix, exit 1 on errors (warnings alone exit 0). Works
 // with the daemon stopped; the environment checks live in check-environment.ts.
 import { formatDuration } from '../config/units.js';
-import type { Config } from '../config/types.js';
+import type { Config, UpstreamConfig } from '../config/types.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
 
@@ -27,14 +27,22 @@ function summary(config: Config, findings: readonly Finding[]): string {
     `configuration ${config.source}: ${verdict(findings)}`,
     `  hostname ${config.hostname}, data_dir ${config.dataDir}`,
     ...config.listen.map((l) => `  listen ${l.address} tls=${l.tls} auth=${l.auth} trusted=${l.trustedNetworks.map((n) => n.text).join(',') || 'none'}`),
-    `  relay ${config.relay ? `${config.relay.url} tls=${config.relay.tls}${config.relay.username ? ` user=${config.relay.username}` : ''}` : 'none (direct MX delivery)'}`,
-    ...config.routes.map((r) => `  route ${r.name}: ${[...r.domains, ...r.senders].join(', ')} -> ${r.url}`),
+    `  relay ${config.relay ? upstreamLine(config.relay) : 'none (direct MX delivery)'}`,
+    ...config.routes.map((r) => `  route ${r.name}: ${[...r.domains, ...r.senders].join(', ')} -> ${upstreamLine(r)}`),
     `  local domains ${config.local.domains.join(', ')} -> ${config.local.maildir}`,
     localUsersLine(config),
     rewriteLine(config),
     `  limits message_size=${config.limits.messageSize} recipients=${config.limits.recipients} connections=${config.limits.connections}/${config.limits.connectionsPerIp} per ip, idle_timeout=${formatDuration(config.limits.idleTimeoutMs)}`,
     '',
   ].join('\n');
+}
+
+/** "smtp://a:587, smtp://b:587 fallback_urls smtp://c:587 tls=verify user=x auth=oauth2 (google)": every URL delivery may use. */
+function upstreamLine(u: UpstreamConfig): string {
+  const urls = (u.urls?.length ? u.urls : [u]).map((x) => x.url).join(', ');
+  const fallback = u.fallbackUrls?.length ? ` fallback_urls ${u.fallbackUrls.map((x) => x.url).join(', ')}` : '';
+  const oauth = u.oauth ? ` auth=oauth2 (${u.oauth.provider ?? `token_url ${u.oauth.tokenUrl}`})` : '';
+  return `${urls}${fallback} tls=${u.tls}${u.username ? ` user=${u.username}` : ''}${oauth}`;
 }
 
 function verdict(findings: readonly Finding[]): string {

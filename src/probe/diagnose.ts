@@ -26,6 +26,10 @@ export type Fact =
   | { kind: 'auth-not-offered'; beforeTls: boolean; username: string }
   | { kind: 'auth-mechanisms'; offered: readonly string[]; configured: readonly string[] }
   | { kind: 'auth-rejected'; reply: string; username: string; source: string; mechanism: string }
+  /** auth = "oauth2": no access token; `message` is the token source's own (OAuthError), reason and what to do. */
+  | { kind: 'oauth-token'; message: string }
+  /** auth = "oauth2": the server refused the token; `fresh`: it came from a refresh grant made for this probe. */
+  | { kind: 'oauth-rejected'; reply: string; mailbox: string; mechanism: string; fresh: boolean; challenge?: string; scope?: string; route: string }
   | { kind: 'mail'; reply: string; sender: string; original: string; section: string; username?: string; authenticated: boolean }
   | { kind: 'rcpt'; reply: string; rcpt: string; section: string; authenticated: boolean }
   | { kind: 'data'; reply: string }
@@ -78,12 +82,17 @@ export function advise(f: Fact): Advice {
           fix: 'set tls = "verify" (or "encrypt") so that smarthost starts TLS before AUTH' }
       : { diagnosis: `the server offers no AUTH at all, so the username "${f.username}" would not be used; servers that want a login then refuse MAIL FROM or RCPT TO`,
           fix: 'use the provider\'s submission port (smtp://HOST:587 or smtps://HOST:465); port 25 usually takes no AUTH, or drop username if the server needs none' };
-    case 'auth-mechanisms': return {
+    case 'auth-mechanisms': return f.configured.some((m) => m === 'XOAUTH2' || m === 'OAUTHBEARER') ? {
+      diagnosis: `the server offers AUTH ${f.offered.join(' ')}, but auth = "oauth2" with mechanisms = [${f.configured.map((m) => `"${m}"`).join(', ')}] needs one of them`,
+      fix: f.offered.includes('OAUTHBEARER') ? 'write mechanisms = ["OAUTHBEARER"]' : f.offered.includes('XOAUTH2') ? 'write mechanisms = ["XOAUTH2"]'
+        : 'this server takes no OAuth2 login: check url against the provider\'s SMTP host for OAuth2' } : {
       diagnosis: `the server offers AUTH ${f.offered.join(' ')}, but mechanisms = [${f.configured.map((m) => `"${m}"`).join(', ')}] allows none of them`,
       fix: `add one of them, e.g. mechanisms = ["${f.offered.find((m) => ['PLAIN', 'LOGIN', 'CRAM-MD5'].includes(m)) ?? f.offered[0] ?? 'PLAIN'}"]` };
     case 'auth-rejected': return {
       diagnosis: `the server rejected username "${f.username}" with the password from ${f.source} (AUTH ${f.mechanism}): ${f.reply}`,
       fix: `check the username and the password in ${f.source}; many providers want an app password or an API key, not the web login` };
+    case 'oauth-token': return oauthToken(f.message);
+    case 'oauth-rejected': return oauthRejected(f);
     case 'mail': return mail(f);
     case 'rcpt': return rcpt(f);
     case 'data': return {
@@ -147,6 +156,26 @@ function starttlsMissing(f: { host: string; tls: OutboundTls; username?: string 
   }
   return { diagnosis: `the server does not offer STARTTLS: with tls = "${f.tls}" mail to this upstream would be deferred (a mandatory level never falls back to plaintext)`,
     fix: `${ports}; or set tls = "may" if plaintext is acceptable on this network` };
+}
+
+/**
+ * The token source's message is "<what failed>: <reason>; <what to do>" (oauth/token-source.ts
+ * `failure`): the reason stays quoted in the diagnosis, the advice becomes the fix.
+ */
+function oauthToken(message: string): Advice {
+  const cut = message.indexOf('; ');
+  if (cut < 0) return { diagnosis: `no OAuth2 access token: ${message}`, fix: 'check the OAuth2 settings (token_url, client_id, refresh_token_file)' };
+  return { diagnosis: `no OAuth2 access token: ${message.slice(0, cut)}`, fix: message.slice(cut + 2) };
+}
+
+function oauthRejected(f: { reply: string; mailbox: string; mechanism: string; fresh: boolean; challenge?: string; scope?: string; route: string }): Advice {
+  const token = f.fresh ? 'a freshly refreshed access token (so it has not expired)' : 'an access token';
+  const challenge = f.challenge ? ` (error challenge: ${f.challenge})` : '';
+  return {
+    diagnosis: `the server refused ${token} for mailbox "${f.mailbox}" (AUTH ${f.mechanism})${challenge}: ${f.reply}`,
+    fix: `check that SMTP AUTH is enabled for the mailbox ${f.mailbox} (Microsoft 365: "Authenticated SMTP"), and that the sign-in's scope ` +
+      `${f.scope ? `(scope = "${f.scope}") ` : ''}covers SMTP; after changing the scope run "smarthost oauth login ${f.route}"`,
+  };
 }
 
 // 530 (RFC 4954 §6), Postfix/Exim wording, and Microsoft 365's 5.7.57 "Client not authenticated"

@@ -13,7 +13,8 @@ import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../sm
 import { checkCertificate, describeCertificate } from './certificate.js';
 import { connectTcp, handshake, LineClient, ProbeIoError, replyText, type SmtpReply } from './client.js';
 import { advise, type Fact } from './diagnose.js';
-import { authenticate, PROBE_MECHANISMS } from './sasl.js';
+import { OAuthError, type TokenSource } from '../oauth/token-source.js';
+import { authenticate, authenticateOAuth, PROBE_MECHANISMS, PROBE_OAUTH_MECHANISMS, type ProbeOAuthMechanism } from './sasl.js';
 
 export type StepName = 'dns' | 'connect' | 'tls' | 'banner' | 'ehlo' | 'starttls' | 'certificate' | 'ehlo-tls'
   | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
@@ -291,17 +292,15 @@ class Walk {
   private async auth(): Promise<Outcome> {
     const offered = this.authOffered();
     const shown = offered.length ? `AUTH ${offered.join(' ')}` : 'no AUTH';
+    if (this.policy.tokens) return this.oauth(this.policy.tokens(), offered, shown);
     if (!this.policy.credentials) return notApplicable(`no username configured; the server offers ${shown}`);
     let creds;
     try { creds = this.policy.credentials(); } catch (e) {
       return failed('the password cannot be read', { kind: 'credentials-unreadable', message: (e as Error).message });
     }
     const { username } = creds;
-    const secure = this.client!.secure;
-    if (!secure && !offered.length && this.has('STARTTLS')) return failed('the server offers no AUTH before TLS', { kind: 'auth-not-offered', beforeTls: true, username });
-    if (!secure && !this.u.allowPlaintextAuth) return failed('not attempted: the connection is not encrypted', { kind: 'auth-plaintext', tls: this.u.tls, username });
-    // like delivery (smtp/session.ts), a server without AUTH gets the mail without a login: worth a warning, not a failure
-    if (!offered.length) return { ...pass(`the server offers no AUTH; "${username}" would not be used`), ...advise({ kind: 'auth-not-offered', beforeTls: false, username }) };
+    const blocked = this.loginBlocked(offered, username);
+    if (blocked) return blocked;
     const method = this.u.mechanisms.find((m) => offered.includes(m) && (PROBE_MECHANISMS as readonly string[]).includes(m));
     if (!method) return failed(`the server offers ${shown}`, { kind: 'auth-mechanisms', offered, configured: this.u.mechanisms });
     const r = await authenticate(this.client!, method, username, creds.password, this.t);
@@ -310,6 +309,53 @@ class Walk {
       return pass(`logged in as "${username}" with ${method} (password from ${creds.source}): ${replyText(r)}`, r);
     }
     return failed(replyText(r), { kind: 'auth-rejected', reply: replyText(r), username, source: creds.source, mechanism: method }, r);
+  }
+
+  /** Checks that apply to any login before credentials could cross: TLS first, and AUTH offered. */
+  private loginBlocked(offered: readonly string[], username: string): Outcome | undefined {
+    const secure = this.client!.secure;
+    if (!secure && !offered.length && this.has('STARTTLS')) return failed('the server offers no AUTH before TLS', { kind: 'auth-not-offered', beforeTls: true, username });
+    if (!secure && !this.u.allowPlaintextAuth) return failed('not attempted: the connection is not encrypted', { kind: 'auth-plaintext', tls: this.u.tls, username });
+    // like delivery (smtp/session.ts), a server without AUTH gets the mail without a login: worth a warning, not a failure
+    if (!offered.length) return { ...pass(`the server offers no AUTH; "${username}" would not be used`), ...advise({ kind: 'auth-not-offered', beforeTls: false, username }) };
+    return undefined;
+  }
+
+  /**
+   * auth = "oauth2": a token from the same TokenSource delivery uses (it refreshes, and writes a
+   * rotated refresh token back to refresh_token_file itself). As in oauth/smtp-login.ts, a
+   * refused token that was not just refreshed is renewed once and tried again on this connection.
+   */
+  private async oauth(tokens: TokenSource, offered: readonly string[], shown: string): Promise<Outcome> {
+    const mailbox = tokens.user;
+    const blocked = this.loginBlocked(offered, mailbox);
+    if (blocked) return blocked;
+    const method = this.u.mechanisms.find((m): m is ProbeOAuthMechanism => offered.includes(m) && (PROBE_OAUTH_MECHANISMS as readonly string[]).includes(m));
+    if (!method) return failed(`the server offers ${shown}`, { kind: 'auth-mechanisms', offered, configured: this.u.mechanisms });
+    const before = tokens.refreshes;
+    let token: string;
+    try { token = await tokens.token(); } catch (e) { return this.tokenFailure(e); }
+    let fresh = tokens.refreshes > before;
+    let r = await authenticateOAuth(this.client!, method, mailbox, token, this.peer!, this.t);
+    if (r.reply.code !== 235 && !fresh && (r.challenge !== undefined || /^535|^5\d\d[ -]5\.7\./.test(r.reply.lines[0] ?? ''))) {
+      try { token = await tokens.renew(token); } catch (e) { return this.tokenFailure(e); }
+      fresh = true;
+      r = await authenticateOAuth(this.client!, method, mailbox, token, this.peer!, this.t);
+    }
+    const from = `OAuth2 access token from ${tokens.config.tokenUrl}`;
+    if (r.reply.code === 235) {
+      this.authenticated = true;
+      return pass(`logged in as "${mailbox}" with ${method} (${fresh ? 'freshly refreshed ' : ''}${from}): ${replyText(r.reply)}`, r.reply);
+    }
+    return failed(`${replyText(r.reply)} (mailbox "${mailbox}", ${method})`, {
+      kind: 'oauth-rejected', reply: replyText(r.reply), mailbox, mechanism: method, fresh, route: tokens.config.route,
+      ...(r.challenge ? { challenge: r.challenge } : {}), ...(tokens.config.scope ? { scope: tokens.config.scope } : {}),
+    }, r.reply);
+  }
+
+  private tokenFailure(e: unknown): Outcome {
+    if (!(e instanceof OAuthError)) throw e; // a bug, not an upstream's answer
+    return failed('token refresh failed', { kind: 'oauth-token', message: e.message });
   }
 
   private async mail(): Promise<Outcome> {

@@ -138,6 +138,18 @@ describe('smarthost check: good configs and the environment', () => {
     assertFinding(r2.stderr, 'warning', `refresh_token_file ${missing} does not exist yet`, 'run `smarthost oauth login relay` to sign in');
   });
 
+  it('the summary shows every url and fallback_urls of [relay] and each [[route]], and auth=oauth2 with its provider', () => {
+    const dir = fresh();
+    const token = file(dir, 'google.refresh', '1//refresh-token\n', 0o600);
+    const r = check(dir, `${LISTEN_ANY}[relay]\nurl = ["smtp://smtp.gmail.com:587", "smtp://smtp2.gmail.com:587"]\nfallback_urls = ["smtps://backup.example.net:465"]\n` +
+      `username = "alerts@example.com"\nauth = "oauth2"\nprovider = "google"\nclient_id = "id"\nrefresh_token_file = "${token}"\n` +
+      `[[route]]\nname = "corp"\ndomains = ["corp.example"]\nurl = "smtp://10.0.0.5:587"\nfallback_urls = ["smtp://10.0.0.6:587", "smtp://10.0.0.7:587"]\ntls = "may"\n`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stdout.includes('\n  relay smtp://smtp.gmail.com:587, smtp://smtp2.gmail.com:587 fallback_urls smtps://backup.example.net:465 ' +
+      'tls=verify user=alerts@example.com auth=oauth2 (google)\n'), r.stdout);
+    assert.ok(r.stdout.includes('\n  route corp: corp.example -> smtp://10.0.0.5:587 fallback_urls smtp://10.0.0.6:587, smtp://10.0.0.7:587 tls=may\n'), r.stdout);
+  });
+
   it('reports a users file that cannot be read as an error, exit 1', () => {
     // A folder where the file should be: unreadable as a file even for root.
     const dir = fresh();

@@ -1,7 +1,8 @@
 // End to end: `smarthost probe` (the built CLI) against test upstreams on 127.0.0.1 and raw
 // net peers (one that never greets, one that speaks TLS from the first byte). One case per
 // diagnosis that loopback can reproduce; the port-25 timeout is in src/probe/diagnose.test.ts
-// and the DNS failure in src/probe/steps.test.ts (tests never ask real DNS).
+// and the DNS failure in src/probe/steps.test.ts (tests never ask real DNS). Also: auth = "oauth2"
+// against test/peers/oauth-server.ts, and a route with a url list and fallback_urls.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,6 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { CLI, removeDir, tempDir, writeConfig } from '../helpers/daemon.js';
+import { startOAuthServer, type OAuthServer } from '../peers/oauth-server.js';
 import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -225,5 +227,93 @@ describe('smarthost probe', () => {
     assert.match(unknown.stderr, /no route named "nope"/);
     const bad = await probe(['-c', config('[relay]\nurl = "[smtp.example.com]:587"\n')]);
     assert.equal(bad.status, 78);
+  });
+
+  it('a route with a url list and fallback_urls: one section per URL, the closed first URL is passed over', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const dead = `smtp://127.0.0.1:${port}`;
+    const good = await upstream({ tls: 'starttls', auth: { users: USERS } });
+    const spare = await upstream({ tls: 'starttls', auth: { users: USERS } });
+    const file = config(`[[route]]\nname = "corp"\ndomains = ["corp.example"]\nurl = ["${dead}", "${good.url}"]\nfallback_urls = ["${spare.url}"]\n` +
+      `tls = "verify"\nca_file = "${good.caFile}"\n${login}\n`);
+    const r = await probe(['corp', '-c', file]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const headings = r.stdout.split('\n').filter((l) => l.startsWith('== '));
+    assert.deepEqual(headings, [
+      `== primary 1 of 2: ${dead} (tls = "verify") ==`, `== primary 2 of 2: ${good.url} (tls = "verify") ==`, `== fallback 1 of 1: ${spare.url} (tls = "verify") ==`,
+    ], r.stdout);
+    assert.match(failure(r.stdout, 'connect').diagnosis, /refused the connection/);
+    assert.match(r.stdout, new RegExp(`^OK: mail would use ${good.url} first \\(${dead} failed at connect\\)$`, 'm'));
+
+    const json = await probe(['corp', '--json', '-c', file]);
+    assert.equal(json.status, 0, json.stdout + json.stderr);
+    const report = JSON.parse(json.stdout) as { ok: boolean; first: string; targets: Array<{ role: string; target: string; ok: boolean; steps: unknown[] }> };
+    assert.equal(report.first, good.url);
+    assert.deepEqual(report.targets.map((t) => [t.role, t.target, t.ok]), [['primary', dead, false], ['primary', good.url, true], ['fallback', spare.url, true]]);
+
+    // only the fallback works: not OK, but the summary says where mail would end up
+    await good.close();
+    const down = await probe(['corp', '-c', file]);
+    assert.equal(down.status, 1, down.stdout);
+    assert.match(down.stdout, new RegExp(`^FAILED: no primary URL passed; mail would go to the fallback ${spare.url} only after every primary URL defers`, 'm'));
+  });
+});
+
+describe('smarthost probe with auth = "oauth2"', () => {
+  const MAILBOX = 'alice@example.com';
+
+  async function oauthSetup(accept?: () => boolean): Promise<{ oauth: OAuthServer; file: string; tokenFile: string; refresh: string }> {
+    const oauth = await startOAuthServer({ expiresIn: 3600 });
+    cleanups.push(() => oauth.close());
+    const up = await upstream({ tls: 'starttls', auth: { users: {}, required: true, methods: ['XOAUTH2'] }, oauth: { isValid: accept ?? oauth.isValid } });
+    const dir = tempDir();
+    cleanups.push(() => removeDir(dir));
+    const tokenFile = path.join(dir, 'relay.oauth');
+    const refresh = oauth.issueRefreshToken();
+    fs.writeFileSync(tokenFile, `${refresh}\n`, { mode: 0o600 });
+    const file = writeConfig(dir, `[relay]\nurl = "${up.url}"\ntls = "verify"\nca_file = "${up.caFile}"\nusername = "${MAILBOX}"\nauth = "oauth2"\n` +
+      `token_url = "${oauth.tokenUrl}"\nclient_id = "test-client"\nrefresh_token_file = "${tokenFile}"\n`);
+    return { oauth, file, tokenFile, refresh };
+  }
+
+  const noTokens = (out: string) => assert.doesNotMatch(out, /\b(at|rt)-[A-Za-z0-9_-]{6,}/, 'no access or refresh token in the output');
+
+  it('green: a refreshed token logs in with XOAUTH2; the rotated refresh token lands in refresh_token_file', async () => {
+    const s = await oauthSetup();
+    const r = await probe(['-c', s.file]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^✓ auth +logged in as "${MAILBOX}" with XOAUTH2 \\(freshly refreshed OAuth2 access token from ${s.oauth.tokenUrl}\\): 235`, 'm'));
+    assert.equal(s.oauth.refreshes.length, 1);
+    const saved = fs.readFileSync(s.tokenFile, 'utf8').trim();
+    assert.notEqual(saved, s.refresh, 'the rotated refresh token was saved where the token source saves it');
+    noTokens(r.stdout + r.stderr);
+  });
+
+  it('a revoked refresh token: token refresh failed, quoting invalid_grant, and says to sign in again', async () => {
+    const s = await oauthSetup();
+    s.oauth.revokeRefreshTokens();
+    const r = await probe(['-c', s.file]);
+    assert.equal(r.status, 1, r.stdout);
+    const f = failure(r.stdout, 'auth');
+    assert.match(f.line, /token refresh failed/);
+    assert.match(f.diagnosis, /→ no OAuth2 access token: OAuth2 token refresh for alice@example\.com at .* failed: invalid_grant \(Token has been expired or revoked\.\)$/);
+    assert.match(f.fix, /fix: run "smarthost oauth login relay" to sign in again/);
+    assert.match(r.stdout, /^- mail .*not run/m);
+    noTokens(r.stdout + r.stderr);
+  });
+
+  it('the server refuses a fresh token: names the mailbox and says to check SMTP AUTH and the scope', async () => {
+    const s = await oauthSetup(() => false);
+    const r = await probe(['-c', s.file]);
+    assert.equal(r.status, 1, r.stdout);
+    const f = failure(r.stdout, 'auth');
+    assert.match(f.line, /535 .*\(mailbox "alice@example\.com", XOAUTH2\)/);
+    assert.match(f.diagnosis, /refused a freshly refreshed access token \(so it has not expired\) for mailbox "alice@example\.com" \(AUTH XOAUTH2\) \(error challenge: status 400/);
+    assert.match(f.fix, /SMTP AUTH is enabled for the mailbox alice@example\.com.*scope/);
+    assert.equal(s.oauth.refreshes.length, 1, 'a fresh token is not refreshed again');
+    noTokens(r.stdout + r.stderr);
   });
 });
