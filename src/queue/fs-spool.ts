@@ -70,6 +70,25 @@ async function headFrom(fh: fsp.FileHandle, fileSize?: number): Promise<{ envelo
   }
 }
 
+/** Files up to this size are read in one synchronous call: they were just written and sit in the page cache. */
+const SMALL_READ = 256 * 1024;
+
+/** The whole file when it is small, else undefined (also when it is missing: the async path reports that). */
+function readSmall(file: string): Buffer | undefined {
+  let fd: number;
+  try { fd = fs.openSync(file, 'r'); } catch { return undefined; }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > SMALL_READ) return undefined;
+    const buf = Buffer.allocUnsafe(size);
+    let n = 0;
+    while (n < size) { const r = fs.readSync(fd, buf, n, size - n, n); if (r === 0) break; n += r; }
+    return buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 class FsIncoming implements Incoming {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -80,7 +99,7 @@ class FsIncoming implements Incoming {
 
   constructor(
     readonly id: string,
-    private readonly fh: fsp.FileHandle,
+    private readonly fd: number,
     private readonly tmpPath: string,
     private readonly finalPath: string,
     private readonly head: Buffer,
@@ -104,9 +123,10 @@ class FsIncoming implements Incoming {
     const bufs = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    this.chain = this.chain.then(async () => {
+    this.chain = this.chain.then(() => {
       if (!bufs.length) return;
-      const { bytesWritten } = await this.fh.writev(bufs, this.written);
+      // into the page cache: microseconds, so done inline rather than as a thread-pool round trip
+      const bytesWritten = fs.writevSync(this.fd, bufs, this.written);
       const total = bufs.reduce((n, b) => n + b.length, 0);
       if (bytesWritten !== total) throw new SpoolFullError(`short write (${bytesWritten} of ${total} bytes)`);
       this.written += bytesWritten;
@@ -119,10 +139,12 @@ class FsIncoming implements Incoming {
     let linked = false;
     try {
       await this.flush();
-      await this.fh.datasync();
-      await this.fh.close();
+      // Only the two waits for the disk go to the thread pool; close and link are metadata
+      // calls of microseconds, done inline (each pool round trip queues behind other fsyncs).
+      await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
       this.done = true;
-      await fsp.link(this.tmpPath, this.finalPath);
+      fs.closeSync(this.fd);
+      fs.linkSync(this.tmpPath, this.finalPath);
       linked = true;
       await this.dirSync.sync();
     } catch (e) {
@@ -133,7 +155,7 @@ class FsIncoming implements Incoming {
     }
     // the tmp name is only a second link to the committed file: the 250 need not wait for it
     // (a leftover is discarded at recovery, the message itself stays)
-    void fsp.unlink(this.tmpPath).catch(() => undefined);
+    try { fs.unlinkSync(this.tmpPath); } catch { /* a leftover is discarded at recovery */ }
     return { ...this.envelope, size: this.bodyBytes };
   }
 
@@ -142,8 +164,8 @@ class FsIncoming implements Incoming {
     this.done = true;
     this.pending = [];
     await this.chain.catch(() => undefined);
-    if (!wasDone) await this.fh.close().catch(() => undefined);
-    await fsp.unlink(this.tmpPath).catch(() => undefined);
+    if (!wasDone) { try { fs.closeSync(this.fd); } catch { /* already closed */ } }
+    try { fs.unlinkSync(this.tmpPath); } catch { /* never created, or gone */ }
   }
 }
 
@@ -216,9 +238,9 @@ export class FsSpool implements Spool {
     for (let attempt = 0; ; attempt++) {
       const id = newQueueId();
       const tmpPath = path.join(this.tmp, `${id}.${process.pid}`);
-      let fh: fsp.FileHandle;
+      let fd: number;
       try {
-        fh = await fsp.open(tmpPath, 'wx', 0o600);
+        fd = fs.openSync(tmpPath, 'wx', 0o600); // a create in a directory: microseconds, inline
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 5) continue;
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.ensureLayout();
@@ -226,14 +248,14 @@ export class FsSpool implements Spool {
         throw storageError(e);
       }
       if (this.opts.owner) {
-        try { await fh.chown(this.opts.owner.uid, this.opts.owner.gid); } catch (e) {
-          await fh.close(); await fsp.unlink(tmpPath).catch(() => undefined);
+        try { fs.fchownSync(fd, this.opts.owner.uid, this.opts.owner.gid); } catch (e) {
+          fs.closeSync(fd); try { fs.unlinkSync(tmpPath); } catch { /* gone */ }
           throw storageError(e);
         }
       }
       const full: NewEnvelope = { ...envelope, id };
       const head = Buffer.from(MAGIC + JSON.stringify(full) + '\n', 'utf8');
-      return new FsIncoming(id, fh, tmpPath, path.join(this.messages, id), head, full, this.dirSync);
+      return new FsIncoming(id, fd, tmpPath, path.join(this.messages, id), head, full, this.dirSync);
     }
   }
 
@@ -279,6 +301,12 @@ export class FsSpool implements Spool {
 
   open(id: string): Readable {
     const file = path.join(this.messages, id);
+    const small = readSmall(file);
+    if (small) {
+      const parsed = parseHead(small);
+      if (!parsed) return Readable.from((async function* () { throw new Error(`message ${id} has an unreadable head`); })());
+      return Readable.from([small.subarray(parsed.offset)], { objectMode: false });
+    }
     return Readable.from((async function* () {
       // one open for head and body; most messages fit in the first read
       let fh: fsp.FileHandle;
@@ -319,12 +347,12 @@ export class FsSpool implements Spool {
   async remove(id: string, opts: { hasState?: boolean } = {}): Promise<boolean> {
     if (!isQueueId(id)) return false;
     try {
-      await fsp.unlink(path.join(this.messages, id));
+      fs.unlinkSync(path.join(this.messages, id)); // metadata only: inline, no thread-pool round trip
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw e;
     }
-    if (opts.hasState !== false) await fsp.unlink(path.join(this.state, `${id}.json`)).catch(() => undefined);
+    if (opts.hasState !== false) { try { fs.unlinkSync(path.join(this.state, `${id}.json`)); } catch { /* none */ } }
     return true;
   }
 
