@@ -347,12 +347,13 @@ export class FsSpool implements Spool {
   async remove(id: string, opts: { hasState?: boolean } = {}): Promise<boolean> {
     if (!isQueueId(id)) return false;
     try {
-      fs.unlinkSync(path.join(this.messages, id)); // metadata only: inline, no thread-pool round trip
+      // on the pool: removing the last name frees the file's blocks, which takes long enough to stall the loop
+      await fsp.unlink(path.join(this.messages, id));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw e;
     }
-    if (opts.hasState !== false) { try { fs.unlinkSync(path.join(this.state, `${id}.json`)); } catch { /* none */ } }
+    if (opts.hasState !== false) await fsp.unlink(path.join(this.state, `${id}.json`)).catch(() => undefined);
     return true;
   }
 
