@@ -45,13 +45,21 @@ interface Generation {
   readonly config: Config;
   readonly smtp: SmtpTransport;
   readonly local: LocalTransport;
-  readonly recipients: LocalRecipients;
   readonly rules: SenderRules;
   readonly deps: SmtpdDeps;
 }
 
-/** A bound [[listen]] address: the live smtp-server, and older ones still finishing sessions after a reload. */
-interface Bound { listen: Config['listen'][number]; server: Listener; retired: Listener[] }
+/** A bound [[listen]] address and the smtp-server that takes its new sessions. */
+interface Bound { server: Listener }
+
+/**
+ * Stops taking connections on a listener without smtp-server's close(): once that
+ * runs, smtp-server answers every command with 421, which would cut off the
+ * transactions a drain lets finish. The guard (drain()) ends sessions instead.
+ */
+function stopAccepting(s: Listener): void {
+  if (s.server.listening) s.server.close();
+}
 
 export async function createDaemon(config: Config, opts: { log: MailLog; onQueued?: (e: Envelope) => void }): Promise<Daemon> {
   const { log } = opts;
@@ -61,7 +69,9 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   const report = await spool.recover();
   log.spoolRecovered(report.messages, report.discarded, report.corrupt);
   const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp);
-  const users = new UserStore(config.auth.usersFile);
+  // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
+  let users = new UserStore(config.auth.usersFile);
+  let throttle = new AuthThrottle(config.limits.authFailures);
 
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
   const metrics = new SmarthostMetrics({ version: VERSION, queue: () => qmgr.snapshot() });
@@ -71,7 +81,9 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     received: (bytes: number, seconds: number) => metrics.received(bytes, seconds),
   };
 
-  async function build(c: Config): Promise<Generation> {
+  async function build(c: Config, prev?: Config): Promise<Generation> {
+    if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
+    if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
     const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m)) : undefined;
     const smtp = new SmtpTransport({
       ehloName: c.hostname, mx: c.mx, resolver: resolverFor(c.mx.nameservers), deadMs: Math.min(60_000, c.queue.retryMinMs),
@@ -92,12 +104,12 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     const deps: SmtpdDeps = {
       hostname: c.hostname, limits: c.limits, localDomains: c.local.domains,
       localExists: (rcpt: string) => recipients.exists(rcpt),
-      spool, log, users, throttle: new AuthThrottle(c.limits.authFailures), connections,
+      spool, log, users, throttle, connections,
       minTlsVersion: c.tls.minVersion,
       ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
     };
     // Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten
-    return { config: c, smtp, local, recipients, rules: { map: c.rewrite.senders, hostname: c.hostname }, deps };
+    return { config: c, smtp, local, rules: { map: c.rewrite.senders, hostname: c.hostname }, deps };
   }
 
   const routesOf = (c: Config) => ({ localDomains: c.local.domains, routes: c.routes, ...(c.relay ? { relay: c.relay } : {}) });
@@ -119,6 +131,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     const done: string[] = [];
     const missing: string[] = [];
     for (const id of ids === 'ALL' ? [] : ids) {
+      if (qmgr.has(id)) { done.push(id); continue; } // already known (found at start): nothing to log twice
       const entry = await spool.get(id);
       if (!entry) { missing.push(id); continue; }
       log.pickup(id, entry.envelope.client.uid, entry.envelope.sender);
@@ -130,6 +143,9 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   }
 
   const bound = new Map<string, Bound>();
+  /** Servers replaced or removed by a reload, until their last session ends. */
+  const retiring = new Set<Listener>();
+  const pruneRetiring = () => { for (const s of retiring) if (s.sessions() === 0) retiring.delete(s); };
   const newListener = (l: Config['listen'][number], deps: SmtpdDeps): Listener => {
     const server = createListener(l, deps);
     server.on('error', (e: Error) => log.warning(`${l.address}: ${e.message}`, 'smtpd'));
@@ -143,7 +159,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       server.once('error', onError);
       server.listen(l.port, l.host, () => { server.off('error', onError); resolve(); });
     });
-    bound.set(l.address, { listen: l, server, retired: [] });
+    bound.set(l.address, { server });
     const a = server.server.address() as AddressInfo;
     const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
     log.listening(address, l.tls, l.auth);
@@ -164,32 +180,40 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     for (const h of spare.listeners('connection')) live.on('connection', h as (...a: unknown[]) => void);
     spare.removeAllListeners('connection');
     next.server = live;
-    b.server.server = spare; // the retired server's close() must not close the live socket
-    b.retired.push(b.server);
+    b.server.server = spare; // the retired server must never close the live socket
+    retiring.add(b.server);
     b.server = next;
-    b.listen = l;
   }
 
   async function reload(next: Config): Promise<readonly Problem[]> {
     const refuse = (path: string, what: string): Problem[] => [{ file: next.source, path, message: `${what} cannot change while smarthost runs`, fix: 'restart smarthost to apply it' }];
     if (next.dataDir !== gen.config.dataDir) return refuse('data_dir', `data_dir (${gen.config.dataDir} -> ${next.dataDir})`);
     let g: Generation;
-    try { g = await build(next); } catch (e) {
+    try { g = await build(next, gen.config); } catch (e) {
       return [{ file: next.source, path: 'tls', message: `cannot load the new configuration: ${(e as Error).message}`, fix: 'fix the certificate or key files, then send SIGHUP again' }];
     }
     const old = gen;
-    const wanted = new Map(next.listen.map((l) => [l.address, l]));
+    // new addresses first: if one cannot be bound, nothing has changed yet
+    const added = next.listen.filter((l) => !bound.has(l.address));
+    for (const l of added) {
+      try { await bind(l, g.deps); } catch (e) {
+        for (const a of added) { const b = bound.get(a.address); if (b) { stopAccepting(b.server); bound.delete(a.address); } }
+        void g.smtp.close();
+        return [{ file: next.source, path: 'listen', message: `cannot listen on ${l.address}: ${(e as Error).message}`, fix: 'free the address or choose another, then send SIGHUP again' }];
+      }
+    }
+    const wanted = new Set(next.listen.map((l) => l.address));
     for (const [address, b] of bound) {
       if (wanted.has(address)) continue;
       b.server.drain();
-      b.server.close();
+      stopAccepting(b.server);
+      retiring.add(b.server);
       bound.delete(address);
-      log.warning(`${address}: no longer in the configuration, stopped listening (open sessions finish)`, 'master');
+      log.warning(`${address}: no longer in the configuration, stopped listening (sessions end after their transaction)`, 'master');
     }
-    for (const l of next.listen) {
-      const b = bound.get(l.address);
-      if (b) takeOver(b, l, g.deps); else await bind(l, g.deps);
-    }
+    for (const l of next.listen) if (!added.includes(l)) takeOver(bound.get(l.address)!, l, g.deps);
+    pruneRetiring();
+    if (JSON.stringify(next.log) !== JSON.stringify(old.config.log)) log.warning('[log] changes take effect at the next restart');
     connections.setLimits(next.limits.connections, next.limits.connectionsPerIp);
     await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
     gen = g;
@@ -222,12 +246,12 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       return out;
     },
     async close(graceMs = 30_000) {
-      const servers = [...bound.values()].flatMap((b) => [b.server, ...b.retired]);
+      const servers = [...[...bound.values()].map((b) => b.server), ...retiring];
       // no new connections or transactions; a transaction under way may finish within the grace
-      for (const s of servers) { s.drain(); s.close(); }
-      const sessionsDone = waitUntil(() => servers.every((s) => openSessions(s) === 0), graceMs)
+      for (const s of servers) { s.drain(); stopAccepting(s); }
+      const sessionsDone = waitUntil(() => servers.every((s) => s.sessions() === 0), graceMs)
         .then(() => { for (const s of servers) s.closeAll(); })
-        .then(() => waitUntil(() => servers.every((s) => openSessions(s) === 0), 2000));
+        .then(() => waitUntil(() => servers.every((s) => s.sessions() === 0), 2000));
       if (control) await closeControl(control);
       // deliveries under way finish (or are cut at the grace and retried after restart)
       await Promise.all([sessionsDone, qmgr.close(Math.min(graceMs, 10_000))]);
@@ -236,10 +260,6 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       spool.close();
     },
   };
-}
-
-function openSessions(s: Listener): number {
-  return s.sessions();
 }
 
 function waitUntil(done: () => boolean, ms: number): Promise<void> {

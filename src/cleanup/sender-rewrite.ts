@@ -318,8 +318,9 @@ function withChanges(msg: OutgoingMessage, sender: string, size: number, body: (
 export async function rewriteOutgoing(msg: OutgoingMessage, rules: SenderRules): Promise<OutgoingMessage> {
   if (msg.sender === '') return msg;
   const sender = rewriteAddress(msg.sender, rules);
-  // Nothing to map and a qualified sender: no header can change, so skip reading the message
-  // (an extra open and read per delivery otherwise, which the relay bench shows).
+  // Nothing to map and a qualified sender: skip reading the message (an extra open and read per
+  // delivery otherwise, which the relay bench shows). A bare name in From is then left as it is;
+  // mail with bare header names comes from local programs, whose `smarthost sendmail` writes a full From.
   if (sender === msg.sender && lookupTable(rules).size === 0) return msg;
   const head = await readHead(msg.body());
   if (head !== undefined) {

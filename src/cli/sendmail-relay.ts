@@ -20,12 +20,18 @@ export interface RelayedSubmission {
 export function loopbackListener(config: Config): ListenConfig | undefined {
   return config.listen.find((l) =>
     ['127.0.0.1', '0.0.0.0', '::', '::1', 'localhost'].includes(l.host) || l.host.startsWith('127.')
-      ? isTrusted('127.0.0.1', l.trustedNetworks) && l.auth !== 'required' : false);
+      ? isTrusted(clientAddress(l), l.trustedNetworks) && l.auth !== 'required' : false);
+}
+
+/** Where we connect to reach the listener, which is also the address it sees us come from. */
+function clientAddress(l: ListenConfig): string {
+  if (l.host === '::1' || l.host === '::') return '::1';
+  return ['0.0.0.0', 'localhost'].includes(l.host) ? '127.0.0.1' : l.host;
 }
 
 /** Resolves with the daemon's 250 reply; rejects with a plain reason. */
 export function submitOverSmtp(config: Config, listen: ListenConfig, s: RelayedSubmission): Promise<string> {
-  const host = ['0.0.0.0', '::', 'localhost'].includes(listen.host) ? '127.0.0.1' : listen.host;
+  const host = clientAddress(listen);
   const conn = new SMTPConnection({
     host, port: listen.port, name: config.hostname, secure: listen.tls === 'implicit',
     requireTLS: listen.tls === 'starttls-required', ignoreTLS: listen.tls === 'none',

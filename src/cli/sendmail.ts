@@ -63,9 +63,12 @@ export async function run(argv: readonly string[]): Promise<number> {
     }
     unwritable = e as Error;
   }
-  const log = new MailLog({ format: config.log.format, hostname: config.hostname, sink: config.log.file ? fileSink(config.log.file) : { write: () => undefined } });
   try {
-    if (opts.mode === 'smtp') return await smtpOnStdio(config, spool, log);
+    if (opts.mode === 'smtp') {
+      // only -bs logs (its smtpd session), to [log] file if there is one; never to stdout, the SMTP channel
+      const log = new MailLog({ format: config.log.format, hostname: config.hostname, sink: config.log.file ? fileSink(config.log.file) : { write: () => undefined } });
+      return await smtpOnStdio(config, spool, log);
+    }
     return await submit(config, spool, opts, unwritable);
   } finally {
     spool.close();

@@ -48,15 +48,23 @@ export async function run(opts: { config?: string; logFormat?: string }): Promis
     return EXIT.CANTCREAT;
   }
   let reloading = Promise.resolve();
-  process.on('SIGHUP', () => { reloading = reloading.then(() => reload(daemon!, opts.config, log)); });
+  const onHup = () => { reloading = reloading.then(() => reload(daemon!, opts.config, log)); };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (sig: string) => {
+      if (stopping) {
+        log.stopping(`received ${sig} again: exiting now; unfinished deliveries are retried at the next start`);
+        process.exit(EXIT.OK);
+      }
+      stopping = true;
+      process.off('SIGHUP', onHup); // no reload of a daemon that is closing
+      process.on('SIGHUP', () => undefined);
       log.stopping(`received ${sig}; finishing open transactions and deliveries (send it again to exit at once)`);
-      process.once(sig, () => { log.stopping(`received ${sig} again: exiting now; unfinished deliveries are retried at the next start`); process.exit(EXIT.OK); });
       resolve();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   await reloading;
   await daemon.close();

@@ -19,7 +19,7 @@ export interface LocalDeps {
   readonly chown: boolean;
 }
 
-/** Postfix's loop check: a message that already carries our Delivered-To for this address is going round in circles. */
+/** How much of the header section the Delivered-To loop check reads. */
 const MAX_HEAD = 256 * 1024;
 
 export class LocalTransport {
@@ -42,6 +42,7 @@ export class LocalTransport {
 
   private async one(rcpt: string, sender: string, message: Buffer, head: string, written: Set<string>): Promise<Dsn> {
     const lower = rcpt.toLowerCase();
+    // Postfix's loop check: a message that already carries our Delivered-To for this address is going round in circles
     if (deliveredTo(head).includes(lower)) return { status: '5.4.6', reason: `mail forwarding loop for ${rcpt}` };
     const res = this.d.recipients.resolve(rcpt);
     if (!res.ok) {
@@ -89,7 +90,7 @@ async function readAll(msg: OutgoingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** The header section (latin1), at most MAX_HEAD bytes: enough for the Delivered-To check. */
+/** The header section (UTF-8, RFC 6532), at most MAX_HEAD bytes: enough for the Delivered-To check. */
 function headerSection(message: Buffer): string {
   const end = message.indexOf('\r\n\r\n');
   return message.subarray(0, end < 0 ? Math.min(message.length, MAX_HEAD) : Math.min(end + 2, MAX_HEAD)).toString('utf8');

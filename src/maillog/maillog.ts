@@ -27,7 +27,10 @@ function syslogTime(d: Date): string {
 
 export function fileSink(file: string): LogSink {
   const stream = fs.createWriteStream(file, { flags: 'a', mode: 0o640 });
-  return { write: (line) => { stream.write(line); } };
+  // a log file that cannot be opened or written must not take the process down
+  let failed = false;
+  stream.on('error', (e) => { if (!failed) process.stderr.write(`smarthost: cannot write the log file ${file}: ${e.message}\n`); failed = true; });
+  return { write: (line) => { if (!failed) stream.write(line); } };
 }
 
 /**

@@ -89,6 +89,24 @@ describe('QueueManager', () => {
     assert.equal(state.recipients.find((r) => r.address === 'one@example.net')!.state, 'sent');
   });
 
+  it('a transport that throws defers only its own recipients; the others\' results are kept and nothing is retried at once', async () => {
+    const t = new RecordingTransport(() => 'sent');
+    const throwing: Transports = {
+      deliver: (dest, msg) => dest.key === 'mx:broken.example' ? Promise.reject(new Error('EMFILE: too many open files')) : t.deliver(dest, msg),
+      forgetDead: () => undefined,
+    };
+    const m = qmgr(throwing);
+    const env = await put('a@client.test', ['ok@example.net', 'x@broken.example']);
+    m.enqueue(env);
+    await until(async () => (await spool.get(env.id))?.state.recipients.some((r) => r.state === 'deferred') ?? false, 'deferred state');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(t.calls.length, 1, 'the delivered recipient is not sent again');
+    const state = (await spool.get(env.id))!.state;
+    assert.deepEqual(state.recipients.map((r) => [r.address, r.state]), [['ok@example.net', 'sent'], ['x@broken.example', 'deferred']]);
+    assert.match(state.recipients[1]!.lastReply!, /delivery failed: EMFILE: too many open files/);
+    assert.match(lines.join(''), /warning: \w+: delivery via mx:broken\.example failed: EMFILE/);
+  });
+
   it('after a restart, waits for the saved next attempt; flush tries at once and forgets dead destinations', async () => {
     const t = new RecordingTransport((_r, n) => n === 1 ? 'deferred' : 'sent');
     const first = qmgr(t);

@@ -5,7 +5,7 @@
 // files, so it survives restarts. It sees ids, times and outcomes only.
 import type { QueueConfig } from '../config/types.js';
 import type { DsnRecipient } from '../bounce/dsn.js';
-import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
+import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { Envelope, Recipient } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
 import type { Enhanced } from '../mail/reply.js';
@@ -85,6 +85,8 @@ export class QueueManager {
   async start(): Promise<void> {
     for (const e of await this.o.spool.list()) this.add(e.envelope, e.state);
   }
+
+  has(id: string): boolean { return this.items.has(id); }
 
   /** A message just committed by intake (or a notice we spooled). */
   enqueue(envelope: Envelope): void {
@@ -172,7 +174,12 @@ export class QueueManager {
       groups.set(dest.key, g);
     }
     const results = (await Promise.all([...groups.values()].map(async ({ dest, rcpts }) => {
-      const res = await this.o.transports.deliver(dest, this.outgoing(envelope, rcpts));
+      // a transport that throws (an unreadable queue file, a bug) defers its recipients: the other
+      // groups' results are still recorded, so nothing delivered is tried again at once
+      const res = await this.o.transports.deliver(dest, this.outgoing(envelope, rcpts)).catch((e: Error) => {
+        this.o.log.warning(`${envelope.id}: delivery via ${dest.key} failed: ${e.message}`, 'qmgr');
+        return allRecipients(rcpts.map((r) => r.address), 'deferred', { status: '4.3.0', reason: `delivery failed: ${e.message}` }, dest.kind === 'local' ? 'local' : 'none', 0);
+      });
       for (const r of res) this.o.onResult?.(dest.key, r, Date.parse(envelope.arrived));
       return res;
     }))).flat();

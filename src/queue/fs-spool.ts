@@ -70,7 +70,11 @@ async function headFrom(fh: fsp.FileHandle, fileSize?: number): Promise<{ envelo
   }
 }
 
-/** Files up to this size are read in one synchronous call: they were just written and sit in the page cache. */
+/**
+ * Files up to this size are read in one synchronous call: most were just written and sit in the
+ * page cache. (One recovered at start, or retried hours later, may come from the disk and hold
+ * the event loop for that read; a pool round trip per message cost more under load.)
+ */
 const SMALL_READ = 256 * 1024;
 
 /** The whole file when it is small, else undefined (also when it is missing: the async path reports that). */

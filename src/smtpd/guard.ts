@@ -122,6 +122,15 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
       if (code < 400 && key !== 'connect') ok.set(key, (ok.get(key) ?? 0) + 1);
     }
     arm(code === 354 ? rules.dataTimeoutMs : rules.idleTimeoutMs);
+    // stopping: once a transaction has ended (its 250 is out and the session reset), end the session
+    // rather than wait for the client's next command, so a drain does not hang on idle clients
+    if (rules.draining?.() && code < 400 && code !== 354) {
+      setImmediate(() => {
+        if (stopped || conn._closing || conn._closed || busy()) return;
+        rules.onDrop('shutdown', last);
+        reply(replies.shuttingDown(rules.hostname));
+      });
+    }
     if (code >= 400 && code !== 421 && ++errors >= rules.maxErrors && !conn._closing) {
       rules.onDrop('too many errors', last);
       reply(replies.tooManyErrors(rules.hostname));

@@ -67,7 +67,7 @@ const resolver = {
 
 /** An smtp-server with our rules; drain() is the first step of a graceful stop. */
 export type Listener = SMTPServer & {
-  /** Stop starting transactions: idle sessions get 421 4.3.2 now, busy ones after their transaction. */
+  /** Stop starting transactions: idle sessions get 421 4.3.2 now, busy ones right after their transaction ends. */
   drain(): void;
   /** Open sessions (after a reload, the old server's sessions until they end). */
   sessions(): number;
@@ -278,7 +278,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     sessions: () => conns.size,
     closeAll() {
       for (const c of conns) {
-        (c as RawConnection & { _socket?: { destroy(): void } }).send(421, 'Server shutting down');
+        const r = replies.shuttingDown(deps.hostname);
+        (c as RawConnection).send(r.code, `${r.enhanced} ${r.text}`);
         setTimeout(() => (c as { _socket?: { destroy(): void } })._socket?.destroy(), 1000).unref();
       }
     },

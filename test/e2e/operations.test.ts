@@ -113,6 +113,10 @@ describe('SIGTERM drain', () => {
     const idle = await RawSmtp.connect(port);
     await idle.read();
     await idle.cmd('EHLO idle.test');
+    const mid = await RawSmtp.connect(port); // MAIL given before the stop: RCPT and DATA must still work
+    await mid.read();
+    await mid.cmd('EHLO mid.test');
+    assert.equal((await mid.cmd('MAIL FROM:<a@client.test>')).code, 250);
     const busy = await RawSmtp.connect(port);
     await busy.read();
     await busy.cmd('EHLO busy.test');
@@ -131,6 +135,12 @@ describe('SIGTERM drain', () => {
       c.on('error', reject);
     }), /ECONNREFUSED/, 'no new connections while draining');
 
+    assert.equal((await mid.cmd('RCPT TO:<third@example.net>')).code, 250, 'a transaction under way goes on');
+    assert.equal((await mid.cmd('DATA')).code, 354);
+    const third = await mid.cmd('Subject: third\r\n\r\nx\r\n.');
+    assert.equal(third.code, 250, third.text);
+    const bye2 = await mid.read();
+    assert.equal(bye2.code, 421, 'the session ends right after its transaction, without waiting for the client');
     const queued = await busy.cmd('part two\r\n.');
     assert.equal(queued.code, 250, queued.text);
     const second = /queued as (\w+)/.exec(queued.text)![1]!;
@@ -146,9 +156,9 @@ describe('SIGTERM drain', () => {
 
     const again = await launch(d.dir, d.configFile);
     cleanups.push(async () => { await again.stop(); });
-    const msgs = await up.waitForMessages(2);
+    const msgs = await up.waitForMessages(3);
     await again.waitForLog(new RegExp(`${second}: to=<second@example\\.net>, .*status=sent`));
-    assert.deepEqual(msgs.map((m) => m.to[0]).sort(), ['first@example.net', 'second@example.net'], 'each message exactly once');
+    assert.deepEqual(msgs.map((m) => m.to[0]).sort(), ['first@example.net', 'second@example.net', 'third@example.net'], 'each message exactly once');
     assert.match(msgs.find((m) => m.to[0] === 'second@example.net')!.data.toString('latin1'), /part one\r\npart two\r\n$/);
   });
 });
