@@ -222,9 +222,8 @@ export class FsSpool implements Spool {
     for (const name of await fsp.readdir(this.messages)) {
       const file = path.join(this.messages, name);
       let ok: boolean;
-      try { ok = isQueueId(name) && (await this.readHead(file)) !== undefined; } catch (e) {
-        this.opts.onUnreadable?.(name, e as Error);
-        ids.add(name); // keep its state: the file is fine, only its permissions are not
+      try { ok = isQueueId(name) && (await this.readHead(file)) !== undefined; } catch {
+        ids.add(name); // keep its state: the file is fine, only its permissions are not (list() reports it)
         continue;
       }
       if (ok) { ids.add(name); continue; }
