@@ -13,7 +13,7 @@ import type { ControlReply, ControlRequest } from './control/protocol.js';
 import { closeControl, listenControl } from './control/server.js';
 import { LocalTransport } from './local/local.js';
 import { LocalRecipients } from './local/recipients.js';
-import type { Envelope } from './mail/envelope.js';
+import { localClient, type Envelope } from './mail/envelope.js';
 import type { MailLog } from './maillog/maillog.js';
 import { QueueManager } from './qmgr/qmgr.js';
 import { FsSpool } from './queue/fs-spool.js';
@@ -74,6 +74,8 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   let throttle = new AuthThrottle(config.limits.authFailures);
 
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
+  /** Mail that did not come through smtpd (which logs its own): the "(queue active)" line, then delivery. */
+  const queueNew = (e: Envelope) => { log.queued(e.id, e.sender, e.size, e.recipients.length); onQueued(e); };
   const metrics = new SmarthostMetrics({ version: VERSION, queue: () => qmgr.snapshot() });
   const observe = {
     connection: (l: string, open: boolean) => (open ? metrics.connectionOpened(l) : metrics.connectionClosed(l)),
@@ -94,10 +96,9 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       resubmit: async (sender, to, message) => {
         const e = await storeMessage(spool, {
           sender, recipients: to.map((address) => ({ address })), arrived: new Date().toISOString(), body: '8BITMIME',
-          client: { address: '127.0.0.1', hostname: 'localhost', helo: c.hostname, protocol: 'local' },
+          client: localClient(c.hostname),
         }, message);
-        log.queued(e.id, e.sender, e.size, e.recipients.length);
-        onQueued(e);
+        queueNew(e);
         return e.id;
       },
     });
@@ -135,8 +136,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       const entry = await spool.get(id);
       if (!entry) { missing.push(id); continue; }
       log.pickup(id, entry.envelope.client.uid, entry.envelope.sender);
-      log.queued(id, entry.envelope.sender, entry.envelope.size, entry.envelope.recipients.length);
-      onQueued(entry.envelope);
+      queueNew(entry.envelope);
       done.push(id);
     }
     return { ok: true, done, missing };

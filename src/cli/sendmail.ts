@@ -13,7 +13,7 @@ import { sendControl } from '../control/client.js';
 import { LocalRecipients } from '../local/recipients.js';
 import { parsePasswd } from '../local/passwd.js';
 import { domainMatches, domainOf } from '../mail/address.js';
-import type { ClientInfo, Recipient } from '../mail/envelope.js';
+import { localClient, type Recipient } from '../mail/envelope.js';
 import { fileSink, MailLog } from '../maillog/maillog.js';
 import { FsSpool } from '../queue/fs-spool.js';
 import { intake } from '../smtpd/intake.js';
@@ -144,7 +144,7 @@ async function submit(config: Config, spool: FsSpool, opts: SendmailOptions, unw
     ...(opts.notify ? { notify: opts.notify } : {}), ...(opts.ret ? { ret: opts.ret } : {}), ...(opts.envid ? { envid: opts.envid } : {}),
   }, opts.verbose, why);
   if (unwritable) return relayed(unwritable.message);
-  const client: ClientInfo = { address: '127.0.0.1', hostname: 'localhost', helo: '', protocol: 'local', uid: me.uid };
+  const client = localClient('', me.uid);
   const rcpts: Recipient[] = recipients.map((address) => ({ address, ...(opts.notify ? { notify: opts.notify } : {}) }));
   const result = await intake(Readable.from([sub.message]), {
     sender, recipients: rcpts, client, arrived: new Date().toISOString(),

@@ -34,3 +34,8 @@ export interface Envelope {
   readonly arrived: string;                // ISO 8601
   readonly size: number;                   // bytes of the stored message
 }
+
+/** The client of mail smarthost makes or takes from a local program: notices, forwarded copies, `sendmail`. */
+export function localClient(helo: string, uid?: number): ClientInfo {
+  return { address: '127.0.0.1', hostname: 'localhost', helo, protocol: 'local', ...(uid !== undefined ? { uid } : {}) };
+}

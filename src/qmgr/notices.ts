@@ -3,7 +3,7 @@
 // notice is committed (fsynced) before the original's state says "bounced",
 // so a crash in between sends it twice at worst, never not at all.
 import { buildDsn, RETURN_LIMIT, type DsnRecipient } from '../bounce/dsn.js';
-import type { Envelope } from '../mail/envelope.js';
+import { localClient, type Envelope } from '../mail/envelope.js';
 import { storeMessage, type Spool } from '../queue/spool.js';
 
 export type NoticeKind = 'failure' | 'delay' | 'success';
@@ -29,7 +29,7 @@ export async function spoolNotice(spool: Spool, hostname: string, original: Enve
   const bytes = buildDsn({ hostname, envelope: original, recipients, original: await head(spool, original.id, RETURN_LIMIT + 1), now });
   return storeMessage(spool, {
     sender: '', recipients: [{ address: original.sender, notify: ['NEVER'] }],
-    client: { address: '127.0.0.1', hostname: 'localhost', helo: hostname, protocol: 'local' },
+    client: localClient(hostname),
     arrived: now.toISOString(), body: '8BITMIME',
   }, bytes);
 }
