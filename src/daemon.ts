@@ -19,7 +19,9 @@ import { QueueManager } from './qmgr/qmgr.js';
 import { FsSpool } from './queue/fs-spool.js';
 import { storeMessage } from './queue/spool.js';
 import { resolverFor } from './route/mx.js';
-import { SmtpTransport } from './smtp/transport.js';
+import { DeliveryThread } from './smtp/delivery-thread.js';
+import { SmtpTransport, type RemoteDestination } from './smtp/transport.js';
+import type { OutgoingMessage, RcptResult } from './mail/delivery.js';
 import { ConnectionLimits } from './smtpd/connection-limits.js';
 import { createListener, type Listener, type SmtpdDeps } from './smtpd/listener.js';
 import { loadServerCert } from './tls/server-cert.js';
@@ -43,10 +45,25 @@ export interface Daemon {
 /** Everything that depends on the config and is rebuilt by a reload. */
 interface Generation {
   readonly config: Config;
-  readonly smtp: SmtpTransport;
+  readonly smtp: Outbound;
   readonly local: LocalTransport;
-  readonly rules: SenderRules;
   readonly deps: SmtpdDeps;
+}
+
+/** Outbound SMTP as the queue manager uses it: on a worker thread, or on this one. */
+interface Outbound {
+  deliver(dest: RemoteDestination, msg: OutgoingMessage): Promise<RcptResult[]>;
+  forgetDead(): void;
+  close(): Promise<void>;
+}
+
+/** Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten. */
+function inlineOutbound(t: SmtpTransport, rules: SenderRules): Outbound {
+  return {
+    deliver: async (dest, msg) => t.deliver(dest, await rewriteOutgoing(msg, rules)),
+    forgetDead: () => t.forgetDead(),
+    close: () => t.close(),
+  };
 }
 
 /** A bound [[listen]] address and the smtp-server that takes its new sessions. */
@@ -87,9 +104,12 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
     if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
     const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m)) : undefined;
-    const smtp = new SmtpTransport({
-      ehloName: c.hostname, mx: c.mx, resolver: resolverFor(c.mx.nameservers), deadMs: Math.min(60_000, c.queue.retryMinMs),
-    });
+    const rules: SenderRules = { map: c.rewrite.senders, hostname: c.hostname };
+    const deadMs = Math.min(60_000, c.queue.retryMinMs);
+    // outbound SMTP on a second core by default; SMARTHOST_DELIVERY_THREAD=0 keeps it on this thread
+    const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0'
+      ? inlineOutbound(new SmtpTransport({ ehloName: c.hostname, mx: c.mx, resolver: resolverFor(c.mx.nameservers), deadMs }), rules)
+      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules });
     const recipients = LocalRecipients.from(c.local, (m) => log.warning(m, 'local'));
     const local = new LocalTransport({
       recipients, maildir: c.local.maildir, hostname: c.hostname, chown: process.getuid?.() === 0,
@@ -109,8 +129,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       minTlsVersion: c.tls.minVersion,
       ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
     };
-    // Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten
-    return { config: c, smtp, local, rules: { map: c.rewrite.senders, hostname: c.hostname }, deps };
+    return { config: c, smtp, local, deps };
   }
 
   const routesOf = (c: Config) => ({ localDomains: c.local.domains, routes: c.routes, ...(c.relay ? { relay: c.relay } : {}) });
@@ -121,7 +140,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     transports: {
       deliver: async (dest, msg) => {
         const g = gen; // the generation current when the attempt starts sees it through
-        return dest.kind === 'local' ? g.local.deliver(msg) : g.smtp.deliver(dest, await rewriteOutgoing(msg, g.rules));
+        return dest.kind === 'local' ? g.local.deliver(msg) : g.smtp.deliver(dest, msg);
       },
       forgetDead: () => gen.smtp.forgetDead(),
     },

@@ -1,0 +1,80 @@
+// Outbound SMTP on a second core. The queue manager stays on the main thread
+// (it owns the schedule and the spool state); the SMTP client work of each
+// attempt (reading the message, rewriting the sender, TLS, AUTH, dot-stuffing,
+// writing to the socket) runs in a worker thread, so intake and delivery no
+// longer share one core. Messages cross as plain values: the destination (a
+// frozen config slice), the envelope, and the results.
+import { Worker } from 'node:worker_threads';
+import type { MxConfig } from '../config/types.js';
+import type { SenderRules } from '../cleanup/sender-rewrite.js';
+import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
+import type { RemoteDestination } from './transport.js';
+
+export interface DeliveryThreadOptions {
+  readonly dataDir: string;
+  readonly ehloName: string;
+  readonly mx: MxConfig;
+  readonly deadMs: number;
+  readonly rules: SenderRules;
+}
+
+/** What goes to the worker: everything of an OutgoingMessage but its body, which the worker reads itself. */
+export type PlainMessage = Omit<OutgoingMessage, 'body'>;
+
+export type ToWorker =
+  | { readonly op: 'deliver'; readonly n: number; readonly dest: RemoteDestination; readonly msg: PlainMessage }
+  | { readonly op: 'forgetDead' }
+  | { readonly op: 'close'; readonly n: number };
+
+export type FromWorker =
+  | { readonly n: number; readonly results: RcptResult[] }
+  | { readonly n: number; readonly error: string };
+
+/** The SmtpTransport's interface, served by a worker thread. */
+export class DeliveryThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (r: RcptResult[]) => void; reject: (e: Error) => void }>();
+  private next = 1;
+  private exited = false;
+
+  constructor(opts: DeliveryThreadOptions) {
+    this.worker = new Worker(new URL('./delivery-worker.js', import.meta.url), { workerData: opts });
+    this.worker.on('message', (m: FromWorker) => {
+      const p = this.pending.get(m.n);
+      if (!p) return;
+      this.pending.delete(m.n);
+      if ('error' in m) p.reject(new Error(m.error)); else p.resolve(m.results);
+    });
+    const fail = (e: Error) => {
+      this.exited = true;
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`the delivery thread stopped (exit code ${code})`)));
+  }
+
+  deliver(dest: RemoteDestination, msg: OutgoingMessage): Promise<RcptResult[]> {
+    if (this.exited) return Promise.reject(new Error('the delivery thread is not running'));
+    const { body: _body, ...plain } = msg;
+    return this.request({ op: 'deliver', n: this.next++, dest, msg: plain });
+  }
+
+  forgetDead(): void {
+    if (!this.exited) this.worker.postMessage({ op: 'forgetDead' } satisfies ToWorker);
+  }
+
+  /** Closes cached connections once the deliveries under way are done, then ends the thread. */
+  async close(): Promise<void> {
+    if (this.exited) return;
+    await this.request({ op: 'close', n: this.next++ }).catch(() => undefined);
+    await this.worker.terminate();
+  }
+
+  private request(m: ToWorker & { n: number }): Promise<RcptResult[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.set(m.n, { resolve, reject });
+      this.worker.postMessage(m);
+    });
+  }
+}

@@ -1,0 +1,30 @@
+// The worker side of delivery-thread.ts: an SmtpTransport of its own, the
+// spool opened read-only for message bodies, sender rewriting on the way out.
+import { parentPort, workerData } from 'node:worker_threads';
+import { rewriteOutgoing } from '../cleanup/sender-rewrite.js';
+import { FsSpool } from '../queue/fs-spool.js';
+import { resolverFor } from '../route/mx.js';
+import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
+import { SmtpTransport } from './transport.js';
+
+const opts = workerData as DeliveryThreadOptions;
+const spool = new FsSpool(opts.dataDir);
+const transport = new SmtpTransport({ ehloName: opts.ehloName, mx: opts.mx, resolver: resolverFor(opts.mx.nameservers), deadMs: opts.deadMs });
+let active = 0;
+let closing: (() => void) | undefined;
+const post = (m: FromWorker) => parentPort!.postMessage(m);
+
+parentPort!.on('message', (m: ToWorker) => {
+  if (m.op === 'forgetDead') return transport.forgetDead();
+  if (m.op === 'close') {
+    const done = () => { void transport.close().then(() => post({ n: m.n, results: [] })); };
+    if (active === 0) done(); else closing = done;
+    return;
+  }
+  active++;
+  const msg = { ...m.msg, body: () => spool.open(m.msg.id) };
+  rewriteOutgoing(msg, opts.rules)
+    .then((out) => transport.deliver(m.dest, out))
+    .then((results) => post({ n: m.n, results }), (e: Error) => post({ n: m.n, error: e.message }))
+    .finally(() => { if (--active === 0 && closing) closing(); });
+});
