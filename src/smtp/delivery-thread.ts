@@ -32,26 +32,38 @@ export type FromWorker =
 
 /** The SmtpTransport's interface, served by a worker thread. */
 export class DeliveryThread {
-  private readonly worker: Worker;
+  private worker: Worker;
   private readonly pending = new Map<number, { resolve: (r: RcptResult[]) => void; reject: (e: Error) => void }>();
   private next = 1;
+  private closing = false;
   private exited = false;
 
-  constructor(opts: DeliveryThreadOptions) {
-    this.worker = new Worker(new URL('./delivery-worker.js', import.meta.url), { workerData: opts });
-    this.worker.on('message', (m: FromWorker) => {
+  constructor(private readonly opts: DeliveryThreadOptions) {
+    this.worker = this.spawn();
+  }
+
+  /** A worker that died (a bug, out of memory) fails the attempts under way, which defer, and is started again. */
+  private spawn(): Worker {
+    const worker = new Worker(new URL('./delivery-worker.js', import.meta.url), { workerData: this.opts });
+    this.exited = false;
+    worker.on('message', (m: FromWorker) => {
       const p = this.pending.get(m.n);
       if (!p) return;
       this.pending.delete(m.n);
       if ('error' in m) p.reject(new Error(m.error)); else p.resolve(m.results);
     });
+    let failed = false;
     const fail = (e: Error) => {
+      if (failed) return;
+      failed = true;
       this.exited = true;
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
+      if (!this.closing) setTimeout(() => { if (!this.closing) this.worker = this.spawn(); }, 1000).unref();
     };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`the delivery thread stopped (exit code ${code})`)));
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the delivery thread stopped (exit code ${code})`)));
+    return worker;
   }
 
   deliver(dest: RemoteDestination, msg: OutgoingMessage): Promise<RcptResult[]> {
@@ -66,6 +78,7 @@ export class DeliveryThread {
 
   /** Closes cached connections once the deliveries under way are done, then ends the thread. */
   async close(): Promise<void> {
+    this.closing = true;
     if (this.exited) return;
     await this.request({ op: 'close', n: this.next++ }).catch(() => undefined);
     await this.worker.terminate();
