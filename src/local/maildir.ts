@@ -42,7 +42,20 @@ export async function deliverToMaildir(
 ): Promise<string> {
   const chunks: readonly Buffer[] = Buffer.isBuffer(message) ? [message] : message;
   const size = chunks.reduce((n, c) => n + c.length, 0);
-  await ensureMaildir(dir, opts.owner);
+  // set up once per process; a failure below forgets it, so a removed Maildir is made again
+  if (!prepared.has(dir)) { await ensureMaildir(dir, opts.owner); prepared.add(dir); }
+  try {
+    return await writeMessage(dir, chunks, size, opts);
+  } catch (e) {
+    prepared.delete(dir);
+    throw e;
+  }
+}
+
+/** Maildirs known to have tmp/, new/ and cur/ (four mkdir calls per delivery otherwise). */
+const prepared = new Set<string>();
+
+async function writeMessage(dir: string, chunks: readonly Buffer[], size: number, opts: { readonly hostname: string; readonly owner?: MaildirOwner }): Promise<string> {
   const name = uniqueName(opts.hostname, size);
   const tmpFile = path.join(dir, 'tmp', name);
   const newFile = path.join(dir, 'new', name);

@@ -22,7 +22,9 @@ export function parsePasswd(text: string): Map<string, Account> {
   return out;
 }
 
-/** A file read into a value, re-read when its mtime or size changes (checked at most every `checkMs`). */
+const CHECK_MS = 1000;
+
+/** A file read into a value, re-read when its mtime or size changes (checked at most once a second). */
 export class WatchedFile<T> {
   private value: T | undefined;
   private stamp = '';
@@ -31,21 +33,18 @@ export class WatchedFile<T> {
   constructor(
     readonly file: string,
     private readonly parse: (text: string) => T,
-    private readonly onLoad: (value: T) => void = () => undefined,
-    private readonly checkMs = 1000,
   ) {}
 
   /** The current value; throws (ENOENT, EACCES …) when the file cannot be read. */
   get(): T {
     const now = Date.now();
-    if (this.value !== undefined && now - this.checkedAt < this.checkMs) return this.value;
+    if (this.value !== undefined && now - this.checkedAt < CHECK_MS) return this.value;
     const st = fs.statSync(this.file);
     this.checkedAt = now;
     const stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
     if (this.value === undefined || stamp !== this.stamp) {
       this.value = this.parse(fs.readFileSync(this.file, 'utf8'));
       this.stamp = stamp;
-      this.onLoad(this.value);
     }
     return this.value;
   }

@@ -79,18 +79,10 @@ const SMALL_READ = 256 * 1024;
 
 /** The whole file when it is small, else undefined (also when it is missing: the async path reports that). */
 function readSmall(file: string): Buffer | undefined {
-  let fd: number;
-  try { fd = fs.openSync(file, 'r'); } catch { return undefined; }
   try {
-    const size = fs.fstatSync(fd).size;
-    if (size > SMALL_READ) return undefined;
-    const buf = Buffer.allocUnsafe(size);
-    let n = 0;
-    while (n < size) { const r = fs.readSync(fd, buf, n, size - n, n); if (r === 0) break; n += r; }
-    return buf.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
+    // a stat first, so a large file is opened only once (by the streaming path)
+    return fs.statSync(file).size > SMALL_READ ? undefined : fs.readFileSync(file);
+  } catch { return undefined; }
 }
 
 class FsIncoming implements Incoming {
