@@ -21,6 +21,12 @@ export interface LoadOptions {
   readonly idHeader?: string;
   /** `at`: performance.now() when the 250 arrived; inWindow: it counts in the measured window. */
   readonly onAck?: (id: number, at: number, inWindow: boolean) => void;
+  /**
+   * Paced instead of closed loop: each session starts a message every 1/rate s
+   * (at once when it is behind), so the server sees a steady offered load below
+   * its ceiling and latency shows service time rather than queueing at saturation.
+   */
+  readonly ratePerSession?: number;
 }
 
 export interface LoadResult {
@@ -43,7 +49,15 @@ export function percentile(sorted: Float64Array, q: number): number {
 }
 
 async function session(client: SmtpClient, o: LoadOptions, w: Window): Promise<void> {
+  const interval = o.ratePerSession ? 1000 / o.ratePerSession : 0;
+  // sessions start spread over one interval, not in step
+  let due = performance.now() + Math.random() * interval;
   while (!w.stopping) {
+    if (interval) {
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      due += interval;
+    }
     const id = w.nextId++;
     const prefix = o.idHeader ? Buffer.from(`${o.idHeader}: ${id}\r\n`, 'latin1') : undefined;
     const { latency, at } = await client.send(ENVELOPE, o.message, prefix);

@@ -124,7 +124,9 @@ export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {},
   } else {
     args = [BASELINE];
   }
-  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // BENCH_NODE_ARGS: node options for the server, e.g. "--perf-basic-prof" to profile it with perf
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   try {
     const port = await waitListening(child, kind, opts.onOutput);
