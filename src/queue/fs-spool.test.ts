@@ -75,7 +75,7 @@ describe('FsSpool', () => {
   });
 
   it('creates the queue layout on recover()', () => {
-    for (const d of ['tmp', 'messages', 'state', 'corrupt', 'free']) assert.ok(fs.statSync(q(d)).isDirectory(), d);
+    for (const d of ['tmp', 'messages', 'state', 'corrupt']) assert.ok(fs.statSync(q(d)).isDirectory(), d);
   });
 
   it('receive -> write -> commit stores the exact bytes after the header, with the right size', async () => {
@@ -285,70 +285,6 @@ describe('FsSpool', () => {
     assert.deepEqual(await spool.list(), []);
     assert.equal(await spool.remove(m.id), false);
     assert.equal(await spool.remove('../../etc/passwd'), false);
-  });
-
-  /** Waits until free/ holds `n` empty files (emptying runs on the pool after remove() returns). */
-  const freeReady = async (n: number) => {
-    const ready = () => fs.readdirSync(q('free')).filter((f) => fs.statSync(q('free', f)).size === 0).length;
-    for (let i = 0; i < 100 && ready() < n; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(ready(), n, 'emptied files in free/');
-    await new Promise((r) => setTimeout(r, 20)); // the pool's completion reaches the event loop just after the truncate
-  };
-
-  it('reuses a delivered message\'s file, emptied: same inode, only the new bytes', async () => {
-    const old = await spool.receive(envelopeFor(1));
-    await old.write(pseudoRandom(300 * 1024, 3)); // longer than the next one: nothing of it may show through
-    await old.commit();
-    const inode = fs.statSync(q('messages', old.id)).ino;
-    assert.equal(await spool.remove(old.id), true);
-    await freeReady(1);
-    const body = Buffer.from('Subject: new\r\n\r\nshort\r\n');
-    const m = await spool.receive(envelopeFor(2));
-    await m.write(body);
-    await m.commit();
-    assert.equal(fs.statSync(q('messages', m.id)).ino, inode, 'a new file was created instead');
-    assert.deepEqual(fs.readdirSync(q('free')), []);
-    assert.ok(splitStored(q('messages', m.id)).body.equals(body));
-    assert.ok((await readAll(spool.open(m.id))).equals(body));
-    assert.equal(fs.statSync(q('messages', m.id)).mode & 0o777, 0o600);
-  });
-
-  it('an aborted message in a reused file leaves nothing behind', async () => {
-    const old = await spool.receive(envelopeFor(1));
-    await old.write(Buffer.from('x\r\n'));
-    await old.commit();
-    await spool.remove(old.id);
-    await freeReady(1);
-    const m = await spool.receive(envelopeFor(2));
-    await m.write(Buffer.from('y\r\n'));
-    await m.abort();
-    for (const d of ['tmp', 'messages', 'free']) assert.deepEqual(fs.readdirSync(q(d)), [], d);
-  });
-
-  it('recover() deletes files left in free/, even one a crash left half-written', async () => {
-    const m = await spool.receive(envelopeFor(1));
-    await m.write(Buffer.from('x\r\n'));
-    await m.commit();
-    await spool.remove(m.id);
-    await freeReady(1);
-    fs.writeFileSync(q('free', 'f999'), 'half a message from before a crash');
-    const fresh = new FsSpool(dir);
-    extraSpools.push(fresh);
-    await fresh.recover();
-    assert.deepEqual(fs.readdirSync(q('free')), []);
-    assert.deepEqual(await fresh.list(), []);
-  });
-
-  it('remove() still deletes when free/ cannot take the file', async () => {
-    const m = await spool.receive(envelopeFor(1));
-    await m.write(Buffer.from('x\r\n'));
-    await m.commit();
-    fs.rmdirSync(q('free'));
-    fs.writeFileSync(q('free'), 'not a directory');
-    assert.equal(await spool.remove(m.id), true);
-    assert.deepEqual(fs.readdirSync(q('messages')), []);
-    fs.rmSync(q('free'));
-    fs.mkdirSync(q('free'));
   });
 
   it('open() of an unknown id fails', async () => {

@@ -5,20 +5,11 @@
 //                       line, then the message bytes with CRLF line ends
 //   queue/state/ID.json delivery state per recipient (absent: all queued)
 //   queue/corrupt/      files that failed to parse at recovery, kept for a human
-//   queue/free/         emptied files of delivered messages, reused for new ones
 //
 // Commit: write -> fdatasync(file) -> link into messages/ -> fsync(messages/)
 // (shared by concurrent sessions, see dir-sync.ts) -> unlink the tmp name.
 // link() rather than rename() because it fails if the id already exists, so
 // two writers (daemon and `smarthost sendmail`) can never overwrite each other.
-//
-// Files are recycled: a delivered message's file is moved to free/ and emptied
-// (on the thread pool), and the next message is written into it instead of a
-// new file. Creating a file makes ext4 scan past every inode freed in the last
-// seconds (recently_deleted() in its inode allocator): at a thousand messages a
-// second that scan was the event loop's largest system cost. A crash at any
-// point leaves only files in free/, which recovery deletes; the removal is not
-// fsynced, as before (a crash can bring a delivered message back: at least once).
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -35,8 +26,6 @@ const MAGIC = 'smarthost-queue 1\n';
 /** Small messages are written in one go at commit; larger ones in chunks of this size. */
 const FLUSH_AT = 256 * 1024;
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
-/** Emptied files kept for reuse, at most (enough for the messages in flight at once). */
-const MAX_FREE = 256;
 /** open() reads this much at once: head and body of most messages in one read. */
 const HEAD_READ = 64 * 1024;
 
@@ -182,11 +171,6 @@ export class FsSpool implements Spool {
   private readonly messages: string;
   private readonly state: string;
   private readonly corrupt: string;
-  private readonly free: string;
-  /** Paths in free/ that are empty and ready, and how many are being moved there. */
-  private spare: string[] = [];
-  private spareSeq = 0;
-  private recycling = 0;
   readonly dirSync: DirSync;
   private readonly stateSync: DirSync;
 
@@ -205,7 +189,6 @@ export class FsSpool implements Spool {
     this.messages = path.join(this.root, 'messages');
     this.state = path.join(this.root, 'state');
     this.corrupt = path.join(this.root, 'corrupt');
-    this.free = path.join(this.root, 'free');
     this.dirSync = new DirSync(this.messages);
     this.stateSync = new DirSync(this.state);
   }
@@ -214,7 +197,7 @@ export class FsSpool implements Spool {
   prepare(): void { this.ensureLayout(); }
 
   private ensureLayout(): void {
-    for (const d of [this.tmp, this.messages, this.state, this.corrupt, this.free]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.tmp, this.messages, this.state, this.corrupt]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   }
 
   async recover(): Promise<RecoveryReport> {
@@ -227,8 +210,6 @@ export class FsSpool implements Spool {
       await fsp.unlink(path.join(this.tmp, name)).catch(() => undefined);
       discarded++;
     }
-    this.spare = [];
-    for (const name of await fsp.readdir(this.free)) await fsp.unlink(path.join(this.free, name)).catch(() => undefined);
     const ids = new Set<string>();
     for (const name of await fsp.readdir(this.messages)) {
       const file = path.join(this.messages, name);
@@ -251,11 +232,10 @@ export class FsSpool implements Spool {
   async receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming> {
     for (let attempt = 0; ; attempt++) {
       const id = newQueueId();
-      let tmpPath = path.join(this.tmp, `${id}.${process.pid}`);
-      let fd = this.reuse();
-      if (fd !== undefined) tmpPath = fd.path;
-      else try {
-        fd = { fd: fs.openSync(tmpPath, 'wx', 0o600), path: tmpPath }; // a create in a directory: microseconds, inline
+      const tmpPath = path.join(this.tmp, `${id}.${process.pid}`);
+      let fd: number;
+      try {
+        fd = fs.openSync(tmpPath, 'wx', 0o600); // a create in a directory: microseconds, inline
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 5) continue;
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.ensureLayout();
@@ -263,25 +243,15 @@ export class FsSpool implements Spool {
         throw storageError(e);
       }
       if (this.opts.owner) {
-        try { fs.fchownSync(fd.fd, this.opts.owner.uid, this.opts.owner.gid); } catch (e) {
-          fs.closeSync(fd.fd); try { fs.unlinkSync(tmpPath); } catch { /* gone */ }
+        try { fs.fchownSync(fd, this.opts.owner.uid, this.opts.owner.gid); } catch (e) {
+          fs.closeSync(fd); try { fs.unlinkSync(tmpPath); } catch { /* gone */ }
           throw storageError(e);
         }
       }
       const full: NewEnvelope = { ...envelope, id };
       const head = Buffer.from(MAGIC + JSON.stringify(full) + '\n', 'utf8');
-      return new FsIncoming(id, fd.fd, tmpPath, path.join(this.messages, id), head, full, this.dirSync);
+      return new FsIncoming(id, fd, tmpPath, path.join(this.messages, id), head, full, this.dirSync);
     }
-  }
-
-  /** An emptied file from free/, opened for writing, or undefined when there is none. */
-  private reuse(): { fd: number; path: string } | undefined {
-    for (let file = this.spare.pop(); file !== undefined; file = this.spare.pop()) {
-      try {
-        return { fd: fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_TRUNC), path: file };
-      } catch { /* gone: try the next, or create */ }
-    }
-    return undefined;
   }
 
   private async readHead(file: string): Promise<{ envelope: Envelope; offset: number } | undefined> {
@@ -371,33 +341,14 @@ export class FsSpool implements Spool {
    */
   async remove(id: string, opts: { hasState?: boolean } = {}): Promise<boolean> {
     if (!isQueueId(id)) return false;
-    const file = path.join(this.messages, id);
-    // on the pool: freeing a file's blocks takes long enough to stall the event loop
-    const recycled = await this.recycle(file);
-    if (recycled === 'gone') return false;
-    if (!recycled) {
-      try { await fsp.unlink(file); } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        throw e;
-      }
+    try {
+      // on the pool: removing the last name frees the file's blocks, which takes long enough to stall the loop
+      await fsp.unlink(path.join(this.messages, id));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
     }
     if (opts.hasState !== false) await fsp.unlink(path.join(this.state, `${id}.json`)).catch(() => undefined);
-    return true;
-  }
-
-  /** Moves a delivered message's file to free/ and empties it there; false when free/ is full or unusable. */
-  private async recycle(file: string): Promise<boolean | 'gone'> {
-    if (this.spare.length + this.recycling >= MAX_FREE) return false;
-    const spare = path.join(this.free, `f${++this.spareSeq}`);
-    this.recycling++;
-    try {
-      await fsp.rename(file, spare);
-    } catch (e) {
-      this.recycling--;
-      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : false; // e.g. free/ made by root's sendmail
-    }
-    fsp.truncate(spare, 0).then(() => { this.spare.push(spare); }, () => fsp.unlink(spare).catch(() => undefined))
-      .finally(() => { this.recycling--; });
     return true;
   }
 

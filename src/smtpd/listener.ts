@@ -282,7 +282,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       for (const c of conns) {
         const r = replies.shuttingDown(deps.hostname);
         (c as RawConnection).send(r.code, `${r.enhanced} ${r.text}`);
-        setTimeout(() => (c as { _socket?: { destroy(): void } })._socket?.destroy(), 1000).unref();
+        setTimeout(() => (c as RawConnection)._socket?.destroy(), 1000).unref();
       }
     },
   });
