@@ -6,12 +6,14 @@ import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { newQueueId } from '../mail/queue-id.js';
 import { FsSpool } from './fs-spool.js';
 import type { DeliveryState, NewEnvelope } from './spool.js';
 
-const MAGIC_LINE = 'smarthost-queue 1';
+const MAGIC_LINE = 'smarthost-queue 2';
+const TRAILER = 16;
 
 function envelopeFor(n = 0, recipients: string[] = ['rcpt@example.net']): Omit<NewEnvelope, 'id'> {
   return {
@@ -28,7 +30,11 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(bufs);
 }
 
-/** Splits a stored queue file independently of the code under test: magic line, JSON line, body. */
+/**
+ * Splits a stored queue file independently of the code under test: magic line,
+ * JSON line, body, and checks the 16-byte trailer ("shq2", CRC-32 and length of
+ * all bytes before it).
+ */
 function splitStored(file: string): { envelope: { id: string; sender: string }; body: Buffer } {
   const raw = fs.readFileSync(file);
   const nl1 = raw.indexOf(0x0a);
@@ -37,7 +43,12 @@ function splitStored(file: string): { envelope: { id: string; sender: string }; 
   const nl2 = raw.indexOf(0x0a, nl1 + 1);
   assert.ok(nl2 > nl1, 'no envelope line');
   const envelope = JSON.parse(raw.subarray(nl1 + 1, nl2).toString('utf8')) as { id: string; sender: string };
-  return { envelope, body: raw.subarray(nl2 + 1) };
+  const end = raw.length - TRAILER;
+  const trailer = raw.subarray(end);
+  assert.equal(trailer.toString('latin1', 0, 4), 'shq2');
+  assert.equal(trailer.readUInt32BE(4), zlib.crc32(raw.subarray(0, end)), 'trailer CRC');
+  assert.equal(Number(trailer.readBigUInt64BE(8)), end, 'trailer length');
+  return { envelope, body: raw.subarray(nl2 + 1, end) };
 }
 
 /** A deterministic pseudo-random buffer, so failures reproduce. */
@@ -220,6 +231,44 @@ describe('FsSpool', () => {
     assert.deepEqual(fs.readdirSync(q('corrupt')).sort(), [garbageId, truncated]);
     assert.equal(fs.readFileSync(q('corrupt', garbageId), 'utf8'), 'this is not a queue file\n{}\n', 'kept for a human, unchanged');
     assert.equal((await spool.list()).length, 1);
+  });
+
+  it('recover() moves a file whose data did not all reach the disk to corrupt/ (its trailer does not match)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const m = await spool.receive(envelopeFor(i));
+      await m.write(pseudoRandom(i === 2 ? 300 * 1024 : 5000, i + 9));
+      await m.commit();
+      ids.push(m.id);
+    }
+    const [cut, flipped, zeroed] = ids as [string, string, string];
+    fs.truncateSync(q('messages', cut), fs.statSync(q('messages', cut)).size - 3000); // a prefix, as after a crash
+    const f = fs.openSync(q('messages', flipped), 'r+');
+    fs.writeSync(f, Buffer.from([0x55]), 0, 1, 2000);
+    fs.closeSync(f);
+    const z = fs.openSync(q('messages', zeroed), 'r+');
+    fs.writeSync(z, Buffer.alloc(4096), 0, 4096, 200 * 1024); // a hole of zeros in the middle of a large file
+    fs.closeSync(z);
+    const fresh = new FsSpool(dir);
+    extraSpools.push(fresh);
+    const report = await fresh.recover();
+    assert.equal(report.corrupt, 3);
+    assert.deepEqual(fs.readdirSync(q('messages')), []);
+    assert.deepEqual(fs.readdirSync(q('corrupt')).sort(), [...ids].sort());
+  });
+
+  it('reads version 1 files (no trailer) written before the upgrade', async () => {
+    const id = '0123456789ABCDEF03';
+    const body = 'Subject: old\r\n\r\nfrom an older smarthost\r\n';
+    const env = { ...envelopeFor(1), id };
+    fs.writeFileSync(q('messages', id), `smarthost-queue 1\n${JSON.stringify(env)}\n${body}`);
+    const fresh = new FsSpool(dir);
+    extraSpools.push(fresh);
+    const report = await fresh.recover();
+    assert.equal(report.messages, 1);
+    assert.equal(report.corrupt, 0);
+    assert.equal((await fresh.get(id))?.envelope.size, body.length);
+    assert.equal((await readAll(fresh.open(id))).toString('latin1'), body);
   });
 
   it('recover() removes orphan state files and keeps state of existing messages', async () => {
@@ -428,6 +477,21 @@ describe('FsSpool', () => {
     const ids = (await spool.list()).map((e) => e.envelope.id);
     assert.deepEqual(ids, [first.id, second.id, third.id]);
     assert.deepEqual(ids, fs.readdirSync(q('messages')).sort());
+  });
+
+  it('a commit whose file fdatasync fails leaves nothing in messages/', async () => {
+    mock.method(fs, 'fdatasync', (_fd: number, cb: (e: Error) => void) => setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))));
+    syncBuiltinESMExports();
+    try {
+      const incoming = await spool.receive(envelopeFor());
+      await incoming.write(Buffer.from('x\r\n'));
+      await assert.rejects(incoming.commit(), /EIO/);
+      assert.deepEqual(fs.readdirSync(q('tmp')), []);
+      assert.deepEqual(fs.readdirSync(q('messages')), [], 'message kept although commit() failed');
+    } finally {
+      mock.restoreAll();
+      syncBuiltinESMExports();
+    }
   });
 
   it('a commit whose directory fsync fails leaves nothing in messages/', async () => {

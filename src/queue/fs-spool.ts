@@ -2,18 +2,27 @@
 //
 //   queue/tmp/ID.PID    message being received by process PID (never acknowledged)
 //   queue/messages/ID   committed message: one header line, one envelope JSON
-//                       line, then the message bytes with CRLF line ends
+//                       line, the message bytes with CRLF line ends, then a
+//                       16-byte trailer: "shq2", CRC-32 and length of all
+//                       bytes before it (version 1 files have no trailer)
 //   queue/state/ID.json delivery state per recipient (absent: all queued)
 //   queue/corrupt/      files that failed to parse at recovery, kept for a human
 //
-// Commit: write -> fdatasync(file) -> link into messages/ -> fsync(messages/)
-// (shared by concurrent sessions, see dir-sync.ts) -> unlink the tmp name.
+// Commit: write -> link into messages/ -> fdatasync(file) and fsync(messages/)
+// at the same time (the directory's shared by concurrent sessions, see
+// dir-sync.ts) -> 250 -> unlink the tmp name. Both waits are for the same
+// journal commit on ext4, so one flush of the disk instead of two in a row:
+// about 10% more messages per second at 10 sessions in the relay bench. The
+// price: a crash of the machine can leave a file in messages/ whose data never
+// reached the disk; its trailer does not match, and recovery moves it to
+// corrupt/. It never got its 250 (that waits for both syncs).
 // link() rather than rename() because it fails if the id already exists, so
 // two writers (daemon and `smarthost sendmail`) can never overwrite each other.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import type { Envelope } from '../mail/envelope.js';
 import { isQueueId, newQueueId } from '../mail/queue-id.js';
 import { DirSync } from './dir-sync.js';
@@ -22,7 +31,19 @@ import {
   type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type RecoveryReport, type Spool,
 } from './spool.js';
 
-const MAGIC = 'smarthost-queue 1\n';
+const MAGIC = 'smarthost-queue 2\n';
+const MAGIC_V1 = 'smarthost-queue 1\n';
+const TRAILER = 16;
+const TRAILER_TAG = 'shq2';
+
+/** The trailer of a version 2 file: tag, CRC-32 and length of everything before it. */
+function trailer(crc: number, length: number): Buffer {
+  const t = Buffer.alloc(TRAILER);
+  t.write(TRAILER_TAG, 0, 'latin1');
+  t.writeUInt32BE(crc >>> 0, 4);
+  t.writeBigUInt64BE(BigInt(length), 8);
+  return t;
+}
 /** Small messages are written in one go at commit; larger ones in chunks of this size. */
 const FLUSH_AT = 256 * 1024;
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
@@ -39,15 +60,19 @@ function pidAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
-/** Parses a stored file's head; returns envelope (without size) and the body offset. */
-export function parseHead(head: Buffer): { envelope: NewEnvelope; offset: number } | undefined {
-  if (head.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) return undefined;
+/**
+ * Parses a stored file's head; returns envelope (without size), the body offset
+ * and the length of the trailer after the body (0 for a version 1 file).
+ */
+export function parseHead(head: Buffer): { envelope: NewEnvelope; offset: number; trailer: number } | undefined {
+  const magic = head.subarray(0, MAGIC.length).toString('latin1');
+  if (magic !== MAGIC && magic !== MAGIC_V1) return undefined;
   const end = head.indexOf(0x0a, MAGIC.length);
   if (end < 0) return undefined;
   try {
     const envelope = JSON.parse(head.subarray(MAGIC.length, end).toString('utf8')) as NewEnvelope;
     if (!envelope || typeof envelope.id !== 'string' || !Array.isArray(envelope.recipients)) return undefined;
-    return { envelope, offset: end + 1 };
+    return { envelope, offset: end + 1, trailer: magic === MAGIC ? TRAILER : 0 };
   } catch {
     return undefined;
   }
@@ -58,7 +83,7 @@ export function parseHead(head: Buffer): { envelope: NewEnvelope; offset: number
  * recipient list. `read` is what was read from offset 0 (head and the start
  * of the body); `more` says the file goes on after it.
  */
-async function headFrom(fh: fsp.FileHandle, fileSize?: number): Promise<{ envelope: NewEnvelope; offset: number; read: Buffer; more: boolean } | undefined> {
+async function headFrom(fh: fsp.FileHandle, fileSize?: number): Promise<{ envelope: NewEnvelope; offset: number; trailer: number; read: Buffer; more: boolean } | undefined> {
   for (let size = HEAD_READ; ; size *= 4) {
     const buf = Buffer.allocUnsafe(fileSize === undefined ? size : Math.min(size, fileSize));
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
@@ -90,6 +115,8 @@ class FsIncoming implements Incoming {
   private pendingBytes = 0;
   private written = 0;
   private bodyBytes = 0;
+  /** CRC-32 of everything written so far, for the trailer */
+  private crc: number;
   private done = false;
   private chain: Promise<void> = Promise.resolve();
 
@@ -104,6 +131,7 @@ class FsIncoming implements Incoming {
   ) {
     this.pending.push(head);
     this.pendingBytes = head.length;
+    this.crc = zlib.crc32(head);
   }
 
   write(chunk: Buffer): Promise<void> {
@@ -111,6 +139,7 @@ class FsIncoming implements Incoming {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     this.bodyBytes += chunk.length;
+    this.crc = zlib.crc32(chunk, this.crc);
     if (this.pendingBytes < FLUSH_AT) return this.chain;
     return this.flush();
   }
@@ -134,15 +163,20 @@ class FsIncoming implements Incoming {
     if (this.done) throw new Error('commit after commit/abort');
     let linked = false;
     try {
+      this.pending.push(trailer(this.crc, this.written + this.pendingBytes));
       await this.flush();
-      // Only the two waits for the disk go to the thread pool; close and link are metadata
+      // Only the two waits for the disk go to the thread pool; link and close are metadata
       // calls of microseconds, done inline (each pool round trip queues behind other fsyncs).
-      await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
-      this.done = true;
-      fs.closeSync(this.fd);
       fs.linkSync(this.tmpPath, this.finalPath);
       linked = true;
-      await this.dirSync.sync();
+      const synced = await Promise.allSettled([
+        new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve()))),
+        this.dirSync.sync(),
+      ]);
+      const failed = synced.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      this.done = true;
+      fs.closeSync(this.fd);
     } catch (e) {
       // the client will hear 452 and retry: nothing of this attempt may stay queued
       if (linked) await fsp.unlink(this.finalPath).catch(() => undefined);
@@ -214,7 +248,8 @@ export class FsSpool implements Spool {
     for (const name of await fsp.readdir(this.messages)) {
       const file = path.join(this.messages, name);
       let ok: boolean;
-      try { ok = isQueueId(name) && (await this.readHead(file)) !== undefined; } catch {
+      try { ok = isQueueId(name) && (await this.intact(file)); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
         ids.add(name); // keep its state: the file is fine, only its permissions are not (list() reports it)
         continue;
       }
@@ -260,12 +295,43 @@ export class FsSpool implements Spool {
       fh = await fsp.open(file, 'r');
       const st = await fh.stat();
       const head = await headFrom(fh, st.size);
-      return head && { envelope: { ...head.envelope, size: st.size - head.offset }, offset: head.offset };
+      return head && { envelope: { ...head.envelope, size: Math.max(0, st.size - head.offset - head.trailer) }, offset: head.offset };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     } finally {
       await fh?.close();
+    }
+  }
+
+  /**
+   * Whether a stored file is whole: its head parses and, for version 2, the
+   * trailer matches the length and CRC-32 of every byte before it. Reads the
+   * whole file: used at recovery only.
+   */
+  private async intact(file: string): Promise<boolean> {
+    const fh = await fsp.open(file, 'r');
+    try {
+      const st = await fh.stat();
+      const head = await headFrom(fh, st.size);
+      if (!head) return false;
+      if (!head.trailer) return true;
+      const length = st.size - TRAILER;
+      if (length < head.offset) return false;
+      const end = Buffer.alloc(TRAILER);
+      await fh.read(end, 0, TRAILER, length);
+      if (end.toString('latin1', 0, 4) !== TRAILER_TAG || end.readBigUInt64BE(8) !== BigInt(length)) return false;
+      const buf = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
+      let crc = 0;
+      for (let pos = 0; pos < length;) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - pos), pos);
+        if (!bytesRead) return false;
+        crc = zlib.crc32(buf.subarray(0, bytesRead), crc);
+        pos += bytesRead;
+      }
+      return crc === end.readUInt32BE(4);
+    } finally {
+      await fh.close();
     }
   }
 
@@ -299,8 +365,9 @@ export class FsSpool implements Spool {
     const small = readSmall(file);
     if (small) {
       const parsed = parseHead(small);
-      if (!parsed) return Readable.from((async function* () { throw new Error(`message ${id} has an unreadable head`); })());
-      return Readable.from([small.subarray(parsed.offset)], { objectMode: false });
+      const end = small.length - (parsed?.trailer ?? 0);
+      if (!parsed || end < parsed.offset) return Readable.from((async function* () { throw new Error(`message ${id} has an unreadable head`); })());
+      return Readable.from([small.subarray(parsed.offset, end)], { objectMode: false });
     }
     return Readable.from((async function* () {
       // one open for head and body; most messages fit in the first read
@@ -310,10 +377,12 @@ export class FsSpool implements Spool {
         throw e;
       }
       try {
-        const head = await headFrom(fh);
-        if (!head) throw new Error(`message ${id} has an unreadable head`);
-        if (head.read.length > head.offset) yield head.read.subarray(head.offset);
-        if (head.more) yield* fh.createReadStream({ start: head.read.length, autoClose: false });
+        const { size } = await fh.stat();
+        const head = await headFrom(fh, size);
+        const end = size - (head?.trailer ?? 0); // the body ends before the trailer
+        if (!head || end < head.offset) throw new Error(`message ${id} has an unreadable head`);
+        if (Math.min(head.read.length, end) > head.offset) yield head.read.subarray(head.offset, end);
+        if (head.read.length < end) yield* fh.createReadStream({ start: head.read.length, end: end - 1, autoClose: false });
       } finally {
         await fh.close();
       }

@@ -123,6 +123,8 @@ export function spoolMessages(dataDir: string): Array<{ id: string; envelope: Re
     const buf = fs.readFileSync(path.join(dirp, id));
     const first = buf.indexOf(0x0a);
     const second = buf.indexOf(0x0a, first + 1);
-    return { id, envelope: JSON.parse(buf.subarray(first + 1, second).toString('utf8')), body: buf.subarray(second + 1) };
+    // version 2 files end in a 16-byte trailer (CRC-32 and length), not part of the message
+    const end = buf.subarray(0, first).toString('latin1') === 'smarthost-queue 2' ? buf.length - 16 : buf.length;
+    return { id, envelope: JSON.parse(buf.subarray(first + 1, second).toString('utf8')), body: buf.subarray(second + 1, end) };
   });
 }
