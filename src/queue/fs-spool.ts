@@ -9,7 +9,7 @@
 //   queue/corrupt/      files that failed to parse at recovery, kept for a human
 //
 // Commit: write -> link into messages/ -> fdatasync(file) and fsync(messages/)
-// at the same time (the directory's shared by concurrent sessions, see
+// at the same time (one directory fsync serves concurrent sessions, see
 // dir-sync.ts) -> 250 -> unlink the tmp name. Both waits are for the same
 // journal commit on ext4, so one flush of the disk instead of two in a row:
 // about 10% more messages per second at 10 sessions in the relay bench. The

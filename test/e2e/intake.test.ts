@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import nodemailer from 'nodemailer';
 import { removeDir, spoolMessages, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp, sendRaw } from '../helpers/smtp-client.js';
@@ -84,6 +85,40 @@ domains = ["relay.test", "localhost"]
     assert.equal((await c.cmd('RCPT TO:<postmaster@relay.test>')).code, 250);
     await c.cmd('QUIT');
     await d.waitForLog(/NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 <victim@example\.net>: Relay access denied; from=<a@example\.com> to=<victim@example\.net> proto=ESMTP helo=<client\.test>/);
+  });
+
+  it('answers a pipelined MAIL, RCPT, DATA group in one write', async () => {
+    // one write means one segment on loopback, so the three replies arrive in one read;
+    // written one by one, they arrive apart in most of these 20 tries
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ port: trusted, host: '127.0.0.1' }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const reads: string[] = [];
+    let buffered = '';
+    const waiters: Array<() => void> = [];
+    socket.on('data', (c: Buffer) => { reads.push(c.toString('latin1')); buffered += c.toString('latin1'); waiters.splice(0).forEach((w) => w()); });
+    const until = (re: RegExp) => new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${JSON.stringify(buffered)}`)), 5000);
+      const check = () => { if (re.test(buffered)) { clearTimeout(timer); resolve(); } else waiters.push(check); };
+      check();
+    });
+    try {
+      await until(/^220 .*\r\n/m);
+      socket.write('EHLO client.example\r\n');
+      await until(/^250 .*\r\n/m);
+      for (let i = 0; i < 20; i++) {
+        reads.length = 0;
+        buffered = '';
+        socket.write(`MAIL FROM:<a${i}@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n`);
+        await until(/^354 .*\r\n/m);
+        assert.deepEqual(reads, ['250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n'], `try ${i}`);
+        socket.write('Subject: pipelined\r\n\r\nbody\r\n.\r\n');
+        await until(/^250 2\.0\.0 Ok: queued as .*\r\n/m);
+      }
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('accepts mail from swaks', () => {
