@@ -13,7 +13,7 @@ import { fsyncCeiling, type FsyncCeiling } from './lib/fsync.js';
 import { openSessions, runLoad } from './lib/load.js';
 import { wireMessage } from './lib/messages.js';
 import { startSink, type Sink } from './lib/sink.js';
-import { CLK_TCK, cpuMs, machineBusyMs, memMB, removeTempDirs, spooledFiles, startServer, tempDir, type ServerKind } from './lib/servers.js';
+import { CLK_TCK, DAEMON_NODE_OPTIONS, cpuMs, machineBusyMs, memMB, removeTempDirs, spooledFiles, startServer, tempDir, type ServerKind } from './lib/servers.js';
 import { f, kb, table } from './lib/report.js';
 
 // ---- settings (environment) ----
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const say = (s: string) => process.stdout.write(`${s}\n`);
   say(`smarthost intake bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
-    `${SETTINGS.seconds}s per run after ${SETTINGS.warmupSeconds}s warm-up, daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}`);
+    `${SETTINGS.seconds}s per run after ${SETTINGS.warmupSeconds}s warm-up, daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}, daemon node options: ${[...DAEMON_NODE_OPTIONS, process.env.BENCH_NODE_ARGS ?? ''].join(' ').trim() || 'none'}`);
 
   const fsync = measureFsync();
   const runs: Run[] = [];

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { percentile, runLoad } from './lib/load.js';
 import { wireMessage } from './lib/messages.js';
 import { postfixMissing, postfixSettings, startPostfix, startSmarthost, type RelaySystem, type SystemName, type Trouble } from './lib/relay-systems.js';
-import { CLK_TCK, machineBusyMs, removeTempDirs } from './lib/servers.js';
+import { CLK_TCK, DAEMON_NODE_OPTIONS, machineBusyMs, removeTempDirs } from './lib/servers.js';
 import { monoMs, startSink, type Sink } from './lib/sink.js';
 import { f, kb, table } from './lib/report.js';
 
@@ -268,7 +268,7 @@ async function main(): Promise<void> {
   say(`smarthost relay bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
     `${SETTINGS.seconds}s per cell after ${SETTINGS.warmupSeconds}s warm-up, drain until done or ${SETTINGS.drainIdleSeconds}s without progress (${SETTINGS.drainMaxSeconds}s at most)`);
   say(`smarthost [relay] concurrency ${SETTINGS.concurrency ?? 'default (20)'}, tls = "none", mail log on stdout (a pipe to the bench, as under systemd); ` +
-    `daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}`);
+    `daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}, daemon node options: ${[...DAEMON_NODE_OPTIONS, process.env.BENCH_NODE_ARGS ?? ''].join(' ').trim() || 'none'}`);
   say(`messages: ${SETTINGS.sizes.map(kb).join(' and ')} bodies as in the intake bench, each with an "${ID_HEADER}: n" line on top; one recipient`);
   if (missing) say(`Postfix comparison skipped: ${missing}`);
 

@@ -15,6 +15,16 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const BASELINE = path.join(ROOT, 'dist/bench/baseline-server.js');
 
+/**
+ * The node options smarthost runs with when started as users start it (its
+ * `smarthost` command's "#!/usr/bin/env -S node ..." line, also in `npm start`).
+ */
+export const DAEMON_NODE_OPTIONS: string[] = (() => {
+  const first = fs.readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\S*env -S node\s*(.*)$/.exec(first);
+  return m ? m[1]!.split(/\s+/).filter(Boolean) : [];
+})();
+
 export type ServerKind = 'smarthost' | 'baseline';
 
 export interface Server {
@@ -124,8 +134,8 @@ export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {},
   } else {
     args = [BASELINE];
   }
-  // BENCH_NODE_ARGS: node options for the server, e.g. "--perf-basic-prof" to profile it with perf
-  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  // BENCH_NODE_ARGS: more node options for the server, e.g. "--perf-basic-prof" to profile it with perf
+  const nodeArgs = [...(kind === 'smarthost' ? DAEMON_NODE_OPTIONS : []), ...(process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
   const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   try {
