@@ -28,6 +28,10 @@ import { loadServerCert } from './tls/server-cert.js';
 import { listenMetrics, type MetricsListener } from './metrics/server.js';
 import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
 
+/** How often the spool is scanned for mail nobody announced (SMARTHOST_RESCAN_MS overrides it, for tests). */
+const RESCAN_MS = 60_000;
+const RESCAN_MIN_AGE_MS = 30_000;
+
 export const VERSION = '0.1.0';
 
 export interface BoundListener { readonly address: string; readonly host: string; readonly port: number; readonly tls: string; readonly auth: string }
@@ -251,7 +255,27 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     log.metricsListening(`http://${c.metrics.host.includes(':') ? `[${c.metrics.host}]` : c.metrics.host}:${metricsListener.port}/metrics`);
   }
 
+  /**
+   * Postfix's pickup also polls: mail `smarthost sendmail` queued while the control socket could
+   * not be reached (a user without access to it, a daemon restarting) is found within a minute.
+   * Only files older than half a minute: a younger one may be a commit still waiting for its fsync.
+   */
+  let rescanning = false;
+  async function rescan(): Promise<void> {
+    if (rescanning) return;
+    rescanning = true;
+    try {
+      const ids = await spool.unclaimed((id) => qmgr.has(id), Date.now() - RESCAN_MIN_AGE_MS);
+      if (ids.length) await pickup(ids);
+    } catch (e) {
+      log.warning(`queue rescan failed: ${(e as Error).message}`, 'qmgr');
+    } finally {
+      rescanning = false;
+    }
+  }
+
   let control: Server | undefined;
+  let rescanTimer: NodeJS.Timeout | undefined;
   return {
     spool,
     qmgr,
@@ -259,6 +283,8 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     async listen() {
       control = await listenControl(config.dataDir, (req) => req.op === 'pickup' ? pickup(req.ids) : controlAction(qmgr, req));
       await qmgr.start();
+      rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
+      rescanTimer.unref();
       const out: BoundListener[] = [];
       for (const l of config.listen) out.push(await bind(l, gen.deps));
       await serveMetrics(config);
@@ -271,6 +297,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       const sessionsDone = waitUntil(() => servers.every((s) => s.sessions() === 0), graceMs)
         .then(() => { for (const s of servers) s.closeAll(); })
         .then(() => waitUntil(() => servers.every((s) => s.sessions() === 0), 2000));
+      clearInterval(rescanTimer);
       if (control) await closeControl(control);
       // deliveries under way finish (or are cut at the grace and retried after restart)
       await Promise.all([sessionsDone, qmgr.close(Math.min(graceMs, 10_000))]);

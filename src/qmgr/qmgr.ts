@@ -61,6 +61,8 @@ export interface ActionResult { readonly done: string[]; readonly missing: strin
 
 export class QueueManager {
   private readonly items = new Map<string, Item>();
+  /** Finished messages whose file is being removed: a spool rescan must not take them for new mail. */
+  private readonly removing = new Set<string>();
   private readonly ready: Item[] = [];
   private active = 0;
   private stopped = false;
@@ -86,7 +88,8 @@ export class QueueManager {
     for (const e of await this.o.spool.list()) this.add(e.envelope, e.state);
   }
 
-  has(id: string): boolean { return this.items.has(id); }
+  /** Known to the queue manager: queued, in delivery, or being removed. */
+  has(id: string): boolean { return this.items.has(id) || this.removing.has(id); }
 
   /** A message just committed by intake (or a notice we spooled). */
   enqueue(envelope: Envelope): void {
@@ -104,8 +107,14 @@ export class QueueManager {
 
   /** Forgets a message and removes it from the spool: done ('qmgr') or deleted by `queue delete` ('postsuper'). */
   private async drop(item: Item, program: 'qmgr' | 'postsuper'): Promise<void> {
-    this.items.delete(item.envelope.id);
-    if (await this.o.spool.remove(item.envelope.id, { hasState: item.stateSaved })) this.o.log.removed(item.envelope.id, program);
+    const { id } = item.envelope;
+    this.items.delete(id);
+    this.removing.add(id);
+    try {
+      if (await this.o.spool.remove(id, { hasState: item.stateSaved })) this.o.log.removed(id, program);
+    } finally {
+      this.removing.delete(id);
+    }
   }
 
   private dueAt(item: Item): number | undefined {

@@ -271,6 +271,21 @@ describe('FsSpool', () => {
     assert.equal((await readAll(fresh.open(id))).toString('latin1'), body);
   });
 
+  it('unclaimed() lists committed messages the caller does not know, written before the given time', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const m = await spool.receive(envelopeFor(i));
+      await m.write(Buffer.from('x\r\n'));
+      ids.push((await m.commit()).id);
+    }
+    const [known, old] = ids as [string, string, string];
+    const past = new Date(Date.now() - 60_000);
+    for (const id of [known, old]) fs.utimesSync(q('messages', id), past, past);
+    fs.writeFileSync(q('messages', 'not-a-queue-id'), 'x');
+    assert.deepEqual(await spool.unclaimed((id) => id === known, Date.now() - 30_000), [old]);
+    assert.deepEqual(await spool.unclaimed(() => false, Date.now() + 1000), [...ids].sort());
+  });
+
   it('recover() removes orphan state files and keeps state of existing messages', async () => {
     const m = await spool.receive(envelopeFor());
     await m.write(Buffer.from('x\r\n'));

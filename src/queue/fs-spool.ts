@@ -350,6 +350,17 @@ export class FsSpool implements Spool {
     return { envelope: head.envelope, state: await this.readState(id, head.envelope) };
   }
 
+  async unclaimed(known: (id: string) => boolean, before: number): Promise<string[]> {
+    let names: string[];
+    try { names = await fsp.readdir(this.messages); } catch { return []; }
+    const out: string[] = [];
+    for (const id of names.filter((n) => isQueueId(n) && !known(n)).sort()) {
+      const st = await fsp.stat(path.join(this.messages, id)).catch(() => undefined);
+      if (st && st.mtimeMs < before) out.push(id);
+    }
+    return out;
+  }
+
   async list(): Promise<QueueEntry[]> {
     let names: string[];
     try { names = await fsp.readdir(this.messages); } catch { return []; }

@@ -61,6 +61,8 @@ export interface Spool {
   receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming>;
   list(): Promise<QueueEntry[]>;
   get(id: string): Promise<QueueEntry | undefined>;
+  /** Ids of committed messages written before `before` (epoch ms) that `known` does not know. */
+  unclaimed(known: (id: string) => boolean, before: number): Promise<string[]>;
   /** The message bytes exactly as stored (CRLF line ends, Received header first). */
   open(id: string): Readable;
   saveState(id: string, state: DeliveryState): Promise<void>;

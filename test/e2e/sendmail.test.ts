@@ -101,6 +101,29 @@ describe('smarthost sendmail', () => {
     assert.match(d.logs(), /smarthost\/pickup\[\d+\]: \w+: uid=\d+ from=<www@example\.com>/);
   });
 
+  it('mail queued while the control socket was unreachable is found by the periodic rescan, once', async () => {
+    const { up, dir, config, bin } = await setup();
+    const d = await launch(dir, config, { wrap: ['env', 'SMARTHOST_RESCAN_MS=300'] });
+    cleanups.push(async () => { await d.stop(); });
+    const sock = path.join(d.dataDir, 'control.sock');
+    fs.renameSync(sock, `${sock}.away`); // the poke after queueing finds no daemon
+    const r = sendmail(bin, ['-f', 'cron@example.com', 'ops@example.net'], 'Subject: unannounced\n\nbody\n');
+    fs.renameSync(`${sock}.away`, sock);
+    assert.equal(r.status, 0, r.stderr);
+    const [stored] = spoolMessages(d.dataDir);
+    assert.ok(stored, 'queued by sendmail');
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.equal(up.messages.length, 0, 'a file younger than half a minute is left alone (it may be a commit in progress)');
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(path.join(d.dataDir, 'queue', 'messages', stored.id), old, old);
+    const [m] = await up.waitForMessages(1);
+    assert.equal(m!.from, 'cron@example.com');
+    assert.match(d.logs(), new RegExp(`smarthost/pickup\\[\\d+\\]: ${stored.id}: uid=\\d+ from=<cron@example\\.com>`));
+    await d.waitForLog(new RegExp(`${stored.id}: removed`));
+    await new Promise((res) => setTimeout(res, 1000)); // more rescans: nothing is taken twice
+    assert.equal(up.messages.length, 1);
+  });
+
   it('a local recipient gets a Maildir copy; without -i a lone dot ends the message', async () => {
     const { dir, config, bin } = await setup();
     const d = await start(dir, config);
