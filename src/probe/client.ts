@@ -28,36 +28,27 @@ export function replyText(r: SmtpReply): string {
 
 /** TCP connect with a deadline; rejects with Node's error (ECONNREFUSED …) or ETIMEDOUT. */
 export function connectTcp(ip: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: ip, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new ProbeIoError('ETIMEDOUT', `no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onError = (e: Error) => { clearTimeout(timer); socket.destroy(); reject(e); };
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-  });
+  return readyWithin(net.connect({ host: ip, port }), 'connect', timeoutMs, `no answer within ${timeoutMs} ms`);
 }
 
 /** A TLS handshake over `socket` (STARTTLS, or implicit TLS right after connect). */
 export function handshake(socket: net.Socket, options: tls.ConnectionOptions, timeoutMs: number): Promise<tls.TLSSocket> {
+  return readyWithin(tls.connect({ ...options, socket }), 'secureConnect', timeoutMs, `TLS handshake not finished within ${timeoutMs} ms`);
+}
+
+/** Resolves with `socket` once it emits `ready`; destroys it and rejects on an error or after `timeoutMs` (ETIMEDOUT, `late`). */
+function readyWithin<S extends net.Socket>(socket: S, ready: 'connect' | 'secureConnect', timeoutMs: number, late: string): Promise<S> {
   return new Promise((resolve, reject) => {
-    const secure = tls.connect({ ...options, socket });
     const timer = setTimeout(() => {
-      secure.destroy();
-      reject(new ProbeIoError('ETIMEDOUT', `TLS handshake not finished within ${timeoutMs} ms`));
+      socket.destroy();
+      reject(new ProbeIoError('ETIMEDOUT', late));
     }, timeoutMs);
-    const onError = (e: Error) => { clearTimeout(timer); secure.destroy(); reject(e); };
-    secure.once('error', onError);
-    secure.once('secureConnect', () => {
+    const onError = (e: Error) => { clearTimeout(timer); socket.destroy(); reject(e); };
+    socket.once('error', onError);
+    socket.once(ready, () => {
       clearTimeout(timer);
-      secure.off('error', onError);
-      resolve(secure);
+      socket.off('error', onError);
+      resolve(socket);
     });
   });
 }

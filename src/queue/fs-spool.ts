@@ -79,19 +79,19 @@ export function parseHead(head: Buffer): { envelope: NewEnvelope; offset: number
 }
 
 /**
- * Reads a stored file's head: 64 KiB at first, more for a very long
- * recipient list. `read` is what was read from offset 0 (head and the start
- * of the body); `more` says the file goes on after it.
+ * Reads the head of a stored file of `fileSize` bytes: 64 KiB at first, more
+ * for a very long recipient list. `read` is what was read from offset 0 (head
+ * and the start of the body); the body runs from `offset` to `end`, before the
+ * trailer (`end` < `offset` in a file cut short).
  */
-async function headFrom(fh: fsp.FileHandle, fileSize?: number): Promise<{ envelope: NewEnvelope; offset: number; trailer: number; read: Buffer; more: boolean } | undefined> {
+async function headFrom(fh: fsp.FileHandle, fileSize: number): Promise<{ envelope: NewEnvelope; offset: number; end: number; read: Buffer } | undefined> {
   for (let size = HEAD_READ; ; size *= 4) {
-    const buf = Buffer.allocUnsafe(fileSize === undefined ? size : Math.min(size, fileSize));
+    const buf = Buffer.allocUnsafe(Math.min(size, fileSize));
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     const read = buf.subarray(0, bytesRead);
-    const more = bytesRead === buf.length && buf.length === size; // a full read of an uncapped size: the file may go on
     const parsed = parseHead(read);
-    if (parsed) return { ...parsed, read, more };
-    if (!more) return undefined;
+    if (parsed) return { envelope: parsed.envelope, offset: parsed.offset, end: fileSize - parsed.trailer, read };
+    if (bytesRead < size) return undefined; // the whole file was read
   }
 }
 
@@ -295,7 +295,7 @@ export class FsSpool implements Spool {
       fh = await fsp.open(file, 'r');
       const st = await fh.stat();
       const head = await headFrom(fh, st.size);
-      return head && { envelope: { ...head.envelope, size: Math.max(0, st.size - head.offset - head.trailer) }, offset: head.offset };
+      return head && { envelope: { ...head.envelope, size: Math.max(0, head.end - head.offset) }, offset: head.offset };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -314,10 +314,9 @@ export class FsSpool implements Spool {
     try {
       const st = await fh.stat();
       const head = await headFrom(fh, st.size);
-      if (!head) return false;
-      if (!head.trailer) return true;
-      const length = st.size - TRAILER;
-      if (length < head.offset) return false;
+      if (!head || head.end < head.offset) return false;
+      if (head.end === st.size) return true; // version 1: no trailer
+      const length = head.end;
       const end = Buffer.alloc(TRAILER);
       await fh.read(end, 0, TRAILER, length);
       if (end.toString('latin1', 0, 4) !== TRAILER_TAG || end.readBigUInt64BE(8) !== BigInt(length)) return false;
@@ -388,12 +387,11 @@ export class FsSpool implements Spool {
         throw e;
       }
       try {
-        const { size } = await fh.stat();
-        const head = await headFrom(fh, size);
-        const end = size - (head?.trailer ?? 0); // the body ends before the trailer
-        if (!head || end < head.offset) throw new Error(`message ${id} has an unreadable head`);
-        if (Math.min(head.read.length, end) > head.offset) yield head.read.subarray(head.offset, end);
-        if (head.read.length < end) yield* fh.createReadStream({ start: head.read.length, end: end - 1, autoClose: false });
+        const head = await headFrom(fh, (await fh.stat()).size);
+        if (!head || head.end < head.offset) throw new Error(`message ${id} has an unreadable head`);
+        const { read, offset, end } = head;
+        if (Math.min(read.length, end) > offset) yield read.subarray(offset, end);
+        if (read.length < end) yield* fh.createReadStream({ start: read.length, end: end - 1, autoClose: false });
       } finally {
         await fh.close();
       }
