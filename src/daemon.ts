@@ -85,6 +85,7 @@ function stopAccepting(s: Listener): void {
 export async function createDaemon(config: Config, opts: { log: MailLog; onQueued?: (e: Envelope) => void }): Promise<Daemon> {
   const { log } = opts;
   const spool = new FsSpool(config.dataDir, {
+    recycle: true,
     onUnreadable: (id, e) => log.warning(`${id}: queue file cannot be read (${(e as NodeJS.ErrnoException).code ?? e.message}); it stays in the queue untouched: give it to the user smarthost runs as (chown) and restart`, 'qmgr'),
   });
   const report = await spool.recover();

@@ -111,7 +111,7 @@ export class QueueManager {
     this.items.delete(id);
     this.removing.add(id);
     try {
-      if (await this.o.spool.remove(id, { hasState: item.stateSaved })) this.o.log.removed(id, program);
+      if (await this.o.spool.remove(id, { hasState: item.stateSaved, size: item.envelope.size })) this.o.log.removed(id, program);
     } finally {
       this.removing.delete(id);
     }

@@ -351,6 +351,92 @@ describe('FsSpool', () => {
     assert.equal(await spool.remove('../../etc/passwd'), false);
   });
 
+  describe('spare files (recycle: the daemon)', () => {
+    const ino = (file: string) => fs.statSync(file).ino;
+    const store = async (sp: FsSpool, body: Buffer, n = 0) => {
+      const m = await sp.receive(envelopeFor(n));
+      await m.write(body);
+      return m.commit();
+    };
+
+    it('writes a later message over a delivered one only after messages/ was fsynced, exact whether shorter or longer', async () => {
+      const sp = new FsSpool(dir, { recycle: true });
+      extraSpools.push(sp);
+      const a = await store(sp, pseudoRandom(10_000, 1), 1);
+      const inoA = ino(q('messages', a.id));
+      await tmpUnlinked();
+      assert.equal(await sp.remove(a.id, { size: a.size }), true);
+      assert.deepEqual(fs.readdirSync(q('messages')), []);
+      const [spare] = fs.readdirSync(q('tmp'));
+      assert.equal(ino(q('tmp', spare!)), inoA, 'the file waits in tmp/ as a spare');
+
+      // no fsync of messages/ since the rename: the spare must not be used yet
+      const bBody = pseudoRandom(500, 2);
+      const b = await store(sp, bBody, 2);
+      assert.notEqual(ino(q('messages', b.id)), inoA, 'a spare is not reused before messages/ is fsynced');
+      assert.deepEqual(splitStored(q('messages', b.id)).body, bBody);
+
+      // b's commit fsynced messages/: now c is written over a's file; shorter, so cut
+      const cBody = pseudoRandom(1_000, 3);
+      const c = await store(sp, cBody, 3);
+      assert.equal(ino(q('messages', c.id)), inoA, 'the spare was reused');
+      assert.deepEqual(splitStored(q('messages', c.id)).body, cBody, 'shorter: nothing of the old message is left');
+      assert.deepEqual(await readAll(sp.open(c.id)), cBody);
+
+      // and longer than the file it reuses
+      await tmpUnlinked();
+      await sp.remove(c.id, { size: c.size });
+      await store(sp, pseudoRandom(10, 4), 4); // an fsync of messages/
+      const eBody = pseudoRandom(50_000, 5);
+      const e = await store(sp, eBody, 5);
+      assert.equal(ino(q('messages', e.id)), inoA);
+      assert.deepEqual(splitStored(q('messages', e.id)).body, eBody, 'longer: all of it');
+
+      // a restart finds every message intact
+      sp.close();
+      const again = new FsSpool(dir);
+      extraSpools.push(again);
+      const report = await again.recover();
+      assert.equal(report.corrupt, 0);
+      assert.deepEqual((await again.list()).map((x) => x.envelope.id).sort(), [b.id, e.id].concat(fs.readdirSync(q('messages')).filter((x) => x !== b.id && x !== e.id)).sort());
+      assert.deepEqual(await readAll(again.open(e.id)), eBody);
+    });
+
+    it('keeps at most 64 spares, none of a message over 256 KiB, removes them on close(), and recovery discards leftovers', async () => {
+      const sp = new FsSpool(dir, { recycle: true });
+      extraSpools.push(sp);
+      const stored = [];
+      for (let i = 0; i < 70; i++) stored.push(await store(sp, Buffer.from(`message ${i}\r\n`), i));
+      const big = await store(sp, Buffer.alloc(300 * 1024, 0x61), 99);
+      await tmpUnlinked();
+      for (const m of stored) await sp.remove(m.id, { size: m.size });
+      await sp.remove(big.id, { size: big.size });
+      assert.equal(fs.readdirSync(q('tmp')).length, 64, 'the 6 beyond the limit and the big one were unlinked');
+      assert.deepEqual(fs.readdirSync(q('messages')), []);
+      sp.close();
+      assert.deepEqual(fs.readdirSync(q('tmp')), [], 'close() removes the spares');
+
+      // a daemon killed with spares in tmp/: the next start discards them
+      const sp2 = new FsSpool(dir, { recycle: true });
+      const m = await store(sp2, Buffer.from('x\r\n'));
+      await tmpUnlinked();
+      await sp2.remove(m.id, { size: m.size });
+      assert.equal(fs.readdirSync(q('tmp')).length, 1);
+      const after = new FsSpool(dir);
+      extraSpools.push(after);
+      assert.equal((await after.recover()).discarded, 1);
+      assert.deepEqual(fs.readdirSync(q('tmp')), []);
+    });
+
+    it('without recycle (smarthost sendmail, the queue commands) remove() unlinks', async () => {
+      const m = await store(spool, Buffer.from('x\r\n'));
+      await tmpUnlinked();
+      await spool.remove(m.id, { size: m.size });
+      assert.deepEqual(fs.readdirSync(q('tmp')), []);
+      assert.deepEqual(fs.readdirSync(q('messages')), []);
+    });
+  });
+
   it('open() of an unknown id fails', async () => {
     await assert.rejects(readAll(spool.open('0123456789ABCDEF01')), /no message/);
   });

@@ -66,8 +66,8 @@ export interface Spool {
   /** The message bytes exactly as stored (CRLF line ends, Received header first). */
   open(id: string): Readable;
   saveState(id: string, state: DeliveryState): Promise<void>;
-  /** `hasState: false` says no state was ever saved for it (skips looking for one). */
-  remove(id: string, opts?: { hasState?: boolean }): Promise<boolean>;
+  /** `hasState: false` says no state was ever saved for it (skips looking for one); `size`: its envelope's. */
+  remove(id: string, opts?: { hasState?: boolean; size?: number }): Promise<boolean>;
   close(): void;
 }
 
