@@ -224,8 +224,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
           if (result.messageId) log.messageId(result.envelope.id, result.messageId);
           log.queued(result.envelope.id, result.envelope.sender, result.envelope.size, result.envelope.recipients.length);
           deps.observe?.received(result.envelope.size, result.commitMs / 1000);
-          deps.onQueued?.(result.envelope);
-          return cb(null, `${result.reply.enhanced} ${result.reply.text}`);
+          // the 250 first: the client need not wait while delivery is set going
+          try { return cb(null, `${result.reply.enhanced} ${result.reply.text}`); } finally { deps.onQueued?.(result.envelope); }
         }
         if (result.storage) log.storageError(result.id ?? 'NOQUEUE', result.error?.message ?? 'unknown error');
         else if (result.error) log.lostConnection(m.peer, 'DATA');
