@@ -4,6 +4,7 @@
 // idle and DATA deadlines (slow trickle), too many errors, control characters.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { removeDir, spoolMessages, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
@@ -123,6 +124,21 @@ errors = 5
     await sleep(200);
     assert.equal(spoolMessages(d.dataDir).length, before);
     assert.equal(await import('node:fs').then((fs) => fs.readdirSync(`${d.dataDir}/queue/tmp`).length), 0, 'no partial file left in tmp/');
+  });
+
+  it('a client that drops the connection in the middle of DATA: logged, nothing stored, no partial file', async () => {
+    const before = spoolMessages(d.dataDir).length;
+    const c = await session(port);
+    await c.cmd('MAIL FROM:<a@example.com>');
+    await c.cmd('RCPT TO:<b@example.net>');
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('Subject: cut short\r\n\r\n' + 'half a message\r\n'.repeat(200));
+    await sleep(200); // the daemon has started storing it
+    c.close();
+    await d.waitForLog(/smarthost\/smtpd\[\d+\]: lost connection after DATA from localhost\[127\.0\.0\.1\]/);
+    await sleep(200);
+    assert.equal(spoolMessages(d.dataDir).length, before);
+    assert.deepEqual(fs.readdirSync(`${d.dataDir}/queue/tmp`), [], 'no partial file left in tmp/');
   });
 
   it('disconnects after too many errors', async () => {
