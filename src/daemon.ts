@@ -70,9 +70,6 @@ function inlineOutbound(t: SmtpTransport, rules: SenderRules): Outbound {
   };
 }
 
-/** A bound [[listen]] address and the smtp-server that takes its new sessions. */
-interface Bound { server: Listener }
-
 /**
  * Stops taking connections on a listener without smtp-server's close(): once that
  * runs, smtp-server answers every command with 421, which would cut off the
@@ -166,7 +163,8 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     return { ok: true, done, missing };
   }
 
-  const bound = new Map<string, Bound>();
+  /** Each bound [[listen]] address and the smtp-server that takes its new sessions. */
+  const bound = new Map<string, Listener>();
   /** Servers replaced or removed by a reload, until their last session ends. */
   const retiring = new Set<Listener>();
   const pruneRetiring = () => { for (const s of retiring) if (s.sessions() === 0) retiring.delete(s); };
@@ -183,7 +181,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       server.once('error', onError);
       server.listen(l.port, l.host, () => { server.off('error', onError); resolve(); });
     });
-    bound.set(l.address, { server });
+    bound.set(l.address, server);
     const a = server.server.address() as AddressInfo;
     const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
     log.listening(address, l.tls, l.auth);
@@ -196,17 +194,17 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
    * config while open ones finish on the old server. Hand-written because
    * smtp-server has no reconfigure; it touches only its public `server` field.
    */
-  function takeOver(b: Bound, l: Config['listen'][number], deps: SmtpdDeps): void {
+  function takeOver(old: Listener, l: Config['listen'][number], deps: SmtpdDeps): void {
     const next = newListener(l, deps);
-    const live = b.server.server;
+    const live = old.server;
     const spare = next.server;
     live.removeAllListeners('connection');
     for (const h of spare.listeners('connection')) live.on('connection', h as (...a: unknown[]) => void);
     spare.removeAllListeners('connection');
     next.server = live;
-    b.server.server = spare; // the retired server must never close the live socket
-    retiring.add(b.server);
-    b.server = next;
+    old.server = spare; // the retired server must never close the live socket
+    retiring.add(old);
+    bound.set(l.address, next);
   }
 
   async function reload(next: Config): Promise<readonly Problem[]> {
@@ -221,17 +219,17 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     const added = next.listen.filter((l) => !bound.has(l.address));
     for (const l of added) {
       try { await bind(l, g.deps); } catch (e) {
-        for (const a of added) { const b = bound.get(a.address); if (b) { stopAccepting(b.server); bound.delete(a.address); } }
+        for (const a of added) { const s = bound.get(a.address); if (s) { stopAccepting(s); bound.delete(a.address); } }
         void g.smtp.close();
         return [{ file: next.source, path: 'listen', message: `cannot listen on ${l.address}: ${(e as Error).message}`, fix: 'free the address or choose another, then send SIGHUP again' }];
       }
     }
     const wanted = new Set(next.listen.map((l) => l.address));
-    for (const [address, b] of bound) {
+    for (const [address, s] of bound) {
       if (wanted.has(address)) continue;
-      b.server.drain();
-      stopAccepting(b.server);
-      retiring.add(b.server);
+      s.drain();
+      stopAccepting(s);
+      retiring.add(s);
       bound.delete(address);
       log.warning(`${address}: no longer in the configuration, stopped listening (sessions end after their transaction)`, 'master');
     }
@@ -292,7 +290,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       return out;
     },
     async close(graceMs = 30_000) {
-      const servers = [...[...bound.values()].map((b) => b.server), ...retiring];
+      const servers = [...bound.values(), ...retiring];
       // no new connections or transactions; a transaction under way may finish within the grace
       for (const s of servers) { s.drain(); stopAccepting(s); }
       const sessionsDone = waitUntil(() => servers.every((s) => s.sessions() === 0), graceMs)
