@@ -122,6 +122,8 @@ export interface QueueConfig {
   readonly retryMinMs: number;
   readonly retryMaxMs: number;
   readonly delayWarningMs: number;
+  /** Accept and store mail but start no delivery until `smarthost queue flush` (Exim queue_only, Postfix defer_transports). */
+  readonly deferDelivery: boolean;
 }
 
 export interface LimitsConfig {

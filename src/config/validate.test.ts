@@ -89,7 +89,7 @@ describe('parseConfig: the SPEC example', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(c.local.aliases)), { root: ['admin@example.com'], postmaster: ['root'] });
     assert.deepEqual({ ...c.rewrite.senders }, { '@relay.localdomain': 'alerts@example.com' });
 
-    assert.deepEqual({ ...c.queue }, { lifetimeMs: 432_000_000, retryMinMs: 300_000, retryMaxMs: 3_600_000, delayWarningMs: 0 });
+    assert.deepEqual({ ...c.queue }, { lifetimeMs: 432_000_000, retryMinMs: 300_000, retryMaxMs: 3_600_000, delayWarningMs: 0, deferDelivery: false });
     assert.equal(c.limits.messageSize, 25_000_000);
     assert.equal(c.limits.recipients, 100);
     assert.equal(c.limits.connections, 500);
@@ -151,6 +151,16 @@ describe('parseConfig: problems', () => {
     const size = problemAt(problems, 'limits.message_size');
     assert.equal(size.line, 8);
     assert.match(size.fix, /message_size = "25MB"/);
+  });
+
+  it('reads [queue] defer_delivery as a boolean and refuses anything else', () => {
+    assert.equal(valid('[queue]\ndefer_delivery = true').queue.deferDelivery, true);
+    const [p, ...rest] = invalid('[queue]\ndefer_delivery = "yes"');
+    assert.equal(rest.length, 0);
+    assert.equal(p!.path, 'queue.defer_delivery');
+    assert.equal(p!.line, 2);
+    assert.match(p!.message, /must be true or false, not "yes"/);
+    assert.match(p!.fix, /defer_delivery = false/);
   });
 
   it('reports unknown keys with a "did you mean" fix', () => {

@@ -409,9 +409,10 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     retryMinMs: q?.duration('retry_min', DEFAULTS.retryMinMs, '5m') ?? DEFAULTS.retryMinMs,
     retryMaxMs: q?.duration('retry_max', DEFAULTS.retryMaxMs, '1h') ?? DEFAULTS.retryMaxMs,
     delayWarningMs: q?.duration('delay_warning', 0, '4h') ?? 0,
+    deferDelivery: q?.bool('defer_delivery', false) ?? false,
   });
   if (queue.retryMinMs > queue.retryMaxMs) q!.problem('retry_min', 'queue.retry_min is longer than queue.retry_max', 'make retry_min shorter than retry_max');
-  q?.finish(['lifetime', 'retry_min', 'retry_max', 'delay_warning']);
+  q?.finish(['lifetime', 'retry_min', 'retry_max', 'delay_warning', 'defer_delivery']);
 
   const l = root.table_('limits');
   const rateRaw = l?.raw('auth_failures') ?? DEFAULTS.authFailures;

@@ -52,11 +52,11 @@ describe('QueueManager', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function qmgr(t: Transports, queue: Partial<{ lifetimeMs: number; retryMinMs: number; retryMaxMs: number; delayWarningMs: number }> = {}, inflowLimit?: number): QueueManager {
+  function qmgr(t: Transports, queue: Partial<{ lifetimeMs: number; retryMinMs: number; retryMaxMs: number; delayWarningMs: number; deferDelivery: boolean }> = {}, inflowLimit?: number): QueueManager {
     const m = new QueueManager({
       spool, log, transports: t, hostname: 'relay.test', rand: () => 0.5, ...(inflowLimit ? { inflowLimit } : {}),
       routes: { localDomains: ['relay.test'], routes: [] },
-      queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, ...queue },
+      queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false, ...queue },
     });
     managers.push(m);
     return m;
@@ -155,6 +155,45 @@ describe('QueueManager', () => {
     await until(async () => (await spool.get(env.id))?.state.recipients[0]!.attempts === 2, 'state after release');
     assert.deepEqual(await m.delete([env.id, 'FFFFFFFFFFFFFFFFFF']), { done: [env.id], missing: ['FFFFFFFFFFFFFFFFFF'] });
     assert.equal(await spool.get(env.id), undefined);
+  });
+
+  it('defer_delivery: keeps new, restarted and deferred mail waiting; flush delivers what it names; inflow() is not slowed', async () => {
+    const t = new RecordingTransport((rcpt, n) => rcpt.startsWith('later') && n === 1 ? 'deferred' : 'sent');
+    const waiting = await put('a@client.test', ['old@example.net']);
+    const m = qmgr(t, { deferDelivery: true, retryMinMs: 10, retryMaxMs: 10 }, 1);
+    await m.start(); // found in the spool at start
+    assert.match(lines.join(''), /warning: delivery is deferred \(\[queue\] defer_delivery = true\)/);
+    const one = await put('a@client.test', ['later@example.net']);
+    const two = await put('a@client.test', ['two@example.org']);
+    m.enqueue(one);
+    m.enqueue(two);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(t.calls.length, 0, 'nothing is tried by itself');
+    await Promise.race([m.inflow(), new Promise((_, no) => setTimeout(() => no(new Error('inflow() waited')), 50))]);
+    assert.deepEqual(m.flush([one.id]), { done: [one.id], missing: [] });
+    await until(async () => (await spool.get(one.id))?.state.recipients[0]!.attempts === 1, 'the flushed attempt');
+    assert.deepEqual(t.calls.map((c) => c.msg.id), [one.id]);
+    await new Promise((r) => setTimeout(r, 100)); // retry_min is 10 ms: without deferral it would have been tried again
+    assert.equal(t.calls.length, 1, 'a deferred recipient waits for the next flush too');
+    m.flush('ALL');
+    await until(() => t.calls.length === 4, 'all three tried');
+    assert.deepEqual(t.calls.slice(1).map((c) => c.msg.id).sort(), [waiting.id, one.id, two.id].sort());
+    await until(async () => (await spool.list()).length === 0, 'all delivered and removed');
+  });
+
+  it('defer_delivery turned off by a reload starts what waited', async () => {
+    const t = new RecordingTransport(() => 'sent');
+    const m = qmgr(t, { deferDelivery: true });
+    const env = await put('a@client.test', ['b@example.net']);
+    m.enqueue(env);
+    await m.hold([env.id], true);
+    await m.hold([env.id], false); // a release does not bypass the deferral either
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(t.calls.length, 0);
+    m.reconfigure({ routes: { localDomains: ['relay.test'], routes: [] }, hostname: 'relay.test',
+      queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false } });
+    await until(() => t.calls.length === 1, 'delivery after the reload');
+    assert.match(lines.join(''), /warning: delivery resumed: \[queue\] defer_delivery is off/);
   });
 
   it('inflow() holds new mail back while delivery is behind, and lets it go when delivery catches up or after maxMs', async () => {

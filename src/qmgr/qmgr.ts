@@ -80,12 +80,23 @@ export class QueueManager {
 
   /** A reload: new routes and queue times apply from the next attempt; timers already set keep their times. */
   reconfigure(patch: Pick<QmgrOptions, 'routes' | 'queue' | 'hostname'>): void {
+    const wasDeferring = this.o.queue.deferDelivery;
     this.o = { ...this.o, ...patch };
+    if (wasDeferring === this.o.queue.deferDelivery) return;
+    this.logDeferring();
+    if (wasDeferring) for (const it of this.items.values()) this.schedule(it); // what waited is due now
   }
 
   /** Loads everything in the spool and schedules it by its saved next-attempt times. */
   async start(): Promise<void> {
+    if (this.o.queue.deferDelivery) this.logDeferring();
     for (const e of await this.o.spool.list()) this.add(e.envelope, e.state);
+  }
+
+  private logDeferring(): void {
+    this.o.log.warning(this.o.queue.deferDelivery
+      ? 'delivery is deferred ([queue] defer_delivery = true): mail is accepted and kept, and delivered only by "smarthost queue flush"'
+      : 'delivery resumed: [queue] defer_delivery is off', 'qmgr');
   }
 
   /** Known to the queue manager: queued, in delivery, or being removed. */
@@ -130,7 +141,8 @@ export class QueueManager {
   private schedule(item: Item): void {
     clearTimeout(item.timer);
     item.timer = undefined;
-    if (this.stopped || item.active || item.state.held || item.deleted) return;
+    // defer_delivery: nothing starts by itself; flush() hands items to makeReady() directly
+    if (this.stopped || item.active || item.state.held || item.deleted || this.o.queue.deferDelivery) return;
     const due = this.dueAt(item);
     if (due === undefined) return;
     const wait = due - Date.now();
@@ -377,7 +389,7 @@ export class QueueManager {
       this.o.log.queueAction(it.envelope.id, held ? 'hold' : 'release');
       done.push(it.envelope.id);
       if (held) clearTimeout(it.timer);
-      else { it.forceNext = true; this.schedule(it); if (!it.active) this.makeReady(it); }
+      else { it.forceNext = true; this.schedule(it); if (!it.active && !this.o.queue.deferDelivery) this.makeReady(it); }
     }
     return { done, missing };
   }

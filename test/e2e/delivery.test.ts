@@ -85,6 +85,27 @@ describe('delivery through [relay]', () => {
     await d.waitForLog(new RegExp(`${id}: removed`));
   });
 
+  it('[queue] defer_delivery = true accepts and keeps mail, also across a restart, until `queue flush` delivers it', async () => {
+    const { up, d } = await setup({ toml: '[queue]\ndefer_delivery = true' });
+    await d.waitForLog(/smarthost\/qmgr\[\d+\]: warning: delivery is deferred \(\[queue\] defer_delivery = true\): mail is accepted and kept, and delivered only by "smarthost queue flush"/);
+    const id = await submit(d.ports[0]!, 'alice@client.test', ['bob@example.net']);
+    await new Promise((r) => setTimeout(r, 500)); // without the setting it is delivered within milliseconds
+    assert.equal(up.sessions.length, 0, 'no delivery is started');
+    assert.match(d.cli(['queue', 'list']).stdout, new RegExp(`^${id}\\b`, 'm'));
+    assert.equal(await d.stop(), 0);
+    const again = await launch(d.dir, d.configFile);
+    cleanups.push(async () => { await again.stop(); });
+    await again.waitForLog(/queue recovered: 1 message waiting/);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(up.sessions.length, 0, 'nor after a restart');
+    const flush = again.cli(['queue', 'flush']);
+    assert.equal(flush.status, 0, flush.stderr);
+    assert.match(flush.stdout, /flushed 1 message/);
+    const [m] = await up.waitForMessages(1);
+    assert.match(m!.data.toString('latin1'), new RegExp(`with ESMTP id ${id}`));
+    await again.waitForLog(new RegExp(`${id}: removed`));
+  });
+
   it('treats a connection dropped after the final dot as deferred and delivers again (at least once, never lost)', async () => {
     const { up, d } = await setup({ upstream: { faults: [{ stage: 'dot', action: 'drop', times: 1 }] } });
     const id = await submit(d.ports[0]!, 'alice@client.test', ['bob@example.net']);
