@@ -70,7 +70,15 @@ describe('FsSpool', () => {
   let q: (...parts: string[]) => string;
   const extraSpools: FsSpool[] = [];
   /** The tmp name of a committed message is unlinked after the reply; wait for that (a second at most). */
-  const tmpUnlinked = async () => { for (let i = 0; i < 100 && fs.readdirSync(q('tmp')).length; i++) await new Promise((r) => setTimeout(r, 10)); };
+  /** Files in tmp/ that are a committed message's second name (unlinked just after the 250). */
+  const tmpLinks = () => fs.readdirSync(q('tmp')).filter((n) => { try { return fs.statSync(q('tmp', n)).nlink > 1; } catch { return false; } });
+  const tmpUnlinked = async () => { for (let i = 0; i < 100 && tmpLinks().length; i++) await new Promise((r) => setTimeout(r, 10)); };
+  /** Spare files holding a delivered message (not the empty ones created ahead). */
+  const fullSpares = () => fs.readdirSync(q('tmp')).filter((n) => fs.statSync(q('tmp', n)).size > 0);
+  const waitFor = async (cond: () => boolean, what: string) => {
+    for (let i = 0; i < 300; i++) { if (cond()) return; await new Promise((r) => setTimeout(r, 10)); }
+    assert.fail(`timed out waiting for ${what}`);
+  };
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-spool-test-'));
@@ -367,7 +375,7 @@ describe('FsSpool', () => {
       await tmpUnlinked();
       assert.equal(await sp.remove(a.id, { size: a.size }), true);
       assert.deepEqual(fs.readdirSync(q('messages')), []);
-      const [spare] = fs.readdirSync(q('tmp'));
+      const [spare] = fullSpares();
       assert.equal(ino(q('tmp', spare!)), inoA, 'the file waits in tmp/ as a spare');
 
       // no fsync of messages/ since the rename: the spare must not be used yet
@@ -411,7 +419,7 @@ describe('FsSpool', () => {
       await tmpUnlinked();
       for (const m of stored) await sp.remove(m.id, { size: m.size });
       await sp.remove(big.id, { size: big.size });
-      assert.equal(fs.readdirSync(q('tmp')).length, 64, 'the 6 beyond the limit and the big one were unlinked');
+      assert.equal(fullSpares().length, 64, 'the 6 beyond the limit and the big one were unlinked');
       assert.deepEqual(fs.readdirSync(q('messages')), []);
       sp.close();
       assert.deepEqual(fs.readdirSync(q('tmp')), [], 'close() removes the spares');
@@ -421,11 +429,31 @@ describe('FsSpool', () => {
       const m = await store(sp2, Buffer.from('x\r\n'));
       await tmpUnlinked();
       await sp2.remove(m.id, { size: m.size });
-      assert.equal(fs.readdirSync(q('tmp')).length, 1);
+      assert.equal(fullSpares().length, 1);
+      await waitFor(() => fs.readdirSync(q('tmp')).length === 1 + 32, 'the 32 empty files created ahead');
       const after = new FsSpool(dir);
       extraSpools.push(after);
-      assert.equal((await after.recover()).discarded, 1);
+      assert.equal((await after.recover()).discarded, 1 + 32);
       assert.deepEqual(fs.readdirSync(q('tmp')), []);
+    });
+
+    it('creates 32 empty files ahead, off the event loop, and receive() writes into one of them', async () => {
+      const sp = new FsSpool(dir, { recycle: true });
+      extraSpools.push(sp);
+      await sp.recover();
+      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, '32 files created ahead');
+      const ahead = new Map(fs.readdirSync(q('tmp')).map((n) => [ino(q('tmp', n)), n]));
+      assert.ok([...ahead.values()].every((n) => fs.statSync(q('tmp', n)).size === 0 && n.endsWith(`.${process.pid}`)));
+      const body = pseudoRandom(3_000, 7);
+      const m = await store(sp, body, 7);
+      assert.ok(ahead.has(ino(q('messages', m.id))), 'the message went into a file created ahead');
+      assert.deepEqual(await readAll(sp.open(m.id)), body);
+      // below 16 left, the refill tops them up to 32 again
+      for (let i = 0; i < 17; i++) await store(sp, Buffer.from(`m${i}\r\n`), i);
+      await tmpUnlinked();
+      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, 'the refill');
+      sp.close();
+      assert.deepEqual(fs.readdirSync(q('tmp')), [], 'close() removes them');
     });
 
     it('without recycle (smarthost sendmail, the queue commands) remove() unlinks', async () => {

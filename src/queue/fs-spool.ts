@@ -61,6 +61,9 @@ const FLUSH_AT = 256 * 1024;
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 /** At most this many spare files, each of a message no bigger than SPARE_SIZE: at most 16 MiB of them. */
 const SPARES = 64;
+/** Empty files created ahead for receive() (see refill()), and the count below which more are made. */
+const FRESH = 32;
+const FRESH_LOW = 16;
 const SPARE_SIZE = 256 * 1024;
 /** open() reads this much at once: head and body of most messages in one read. */
 const HEAD_READ = 64 * 1024;
@@ -235,6 +238,10 @@ export class FsSpool implements Spool {
   /** Spare files ready to be written over, and those waiting for the fsync that frees them. */
   private readonly spares: string[] = [];
   private readonly sparesPending = new Set<string>();
+  /** Empty files created ahead and kept open, used when no spare is ready. */
+  private readonly fresh: Array<{ fd: number; path: string }> = [];
+  private refilling = false;
+  private closed = false;
 
   /**
    * `owner`: hand new queue files to this account (root's `smarthost sendmail`
@@ -291,6 +298,7 @@ export class FsSpool implements Spool {
       if (!ids.has(name.replace(/\.json$/, ''))) await fsp.unlink(path.join(this.state, name)).catch(() => undefined);
     }
     await new DirSync(this.tmp).sync().catch(() => undefined);
+    this.refill();
     return { messages: ids.size, discarded, corrupt };
   }
 
@@ -298,6 +306,7 @@ export class FsSpool implements Spool {
     for (let attempt = 0; ; attempt++) {
       const id = newQueueId();
       const spare = this.reuseSpare();
+      if (this.fresh.length < FRESH_LOW) this.refill();
       if (spare) return this.incoming(id, spare.fd, spare.path, envelope, spare.size);
       const tmpPath = path.join(this.tmp, `${id}.${process.pid}`);
       let fd: number;
@@ -341,7 +350,31 @@ export class FsSpool implements Spool {
         try { fs.unlinkSync(p); } catch { /* gone */ } // not ours to write (a root-owned file deleted by `queue delete`)
       }
     }
-    return undefined;
+    const fresh = this.fresh.pop();
+    return fresh && { ...fresh, size: 0 };
+  }
+
+  /**
+   * Creates empty files ahead, one at a time on the thread pool, up to FRESH,
+   * and keeps them open: creating a file is a slow kernel call when many inodes
+   * were freed in the last 30 s (see "Spare files" above), and done inline it
+   * stalls every session. Without one ready, receive() creates its file itself.
+   * An error (disk full) stops the refill; the next receive() starts it again.
+   */
+  private refill(): void {
+    if (!this.opts.recycle || this.refilling || this.closed) return;
+    this.refilling = true;
+    const next = (): void => {
+      if (this.closed || this.fresh.length >= FRESH) { this.refilling = false; return; }
+      const p = path.join(this.tmp, `${newQueueId()}.${process.pid}`);
+      fs.open(p, 'wx', 0o600, (e, fd) => {
+        if (e) { this.refilling = false; return; }
+        if (this.closed) { fs.close(fd, () => fs.unlink(p, () => undefined)); this.refilling = false; return; }
+        this.fresh.push({ fd, path: p });
+        next();
+      });
+    };
+    next();
   }
 
   private async readHead(file: string): Promise<{ envelope: Envelope; offset: number } | undefined> {
@@ -494,7 +527,9 @@ export class FsSpool implements Spool {
   }
 
   close(): void {
-    for (const p of [...this.spares.splice(0), ...this.sparesPending]) { try { fs.unlinkSync(p); } catch { /* gone */ } }
+    this.closed = true;
+    for (const { fd } of this.fresh) { try { fs.closeSync(fd); } catch { /* closed */ } }
+    for (const p of [...this.spares.splice(0), ...this.fresh.splice(0).map((f) => f.path), ...this.sparesPending]) { try { fs.unlinkSync(p); } catch { /* gone */ } }
     this.sparesPending.clear();
     this.dirSync.close();
     this.stateSync.close();
