@@ -9,6 +9,7 @@
 // at the end of each run is that every acknowledged message is there. One more
 // paced run shows the same load while the daemon also relays every message to
 // a counting sink (a separate process) on the same 2 cores, as in service.
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fsyncCeiling, type FsyncCeiling } from './lib/fsync.js';
@@ -35,6 +36,11 @@ const SETTINGS = {
    * while the same daemon loaded again after 10 s idle was fast from the first second.
    */
   pacedWarmupSeconds: Number(process.env.BENCH_PACED_WARMUP_SECONDS ?? 3),
+  /**
+   * Quiet seconds before measuring: on ext4 without a journal, creating a file is slow while
+   * many inodes freed in the last 30 s are about (a previous run's cleanup removes ~70,000 files).
+   */
+  settleSeconds: Number(process.env.BENCH_SETTLE_SECONDS ?? 30),
   /** UV_THREADPOOL_SIZE for the daemon; unset: left to the CLI (src/cli/threadpool.ts) */
   threadpool: process.env.BENCH_THREADPOOL,
 };
@@ -184,6 +190,11 @@ async function main(): Promise<void> {
   say(`smarthost intake bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
     `${SETTINGS.seconds}s per run after ${SETTINGS.warmupSeconds}s warm-up, daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}, daemon node options: ${[...DAEMON_NODE_OPTIONS, process.env.BENCH_NODE_ARGS ?? ''].join(' ').trim() || 'none'}`);
 
+  if (SETTINGS.settleSeconds > 0) {
+    process.stderr.write(`  waiting ${SETTINGS.settleSeconds}s for the disk to settle (BENCH_SETTLE_SECONDS)\n`);
+    execFileSync('sync');
+    await sleep(SETTINGS.settleSeconds * 1000);
+  }
   const fsync = measureFsync();
   // The paced cells first: after the closed loop's 100 KB runs have written a few GB, the disk's
   // flushes stay slow for a while (p99 12 ms instead of 3-8 ms in back-to-back runs of this cell).
