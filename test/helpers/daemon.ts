@@ -116,6 +116,18 @@ export function removeDir(dir: string): void {
 }
 
 /** The stored message files in the spool (messages/), as { id, head, body }. */
+/**
+ * Files in queue/tmp/ other than those the daemon `pid` keeps there on purpose: at most 32 empty
+ * files created ahead for new mail. (Spare files of delivered mail are not empty: a test that
+ * has delivered mail cannot use this.)
+ */
+export function tmpLeftovers(dataDir: string, pid: number | undefined): string[] {
+  const dir = path.join(dataDir, 'queue', 'tmp');
+  const names = fs.readdirSync(dir);
+  const ahead = names.filter((n) => n.endsWith(`.${pid}`) && fs.statSync(path.join(dir, n)).size === 0);
+  return [...names.filter((n) => !ahead.includes(n)), ...(ahead.length > 32 ? [`${ahead.length} empty files, more than the 32 created ahead`] : [])];
+}
+
 export function spoolMessages(dataDir: string): Array<{ id: string; envelope: Record<string, unknown>; body: Buffer }> {
   const dirp = path.join(dataDir, 'queue', 'messages');
   if (!fs.existsSync(dirp)) return [];
