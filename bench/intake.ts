@@ -41,7 +41,7 @@ const SETTINGS = {
    * many inodes freed in the last 30 s are about (a previous run's cleanup removes ~70,000 files).
    */
   settleSeconds: Number(process.env.BENCH_SETTLE_SECONDS ?? 30),
-  /** UV_THREADPOOL_SIZE for the daemon; unset: left to the CLI (src/cli/threadpool.ts) */
+  /** UV_THREADPOOL_SIZE for the daemon; unset: Node's default (4) */
   threadpool: process.env.BENCH_THREADPOOL,
 };
 const KINDS: ServerKind[] = ['smarthost', 'baseline'];
