@@ -11,6 +11,7 @@ import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { MailLog } from '../maillog/maillog.js';
 import { FsSpool } from '../queue/fs-spool.js';
 import type { Destination } from '../route/route.js';
+import { waitFor } from '../../test/helpers/wait.js';
 import { QueueManager, type Transports } from './qmgr.js';
 
 type Script = (rcpt: string, attempt: number) => RcptResult['outcome'];
@@ -68,10 +69,7 @@ describe('QueueManager', () => {
     return inc.commit();
   }
 
-  const until = async (cond: () => boolean | Promise<boolean>, what: string) => {
-    for (let i = 0; i < 200; i++) { if (await cond()) return; await new Promise((r) => setTimeout(r, 10)); }
-    assert.fail(`timed out waiting for ${what}\n${lines.join('')}`);
-  };
+  const until = (cond: () => boolean | Promise<boolean>, what: string) => waitFor(cond, () => `${what}\n${lines.join('')}`);
 
   it('groups recipients by destination, records each outcome, saves the deferred ones with a backoff time', async () => {
     const t = new RecordingTransport((rcpt) => rcpt.startsWith('later') ? 'deferred' : 'sent');

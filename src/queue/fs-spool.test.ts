@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { waitFor } from '../../test/helpers/wait.js';
 import { newQueueId } from '../mail/queue-id.js';
 import { FsSpool } from './fs-spool.js';
 import type { DeliveryState, NewEnvelope } from './spool.js';
@@ -69,16 +70,12 @@ describe('FsSpool', () => {
   let spool: FsSpool;
   let q: (...parts: string[]) => string;
   const extraSpools: FsSpool[] = [];
-  /** The tmp name of a committed message is unlinked after the reply; wait for that (a second at most). */
   /** Files in tmp/ that are a committed message's second name (unlinked just after the 250). */
   const tmpLinks = () => fs.readdirSync(q('tmp')).filter((n) => { try { return fs.statSync(q('tmp', n)).nlink > 1; } catch { return false; } });
+  /** The tmp name of a committed message is unlinked after the reply; wait for that (a second at most). */
   const tmpUnlinked = async () => { for (let i = 0; i < 100 && tmpLinks().length; i++) await new Promise((r) => setTimeout(r, 10)); };
   /** Spare files holding a delivered message (not the empty ones created ahead). */
   const fullSpares = () => fs.readdirSync(q('tmp')).filter((n) => fs.statSync(q('tmp', n)).size > 0);
-  const waitFor = async (cond: () => boolean, what: string) => {
-    for (let i = 0; i < 300; i++) { if (cond()) return; await new Promise((r) => setTimeout(r, 10)); }
-    assert.fail(`timed out waiting for ${what}`);
-  };
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-spool-test-'));
@@ -430,7 +427,7 @@ describe('FsSpool', () => {
       await tmpUnlinked();
       await sp2.remove(m.id, { size: m.size });
       assert.equal(fullSpares().length, 1);
-      await waitFor(() => fs.readdirSync(q('tmp')).length === 1 + 32, 'the 32 empty files created ahead');
+      await waitFor(() => fs.readdirSync(q('tmp')).length === 1 + 32, 'the 32 empty files created ahead', 300);
       const after = new FsSpool(dir);
       extraSpools.push(after);
       assert.equal((await after.recover()).discarded, 1 + 32);
@@ -441,7 +438,7 @@ describe('FsSpool', () => {
       const sp = new FsSpool(dir, { recycle: true });
       extraSpools.push(sp);
       await sp.recover();
-      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, '32 files created ahead');
+      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, '32 files created ahead', 300);
       const ahead = new Map(fs.readdirSync(q('tmp')).map((n) => [ino(q('tmp', n)), n]));
       assert.ok([...ahead.values()].every((n) => fs.statSync(q('tmp', n)).size === 0 && n.endsWith(`.${process.pid}`)));
       const body = pseudoRandom(3_000, 7);
@@ -451,7 +448,7 @@ describe('FsSpool', () => {
       // below 16 left, the refill tops them up to 32 again
       for (let i = 0; i < 17; i++) await store(sp, Buffer.from(`m${i}\r\n`), i);
       await tmpUnlinked();
-      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, 'the refill');
+      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, 'the refill', 300);
       sp.close();
       assert.deepEqual(fs.readdirSync(q('tmp')), [], 'close() removes them');
     });

@@ -314,7 +314,7 @@ export class FsSpool implements Spool {
       const spare = this.reuseSpare();
       this.refill();
       if (spare) return this.incoming(id, spare.fd, spare.path, envelope, spare.size);
-      const tmpPath = path.join(this.tmp, `${id}.${process.pid}`);
+      const tmpPath = this.tmpName(id);
       let fd: number;
       try {
         fd = fs.openSync(tmpPath, 'wx', 0o600); // a create in a directory: microseconds, inline
@@ -332,6 +332,11 @@ export class FsSpool implements Spool {
       }
       return this.incoming(id, fd, tmpPath, envelope);
     }
+  }
+
+  /** A name in tmp/ of this process: recovery knows its files by the pid. */
+  private tmpName(id = newQueueId()): string {
+    return path.join(this.tmp, `${id}.${process.pid}`);
   }
 
   private incoming(id: string, fd: number, tmpPath: string, envelope: Omit<NewEnvelope, 'id'>, oldSize = 0): Incoming {
@@ -375,7 +380,7 @@ export class FsSpool implements Spool {
     if (!this.opts.recycle || this.closed || Date.now() < this.createPausedUntil) return;
     while (this.creating < FRESH_CREATES && this.fresh.length + this.creating < FRESH) {
       this.creating++;
-      const p = path.join(this.tmp, `${newQueueId()}.${process.pid}`);
+      const p = this.tmpName();
       fs.open(p, 'wx', 0o600, (e, fd) => {
         this.creating--;
         if (e) { this.createPausedUntil = Date.now() + 1000; return; }
@@ -518,7 +523,7 @@ export class FsSpool implements Spool {
     if (!isQueueId(id)) return false;
     const file = path.join(this.messages, id);
     const spare = this.opts.recycle && opts.size !== undefined && opts.size <= SPARE_SIZE
-      && this.spares.length + this.sparesPending.size < SPARES ? path.join(this.tmp, `${newQueueId()}.${process.pid}`) : undefined;
+      && this.spares.length + this.sparesPending.size < SPARES ? this.tmpName() : undefined;
     try {
       // A rename takes microseconds: inline, as a pool round trip costs more. Removing the last
       // name frees the file's blocks, which takes long enough to stall the loop: on the pool.

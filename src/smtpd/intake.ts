@@ -52,7 +52,7 @@ export async function intake(
       void store(clean);
     });
     await finished(data);
-    if (!oversized) await store(lineEnds.end());
+    if (!oversized && storageError === undefined) await store(lineEnds.end());
   } catch (e) {
     await incoming.abort();
     drain(data);

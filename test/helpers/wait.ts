@@ -1,0 +1,11 @@
+// Polling for a condition in tests: `tries` checks `everyMs` apart, then a
+// failure that says what was awaited (a function, for context read late).
+import assert from 'node:assert/strict';
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string | (() => string), tries = 200, everyMs = 10): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  assert.fail(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
+}
