@@ -69,36 +69,6 @@ describe('DirSync', () => {
     }
   });
 
-  it('afterNextSync() starts no fsync and rides only one that starts after it', async () => {
-    const rode: number[] = [];
-    ds.afterNextSync(() => rode.push(ds.stats.syncs));
-    await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(ds.stats, { syncs: 0, callers: 0 }, 'a passenger alone starts no fsync');
-    assert.equal(rode.length, 0);
-    const first = ds.sync(); // starts fsync 1 and takes the passenger along
-    ds.afterNextSync(() => rode.push(ds.stats.syncs)); // registered while fsync 1 runs: not covered by it
-    await first;
-    assert.deepEqual(rode, [1], 'the first passenger rode fsync 1');
-    await ds.sync();
-    assert.deepEqual(rode, [1, 2], 'the second waited for fsync 2');
-  });
-
-  it('a passenger of a failed fsync waits for the next one that succeeds', async () => {
-    const gone = path.join(dir, 'later');
-    const late = new DirSync(gone);
-    try {
-      let rode = false;
-      late.afterNextSync(() => { rode = true; });
-      await assert.rejects(late.sync());
-      assert.equal(rode, false, 'not released by a failed fsync');
-      fs.mkdirSync(gone);
-      await late.sync();
-      assert.equal(rode, true);
-    } finally {
-      late.close();
-    }
-  });
-
   it('close() can be called more than once and sync() reopens', async () => {
     await ds.sync();
     ds.close();

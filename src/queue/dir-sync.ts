@@ -7,8 +7,6 @@ import fs from 'node:fs';
 
 export class DirSync {
   private waiting: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
-  /** Ride along with the next fsync someone else asks for, without asking for one. */
-  private passengers: Array<() => void> = [];
   private running = false;
   private fd: number | undefined;
   /** How many fsyncs ran, and for how many callers: group commit's effect, for the bench. */
@@ -23,26 +21,16 @@ export class DirSync {
     });
   }
 
-  /**
-   * Calls `f` once an fsync that started after this call has succeeded, but
-   * starts none: for work that can wait until the next commit syncs anyway.
-   */
-  afterNextSync(f: () => void): void {
-    this.passengers.push(f);
-  }
-
   private kick(): void {
     if (this.running || this.waiting.length === 0) return;
     this.running = true;
     const batch = this.waiting;
-    const riders = this.passengers;
     this.waiting = [];
-    this.passengers = [];
     this.stats.syncs++;
     this.stats.callers += batch.length;
     this.fsync().then(
-      () => { batch.forEach((w) => w.resolve()); riders.forEach((f) => f()); },
-      (e) => { batch.forEach((w) => w.reject(e)); this.passengers.unshift(...riders); },
+      () => batch.forEach((w) => w.resolve()),
+      (e) => batch.forEach((w) => w.reject(e)),
     ).finally(() => {
       this.running = false;
       this.kick();

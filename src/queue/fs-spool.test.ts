@@ -74,8 +74,6 @@ describe('FsSpool', () => {
   const tmpLinks = () => fs.readdirSync(q('tmp')).filter((n) => { try { return fs.statSync(q('tmp', n)).nlink > 1; } catch { return false; } });
   /** The tmp name of a committed message is unlinked after the reply; wait for that (a second at most). */
   const tmpUnlinked = async () => { for (let i = 0; i < 100 && tmpLinks().length; i++) await new Promise((r) => setTimeout(r, 10)); };
-  /** Spare files holding a delivered message (not the empty ones created ahead). */
-  const fullSpares = () => fs.readdirSync(q('tmp')).filter((n) => fs.statSync(q('tmp', n)).size > 0);
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-spool-test-'));
@@ -356,42 +354,144 @@ describe('FsSpool', () => {
     assert.equal(await spool.remove('../../etc/passwd'), false);
   });
 
-  describe('spare files (recycle: the daemon)', () => {
+  describe('the daemon\'s spool (recycle): files named ahead and spare files', () => {
     const ino = (file: string) => fs.statSync(file).ino;
     const store = async (sp: FsSpool, body: Buffer, n = 0) => {
       const m = await sp.receive(envelopeFor(n));
       await m.write(body);
       return m.commit();
     };
-
-    it('writes a later message over a delivered one only after messages/ was fsynced, exact whether shorter or longer', async () => {
+    /** Files in messages/ by what they hold: empty (named ahead), or the first line. */
+    const kinds = () => fs.readdirSync(q('messages')).map((n) => {
+      const raw = fs.readFileSync(q('messages', n));
+      return raw.length === 0 ? 'empty' : raw.subarray(0, raw.indexOf(0x0a)).toString('latin1');
+    });
+    const empties = () => kinds().filter((k) => k === 'empty').length;
+    const daemonSpool = async () => {
       const sp = new FsSpool(dir, { recycle: true });
       extraSpools.push(sp);
+      await sp.recover();
+      await waitFor(() => empties() === 64, '64 files named ahead', 300);
+      return sp;
+    };
+    /** Holds the spool's fsyncs of messages/ until release() (each then runs for real). */
+    const holdDirSyncs = (sp: FsSpool) => {
+      const held: Array<() => void> = [];
+      const real = sp.dirSync.sync.bind(sp.dirSync);
+      mock.method(sp.dirSync, 'sync', () => new Promise<void>((resolve, reject) => held.push(() => real().then(resolve, reject))));
+      return { held, release: () => { mock.restoreAll(); held.splice(0).forEach((go) => go()); } };
+    };
+
+    it('names 64 empty files ahead in messages/, writes a message into one without an fsync of messages/, tops them up, and close() removes them', async () => {
+      const sp = await daemonSpool();
+      const ahead = new Set(fs.readdirSync(q('messages')).map((n) => ino(q('messages', n))));
+      assert.deepEqual(await sp.list(), [], 'empty files are not messages');
+      assert.deepEqual(await sp.unclaimed(() => false, Date.now() + 1000), [], 'nor are they unclaimed mail');
+      const syncs = sp.dirSync.stats.syncs;
+      const body = pseudoRandom(3_000, 7);
+      const m = await store(sp, body, 7);
+      assert.ok(ahead.has(ino(q('messages', m.id))), 'the message went into a file named ahead');
+      assert.equal(sp.dirSync.stats.syncs, syncs, 'its name was already durable: no fsync of messages/');
+      assert.deepEqual(splitStored(q('messages', m.id)).body, body);
+      assert.deepEqual(await readAll(sp.open(m.id)), body);
+      assert.deepEqual((await sp.list()).map((e) => e.envelope.id), [m.id]);
+      // below half of them left, the refill names the rest with one fsync of messages/
+      for (let i = 0; i < 32; i++) await store(sp, Buffer.from(`m${i}\r\n`), i);
+      await waitFor(() => empties() === 64, 'the refill', 300);
+      assert.equal(sp.dirSync.stats.syncs, syncs + 1, 'one fsync of messages/ for the whole batch');
+      sp.close();
+      assert.equal(empties(), 0, 'close() removes them');
+      assert.equal(fs.readdirSync(q('messages')).length, 33);
+    });
+
+    it('without one named ahead, creates the file in messages/ and fsyncs messages/ before the commit resolves', async () => {
+      const sp = new FsSpool(dir, { recycle: true });
+      extraSpools.push(sp);
+      await sp.recover(); // starts the refill, which has not finished yet
+      const { held, release } = holdDirSyncs(sp);
+      const m = await sp.receive(envelopeFor());
+      await m.write(Buffer.from('x\r\n'));
+      let done = false;
+      const committed = m.commit().then(() => { done = true; });
+      await waitFor(() => held.length > 0, 'a directory fsync');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(done, false, 'the commit waits for the fsync of messages/');
+      release();
+      await committed;
+      assert.deepEqual((await sp.list()).map((e) => e.envelope.id), [m.id]);
+    });
+
+    it('a message being received is "smarthost-queue 0" in messages/: invisible, and a restart discards it as never acknowledged', async () => {
+      const sp = await daemonSpool();
+      const big = await sp.receive(envelopeFor(1));
+      for (let i = 0; i < 10; i++) await big.write(Buffer.alloc(64 * 1024, 0x61));
+      const small = await sp.receive(envelopeFor(2));
+      await small.write(Buffer.from('Subject: x\r\n\r\n'));
+      assert.ok(fs.statSync(q('messages', big.id)).size >= 256 * 1024, 'large writes reach the file before commit');
+      assert.equal(kinds().filter((k) => k === 'smarthost-queue 0').length, 1);
+      assert.equal(await sp.get(big.id), undefined);
+      assert.deepEqual(await sp.list(), []);
+      assert.deepEqual(await sp.unclaimed(() => false, Date.now() + 1000), [], 'not picked up as mail dropped by sendmail');
+      // as after kill -9: another spool recovers the directory
+      const after = new FsSpool(dir);
+      extraSpools.push(after);
+      const report = await after.recover();
+      assert.deepEqual(report, { messages: 0, discarded: 1, corrupt: 0 }, 'the unfinished file is discarded (and counted), not kept as corrupt');
+      assert.deepEqual(fs.readdirSync(q('messages')), [], 'empty files removed too');
+      assert.deepEqual(fs.readdirSync(q('corrupt')), []);
+    });
+
+    it('abort and a failed fdatasync leave no message and no unfinished file in messages/', async () => {
+      const sp = await daemonSpool();
+      const a = await sp.receive(envelopeFor());
+      for (let i = 0; i < 8; i++) await a.write(Buffer.alloc(100 * 1024, 0x62));
+      await a.abort();
+      await a.abort();
+      mock.method(fs, 'fdatasync', (_fd: number, cb: (e: Error) => void) => setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))));
+      syncBuiltinESMExports();
+      try {
+        const b = await sp.receive(envelopeFor());
+        await b.write(Buffer.from('x\r\n'));
+        await assert.rejects(b.commit(), /EIO/);
+        await b.abort();
+      } finally {
+        mock.restoreAll();
+        syncBuiltinESMExports();
+      }
+      assert.deepEqual(kinds().filter((k) => k !== 'empty'), []);
+      assert.deepEqual(await sp.list(), []);
+    });
+
+    it('writes a later message over a delivered one only after messages/ was fsynced, exact whether shorter or longer', async () => {
+      const sp = await daemonSpool();
       const a = await store(sp, pseudoRandom(10_000, 1), 1);
       const inoA = ino(q('messages', a.id));
-      await tmpUnlinked();
+      const { release } = holdDirSyncs(sp);
       assert.equal(await sp.remove(a.id, { size: a.size }), true);
-      assert.deepEqual(fs.readdirSync(q('messages')), []);
-      const [spare] = fullSpares();
-      assert.equal(ino(q('tmp', spare!)), inoA, 'the file waits in tmp/ as a spare');
+      assert.equal(fs.existsSync(q('messages', a.id)), false, 'its old name is gone');
+      const spare = fs.readdirSync(q('messages')).find((n) => ino(q('messages', n)) === inoA);
+      assert.ok(spare && spare !== a.id, 'the file waits in messages/ under a new id, as a spare');
+      assert.equal(await sp.get(spare), undefined, 'its envelope names the old id: not a message');
+      assert.deepEqual(await sp.list(), []);
 
       // no fsync of messages/ since the rename: the spare must not be used yet
       const bBody = pseudoRandom(500, 2);
       const b = await store(sp, bBody, 2);
       assert.notEqual(ino(q('messages', b.id)), inoA, 'a spare is not reused before messages/ is fsynced');
-      assert.deepEqual(splitStored(q('messages', b.id)).body, bBody);
+      release();
+      await new Promise((r) => setTimeout(r, 50));
 
-      // b's commit fsynced messages/: now c is written over a's file; shorter, so cut
+      // now c is written over a's file; shorter, so cut
       const cBody = pseudoRandom(1_000, 3);
       const c = await store(sp, cBody, 3);
-      assert.equal(ino(q('messages', c.id)), inoA, 'the spare was reused');
+      assert.equal(c.id, spare, 'the spare was reused, under the id it was given');
+      assert.equal(ino(q('messages', c.id)), inoA);
       assert.deepEqual(splitStored(q('messages', c.id)).body, cBody, 'shorter: nothing of the old message is left');
       assert.deepEqual(await readAll(sp.open(c.id)), cBody);
 
       // and longer than the file it reuses
-      await tmpUnlinked();
       await sp.remove(c.id, { size: c.size });
-      await store(sp, pseudoRandom(10, 4), 4); // an fsync of messages/
+      await new Promise((r) => setTimeout(r, 50));
       const eBody = pseudoRandom(50_000, 5);
       const e = await store(sp, eBody, 5);
       assert.equal(ino(q('messages', e.id)), inoA);
@@ -402,58 +502,38 @@ describe('FsSpool', () => {
       const again = new FsSpool(dir);
       extraSpools.push(again);
       const report = await again.recover();
-      assert.equal(report.corrupt, 0);
-      assert.deepEqual((await again.list()).map((x) => x.envelope.id).sort(), [b.id, e.id].concat(fs.readdirSync(q('messages')).filter((x) => x !== b.id && x !== e.id)).sort());
+      assert.deepEqual(report, { messages: 2, discarded: 0, corrupt: 0 });
+      assert.deepEqual((await again.list()).map((x) => x.envelope.id), [b.id, e.id]);
       assert.deepEqual(await readAll(again.open(e.id)), eBody);
     });
 
     it('keeps at most 64 spares, none of a message over 256 KiB, removes them on close(), and recovery discards leftovers', async () => {
-      const sp = new FsSpool(dir, { recycle: true });
-      extraSpools.push(sp);
+      const sp = await daemonSpool();
       const stored = [];
       for (let i = 0; i < 70; i++) stored.push(await store(sp, Buffer.from(`message ${i}\r\n`), i));
       const big = await store(sp, Buffer.alloc(300 * 1024, 0x61), 99);
-      await tmpUnlinked();
       for (const m of stored) await sp.remove(m.id, { size: m.size });
       await sp.remove(big.id, { size: big.size });
-      assert.equal(fullSpares().length, 64, 'the 6 beyond the limit and the big one were unlinked');
-      assert.deepEqual(fs.readdirSync(q('messages')), []);
+      assert.equal(kinds().filter((k) => k === 'smarthost-queue 2').length, 64, 'the 6 beyond the limit and the big one were unlinked');
+      assert.deepEqual(await sp.list(), []);
       sp.close();
-      assert.deepEqual(fs.readdirSync(q('tmp')), [], 'close() removes the spares');
+      // (a create still under way removes its file when it completes)
+      await waitFor(() => fs.readdirSync(q('messages')).length === 0, () => `close() to remove spares and empty files: left ${kinds().join(', ')}`);
 
-      // a daemon killed with spares in tmp/: the next start discards them
-      const sp2 = new FsSpool(dir, { recycle: true });
+      // a daemon killed with spares and empty files in messages/: the next start discards them
+      const sp2 = await daemonSpool();
       const m = await store(sp2, Buffer.from('x\r\n'));
-      await tmpUnlinked();
       await sp2.remove(m.id, { size: m.size });
-      assert.equal(fullSpares().length, 1);
-      await waitFor(() => fs.readdirSync(q('tmp')).length === 1 + 32, 'the 32 empty files created ahead', 300);
+      await waitFor(() => kinds().filter((k) => k === 'smarthost-queue 2').length === 1, 'the spare');
+      const count = fs.readdirSync(q('messages')).length;
       const after = new FsSpool(dir);
       extraSpools.push(after);
-      assert.equal((await after.recover()).discarded, 1 + 32);
-      assert.deepEqual(fs.readdirSync(q('tmp')), []);
+      assert.ok(count > 1);
+      assert.deepEqual(await after.recover(), { messages: 0, discarded: 0, corrupt: 0 }, 'removed, not counted: they held no mail');
+      assert.deepEqual(fs.readdirSync(q('messages')), []);
     });
 
-    it('creates 32 empty files ahead, off the event loop, and receive() writes into one of them', async () => {
-      const sp = new FsSpool(dir, { recycle: true });
-      extraSpools.push(sp);
-      await sp.recover();
-      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, '32 files created ahead', 300);
-      const ahead = new Map(fs.readdirSync(q('tmp')).map((n) => [ino(q('tmp', n)), n]));
-      assert.ok([...ahead.values()].every((n) => fs.statSync(q('tmp', n)).size === 0 && n.endsWith(`.${process.pid}`)));
-      const body = pseudoRandom(3_000, 7);
-      const m = await store(sp, body, 7);
-      assert.ok(ahead.has(ino(q('messages', m.id))), 'the message went into a file created ahead');
-      assert.deepEqual(await readAll(sp.open(m.id)), body);
-      // below 16 left, the refill tops them up to 32 again
-      for (let i = 0; i < 17; i++) await store(sp, Buffer.from(`m${i}\r\n`), i);
-      await tmpUnlinked();
-      await waitFor(() => fs.readdirSync(q('tmp')).length === 32, 'the refill', 300);
-      sp.close();
-      assert.deepEqual(fs.readdirSync(q('tmp')), [], 'close() removes them');
-    });
-
-    it('without recycle (smarthost sendmail, the queue commands) remove() unlinks', async () => {
+    it('without recycle (smarthost sendmail, the queue commands) remove() unlinks, and nothing is named ahead', async () => {
       const m = await store(spool, Buffer.from('x\r\n'));
       await tmpUnlinked();
       await spool.remove(m.id, { size: m.size });

@@ -1,39 +1,47 @@
 // The spool on the local file system.
 //
-//   queue/tmp/ID.PID    message being received by process PID (never acknowledged),
-//                       or the daemon's spare: a delivered message's file kept to
-//                       be written over by the next one (see "Spare files" below)
-//   queue/messages/ID   committed message: one header line, one envelope JSON
-//                       line, the message bytes with CRLF line ends, then a
-//                       16-byte trailer: "shq2", CRC-32 and length of all
-//                       bytes before it (version 1 files have no trailer)
+//   queue/messages/ID   a message: one header line, one envelope JSON line,
+//                       the message bytes with CRLF line ends, then a 16-byte
+//                       trailer: "shq2", CRC-32 and length of all bytes before
+//                       it (version 1 files have no trailer). Not a message
+//                       (yet): an empty file, one whose first line is
+//                       "smarthost-queue 0" (being received), or one whose
+//                       envelope names another id (a spare, see below)
+//   queue/tmp/ID.PID    message being received by `smarthost sendmail` PID
 //   queue/state/ID.json delivery state per recipient (absent: all queued)
 //   queue/corrupt/      files that failed to parse at recovery, kept for a human
 //
-// Commit: write -> link into messages/ -> fdatasync(file) and fsync(messages/)
-// at the same time (one directory fsync serves concurrent sessions, see
-// dir-sync.ts) -> 250 -> unlink the tmp name. On ext4 with a journal both wait
-// for the same journal commit, one flush of the disk instead of two in a row;
-// without one (the development machine) they at least overlap: about 10% more
-// messages per second at 10 sessions in the relay bench. The
-// price: a crash of the machine can leave a file in messages/ whose data never
-// reached the disk; its trailer does not match, and recovery moves it to
-// corrupt/. It never got its 250 (that waits for both syncs).
-// link() rather than rename() because it fails if the id already exists, so
-// two writers (daemon and `smarthost sendmail`) can never overwrite each other.
+// Commit (the daemon): the message is written into a file that already has
+// its final name in messages/, a name made durable by an fsync of messages/
+// before the file was handed out ("Files named ahead" below). The first line
+// says "smarthost-queue 0" until everything else is written; then commit
+// writes "smarthost-queue 2" over it, fdatasyncs the file, and 250. One wait
+// for the disk, no directory change: a crash before the fdatasync leaves a
+// file that recovery discards (first line "0", or a trailer that does not
+// match: corrupt/), after it the whole message.
+// A file the daemon had to create at the moment (none named ahead was ready)
+// also waits for an fsync of messages/, shared by concurrent sessions (see
+// dir-sync.ts), at the same time as its fdatasync.
 //
-// Files created ahead (the daemon only): when no spare is ready, receive()
-// takes an empty file that refill() created on the thread pool, so the create
-// (slow after many deletes, see below) does not stall the event loop.
+// Commit (`smarthost sendmail`, another process that must not put unfinished
+// files where a starting daemon's recovery would discard them): write into
+// tmp/ID.PID -> link into messages/ -> fdatasync(file) and fsync(messages/)
+// at the same time -> unlink the tmp name. link() rather than rename()
+// because it fails if the id already exists, so two writers can never
+// overwrite each other.
 //
-// Spare files (the daemon only, `recycle`): creating a file means allocating
-// an inode, and on ext4 without a journal that scans past every inode freed in
-// the last 30 s (recently_deleted()): about 10% of all CPU samples in a perf
-// profile of the 100 KB relay bench. So a delivered message's file is renamed
-// into tmp/ instead of unlinked, and the next message is written over it in
-// place. It is reused only after an fsync of messages/ that started after the
-// rename, so a crash can never bring back the old name pointing at a new
-// message's bytes.
+// Files named ahead (the daemon only, `recycle`): refill() creates empty files
+// in messages/ on the thread pool, 32 at a time, then fsyncs messages/ once
+// for all of them; receive() takes one. Creating a file is slow when many
+// inodes were freed in the last 30 s (ext4 without a journal scans past them:
+// recently_deleted()), and inline it stalls every session.
+//
+// Spare files (the daemon only): a delivered message's file is linked to a new
+// id and its old name removed, and the next message is written over it in
+// place, saving the inode allocation. It is handed out only after an fsync of
+// messages/ that started after the rename, so a crash can never bring back the
+// old name pointing at a new message's bytes. Until then its envelope names
+// the old id: not a message under the new one.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -49,6 +57,10 @@ import {
 
 const MAGIC = 'smarthost-queue 2\n';
 const MAGIC_V1 = 'smarthost-queue 1\n';
+/** First line of a file still being received; commit writes MAGIC (same length) over it. */
+const MAGIC_PENDING = 'smarthost-queue 0\n';
+const MAGIC_BUF = Buffer.from(MAGIC, 'latin1');
+const PENDING_BUF = Buffer.from(MAGIC_PENDING, 'latin1');
 const TRAILER = 16;
 const TRAILER_TAG = 'shq2';
 
@@ -66,11 +78,14 @@ const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 /** At most this many spare files, each of a message no bigger than SPARE_SIZE: at most 16 MiB of them. */
 const SPARES = 64;
 const SPARE_SIZE = 256 * 1024;
-/** Empty files created ahead for receive() (see refill()), and how many creates run at once. */
-const FRESH = 32;
+/** Empty files named ahead for receive(): refill() tops them up to FRESH once fewer than half are left, FRESH_CREATES creates at once. */
+const FRESH = 64;
 const FRESH_CREATES = 4;
 /** open() reads this much at once: head and body of most messages in one read. */
 const HEAD_READ = 64 * 1024;
+
+/** What recovery finds in messages/ (see examine()). */
+type Examined = 'message' | 'unfinished' | 'unused' | 'corrupt';
 
 function storageError(e: unknown): Error {
   const err = e as NodeJS.ErrnoException;
@@ -110,16 +125,19 @@ function bodyRange(read: Buffer, fileSize: number): { envelope: NewEnvelope; off
  * Reads the head of a stored file of `fileSize` bytes: 64 KiB at first, more
  * for a very long recipient list. `read` is what was read from offset 0 (head
  * and the start of the body); the body runs from `offset` to `end`, before the
- * trailer (`end` < `offset` in a file cut short).
+ * trailer (`end` < `offset` in a file cut short). Null: a message still being
+ * received (first line "smarthost-queue 0"); undefined: no head.
  */
-async function headFrom(fh: fsp.FileHandle, fileSize: number): Promise<{ envelope: NewEnvelope; offset: number; end: number; read: Buffer } | undefined> {
+async function headFrom(fh: fsp.FileHandle, fileSize: number): Promise<{ envelope: NewEnvelope; offset: number; end: number; read: Buffer } | null | undefined> {
   for (let size = HEAD_READ; ; size *= 4) {
     const buf = Buffer.allocUnsafe(Math.min(size, fileSize));
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     const read = buf.subarray(0, bytesRead);
     const range = bodyRange(read, fileSize);
     if (range) return { ...range, read };
-    if (bytesRead < size) return undefined; // the whole file was read
+    if (read.subarray(0, PENDING_BUF.length).equals(PENDING_BUF)) return null;
+    // the whole file was read, or its first line is no known one: no longer head to look for
+    if (bytesRead < size || !MAGIC_BUF.subarray(0, 16).equals(read.subarray(0, 16))) return undefined;
   }
 }
 
@@ -138,30 +156,42 @@ function readSmall(file: string): Buffer | undefined {
   } catch { return undefined; }
 }
 
+/** Where an incoming message's file is: its final name, whether that name is durable yet, and (sendmail) the tmp/ name it is written under. */
+interface Place {
+  readonly fd: number;
+  /** messages/ID */
+  readonly file: string;
+  /** The name is in messages/ and fsynced there: commit need not fsync the directory. */
+  readonly named: boolean;
+  /** `smarthost sendmail`: written under this name in tmp/, linked to `file` at commit. */
+  readonly tmpPath?: string;
+  /** Size of the spare file written over, cut to this message's length at commit. */
+  readonly oldSize?: number;
+}
+
 class FsIncoming implements Incoming {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private written = 0;
   private bodyBytes = 0;
-  /** CRC-32 of everything written so far, for the trailer */
+  /** CRC-32 of everything written so far (with the final first line), for the trailer */
   private crc: number;
   private done = false;
+  /** On disk and answered for: abort() must not touch it any more */
+  private committed = false;
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
-    private readonly fd: number,
-    private readonly tmpPath: string,
-    private readonly finalPath: string,
-    private readonly head: Buffer,
+    private readonly place: Place,
+    /** The envelope line (after the first line) */
+    envelopeLine: Buffer,
     private readonly envelope: NewEnvelope,
     private readonly dirSync: DirSync,
-    /** Size of the spare file written over, cut to this message's length at commit. */
-    private readonly oldSize = 0,
   ) {
-    this.pending.push(head);
-    this.pendingBytes = head.length;
-    this.crc = zlib.crc32(head);
+    this.pending.push(PENDING_BUF, envelopeLine);
+    this.pendingBytes = PENDING_BUF.length + envelopeLine.length;
+    this.crc = zlib.crc32(envelopeLine, zlib.crc32(MAGIC_BUF));
   }
 
   write(chunk: Buffer): Promise<void> {
@@ -181,7 +211,7 @@ class FsIncoming implements Incoming {
     this.chain = this.chain.then(() => {
       if (!bufs.length) return;
       // into the page cache: microseconds, so done inline rather than as a thread-pool round trip
-      const bytesWritten = fs.writevSync(this.fd, bufs, this.written);
+      const bytesWritten = fs.writevSync(this.place.fd, bufs, this.written);
       const total = bufs.reduce((n, b) => n + b.length, 0);
       if (bytesWritten !== total) throw new SpoolFullError(`short write (${bytesWritten} of ${total} bytes)`);
       this.written += bytesWritten;
@@ -191,42 +221,45 @@ class FsIncoming implements Incoming {
 
   async commit(): Promise<Envelope> {
     if (this.done) throw new Error('commit after commit/abort');
-    let linked = false;
+    const { fd, file, named, tmpPath, oldSize = 0 } = this.place;
+    let inQueue = tmpPath === undefined;
     try {
       this.pending.push(trailer(this.crc, this.written + this.pendingBytes));
       await this.flush();
-      if (this.oldSize > this.written) fs.ftruncateSync(this.fd, this.written);
-      // Only the two waits for the disk go to the thread pool; link and close are metadata
+      if (oldSize > this.written) fs.ftruncateSync(fd, this.written);
+      // all of it is written: only now does the file say it is a message
+      if (fs.writeSync(fd, MAGIC_BUF, 0, MAGIC_BUF.length, 0) !== MAGIC_BUF.length) throw new SpoolFullError('short write of the first line');
+      // Only the waits for the disk go to the thread pool; link and close are metadata
       // calls of microseconds, done inline (each pool round trip queues behind other fsyncs).
-      fs.linkSync(this.tmpPath, this.finalPath);
-      linked = true;
+      if (tmpPath !== undefined) { fs.linkSync(tmpPath, file); inQueue = true; }
       const synced = await Promise.allSettled([
-        new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve()))),
-        this.dirSync.sync(),
+        new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()))),
+        named ? undefined : this.dirSync.sync(),
       ]);
       const failed = synced.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      this.done = true;
-      fs.closeSync(this.fd);
+      this.done = this.committed = true;
+      fs.closeSync(fd);
     } catch (e) {
       // the client will hear 452 and retry: nothing of this attempt may stay queued
-      if (linked) await fsp.unlink(this.finalPath).catch(() => undefined);
+      if (inQueue) await fsp.unlink(file).catch(() => undefined);
       await this.abort();
       throw storageError(e);
     }
     // the tmp name is only a second link to the committed file: the 250 need not wait for it
     // (a leftover is discarded at recovery, the message itself stays)
-    try { fs.unlinkSync(this.tmpPath); } catch { /* a leftover is discarded at recovery */ }
+    if (tmpPath !== undefined) { try { fs.unlinkSync(tmpPath); } catch { /* a leftover is discarded at recovery */ } }
     return { ...this.envelope, size: this.bodyBytes };
   }
 
   async abort(): Promise<void> {
+    if (this.committed) return;
     const wasDone = this.done;
     this.done = true;
     this.pending = [];
     await this.chain.catch(() => undefined);
-    if (!wasDone) { try { fs.closeSync(this.fd); } catch { /* already closed */ } }
-    try { fs.unlinkSync(this.tmpPath); } catch { /* never created, or gone */ }
+    if (!wasDone) { try { fs.closeSync(this.place.fd); } catch { /* already closed */ } }
+    try { fs.unlinkSync(this.place.tmpPath ?? this.place.file); } catch { /* never created, or gone */ }
   }
 }
 
@@ -242,10 +275,11 @@ export class FsSpool implements Spool {
   /** Spare files ready to be written over, and those waiting for the fsync that frees them. */
   private readonly spares: string[] = [];
   private readonly sparesPending = new Set<string>();
-  /** Empty files created ahead and kept open, used when no spare is ready. */
-  private readonly fresh: Array<{ fd: number; path: string }> = [];
-  /** Creates under way, and until when a failed one (disk full) pauses them. */
-  private creating = 0;
+  /** Empty files named ahead and kept open, used when no spare is ready. */
+  private readonly fresh: Array<{ id: string; fd: number; file: string }> = [];
+  /** The batch refill() is creating (not yet fsynced into messages/), and until when a failed create (disk full) pauses refills. */
+  private readonly naming: Array<{ id: string; fd: number; file: string }> = [];
+  private refilling = false;
   private createPausedUntil = 0;
   private closed = false;
 
@@ -290,15 +324,17 @@ export class FsSpool implements Spool {
     const ids = new Set<string>();
     for (const name of await fsp.readdir(this.messages)) {
       const file = path.join(this.messages, name);
-      let ok: boolean;
-      try { ok = isQueueId(name) && (await this.intact(file)); } catch (e) {
+      let found: Examined;
+      try { found = isQueueId(name) ? await this.examine(file, name) : 'corrupt'; } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
         ids.add(name); // keep its state: the file is fine, only its permissions are not (list() reports it)
         continue;
       }
-      if (ok) { ids.add(name); continue; }
-      await fsp.rename(file, path.join(this.corrupt, name)).catch(() => undefined);
-      corrupt++;
+      if (found === 'message') ids.add(name);
+      else if (found !== 'corrupt') {
+        await fsp.unlink(file).catch(() => undefined);
+        if (found === 'unfinished') discarded++;
+      } else { await fsp.rename(file, path.join(this.corrupt, name)).catch(() => undefined); corrupt++; }
     }
     for (const name of await fsp.readdir(this.state)) {
       if (!ids.has(name.replace(/\.json$/, ''))) await fsp.unlink(path.join(this.state, name)).catch(() => undefined);
@@ -309,15 +345,19 @@ export class FsSpool implements Spool {
   }
 
   async receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming> {
+    if (this.opts.recycle) {
+      const ready = this.takeReady();
+      this.refill();
+      if (ready) return this.incoming(ready.id, { ...ready, named: true }, envelope);
+    }
+    // none named ahead (or `smarthost sendmail`): create one now; commit also fsyncs messages/ for it
     for (let attempt = 0; ; attempt++) {
       const id = newQueueId();
-      const spare = this.reuseSpare();
-      this.refill();
-      if (spare) return this.incoming(id, spare.fd, spare.path, envelope, spare.size);
-      const tmpPath = this.tmpName(id);
+      const file = path.join(this.messages, id);
+      const tmpPath = this.opts.recycle ? undefined : this.tmpName(id);
       let fd: number;
       try {
-        fd = fs.openSync(tmpPath, 'wx', 0o600); // a create in a directory: microseconds, inline
+        fd = fs.openSync(tmpPath ?? file, 'wx', 0o600);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 5) continue;
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.ensureLayout();
@@ -326,69 +366,85 @@ export class FsSpool implements Spool {
       }
       if (this.opts.owner) {
         try { fs.fchownSync(fd, this.opts.owner.uid, this.opts.owner.gid); } catch (e) {
-          fs.closeSync(fd); try { fs.unlinkSync(tmpPath); } catch { /* gone */ }
+          fs.closeSync(fd); try { fs.unlinkSync(tmpPath ?? file); } catch { /* gone */ }
           throw storageError(e);
         }
       }
-      return this.incoming(id, fd, tmpPath, envelope);
+      return this.incoming(id, { fd, file, named: false, ...(tmpPath ? { tmpPath } : {}) }, envelope);
     }
   }
 
   /** A name in tmp/ of this process: recovery knows its files by the pid. */
-  private tmpName(id = newQueueId()): string {
+  private tmpName(id: string): string {
     return path.join(this.tmp, `${id}.${process.pid}`);
   }
 
-  private incoming(id: string, fd: number, tmpPath: string, envelope: Omit<NewEnvelope, 'id'>, oldSize = 0): Incoming {
+  private incoming(id: string, place: Place, envelope: Omit<NewEnvelope, 'id'>): Incoming {
     const full: NewEnvelope = { ...envelope, id };
-    const head = Buffer.from(MAGIC + JSON.stringify(full) + '\n', 'utf8');
-    return new FsIncoming(id, fd, tmpPath, path.join(this.messages, id), head, full, this.dirSync, oldSize);
+    return new FsIncoming(id, place, Buffer.from(JSON.stringify(full) + '\n', 'utf8'), full, this.dirSync);
   }
 
   /**
-   * A spare file opened for writing over, else an empty file created ahead, if
+   * A spare file opened for writing over, else an empty file named ahead, if
    * there is one. A spare is not emptied (O_TRUNC): freeing its blocks and
    * allocating new ones costs more than writing into them in place; commit cuts
    * off what is left of the old message.
    */
-  private reuseSpare(): { fd: number; path: string; size: number } | undefined {
+  private takeReady(): { id: string; fd: number; file: string; oldSize: number } | undefined {
     for (let p = this.spares.pop(); p !== undefined; p = this.spares.pop()) {
       let fd: number | undefined;
       try {
         fd = fs.openSync(p, fs.constants.O_WRONLY);
-        return { fd, path: p, size: fs.fstatSync(fd).size };
+        return { id: path.basename(p), fd, file: p, oldSize: fs.fstatSync(fd).size };
       } catch {
         if (fd !== undefined) fs.closeSync(fd);
         try { fs.unlinkSync(p); } catch { /* gone */ } // not ours to write (a root-owned file deleted by `queue delete`)
       }
     }
     const fresh = this.fresh.pop();
-    return fresh && { ...fresh, size: 0 };
+    return fresh && { ...fresh, oldSize: 0 };
   }
 
   /**
-   * Creates empty files ahead on the thread pool, up to FRESH, and keeps them
-   * open: creating a file is a slow kernel call when many inodes were freed in
-   * the last 30 s (see "Spare files" above), and done inline it stalls every
-   * session. Several at once: one at a time fell behind at 2,000 msg/s (in
-   * steady state 67 to 4,851 of 7,500 messages still created their file
-   * inline, against 3 to 115 now). Without one ready,
-   * receive() creates its file itself. A failed create (disk full) pauses this
-   * for a second.
+   * Once fewer than half of FRESH files named ahead are left, creates the
+   * rest on the thread pool, FRESH_CREATES at a time, then fsyncs messages/
+   * once for all of them, and only then hands them out. Inline, a create
+   * stalls every session when it is slow (see "Files named ahead" above); one
+   * directory fsync per batch instead of one shared by each few commits. A
+   * failed create (disk full) pauses this for a second.
    */
   private refill(): void {
-    if (!this.opts.recycle || this.closed || Date.now() < this.createPausedUntil) return;
-    while (this.creating < FRESH_CREATES && this.fresh.length + this.creating < FRESH) {
-      this.creating++;
-      const p = this.tmpName();
-      fs.open(p, 'wx', 0o600, (e, fd) => {
-        this.creating--;
-        if (e) { this.createPausedUntil = Date.now() + 1000; return; }
-        if (this.closed) { fs.close(fd, () => fs.unlink(p, () => undefined)); return; }
-        this.fresh.push({ fd, path: p });
-        this.refill();
+    if (!this.opts.recycle || this.closed || this.refilling || this.fresh.length >= FRESH / 2 || Date.now() < this.createPausedUntil) return;
+    this.refilling = true;
+    const batch = this.naming;
+    let toStart = FRESH - this.fresh.length;
+    let running = 0;
+    const done = () => {
+      const handOut = (ok: boolean) => {
+        if (ok && !this.closed) this.fresh.push(...batch.splice(0)); else this.discard(batch.splice(0));
+        this.refilling = false;
+      };
+      if (this.closed || !batch.length) { handOut(false); return; }
+      this.dirSync.sync().then(() => handOut(true), () => { this.createPausedUntil = Date.now() + 1000; handOut(false); });
+    };
+    const next = () => {
+      toStart--;
+      running++;
+      const id = newQueueId();
+      const file = path.join(this.messages, id);
+      fs.open(file, 'wx', 0o600, (e, fd) => {
+        running--;
+        if (e) { this.createPausedUntil = Date.now() + 1000; toStart = 0; } else batch.push({ id, fd, file });
+        if (toStart > 0 && !this.closed) next();
+        else if (running === 0) done();
       });
-    }
+    };
+    for (let i = 0; i < FRESH_CREATES && toStart > 0; i++) next();
+  }
+
+  /** Closes and removes files named ahead that will not be handed out. */
+  private discard(files: Array<{ fd: number; file: string }>): void {
+    for (const { fd, file } of files) { try { fs.closeSync(fd); } catch { /* closed */ } try { fs.unlinkSync(file); } catch { /* gone */ } }
   }
 
   private async readHead(file: string): Promise<{ envelope: Envelope; offset: number } | undefined> {
@@ -397,7 +453,7 @@ export class FsSpool implements Spool {
       fh = await fsp.open(file, 'r');
       const st = await fh.stat();
       const head = await headFrom(fh, st.size);
-      return head && { envelope: { ...head.envelope, size: Math.max(0, head.end - head.offset) }, offset: head.offset };
+      return head ? { envelope: { ...head.envelope, size: Math.max(0, head.end - head.offset) }, offset: head.offset } : undefined;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -407,30 +463,36 @@ export class FsSpool implements Spool {
   }
 
   /**
-   * Whether a stored file is whole: its head parses and, for version 2, the
-   * trailer matches the length and CRC-32 of every byte before it. Reads the
+   * What a file in messages/ is: a message whose head parses and, for version
+   * 2, whose trailer matches the length and CRC-32 of every byte before it;
+   * unfinished ("smarthost-queue 0": being received, never acknowledged);
+   * unused (empty: named ahead, or a message whose first bytes were not yet
+   * written; a spare, whose envelope names another id); or corrupt. Reads the
    * whole file: used at recovery only.
    */
-  private async intact(file: string): Promise<boolean> {
+  private async examine(file: string, id: string): Promise<Examined> {
     const fh = await fsp.open(file, 'r');
     try {
       const st = await fh.stat();
+      if (st.size === 0) return 'unused';
       const head = await headFrom(fh, st.size);
-      if (!head || head.end < head.offset) return false;
-      if (head.end === st.size) return true; // version 1: no trailer
+      if (!head) return head === null ? 'unfinished' : 'corrupt';
+      if (head.envelope.id !== id) return 'unused';
+      if (head.end < head.offset) return 'corrupt';
+      if (head.end === st.size) return 'message'; // version 1: no trailer
       const length = head.end;
       const end = Buffer.alloc(TRAILER);
       await fh.read(end, 0, TRAILER, length);
-      if (end.toString('latin1', 0, 4) !== TRAILER_TAG || end.readBigUInt64BE(8) !== BigInt(length)) return false;
+      if (end.toString('latin1', 0, 4) !== TRAILER_TAG || end.readBigUInt64BE(8) !== BigInt(length)) return 'corrupt';
       const buf = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
       let crc = 0;
       for (let pos = 0; pos < length;) {
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - pos), pos);
-        if (!bytesRead) return false;
+        if (!bytesRead) return 'corrupt';
         crc = zlib.crc32(buf.subarray(0, bytesRead), crc);
         pos += bytesRead;
       }
-      return crc === end.readUInt32BE(4);
+      return crc === end.readUInt32BE(4) ? 'message' : 'corrupt';
     } finally {
       await fh.close();
     }
@@ -457,8 +519,11 @@ export class FsSpool implements Spool {
     try { names = await fsp.readdir(this.messages); } catch { return []; }
     const out: string[] = [];
     for (const id of names.filter((n) => isQueueId(n) && !known(n)).sort()) {
-      const st = await fsp.stat(path.join(this.messages, id)).catch(() => undefined);
-      if (st && st.mtimeMs < before) out.push(id);
+      const file = path.join(this.messages, id);
+      const st = await fsp.stat(file).catch(() => undefined);
+      if (!st || st.size === 0 || st.mtimeMs >= before) continue; // (empty: named ahead by the daemon)
+      // not one being received, nor a spare (see examine())
+      if ((await this.readHead(file).catch(() => undefined))?.envelope.id === id) out.push(id);
     }
     return out;
   }
@@ -523,27 +588,40 @@ export class FsSpool implements Spool {
     if (!isQueueId(id)) return false;
     const file = path.join(this.messages, id);
     const spare = this.opts.recycle && opts.size !== undefined && opts.size <= SPARE_SIZE
-      && this.spares.length + this.sparesPending.size < SPARES ? this.tmpName() : undefined;
+      && this.spares.length + this.sparesPending.size < SPARES ? path.join(this.messages, newQueueId()) : undefined;
     try {
-      // A rename takes microseconds: inline, as a pool round trip costs more. Removing the last
-      // name frees the file's blocks, which takes long enough to stall the loop: on the pool.
-      if (spare) fs.renameSync(file, spare); else await fsp.unlink(file);
+      // Link and unlink of a name take microseconds: inline, as a pool round trip costs more.
+      // Removing the last name frees the file's blocks, which takes long enough to stall the
+      // loop: on the pool. link() rather than rename(): it never replaces a message.
+      if (spare && this.linkSpare(file, spare)) fs.unlinkSync(file); else await fsp.unlink(file);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw e;
     }
-    if (spare) {
-      this.sparesPending.add(spare);
-      this.dirSync.afterNextSync(() => { if (this.sparesPending.delete(spare)) this.spares.push(spare); });
+    if (spare && this.sparesPending.has(spare)) {
+      this.dirSync.sync().then(
+        () => { if (this.sparesPending.delete(spare)) this.spares.push(spare); },
+        () => { if (this.sparesPending.delete(spare)) { try { fs.unlinkSync(spare); } catch { /* gone */ } } },
+      );
     }
     if (opts.hasState !== false) await fsp.unlink(path.join(this.state, `${id}.json`)).catch(() => undefined);
     return true;
   }
 
+  /** Gives the file of a delivered message a new id, as a spare waiting for the fsync of messages/; false if that fails (and it is simply removed). */
+  private linkSpare(file: string, spare: string): boolean {
+    try { fs.linkSync(file, spare); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
+      return false;
+    }
+    this.sparesPending.add(spare);
+    return true;
+  }
+
   close(): void {
     this.closed = true;
-    for (const { fd } of this.fresh) { try { fs.closeSync(fd); } catch { /* closed */ } }
-    for (const p of [...this.spares.splice(0), ...this.fresh.splice(0).map((f) => f.path), ...this.sparesPending]) { try { fs.unlinkSync(p); } catch { /* gone */ } }
+    this.discard(this.fresh.splice(0));
+    for (const p of [...this.spares.splice(0), ...this.sparesPending]) { try { fs.unlinkSync(p); } catch { /* gone */ } }
     this.sparesPending.clear();
     this.dirSync.close();
     this.stateSync.close();

@@ -46,6 +46,7 @@ export interface Incoming {
 
 export interface RecoveryReport {
   readonly messages: number;
+  /** Partial files of messages being received (never acknowledged) that were removed. */
   readonly discarded: number;
   readonly corrupt: number;
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, removeDir, spoolMessages, startDaemon, tempDir, tmpLeftovers, writeConfig } from '../helpers/daemon.js';
+import { launch, removeDir, spoolMessages, startDaemon, tempDir, queueLeftovers, writeConfig } from '../helpers/daemon.js';
 import { RawSmtp, sendRaw } from '../helpers/smtp-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -72,7 +72,7 @@ describe('durability', () => {
         const [sess, seq] = token.slice(1).split('-m').map(Number) as [number, number];
         assert.ok(s.endsWith(bodyFor(sess, seq)), `message ${id} in the queue is partial`);
       }
-      assert.deepEqual(tmpLeftovers(again.dataDir, again.child.pid), [], 'partial files were discarded at start');
+      assert.deepEqual(queueLeftovers(again.dataDir), [], 'partial files were discarded at start');
       const list = JSON.parse(again.cli(['queue', '--json']).stdout) as unknown[];
       assert.equal(list.length, stored.size);
       console.log(`kill -9 under load: ${ackedAtKill} acknowledged, ${intact} intact after restart, ${stored.size - intact} more committed without a 250 received, ${recovered[2]} partial files discarded`);
@@ -110,7 +110,7 @@ describe('durability', () => {
       }
       const before = spoolMessages(dataDir).length;
       assert.equal(await send(200_000), '452 4.3.1 Insufficient system storage');
-      assert.deepEqual(tmpLeftovers(dataDir, d.child.pid), [], 'no half-written file left');
+      assert.deepEqual(queueLeftovers(dataDir), [], 'no half-written file left');
       assert.equal(spoolMessages(dataDir).length, before, 'nothing new in the queue');
       await d.waitForLog(/warning: queue file write error: /);
       if (mounted) fs.unlinkSync(filler);

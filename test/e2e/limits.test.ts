@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { removeDir, spoolMessages, startDaemon, tmpLeftovers, type RunningDaemon } from '../helpers/daemon.js';
+import { removeDir, spoolMessages, startDaemon, queueLeftovers, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -123,7 +123,7 @@ errors = 5
     await c.waitClosed();
     await sleep(200);
     assert.equal(spoolMessages(d.dataDir).length, before);
-    assert.deepEqual(tmpLeftovers(d.dataDir, d.child.pid), [], 'no partial file left in tmp/');
+    assert.deepEqual(queueLeftovers(d.dataDir), [], 'no partial file left in the queue');
   });
 
   it('a client that drops the connection in the middle of DATA: logged, nothing stored, no partial file', async () => {
@@ -138,7 +138,7 @@ errors = 5
     await d.waitForLog(/smarthost\/smtpd\[\d+\]: lost connection after DATA from localhost\[127\.0\.0\.1\]/);
     await sleep(200);
     assert.equal(spoolMessages(d.dataDir).length, before);
-    assert.deepEqual(tmpLeftovers(d.dataDir, d.child.pid), [], 'no partial file left in tmp/');
+    assert.deepEqual(queueLeftovers(d.dataDir), [], 'no partial file left in the queue');
   });
 
   it('disconnects after too many errors', async () => {

@@ -115,28 +115,43 @@ export function removeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** The stored message files in the spool (messages/), as { id, head, body }. */
-/**
- * Files in queue/tmp/ other than those the daemon `pid` keeps there on purpose: at most 32 empty
- * files created ahead for new mail. (Spare files of delivered mail are not empty: a test that
- * has delivered mail cannot use this.)
- */
-export function tmpLeftovers(dataDir: string, pid: number | undefined): string[] {
-  const dir = path.join(dataDir, 'queue', 'tmp');
-  const names = fs.readdirSync(dir);
-  const ahead = names.filter((n) => n.endsWith(`.${pid}`) && fs.statSync(path.join(dir, n)).size === 0);
-  return [...names.filter((n) => !ahead.includes(n)), ...(ahead.length > 32 ? [`${ahead.length} empty files, more than the 32 created ahead`] : [])];
+/** What a file in queue/messages/ holds, read independently of the spool code: a message (first line "smarthost-queue 1" or 2, envelope naming this id), empty (named ahead by the daemon), or something else. */
+function queueFile(dirp: string, id: string): { kind: 'message'; envelope: Record<string, unknown>; body: Buffer } | { kind: 'empty' | 'other' } {
+  const buf = fs.readFileSync(path.join(dirp, id));
+  if (buf.length === 0) return { kind: 'empty' };
+  const first = buf.indexOf(0x0a);
+  const second = buf.indexOf(0x0a, first + 1);
+  const magic = buf.subarray(0, first).toString('latin1');
+  if (!/^smarthost-queue [12]$/.test(magic) || second < 0) return { kind: 'other' };
+  let envelope: Record<string, unknown>;
+  try { envelope = JSON.parse(buf.subarray(first + 1, second).toString('utf8')) as Record<string, unknown>; } catch { return { kind: 'other' }; }
+  if (envelope.id !== id) return { kind: 'other' }; // a spare: a delivered message's file waiting to be written over
+  // version 2 files end in a 16-byte trailer (CRC-32 and length), not part of the message
+  const end = magic === 'smarthost-queue 2' ? buf.length - 16 : buf.length;
+  return { kind: 'message', envelope, body: buf.subarray(second + 1, end) };
 }
 
+/**
+ * Files in the queue that are neither a message nor one of the at most 64 empty files the
+ * running daemon names ahead in messages/: partial files in tmp/, files in messages/ still
+ * being received or never finished. (Spare files of delivered mail count too: a test that
+ * has delivered mail cannot use this.)
+ */
+export function queueLeftovers(dataDir: string): string[] {
+  const tmp = fs.readdirSync(path.join(dataDir, 'queue', 'tmp')).map((n) => `tmp/${n}`);
+  const dirp = path.join(dataDir, 'queue', 'messages');
+  const kinds = fs.readdirSync(dirp).map((id) => ({ id, kind: queueFile(dirp, id).kind }));
+  const empty = kinds.filter((k) => k.kind === 'empty').length;
+  return [...tmp, ...kinds.filter((k) => k.kind === 'other').map((k) => `messages/${k.id}`),
+    ...(empty > 64 ? [`${empty} empty files in messages/, more than the 64 named ahead`] : [])];
+}
+
+/** The stored messages in the spool (messages/), as { id, envelope, body }; not empty or unfinished files. */
 export function spoolMessages(dataDir: string): Array<{ id: string; envelope: Record<string, unknown>; body: Buffer }> {
   const dirp = path.join(dataDir, 'queue', 'messages');
   if (!fs.existsSync(dirp)) return [];
-  return fs.readdirSync(dirp).sort().map((id) => {
-    const buf = fs.readFileSync(path.join(dirp, id));
-    const first = buf.indexOf(0x0a);
-    const second = buf.indexOf(0x0a, first + 1);
-    // version 2 files end in a 16-byte trailer (CRC-32 and length), not part of the message
-    const end = buf.subarray(0, first).toString('latin1') === 'smarthost-queue 2' ? buf.length - 16 : buf.length;
-    return { id, envelope: JSON.parse(buf.subarray(first + 1, second).toString('utf8')), body: buf.subarray(second + 1, end) };
+  return fs.readdirSync(dirp).sort().flatMap((id) => {
+    const f = queueFile(dirp, id);
+    return f.kind === 'message' ? [{ id, envelope: f.envelope, body: f.body }] : [];
   });
 }
