@@ -302,7 +302,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       await Promise.all([sessionsDone, qmgr.close(Math.min(graceMs, 10_000))]);
       await gen.smtp.close();
       await metricsListener?.close();
-      spool.close();
+      await spool.close();
     },
   };
 }

@@ -212,7 +212,22 @@ export function machineBusyMs(): number {
   return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1000) / CLK_TCK;
 }
 
-/** Files in the daemon's spool (queue/messages), to check every 250 left a file. */
+/**
+ * Messages in the daemon's spool, to check every 250 left one: files in queue/messages whose
+ * first line says "smarthost-queue 2" and whose envelope names their id (not the empty files
+ * the daemon names ahead, not a message still being received, not a spare of a delivered one).
+ */
 export function spooledFiles(server: Server): number {
-  try { return fs.readdirSync(path.join(server.dataDir, 'queue', 'messages')).length; } catch { return 0; }
+  const dir = path.join(server.dataDir, 'queue', 'messages');
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return 0; }
+  const buf = Buffer.alloc(64 * 1024);
+  return names.filter((id) => {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(path.join(dir, id), 'r');
+      const head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('latin1').split('\n', 2);
+      return head[0] === 'smarthost-queue 2' && (JSON.parse(head[1] ?? '') as { id?: string }).id === id;
+    } catch { return false; } finally { if (fd !== undefined) fs.closeSync(fd); }
+  }).length;
 }

@@ -279,7 +279,8 @@ export class FsSpool implements Spool {
   private readonly fresh: Array<{ id: string; fd: number; file: string }> = [];
   /** The batch refill() is creating (not yet fsynced into messages/), and until when a failed create (disk full) pauses refills. */
   private readonly naming: Array<{ id: string; fd: number; file: string }> = [];
-  private refilling = false;
+  /** Set while refill() runs; resolves once its batch is handed out (or removed, after close()). */
+  private refilling: Promise<void> | undefined;
   private createPausedUntil = 0;
   private closed = false;
 
@@ -415,14 +416,16 @@ export class FsSpool implements Spool {
    */
   private refill(): void {
     if (!this.opts.recycle || this.closed || this.refilling || this.fresh.length >= FRESH / 2 || Date.now() < this.createPausedUntil) return;
-    this.refilling = true;
+    let finished!: () => void;
+    this.refilling = new Promise((resolve) => { finished = resolve; });
     const batch = this.naming;
     let toStart = FRESH - this.fresh.length;
     let running = 0;
     const done = () => {
       const handOut = (ok: boolean) => {
         if (ok && !this.closed) this.fresh.push(...batch.splice(0)); else this.discard(batch.splice(0));
-        this.refilling = false;
+        this.refilling = undefined;
+        finished();
       };
       if (this.closed || !batch.length) { handOut(false); return; }
       this.dirSync.sync().then(() => handOut(true), () => { this.createPausedUntil = Date.now() + 1000; handOut(false); });
@@ -618,12 +621,14 @@ export class FsSpool implements Spool {
     return true;
   }
 
-  close(): void {
+  /** Removes the files kept for new mail; resolves once a batch still being named ahead is removed too. */
+  close(): Promise<void> {
     this.closed = true;
     this.discard(this.fresh.splice(0));
     for (const p of [...this.spares.splice(0), ...this.sparesPending]) { try { fs.unlinkSync(p); } catch { /* gone */ } }
     this.sparesPending.clear();
     this.dirSync.close();
     this.stateSync.close();
+    return this.refilling ?? Promise.resolve();
   }
 }

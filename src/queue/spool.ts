@@ -69,7 +69,8 @@ export interface Spool {
   saveState(id: string, state: DeliveryState): Promise<void>;
   /** `hasState: false` says no state was ever saved for it (skips looking for one); `size`: its envelope's. */
   remove(id: string, opts?: { hasState?: boolean; size?: number }): Promise<boolean>;
-  close(): void;
+  /** Releases what the spool holds open; a promise when there is more to finish. */
+  close(): void | Promise<void>;
 }
 
 export function initialState(envelope: Envelope): DeliveryState {

@@ -115,9 +115,18 @@ export function removeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** What a file in queue/messages/ holds, read independently of the spool code: a message (first line "smarthost-queue 1" or 2, envelope naming this id), empty (named ahead by the daemon), or something else. */
-function queueFile(dirp: string, id: string): { kind: 'message'; envelope: Record<string, unknown>; body: Buffer } | { kind: 'empty' | 'other' } {
-  const buf = fs.readFileSync(path.join(dirp, id));
+/**
+ * What a file in queue/messages/ holds, read independently of the spool code: a message (first
+ * line "smarthost-queue 1" or 2, envelope naming this id), empty (named ahead by the daemon), a
+ * spare (a delivered message's file under a new id, waiting to be written over), something else,
+ * or gone (removed since the directory was listed).
+ */
+function queueFile(dirp: string, id: string): { kind: 'message'; envelope: Record<string, unknown>; body: Buffer } | { kind: 'empty' | 'spare' | 'other' | 'gone' } {
+  let buf: Buffer;
+  try { buf = fs.readFileSync(path.join(dirp, id)); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'gone' }; // a running daemon removed it meanwhile
+    throw e;
+  }
   if (buf.length === 0) return { kind: 'empty' };
   const first = buf.indexOf(0x0a);
   const second = buf.indexOf(0x0a, first + 1);
@@ -125,7 +134,7 @@ function queueFile(dirp: string, id: string): { kind: 'message'; envelope: Recor
   if (!/^smarthost-queue [12]$/.test(magic) || second < 0) return { kind: 'other' };
   let envelope: Record<string, unknown>;
   try { envelope = JSON.parse(buf.subarray(first + 1, second).toString('utf8')) as Record<string, unknown>; } catch { return { kind: 'other' }; }
-  if (envelope.id !== id) return { kind: 'other' }; // a spare: a delivered message's file waiting to be written over
+  if (envelope.id !== id) return { kind: 'spare' };
   // version 2 files end in a 16-byte trailer (CRC-32 and length), not part of the message
   const end = magic === 'smarthost-queue 2' ? buf.length - 16 : buf.length;
   return { kind: 'message', envelope, body: buf.subarray(second + 1, end) };
@@ -142,8 +151,14 @@ export function queueLeftovers(dataDir: string): string[] {
   const dirp = path.join(dataDir, 'queue', 'messages');
   const kinds = fs.readdirSync(dirp).map((id) => ({ id, kind: queueFile(dirp, id).kind }));
   const empty = kinds.filter((k) => k.kind === 'empty').length;
-  return [...tmp, ...kinds.filter((k) => k.kind === 'other').map((k) => `messages/${k.id}`),
+  return [...tmp, ...kinds.filter((k) => k.kind === 'other' || k.kind === 'spare').map((k) => `messages/${k.id}`),
     ...(empty > 64 ? [`${empty} empty files in messages/, more than the 64 named ahead`] : [])];
+}
+
+/** Spare files in messages/: delivered messages' files kept for the next message to be written over. */
+export function spareFiles(dataDir: string): number {
+  const dirp = path.join(dataDir, 'queue', 'messages');
+  return fs.readdirSync(dirp).filter((id) => queueFile(dirp, id).kind === 'spare').length;
 }
 
 /** The stored messages in the spool (messages/), as { id, envelope, body }; not empty or unfinished files. */
