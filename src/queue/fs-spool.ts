@@ -277,10 +277,9 @@ export class FsSpool implements Spool {
   private readonly sparesPending = new Set<string>();
   /** Empty files named ahead and kept open, used when no spare is ready. */
   private readonly fresh: Array<{ id: string; fd: number; file: string }> = [];
-  /** The batch refill() is creating (not yet fsynced into messages/), and until when a failed create (disk full) pauses refills. */
-  private readonly naming: Array<{ id: string; fd: number; file: string }> = [];
   /** Set while refill() runs; resolves once its batch is handed out (or removed, after close()). */
   private refilling: Promise<void> | undefined;
+  /** Until when a failed create (disk full) pauses refills. */
   private createPausedUntil = 0;
   private closed = false;
 
@@ -402,7 +401,7 @@ export class FsSpool implements Spool {
         try { fs.unlinkSync(p); } catch { /* gone */ } // not ours to write (a root-owned file deleted by `queue delete`)
       }
     }
-    const fresh = this.fresh.pop();
+    const fresh = this.fresh.shift(); // the oldest first: ids stay in the order mail arrives
     return fresh && { ...fresh, oldSize: 0 };
   }
 
@@ -418,7 +417,7 @@ export class FsSpool implements Spool {
     if (!this.opts.recycle || this.closed || this.refilling || this.fresh.length >= FRESH / 2 || Date.now() < this.createPausedUntil) return;
     let finished!: () => void;
     this.refilling = new Promise((resolve) => { finished = resolve; });
-    const batch = this.naming;
+    const batch: Array<{ id: string; fd: number; file: string }> = [];
     let toStart = FRESH - this.fresh.length;
     let running = 0;
     const done = () => {
