@@ -313,8 +313,8 @@ async function main(): Promise<void> {
   } else {
     say(`\nsmarthost / Postfix: no comparison (${missing ?? 'no cells'})`);
   }
-  say('\nDurability: every message counted here was acknowledged (250) only after fsync: smarthost writes the spool file,');
-  say('links it into the queue directory and fsyncs file and directory before replying; Postfix cleanup(8) fsyncs the queue file before smtpd replies');
+  say('\nDurability: every message counted here was acknowledged (250) only after fsync: smarthost writes the message into a queue file');
+  say('whose name was fsynced into the queue directory ahead, and fdatasyncs it before replying; Postfix cleanup(8) fsyncs the queue file before smtpd replies');
   say('(Postfix defaults, unchanged by the bench).');
   say(`Messages lost (acknowledged, never at the sink after draining): ${lost}${lost ? '  <-- MUST BE 0' : ''}`);
   const trouble = troubleLines(cells);
