@@ -171,7 +171,9 @@ function targets(runs: Run[], paced: Run[], idle: Idle[]): Target[] {
     { name: 'msg/s, 50 sessions, 1 KB', value: hot?.perSecond, limit: '>= 2000', pass: check(hot?.perSecond, (v) => v >= 2000) },
     { name: `p99 ms, 50 sessions, 1 KB, ${steady?.offered ?? SETTINGS.pacedRate} msg/s offered`, value: steady?.p99Ms, limit: '< 10', pass: check(steady?.p99Ms, (v) => v < 10) },
     { name: `  and it kept up: msg/s`, value: steady?.perSecond, limit: `>= ${f((steady?.offered ?? 0) * 0.98, 0)}`, pass: steady && check(steady.perSecond, (v) => v >= steady.offered! * 0.98) },
-    { name: 'p99 ms, 50 sessions, 1 KB, closed loop (saturated)', value: hot?.p99Ms, limit: '< 10', pass: check(hot?.p99Ms, (v) => v < 10) },
+    // Saturated at well over 2,000 msg/s, each session waits for the others: by Little's law the
+    // mean alone is 50 / msg/s (9.4 ms at 5,300 msg/s), so p99 there measures the queue, not intake.
+    { name: 'p99 ms, 50 sessions, 1 KB, closed loop (saturated: mean = 50 / msg/s; shown)', value: hot?.p99Ms, limit: '(shown)', pass: undefined },
     { name: `p99 ms, the paced load while also relaying every message (in service; not the issue's target)`, value: relaying?.p99Ms, limit: '(shown)', pass: undefined },
     { name: 'RSS MB, 1000 idle sessions', value: idleRss, limit: '< 150', pass: check(idleRss, (v) => v < 150) },
   ];
