@@ -30,17 +30,17 @@
 // because it fails if the id already exists, so two writers can never
 // overwrite each other.
 //
-// Files named ahead (the daemon only, `recycle`): refill() creates empty files
-// in messages/ on the thread pool, 32 at a time, then fsyncs messages/ once
-// for all of them; receive() takes one. Creating a file is slow when many
+// Files named ahead (the daemon only, `recycle`): once fewer than 32 of 64 are
+// left, refill() creates the rest as empty files in messages/ on the thread
+// pool, then fsyncs messages/ once for all of them; receive() takes one. Creating a file is slow when many
 // inodes were freed in the last 30 s (ext4 without a journal scans past them:
 // recently_deleted()), and inline it stalls every session.
 //
 // Spare files (the daemon only): a delivered message's file is linked to a new
 // id and its old name removed, and the next message is written over it in
 // place, saving the inode allocation. It is handed out only after an fsync of
-// messages/ that started after the rename, so a crash can never bring back the
-// old name pointing at a new message's bytes. Until then its envelope names
+// messages/ that started after the link and unlink, so a crash can never bring
+// back the old name pointing at a new message's bytes (and lose the new name). Until then its envelope names
 // the old id: not a message under the new one.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -61,6 +61,8 @@ const MAGIC_V1 = 'smarthost-queue 1\n';
 const MAGIC_PENDING = 'smarthost-queue 0\n';
 const MAGIC_BUF = Buffer.from(MAGIC, 'latin1');
 const PENDING_BUF = Buffer.from(MAGIC_PENDING, 'latin1');
+/** What every version's first line starts with. */
+const MAGIC_PREFIX = Buffer.from('smarthost-queue ', 'latin1');
 const TRAILER = 16;
 const TRAILER_TAG = 'shq2';
 
@@ -137,7 +139,7 @@ async function headFrom(fh: fsp.FileHandle, fileSize: number): Promise<{ envelop
     if (range) return { ...range, read };
     if (read.subarray(0, PENDING_BUF.length).equals(PENDING_BUF)) return null;
     // the whole file was read, or its first line is no known one: no longer head to look for
-    if (bytesRead < size || !MAGIC_BUF.subarray(0, 16).equals(read.subarray(0, 16))) return undefined;
+    if (bytesRead < size || !MAGIC_PREFIX.equals(read.subarray(0, MAGIC_PREFIX.length))) return undefined;
   }
 }
 
