@@ -1,6 +1,6 @@
 // Queue ids: uppercase hex, time-ordered so `ls` and `mailq` list oldest first
-// (the daemon draws them when it names queue files ahead, so they run a little
-// behind arrival). Within a process the sequence makes them unique; across
+// (roughly: the daemon draws them when it names queue files ahead, so an id
+// can be as old as the daemon's last quiet spell). Within a process the sequence makes them unique; across
 // processes (daemon and `smarthost sendmail`) the low 16 bits of the pid tell
 // them apart, and the spool's exclusive create and link() refuse the rare id
 // that still collides.

@@ -69,6 +69,16 @@ describe('DirSync', () => {
     }
   });
 
+  it('close() during an fsync lets it and the callers waiting behind it finish, then closes the directory', async () => {
+    const openOnDir = () => fs.readdirSync('/proc/self/fd').filter((fd) => { try { return fs.readlinkSync(`/proc/self/fd/${fd}`) === dir; } catch { return false; } });
+    const first = ds.sync();
+    ds.close();
+    const second = ds.sync(); // arrives during the first fsync: waits for the next one
+    await Promise.all([first, second]);
+    assert.deepEqual(ds.stats, { syncs: 2, callers: 2 });
+    assert.deepEqual(openOnDir(), [], 'the directory is closed once both are done');
+  });
+
   it('close() can be called more than once and sync() reopens', async () => {
     await ds.sync();
     ds.close();

@@ -378,8 +378,8 @@ describe('FsSpool', () => {
     const holdDirSyncs = (sp: FsSpool) => {
       const held: Array<() => void> = [];
       const real = sp.dirSync.sync.bind(sp.dirSync);
-      mock.method(sp.dirSync, 'sync', () => new Promise<void>((resolve, reject) => held.push(() => real().then(resolve, reject))));
-      return { held, release: () => { mock.restoreAll(); held.splice(0).forEach((go) => go()); } };
+      const m = mock.method(sp.dirSync, 'sync', () => new Promise<void>((resolve, reject) => held.push(() => real().then(resolve, reject))));
+      return { held, release: () => { m.mock.restore(); held.splice(0).forEach((go) => go()); } };
     };
 
     it('names 64 empty files ahead in messages/, writes a message into one without an fsync of messages/, tops them up, and close() removes them', async () => {
@@ -397,7 +397,7 @@ describe('FsSpool', () => {
       assert.deepEqual((await sp.list()).map((e) => e.envelope.id), [m.id]);
       // below half of them left, the refill names the rest with one fsync of messages/
       for (let i = 0; i < 32; i++) await store(sp, Buffer.from(`m${i}\r\n`), i);
-      await waitFor(() => empties() === 64, 'the refill', 300);
+      await waitFor(() => empties() === 64 && sp.dirSync.stats.syncs > syncs, 'the refill', 300);
       assert.equal(sp.dirSync.stats.syncs, syncs + 1, 'one fsync of messages/ for the whole batch');
       await sp.close();
       assert.equal(empties(), 0, 'close() removes them');
@@ -474,7 +474,7 @@ describe('FsSpool', () => {
       assert.equal(await sp.get(spare), undefined, 'its envelope names the old id: not a message');
       assert.deepEqual(await sp.list(), []);
 
-      // no fsync of messages/ since the rename: the spare must not be used yet
+      // no fsync of messages/ since the link: the spare must not be used yet
       const bBody = pseudoRandom(500, 2);
       const b = await store(sp, bBody, 2);
       assert.notEqual(ino(q('messages', b.id)), inoA, 'a spare is not reused before messages/ is fsynced');
@@ -507,6 +507,37 @@ describe('FsSpool', () => {
       assert.deepEqual(await readAll(again.open(e.id)), eBody);
     });
 
+    it('unclaimed() returns neither a spare (an old message\'s time and head) nor a message just written over one', async () => {
+      const sp = await daemonSpool();
+      const old = await store(sp, Buffer.from('old\r\n'), 1);
+      const past = new Date(Date.now() - 60_000);
+      fs.utimesSync(q('messages', old.id), past, past);
+      await sp.remove(old.id, { size: old.size });
+      const spare = fs.readdirSync(q('messages')).find((n) => fs.statSync(q('messages', n)).size > 0)!;
+      assert.ok(fs.statSync(q('messages', spare)).mtimeMs < Date.now() - 30_000, 'a spare keeps the old message\'s time');
+      assert.deepEqual(await sp.unclaimed(() => false, Date.now() - 30_000), []);
+      await new Promise((r) => setTimeout(r, 50)); // its fsync of messages/
+      const m = await store(sp, Buffer.from('new\r\n'), 2);
+      assert.equal(m.id, spare, 'written over the spare');
+      assert.deepEqual(await sp.unclaimed(() => false, Date.now() - 30_000), [], 'its own write is what counts: too young');
+      assert.deepEqual(await sp.unclaimed(() => false, Date.now() + 1000), [m.id]);
+    });
+
+    it('a batch whose fsync of messages/ fails is removed, not handed out, and naming pauses for a second', async () => {
+      const sp = new FsSpool(dir, { recycle: true });
+      extraSpools.push(sp);
+      const failing = mock.method(sp.dirSync, 'sync', () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
+      await sp.recover();
+      await waitFor(() => failing.mock.callCount() === 1 && fs.readdirSync(q('messages')).length === 0, 'the batch to be created and removed', 300);
+      failing.mock.restore();
+      const m = await store(sp, Buffer.from('x\r\n')); // none named ahead: created on the spot, the directory fsynced for it
+      assert.deepEqual((await sp.list()).map((e) => e.envelope.id), [m.id]);
+      assert.equal(empties(), 0, 'paused');
+      await new Promise((r) => setTimeout(r, 1100));
+      await store(sp, Buffer.from('y\r\n'));
+      await waitFor(() => empties() >= 32, 'naming to resume', 300);
+    });
+
     it('keeps at most 64 spares, none of a message over 256 KiB, removes them on close(), and recovery discards leftovers', async () => {
       const sp = await daemonSpool();
       const stored = [];
@@ -523,7 +554,7 @@ describe('FsSpool', () => {
       const sp2 = await daemonSpool();
       const m = await store(sp2, Buffer.from('x\r\n'));
       await sp2.remove(m.id, { size: m.size });
-      await waitFor(() => kinds().filter((k) => k === 'smarthost-queue 2').length === 1, 'the spare');
+      assert.equal(kinds().filter((k) => k === 'smarthost-queue 2').length, 1, 'the spare');
       const count = fs.readdirSync(q('messages')).length;
       const after = new FsSpool(dir);
       extraSpools.push(after);

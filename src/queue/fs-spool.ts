@@ -224,7 +224,7 @@ class FsIncoming implements Incoming {
   async commit(): Promise<Envelope> {
     if (this.done) throw new Error('commit after commit/abort');
     const { fd, file, named, tmpPath, oldSize = 0 } = this.place;
-    let inQueue = tmpPath === undefined;
+    let linked = false;
     try {
       this.pending.push(trailer(this.crc, this.written + this.pendingBytes));
       await this.flush();
@@ -233,7 +233,7 @@ class FsIncoming implements Incoming {
       if (fs.writeSync(fd, MAGIC_BUF, 0, MAGIC_BUF.length, 0) !== MAGIC_BUF.length) throw new SpoolFullError('short write of the first line');
       // Only the waits for the disk go to the thread pool; link and close are metadata
       // calls of microseconds, done inline (each pool round trip queues behind other fsyncs).
-      if (tmpPath !== undefined) { fs.linkSync(tmpPath, file); inQueue = true; }
+      if (tmpPath !== undefined) { fs.linkSync(tmpPath, file); linked = true; }
       const synced = await Promise.allSettled([
         new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()))),
         named ? undefined : this.dirSync.sync(),
@@ -244,7 +244,8 @@ class FsIncoming implements Incoming {
       fs.closeSync(fd);
     } catch (e) {
       // the client will hear 452 and retry: nothing of this attempt may stay queued
-      if (inQueue) await fsp.unlink(file).catch(() => undefined);
+      // (abort() removes the file under the name it was written under)
+      if (linked) await fsp.unlink(file).catch(() => undefined);
       await this.abort();
       throw storageError(e);
     }
@@ -403,7 +404,7 @@ export class FsSpool implements Spool {
         try { fs.unlinkSync(p); } catch { /* gone */ } // not ours to write (a root-owned file deleted by `queue delete`)
       }
     }
-    const fresh = this.fresh.shift(); // the oldest first: ids stay in the order mail arrives
+    const fresh = this.fresh.shift(); // the oldest named first, so ids stay roughly in arrival order
     return fresh && { ...fresh, oldSize: 0 };
   }
 
@@ -438,7 +439,8 @@ export class FsSpool implements Spool {
       const file = path.join(this.messages, id);
       fs.open(file, 'wx', 0o600, (e, fd) => {
         running--;
-        if (e) { this.createPausedUntil = Date.now() + 1000; toStart = 0; } else batch.push({ id, fd, file });
+        if (!e) batch.push({ id, fd, file });
+        else if (e.code !== 'EEXIST') { this.createPausedUntil = Date.now() + 1000; toStart = 0; } // (an id taken by sendmail: the next one)
         if (toStart > 0 && !this.closed) next();
         else if (running === 0) done();
       });
@@ -523,13 +525,24 @@ export class FsSpool implements Spool {
     try { names = await fsp.readdir(this.messages); } catch { return []; }
     const out: string[] = [];
     for (const id of names.filter((n) => isQueueId(n) && !known(n)).sort()) {
-      const file = path.join(this.messages, id);
-      const st = await fsp.stat(file).catch(() => undefined);
-      if (!st || st.size === 0 || st.mtimeMs >= before) continue; // (empty: named ahead by the daemon)
-      // not one being received, nor a spare (see examine())
-      if ((await this.readHead(file).catch(() => undefined))?.envelope.id === id) out.push(id);
+      if (await this.settledMessage(path.join(this.messages, id), id, before)) out.push(id);
     }
     return out;
+  }
+
+  /**
+   * Whether a file is a message (not empty, nor being received, nor a spare: see examine()) last
+   * written before `before`. The age is taken after the head was read: a spare keeps the old
+   * message's time until it is written over, and what was read is then no older than that time.
+   */
+  private async settledMessage(file: string, id: string, before: number): Promise<boolean> {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(file, 'r');
+      const size = (await fh.stat()).size;
+      const head = size > 0 ? await headFrom(fh, size) : undefined;
+      return head?.envelope.id === id && (await fh.stat()).mtimeMs < before;
+    } catch { return false; } finally { await fh?.close(); }
   }
 
   async list(): Promise<QueueEntry[]> {
@@ -591,7 +604,7 @@ export class FsSpool implements Spool {
   async remove(id: string, opts: { hasState?: boolean; size?: number } = {}): Promise<boolean> {
     if (!isQueueId(id)) return false;
     const file = path.join(this.messages, id);
-    const spare = this.opts.recycle && opts.size !== undefined && opts.size <= SPARE_SIZE
+    const spare = this.opts.recycle && !this.closed && opts.size !== undefined && opts.size <= SPARE_SIZE
       && this.spares.length + this.sparesPending.size < SPARES ? path.join(this.messages, newQueueId()) : undefined;
     try {
       // Link and unlink of a name take microseconds: inline, as a pool round trip costs more.
