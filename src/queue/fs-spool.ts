@@ -46,6 +46,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Envelope } from '../mail/envelope.js';
 import { isQueueId, newQueueId } from '../mail/queue-id.js';
@@ -61,8 +62,7 @@ const MAGIC_V1 = 'smarthost-queue 1\n';
 const MAGIC_PENDING = 'smarthost-queue 0\n';
 const MAGIC_BUF = Buffer.from(MAGIC, 'latin1');
 const PENDING_BUF = Buffer.from(MAGIC_PENDING, 'latin1');
-/** What every version's first line starts with. */
-const MAGIC_PREFIX = Buffer.from('smarthost-queue ', 'latin1');
+const MAGIC_V1_BUF = Buffer.from(MAGIC_V1, 'latin1');
 const TRAILER = 16;
 const TRAILER_TAG = 'shq2';
 
@@ -86,6 +86,10 @@ const FRESH_CREATES = 4;
 /** open() reads this much at once: head and body of most messages in one read. */
 const HEAD_READ = 64 * 1024;
 
+/** An empty file named ahead, kept open. */
+interface Fresh { readonly id: string; readonly fd: number; readonly file: string }
+const openFile = promisify(fs.open);
+
 /** What recovery finds in messages/ (see examine()). */
 type Examined = 'message' | 'unfinished' | 'unused' | 'corrupt';
 
@@ -104,17 +108,22 @@ function pidAlive(pid: number): boolean {
  * and the length of the trailer after the body (0 for a version 1 file).
  */
 export function parseHead(head: Buffer): { envelope: NewEnvelope; offset: number; trailer: number } | undefined {
-  const magic = head.subarray(0, MAGIC.length).toString('latin1');
-  if (magic !== MAGIC && magic !== MAGIC_V1) return undefined;
+  if (!startsWithMagic(head)) return undefined;
   const end = head.indexOf(0x0a, MAGIC.length);
   if (end < 0) return undefined;
   try {
     const envelope = JSON.parse(head.subarray(MAGIC.length, end).toString('utf8')) as NewEnvelope;
     if (!envelope || typeof envelope.id !== 'string' || !Array.isArray(envelope.recipients)) return undefined;
-    return { envelope, offset: end + 1, trailer: magic === MAGIC ? TRAILER : 0 };
+    return { envelope, offset: end + 1, trailer: head.subarray(0, MAGIC_BUF.length).equals(MAGIC_BUF) ? TRAILER : 0 };
   } catch {
     return undefined;
   }
+}
+
+/** Whether `read` starts with the first line of a version this code reads. */
+function startsWithMagic(read: Buffer): boolean {
+  const first = read.subarray(0, MAGIC_BUF.length);
+  return first.equals(MAGIC_BUF) || first.equals(MAGIC_V1_BUF);
 }
 
 /** Where the body of a stored file of `fileSize` bytes runs, from the start of it in `read`: `offset` to `end`, before the trailer (`end` < `offset` in a file cut short). */
@@ -127,19 +136,18 @@ function bodyRange(read: Buffer, fileSize: number): { envelope: NewEnvelope; off
  * Reads the head of a stored file of `fileSize` bytes: 64 KiB at first, more
  * for a very long recipient list. `read` is what was read from offset 0 (head
  * and the start of the body); the body runs from `offset` to `end`, before the
- * trailer (`end` < `offset` in a file cut short). Null: a message still being
- * received (first line "smarthost-queue 0"); undefined: no head.
+ * trailer (`end` < `offset` in a file cut short). Undefined: no head (also
+ * for a message still being received: first line "smarthost-queue 0").
  */
-async function headFrom(fh: fsp.FileHandle, fileSize: number): Promise<{ envelope: NewEnvelope; offset: number; end: number; read: Buffer } | null | undefined> {
+async function headFrom(fh: fsp.FileHandle, fileSize: number): Promise<{ envelope: NewEnvelope; offset: number; end: number; read: Buffer } | undefined> {
   for (let size = HEAD_READ; ; size *= 4) {
     const buf = Buffer.allocUnsafe(Math.min(size, fileSize));
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     const read = buf.subarray(0, bytesRead);
     const range = bodyRange(read, fileSize);
     if (range) return { ...range, read };
-    if (read.subarray(0, PENDING_BUF.length).equals(PENDING_BUF)) return null;
-    // the whole file was read, or its first line is no known one: no longer head to look for
-    if (bytesRead < size || !MAGIC_PREFIX.equals(read.subarray(0, MAGIC_PREFIX.length))) return undefined;
+    // the whole file was read, or its first line is no version we read: no longer head to look for
+    if (bytesRead < size || !startsWithMagic(read)) return undefined;
   }
 }
 
@@ -279,7 +287,7 @@ export class FsSpool implements Spool {
   private readonly spares: string[] = [];
   private readonly sparesPending = new Set<string>();
   /** Empty files named ahead and kept open, used when no spare is ready. */
-  private readonly fresh: Array<{ id: string; fd: number; file: string }> = [];
+  private readonly fresh: Fresh[] = [];
   /** Set while refill() runs; resolves once its batch is handed out (or removed, after close()). */
   private refilling: Promise<void> | undefined;
   /** Until when a failed create (disk full) pauses refills. */
@@ -418,34 +426,27 @@ export class FsSpool implements Spool {
    */
   private refill(): void {
     if (!this.opts.recycle || this.closed || this.refilling || this.fresh.length >= FRESH / 2 || Date.now() < this.createPausedUntil) return;
-    let finished!: () => void;
-    this.refilling = new Promise((resolve) => { finished = resolve; });
-    const batch: Array<{ id: string; fd: number; file: string }> = [];
-    let toStart = FRESH - this.fresh.length;
-    let running = 0;
-    const done = () => {
-      const handOut = (ok: boolean) => {
-        if (ok && !this.closed) this.fresh.push(...batch.splice(0)); else this.discard(batch.splice(0));
-        this.refilling = undefined;
-        finished();
-      };
-      if (this.closed || !batch.length) { handOut(false); return; }
-      this.dirSync.sync().then(() => handOut(true), () => { this.createPausedUntil = Date.now() + 1000; handOut(false); });
+    this.refilling = this.nameAhead(FRESH - this.fresh.length).finally(() => { this.refilling = undefined; });
+  }
+
+  /** refill()'s batch: `count` empty files created FRESH_CREATES at a time, one fsync of messages/, then handed out. */
+  private async nameAhead(count: number): Promise<void> {
+    const batch: Fresh[] = [];
+    const pause = () => { this.createPausedUntil = Date.now() + 1000; count = 0; };
+    const creator = async () => {
+      while (count > 0 && !this.closed) {
+        count--;
+        const id = newQueueId();
+        const file = path.join(this.messages, id);
+        try { batch.push({ id, file, fd: await openFile(file, 'wx', 0o600) }); } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') pause(); // (an id taken by sendmail: the next one)
+        }
+      }
     };
-    const next = () => {
-      toStart--;
-      running++;
-      const id = newQueueId();
-      const file = path.join(this.messages, id);
-      fs.open(file, 'wx', 0o600, (e, fd) => {
-        running--;
-        if (!e) batch.push({ id, fd, file });
-        else if (e.code !== 'EEXIST') { this.createPausedUntil = Date.now() + 1000; toStart = 0; } // (an id taken by sendmail: the next one)
-        if (toStart > 0 && !this.closed) next();
-        else if (running === 0) done();
-      });
-    };
-    for (let i = 0; i < FRESH_CREATES && toStart > 0; i++) next();
+    await Promise.all(Array.from({ length: FRESH_CREATES }, creator));
+    let synced = false;
+    if (batch.length && !this.closed) synced = await this.dirSync.sync().then(() => true, () => { pause(); return false; });
+    if (synced && !this.closed) this.fresh.push(...batch); else this.discard(batch);
   }
 
   /** Closes and removes files named ahead that will not be handed out. */
@@ -459,7 +460,7 @@ export class FsSpool implements Spool {
       fh = await fsp.open(file, 'r');
       const st = await fh.stat();
       const head = await headFrom(fh, st.size);
-      return head ? { envelope: { ...head.envelope, size: Math.max(0, head.end - head.offset) }, offset: head.offset } : undefined;
+      return head && { envelope: { ...head.envelope, size: Math.max(0, head.end - head.offset) }, offset: head.offset };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -482,7 +483,11 @@ export class FsSpool implements Spool {
       const st = await fh.stat();
       if (st.size === 0) return 'unused';
       const head = await headFrom(fh, st.size);
-      if (!head) return head === null ? 'unfinished' : 'corrupt';
+      if (!head) {
+        const first = Buffer.alloc(PENDING_BUF.length);
+        await fh.read(first, 0, first.length, 0);
+        return first.equals(PENDING_BUF) ? 'unfinished' : 'corrupt';
+      }
       if (head.envelope.id !== id) return 'unused';
       if (head.end < head.offset) return 'corrupt';
       if (head.end === st.size) return 'message'; // version 1: no trailer

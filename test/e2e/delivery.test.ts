@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { launch, removeDir, spareFiles, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { submit } from '../helpers/submit.js';
+import { waitFor } from '../helpers/wait.js';
 import { startUpstream, type Fault, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -252,7 +253,7 @@ describe('delivery through [relay]', () => {
       assert.ok(m.data.toString('latin1').endsWith(body), `message ${i} arrived byte for byte`);
     }
     assert.equal(got.length, bodies.length, 'each once');
-    for (let i = 0; i < 100 && !sawSpares; i++) { sawSpares = spareFiles(d.dataDir); if (!sawSpares) await new Promise((r) => setTimeout(r, 50)); }
+    if (!sawSpares) await waitFor(() => (sawSpares = spareFiles(d.dataDir)) > 0, 'delivered files kept as spares', 100, 50);
     assert.ok(sawSpares > 0 && sawSpares <= 64, `delivered files kept as spares in queue/messages (saw ${sawSpares})`);
     await d.stop();
     assert.deepEqual(fs.readdirSync(path.join(d.dataDir, 'queue', 'messages')), [], 'a stopping daemon removes its spares and the empty files it named ahead');

@@ -4,7 +4,6 @@
 // idle and DATA deadlines (slow trickle), too many errors, control characters.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { removeDir, spoolMessages, startDaemon, queueLeftovers, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
