@@ -3,6 +3,7 @@
 // listen() binds them (fastify's build-then-listen), so tests can build many.
 // reload() swaps in a new Config at module boundaries (SIGHUP); close()
 // drains: no new transactions, open ones finish, deliveries stop cleanly.
+import crypto from 'node:crypto';
 import type { AddressInfo, Server } from 'node:net';
 import { AuthThrottle } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
@@ -24,6 +25,7 @@ import { SmtpTransport, type RemoteDestination } from './smtp/transport.js';
 import type { OutgoingMessage, RcptResult } from './mail/delivery.js';
 import { ConnectionLimits } from './smtpd/connection-limits.js';
 import { createListener, type Listener, type SmtpdDeps } from './smtpd/listener.js';
+import { ReverseLookup } from './smtpd/reverse-lookup.js';
 import { loadServerCert } from './tls/server-cert.js';
 import { listenMetrics, type MetricsListener } from './metrics/server.js';
 import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
@@ -88,6 +90,8 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   const report = await spool.recover();
   log.spoolRecovered(report.messages, report.discarded, report.corrupt);
   const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp);
+  const reverse = new ReverseLookup();
+  const ticketKeys = crypto.randomBytes(48);
   // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
   let users = new UserStore(config.auth.usersFile);
   let throttle = new AuthThrottle(config.limits.authFailures);
@@ -127,7 +131,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     const deps: SmtpdDeps = {
       hostname: c.hostname, limits: c.limits, localDomains: c.local.domains,
       localExists: (rcpt: string) => recipients.exists(rcpt),
-      spool, log, users, throttle, connections,
+      spool, log, users, throttle, connections, reverse, ticketKeys,
       minTlsVersion: c.tls.minVersion,
       ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
     };

@@ -182,7 +182,7 @@ async function viaDaemon(config: Config, sub: RelayedSubmission, verbose: boolea
 /** -bs: one SMTP session on stdin/stdout through the same smtpd code as a listener, as a trusted local client. */
 async function smtpOnStdio(config: Config, spool: FsSpool, log: MailLog): Promise<number> {
   const listen = {
-    address: 'stdio', host: '127.0.0.1', port: 0, tls: 'none' as const, auth: 'none' as const, allowPlaintextAuth: false,
+    address: 'stdio', host: '127.0.0.1', port: 0, tls: 'none' as const, auth: 'none' as const, allowPlaintextAuth: false, pregreetMs: 0,
     trustedNetworks: [parseCidr('127.0.0.0/8')!],
   };
   const ids: string[] = [];

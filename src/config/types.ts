@@ -18,6 +18,8 @@ export interface ListenConfig {
   readonly auth: ListenAuth;
   readonly trustedNetworks: readonly Cidr[];
   readonly allowPlaintextAuth: boolean;
+  /** Postfix postscreen's pregreet test for clients outside trusted_networks; 0 = off. */
+  readonly pregreetMs: number;
 }
 
 export interface ServerTlsConfig {

@@ -52,7 +52,7 @@ describe('parseConfig: the SPEC example', () => {
     const [local, remote] = c.listen;
     assert.deepEqual({ ...local!, trustedNetworks: local!.trustedNetworks.map((n) => n.text) }, {
       address: '127.0.0.1:25', host: '127.0.0.1', port: 25, tls: 'none', auth: 'none',
-      allowPlaintextAuth: false, trustedNetworks: ['127.0.0.0/8', '::1/128'],
+      allowPlaintextAuth: false, pregreetMs: 0, trustedNetworks: ['127.0.0.0/8', '::1/128'],
     });
     const [v4, v6] = local!.trustedNetworks;
     assert.equal(v4!.range[0].kind(), 'ipv4');

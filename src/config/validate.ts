@@ -34,6 +34,8 @@ export const DEFAULTS = Object.freeze({
   metrics: '127.0.0.1:9325',  // loopback: the scrape page is unauthenticated
   reuseMessages: 100,         // messages per cached upstream connection (Postfix smtp_connection_reuse_count_limit is unlimited; providers cap it)
   reuseTimeMs: 300_000,       // age of a cached upstream connection (Postfix smtp_connection_reuse_time_limit is 300s)
+  pregreetMs: 0,              // off: the greeting goes out at once (Postfix smtpd without postscreen)
+  pregreetMaxMs: 60_000,      // a client waiting longer than this for a banner gives up (Postfix postscreen_greet_wait is 6s)
 });
 
 const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics'];
@@ -89,10 +91,15 @@ function readListen(s: Section): ListenConfig | undefined {
     s.problem('auth', `${s.path} offers AUTH but has no TLS, so no client could ever authenticate`,
       'set tls = "starttls-required" (or "implicit"), or allow_plaintext_auth = true if clients really send passwords in clear text');
   }
-  s.finish(['address', 'tls', 'auth', 'trusted_networks', 'allow_plaintext_auth']);
+  const pregreetMs = s.duration('pregreet', DEFAULTS.pregreetMs, '1s');
+  if (pregreetMs > DEFAULTS.pregreetMaxMs) {
+    s.problem('pregreet', `${s.at('pregreet')} is longer than a minute: clients give up waiting for the greeting`,
+      'write pregreet = "1s" (Postfix postscreen waits 6s), or "0" to greet at once');
+  }
+  s.finish(['address', 'tls', 'auth', 'trusted_networks', 'allow_plaintext_auth', 'pregreet']);
   if (!hp || !hp.host) return undefined;
   return Object.freeze({
-    address: address!, host: hp.host, port: hp.port, tls, auth, allowPlaintextAuth,
+    address: address!, host: hp.host, port: hp.port, tls, auth, allowPlaintextAuth, pregreetMs,
     trustedNetworks: Object.freeze(trustedNetworks),
   });
 }

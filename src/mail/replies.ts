@@ -34,4 +34,6 @@ export const replies = {
   lookupFailed: (rcpt: string): Reply =>
     reply(451, '4.3.0', `<${rcpt}>: Temporary lookup failure`),
   transactionAborted: (): Reply => reply(451, '4.3.0', 'Error: message transaction aborted'),
+  /** Postfix postscreen's reply to a client that spoke before the greeting (postscreen_greet_action = drop). */
+  protocolError: (): Reply => reply(521, '5.5.1', 'Protocol error'),
 } as const;

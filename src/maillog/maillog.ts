@@ -18,6 +18,9 @@ export interface LogOptions {
 /** A client as Postfix prints it: "localhost[127.0.0.1]". */
 export interface Peer { readonly hostname: string; readonly address: string }
 const peer = (p: Peer) => `${p.hostname}[${p.address}]`;
+const ESCAPES: Record<string, string> = { '\r': '\\r', '\n': '\\n', '\t': '\\t', '\\': '\\\\' };
+/** A client's raw bytes for one log line, C-style escaped as Postfix logs them. */
+const escapeBytes = (t: string) => t.replace(/[^\x20-\x7e]|\\/g, (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const pad = (n: number) => String(n).padStart(2, '0');
@@ -141,6 +144,12 @@ export class MailLog {
   /** A session ended by us: timeout, too many errors, limits. */
   dropped(p: Peer, why: string, after: string): void {
     this.emit('smtpd', 'dropped', `${why} after ${after} from ${peer(p)}`, { client: p.hostname, client_ip: p.address, reason: why, after });
+  }
+  /** Postfix postscreen's line: "PREGREET 11 after 0.05 from [192.0.2.1]:41234: EHLO x\r\n" (the early input, escaped, at most 100 bytes). */
+  pregreet(p: Peer, port: number, early: { bytes: number; seconds: number; text: string }): void {
+    const shown = escapeBytes(early.text.slice(0, 100));
+    this.emit('smtpd', 'pregreet', `PREGREET ${early.bytes} after ${early.seconds.toFixed(2)} from [${p.address}]:${port}: ${shown}`,
+      { client: p.hostname, client_ip: p.address, client_port: port, bytes: early.bytes, seconds: early.seconds, early: early.text.slice(0, 100) });
   }
   lostConnection(p: Peer, after: string): void {
     this.emit('smtpd', 'lost_connection', `lost connection after ${after} from ${peer(p)}`, { client: p.hostname, client_ip: p.address, after });

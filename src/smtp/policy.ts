@@ -19,9 +19,8 @@ export interface Policy {
   readonly implicitTls: boolean;
   readonly tls: OutboundTls;
   readonly minTlsVersion: TlsVersion;
-  readonly caFile?: string;
-  readonly clientCertificate?: string;
-  readonly clientKey?: string;
+  /** ca_file, client_certificate and client_key, as TLS options. */
+  readonly tlsFiles: () => TlsFiles;
   readonly timeoutMs: number;
   readonly mechanisms: readonly string[];
   readonly allowPlaintextAuth: boolean;
@@ -31,22 +30,37 @@ export interface Policy {
   readonly tokens?: () => TokenSource;
 }
 
+export interface TlsFiles { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer }
+
+/**
+ * The files are read at the first connection of a configuration and kept until a reload builds
+ * new policies, not read per connection. A read that fails (the file is missing or unreadable)
+ * throws, so that connection fails with the reason, and is tried again at the next one.
+ */
+function tlsFilesOf(u: UpstreamConfig): () => TlsFiles {
+  let files: TlsFiles | undefined;
+  return () => files ??= {
+    ...(u.caFile ? { ca: fs.readFileSync(u.caFile) } : {}),
+    ...(u.clientCertificate ? { cert: fs.readFileSync(u.clientCertificate) } : {}),
+    ...(u.clientKey ? { key: fs.readFileSync(u.clientKey) } : {}),
+  };
+}
+const NO_FILES = (): TlsFiles => ({});
+
 export const peerLabel = (p: Peer): string => `${p.host}[${p.ip}]:${p.port}`;
 
 export function upstreamPolicy(label: string, u: UpstreamConfig): Policy {
   return {
     label, implicitTls: u.scheme === 'smtps', tls: u.tls, minTlsVersion: u.minTlsVersion, timeoutMs: u.timeoutMs,
     mechanisms: u.mechanisms, allowPlaintextAuth: u.allowPlaintextAuth,
-    ...(u.caFile ? { caFile: u.caFile } : {}),
-    ...(u.clientCertificate ? { clientCertificate: u.clientCertificate } : {}),
-    ...(u.clientKey ? { clientKey: u.clientKey } : {}),
+    tlsFiles: tlsFilesOf(u),
     ...(u.username !== undefined && !u.oauth ? { credentials: () => readCredentials(u) } : {}),
     ...(u.username !== undefined && u.oauth ? { tokens: () => sharedTokenSource(u.oauth!, u.username!, { warn: (m) => process.stderr.write(`smarthost: ${m}\n`) }) } : {}),
   };
 }
 
 export function mxPolicy(domain: string, mx: MxConfig): Policy {
-  return { label: `MX of ${domain}`, implicitTls: false, tls: mx.tls, minTlsVersion: mx.minTlsVersion, timeoutMs: mx.timeoutMs, mechanisms: [], allowPlaintextAuth: false };
+  return { label: `MX of ${domain}`, implicitTls: false, tls: mx.tls, minTlsVersion: mx.minTlsVersion, timeoutMs: mx.timeoutMs, mechanisms: [], allowPlaintextAuth: false, tlsFiles: NO_FILES };
 }
 
 function readCredentials(u: UpstreamConfig): Credentials {
@@ -76,9 +90,7 @@ export function connectionOptions(peer: Peer, policy: Policy, ehloName: string, 
     checkServerIdentity: namesInError,
     minVersion: policy.minTlsVersion,
     ...(net.isIP(peer.host) ? {} : { servername: peer.host }),
-    ...(policy.caFile ? { ca: fs.readFileSync(policy.caFile) } : {}),
-    ...(policy.clientCertificate ? { cert: fs.readFileSync(policy.clientCertificate) } : {}),
-    ...(policy.clientKey ? { key: fs.readFileSync(policy.clientKey) } : {}),
+    ...policy.tlsFiles(),
   };
   const mandatory = policy.tls === 'encrypt' || verify;
   return {

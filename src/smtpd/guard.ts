@@ -29,6 +29,8 @@ export interface RawConnection {
   _parser: { _dataMode: boolean } | false;
   _closing: boolean;
   _closed: boolean;
+  /** Emitted ('connect') just before smtp-server sends its greeting. */
+  once(event: 'connect', listener: () => void): unknown;
   _socket?: { cork(): void; uncork(): void; destroy(): void; destroyed: boolean };
   session: { id: string; envelope?: { mailFrom: unknown } };
 }
@@ -160,7 +162,8 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
   };
 
   conn._onCommand = (command, callback) => {
-    if (conn._upgrading || !conn._ready || conn._nextHandler) return origOnCommand(command, callback);
+    if (!conn._ready && !conn._upgrading) return beforeGreeting(command, callback);
+    if (conn._upgrading || conn._nextHandler) return origOnCommand(command, callback);
     const line = command.toString('latin1');
     const name = (line.split(' ', 1)[0] ?? '').toUpperCase();
     last = /^[A-Z]{3,10}$/.test(name) ? name : 'UNKNOWN';
@@ -176,6 +179,17 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
       if (refusal) return answer(refusal, callback);
     }
     return origOnCommand(command, callback);
+  };
+
+  /**
+   * A command that came before the greeting (smtp-server would answer "421 You talk too soon").
+   * Postfix's smtpd reads it after its banner, and so do we: it is held until the greeting is
+   * out. A listener with `pregreet` refuses such a client instead (listener.ts): then the
+   * session is closing and the command is dropped.
+   */
+  const beforeGreeting = (command: Buffer, callback?: () => void) => {
+    if (conn._closing || conn._closed) return;
+    conn.once('connect', () => setImmediate(() => conn._onCommand(command, callback)));
   };
 
   arm(rules.idleTimeoutMs);

@@ -1,8 +1,7 @@
 // One inbound listener: an smtp-server configured from a [[listen]] section,
 // with our relay policy, AUTH, limits and durable intake wired into its
 // callbacks. Built without a port; daemon.ts binds it.
-import dns from 'node:dns';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import type { ListenConfig, LimitsConfig } from '../config/types.js';
 import type { AuthThrottle } from '../auth/throttle.js';
@@ -18,6 +17,8 @@ import { installFastDataStream } from './data-stream.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
 import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
+import { ReverseLookup } from './reverse-lookup.js';
+import { SmtpdServer, type Connection } from './server.js';
 
 export interface SmtpdDeps {
   readonly hostname: string;
@@ -38,6 +39,14 @@ export interface SmtpdDeps {
   readonly inflow?: () => Promise<void>;
   /** Counters for metrics; absent in `smarthost sendmail -bs`. */
   readonly observe?: SmtpdObserver;
+  /** Client names, cached across sessions and listeners (one per daemon). */
+  readonly reverse?: ReverseLookup;
+  /**
+   * TLS session ticket keys, one set per daemon: kept across reloads, so a client that
+   * reconnects resumes its TLS session (no full handshake) on every listener, also after a
+   * SIGHUP. New keys at each start.
+   */
+  readonly ticketKeys?: Buffer;
 }
 
 export interface SmtpdObserver {
@@ -54,20 +63,16 @@ interface Meta {
   authMethod?: string;
 }
 
+/** How long a TLS session may be resumed (Postfix smtpd_tls_session_cache_timeout). */
+const TLS_SESSION_SECONDS = 3600;
+
 /** An Error that smtp-server turns into our exact reply (the guard keeps our enhanced code). */
 function replyError(r: Reply): Error {
   return Object.assign(new Error(`${r.enhanced} ${r.text}`), { responseCode: r.code });
 }
 
-// getnameinfo() honours /etc/hosts (localhost[127.0.0.1]), unlike dns.reverse.
-const resolver = {
-  reverse(ip: string, cb: (err: Error | null, hostnames?: string[]) => void) {
-    dns.lookupService(ip, 0, (err, host) => cb(null, !err && host && host !== ip ? [host] : []));
-  },
-};
-
 /** An smtp-server with our rules; drain() is the first step of a graceful stop. */
-export type Listener = SMTPServer & {
+export type Listener = SmtpdServer & {
   /** Stop starting transactions: idle sessions get 421 4.3.2 now, busy ones right after their transaction ends. */
   drain(): void;
   /** Open sessions (after a reload, the old server's sessions until they end). */
@@ -80,6 +85,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
   const { limits, log } = deps;
   const metas = new Map<string, Meta>();
   const guards = new Map<string, Guard>();
+  const conns = new Map<string, Connection>();
+  const reverse = deps.reverse ?? new ReverseLookup();
   const meta = (s: SMTPServerSession): Meta => {
     let m = metas.get(s.id);
     if (!m) {
@@ -107,13 +114,15 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
 
   let draining = false;
   installFastDataStream();
-  const server = new SMTPServer({
+  const server = new SmtpdServer({
     name: deps.hostname,
     banner: 'smarthost',
     heloResponse: '%s',
     secure: listen.tls === 'implicit',
     ...(deps.cert ? { key: deps.cert.key, cert: deps.cert.cert } : {}),
     minVersion: deps.minTlsVersion,
+    ...(deps.ticketKeys ? { ticketKeys: deps.ticketKeys } : {}),
+    sessionTimeout: TLS_SESSION_SECONDS,
     authMethods: ['PLAIN', 'LOGIN'],
     authOptional: true,        // policy.ts decides, with Postfix's replies
     allowInsecureAuth: true,   // guard.ts refuses AUTH before TLS where it is not allowed
@@ -127,7 +136,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
     disabledCommands: disabled(listen.tls === 'implicit'),
-    resolver,
+    resolver: reverse,
     logger: false,
 
     onConnect(session, cb) {
@@ -141,7 +150,15 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       deps.observe?.connection(listen.address, true);
       (session as { disabledCommands?: string[] }).disabledCommands = disabled(session.secure);
       log.connect(m.peer);
-      cb();
+      const conn = conns.get(session.id);
+      if (!listen.pregreetMs || m.trusted || !conn) return cb();
+      conn.pregreet(`${deps.hostname} ESMTP`, listen.pregreetMs).then((early) => {
+        if (!early) return cb();
+        log.pregreet(m.peer, session.remotePort, early);
+        const r = replies.protocolError();
+        conn.send(r.code, `${r.enhanced} ${r.text}`);
+        conn.close();
+      }, cb);
     },
 
     onSecure(socket, session, cb) {
@@ -237,6 +254,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     onClose(session) {
       const guard = guards.get(session.id);
       guards.delete(session.id);
+      conns.delete(session.id);
       guard?.stop();
       const m = metas.get(session.id);
       metas.delete(session.id);
@@ -245,16 +263,14 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       deps.observe?.connection(listen.address, false);
       log.disconnect(m.peer, guard?.counts() ?? {});
     },
+  }, {
+    // the guard sees every connection before smtp-server greets it
+    onConnection: (conn) => {
+      conns.set(conn.session.id, conn);
+      attachGuard(conn as unknown as RawConnection);
+    },
   });
 
-  // Attach the guard to each connection before smtp-server greets it: its
-  // connections Set is the one hook that sees every new SMTPConnection first.
-  const conns = (server as unknown as { connections: Set<RawConnection> }).connections;
-  const add = conns.add.bind(conns);
-  conns.add = (conn: RawConnection) => {
-    if (!conns.has(conn)) attachGuard(conn);
-    return add(conn);
-  };
   function attachGuard(conn: RawConnection): void {
     const guard = guardConnection(conn, {
       hostname: deps.hostname,
@@ -277,9 +293,9 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       draining = true;
       for (const g of guards.values()) g.drain();
     },
-    sessions: () => conns.size,
+    sessions: () => server.connections.size,
     closeAll() {
-      for (const c of conns) {
+      for (const c of server.connections) {
         const r = replies.shuttingDown(deps.hostname);
         (c as RawConnection).send(r.code, `${r.enhanced} ${r.text}`);
         setTimeout(() => (c as RawConnection)._socket?.destroy(), 1000).unref();

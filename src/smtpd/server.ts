@@ -1,0 +1,92 @@
+// smtp-server, greeting at once. The library's SMTPConnection.init() holds every
+// new connection 100 ms before the 220 to catch early talkers, with no option to
+// turn that off: a client that sends one message per connection (cron, PHP,
+// monitoring) would wait 100 ms each time and be capped near 10 msg/s. Here the
+// greeting goes out as soon as the reverse lookup (cached) and onConnect are done;
+// early-talker detection is Postfix postscreen's pregreet test, opt-in per listener
+// (Connection.pregreet(), called from the listener's onConnect).
+//
+// The seam (docs/ARCHITECTURE.md, "smtp-server"): connect() and init() are public
+// methods replaced by subclassing; init() calls the library's _setListeners(), the
+// one private member used here. smtp-server is pinned to an exact version, and
+// test/e2e/greeting.test.ts fails if the greeting is held again or early input is
+// handled differently.
+import { performance } from 'node:perf_hooks';
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+
+/** What a client sent before the greeting was complete (Postfix's PREGREET log line). */
+export interface Pregreet { readonly bytes: number; readonly seconds: number; readonly text: string }
+
+type Socket = net.Socket | tls.TLSSocket;
+
+export class Connection extends SMTPConnection {
+  private readonly connectedAt = performance.now();
+  /** What the client sent before the greeting (kept until smtp-server greets). */
+  private early: { data: Buffer; at: number } | undefined;
+  private onEarly: (() => void) | undefined;
+
+  constructor(server: SMTPServer, private readonly raw: Socket, options: SMTPConnectionOptions | null | undefined) {
+    super(server, raw, options);
+  }
+
+  /** Greets at once: the library's init() without its 100 ms pause (and without maxClients, which we do not use). */
+  override init(): void {
+    // before _setListeners() pipes the socket into the parser; 'connect' comes right before the greeting
+    const watch = (d: Buffer) => {
+      if (this.early) return;
+      this.early = { data: d, at: performance.now() };
+      this.onEarly?.();
+    };
+    this.raw.on('data', watch);
+    this.once('connect', () => this.raw.off('data', watch));
+    this._setListeners(() => this.connectionReady());
+  }
+
+  /**
+   * The pregreet test: sends the first line of a multi-line greeting ("220-NAME ESMTP"), then
+   * waits until `ms` after the connection was opened for the client to stay silent, as an SMTP
+   * client must until the last line ("220 NAME ..." follows from smtp-server). Resolves with what
+   * the client sent too early (also before this call), or undefined if it waited.
+   */
+  pregreet(banner: string, ms: number): Promise<Pregreet | undefined> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        this.onEarly = undefined;
+        this.raw.off('close', done);
+        const e = this.early;
+        resolve(e && { bytes: e.data.length, seconds: (e.at - this.connectedAt) / 1000, text: e.data.toString('latin1') });
+      };
+      this.raw.write(`220-${banner}\r\n`);
+      if (this.early) return done();
+      timer = setTimeout(done, Math.max(0, this.connectedAt + ms - performance.now()));
+      this.onEarly = done;
+      this.raw.once('close', done);
+    });
+  }
+}
+
+export interface ServerHooks {
+  /** Each new connection, before anything is read from it (the listener attaches its guard here). */
+  readonly onConnection: (conn: Connection) => void;
+}
+
+export class SmtpdServer extends SMTPServer {
+  constructor(options: SMTPServerOptions, private readonly hooks: ServerHooks) {
+    super(options);
+  }
+
+  /** The library's connect(), with our Connection. */
+  override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
+    const conn = new Connection(this, socket, socketOptions);
+    this.connections.add(conn);
+    conn.on('error', (err: Error) => this.emit('error', err));
+    conn.on('connect', (data: unknown) => this.emit('connect', data));
+    this.hooks.onConnection(conn);
+    conn.init();
+  }
+}
