@@ -7,13 +7,10 @@
 // latency (sink arrival - client's 250), CPU ms/msg of the system's process
 // tree, lost messages, and smarthost/Postfix per cell against the 2x target.
 import os from 'node:os';
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { percentile, runLoad } from './lib/load.js';
 import { wireMessage } from './lib/messages.js';
-import { postfixMissing, postfixSettings, startPostfix, startSmarthost, type RelaySystem, type SystemName, type Trouble } from './lib/relay-systems.js';
-import { CLK_TCK, DAEMON_NODE_OPTIONS, machineBusyMs, removeTempDirs } from './lib/servers.js';
-import { monoMs, startSink, type Sink } from './lib/sink.js';
+import { ID_HEADER, measureCell, median, troubleLines, type CellResult } from './lib/relay-cell.js';
+import { postfixMissing, postfixSettingsLine, postfixSettingsSeen, startPostfix, startSmarthost, type RelaySystem, type SystemName } from './lib/relay-systems.js';
+import { CLK_TCK, DAEMON_NODE_OPTIONS, removeTempDirs } from './lib/servers.js';
 import { f, kb, table } from './lib/report.js';
 
 // ---- settings (environment) ----
@@ -38,162 +35,18 @@ const SETTINGS = {
   /** "smarthost,postfix" by default; one name runs only that system */
   systems: (process.env.BENCH_SYSTEMS ?? 'smarthost,postfix').split(',') as SystemName[],
 };
-const ID_HEADER = 'X-Bench-Id';
 const TARGET_RATIO = 2;
-/** Adds to performance.now() to give CLOCK_MONOTONIC ms, the sink's clock (both count from the same hrtime). */
-const MONO_OFFSET = monoMs() - performance.now();
 
 // ---- one cell ----
 
-interface Cell {
-  system: SystemName; sizeBytes: number; sessions: number; round: number;
-  /** 250s received in the measured window */
-  windowMessages: number;
-  acceptedPerSecond: number;
-  /** THE figure: messages arriving at the sink during the window, per second */
-  e2ePerSecond: number;
-  /** only window messages arriving at the sink within the window, per second (see the report's notes) */
-  strictPerSecond: number;
-  p50Ms: number; p99Ms: number; maxMs: number;
-  /** intake latency, final dot -> 250, p99 */
-  intakeP99Ms: number;
-  /** CPU of the system from idle to drained, per delivered message */
-  cpuMsPerMsg: number;
-  /** CPU of the system during the window, % of one CPU */
-  windowCpuPct: number;
-  sinkCpuMsPerMsg: number;
-  /** machine busy outside system, sink and bench during the window, % of all CPUs: noise */
-  otherCpuPct: number;
-  /** accepted but not yet at the sink when the window opened / closed */
-  backlogAtStart: number; backlogAtEnd: number;
-  /** load end -> last acknowledged message at the sink */
-  drainSeconds: number;
-  acknowledged: number; delivered: number; lost: number; duplicates: number; otherAtSink: number;
-  queuedAfter: number; connections: number;
-  trouble: Trouble;
-}
-
-/** Postfix's version and the parameters that shape this bench, read from the first instance. */
-let postfixInfo: Record<string, string> | undefined;
+interface Cell extends CellResult { round: number }
 
 async function startSystem(name: SystemName, sinkPort: number): Promise<RelaySystem> {
-  if (name === 'postfix') {
-    const p = await startPostfix(sinkPort);
-    try { postfixInfo ??= postfixSettings(p.etcDir); } catch (e) { await p.stop(); throw e; }
-    return p;
-  }
+  if (name === 'postfix') return startPostfix(sinkPort);
   return startSmarthost(sinkPort, {
     env: SETTINGS.threadpool ? { UV_THREADPOOL_SIZE: SETTINGS.threadpool } : {},
     ...(SETTINGS.concurrency ? { concurrency: SETTINGS.concurrency } : {}),
   });
-}
-
-/** Waits until every acknowledged id reached the sink, or arrivals stop, or time is up. */
-async function drain(sink: Sink, acked: number[]): Promise<void> {
-  const deadline = Date.now() + SETTINGS.drainMaxSeconds * 1000;
-  let seen = -1;
-  let progressAt = Date.now();
-  for (;;) {
-    let missing = 0;
-    for (const id of acked) if (!sink.arrivals.has(id)) missing++;
-    if (missing === 0) return;
-    if (sink.arrivals.size !== seen) { seen = sink.arrivals.size; progressAt = Date.now(); }
-    if (Date.now() - progressAt > SETTINGS.drainIdleSeconds * 1000 || Date.now() > deadline) return;
-    await sleep(50);
-  }
-}
-
-async function measureCell(name: SystemName, sizeBytes: number, sessions: number, message: Buffer): Promise<Omit<Cell, 'round'>> {
-  const sink = await startSink();
-  try {
-    const sut = await startSystem(name, sink.port);
-    try {
-      await sleep(200);
-      return await runCell(sut, sink, sizeBytes, sessions, message);
-    } finally {
-      await sut.stop();
-    }
-  } finally {
-    await sink.stop();
-  }
-}
-
-interface Sample { at: number; sut: number; sink: number; machine: number; bench: number }
-
-function sample(sut: RelaySystem, sink: Sink): Sample {
-  const cpu = process.cpuUsage();
-  return { at: monoMs(), sut: sut.cpuMs(), sink: sink.cpuMs(), machine: machineBusyMs(), bench: (cpu.user + cpu.system) / 1000 };
-}
-
-async function runCell(sut: RelaySystem, sink: Sink, sizeBytes: number, sessions: number, message: Buffer): Promise<Omit<Cell, 'round'>> {
-  const ackAt: number[] = [];      // by id, monoMs of the 250
-  const acked: number[] = [];
-  const windowIds: number[] = [];
-  const edges: Partial<Record<'start' | 'end', Sample>> = {};
-  const backlog = { start: 0, end: 0 };
-  const idle = sample(sut, sink);
-  const r = await runLoad({
-    port: sut.port, sessions, message, idHeader: ID_HEADER,
-    warmupMs: SETTINGS.warmupSeconds * 1000, measureMs: SETTINGS.seconds * 1000,
-    onWindow: (e) => {
-      edges[e] = sample(sut, sink);
-      backlog[e] = acked.filter((id) => !sink.arrivals.has(id)).length;
-    },
-    onAck: (id, at, inWindow) => {
-      ackAt[id] = at + MONO_OFFSET;
-      acked.push(id);
-      if (inWindow) windowIds.push(id);
-    },
-  });
-  const loadEnd = monoMs();
-  await drain(sink, acked);
-  await sleep(100); // the last report batch
-  const drained = sample(sut, sink);
-  const start = edges.start!;
-  const end = edges.end!;
-
-  const latencies: number[] = [];
-  let strict = 0;
-  for (const id of windowIds) {
-    const at = sink.arrivals.get(id);
-    if (at === undefined) continue;
-    latencies.push(at - ackAt[id]!);
-    if (at <= end.at) strict++;
-  }
-  const sorted = Float64Array.from(latencies).sort();
-  let delivered = 0;
-  let lastArrival = loadEnd;
-  for (const id of acked) {
-    const at = sink.arrivals.get(id);
-    if (at === undefined) continue;
-    delivered++;
-    if (at > lastArrival) lastArrival = at;
-  }
-  let inWindow = 0;
-  for (const at of sink.arrivals.values()) if (at >= start.at && at <= end.at) inWindow++;
-  const windowMs = end.at - start.at;
-  const busy = (a: Sample, b: Sample) => ({ sut: b.sut - a.sut, sink: b.sink - a.sink, machine: b.machine - a.machine, bench: b.bench - a.bench });
-  const w = busy(start, end);
-  const whole = busy(idle, drained);
-  return {
-    system: sut.name, sizeBytes, sessions,
-    windowMessages: windowIds.length,
-    acceptedPerSecond: (windowIds.length * 1000) / windowMs,
-    e2ePerSecond: (inWindow * 1000) / windowMs,
-    strictPerSecond: (strict * 1000) / windowMs,
-    p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
-    intakeP99Ms: r.p99Ms,
-    cpuMsPerMsg: whole.sut / Math.max(1, delivered),
-    windowCpuPct: (100 * w.sut) / windowMs,
-    sinkCpuMsPerMsg: whole.sink / Math.max(1, delivered),
-    otherCpuPct: Math.max(0, (100 * (w.machine - w.sut - w.sink - w.bench)) / (windowMs * os.cpus().length)),
-    backlogAtStart: backlog.start, backlogAtEnd: backlog.end,
-    drainSeconds: Math.max(0, lastArrival - loadEnd) / 1000,
-    acknowledged: acked.length, delivered, lost: acked.length - delivered,
-    duplicates: sink.duplicates(), otherAtSink: sink.other(),
-    queuedAfter: sut.queued(), connections: sink.connections(),
-    trouble: sut.trouble(),
-  };
 }
 
 // ---- report ----
@@ -215,11 +68,6 @@ interface Verdict {
   roundRatios: number[];
   strictRatio: number; p99Ratio: number; cpuRatio: number; pass: boolean;
 }
-
-const median = (xs: number[]): number => {
-  const v = [...xs].sort((a, b) => a - b);
-  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-};
 
 /**
  * Per cell, the median over the rounds of each figure, and their ratio. The
@@ -246,18 +94,6 @@ function verdicts(cells: Cell[]): Verdict[] {
   return out;
 }
 
-function troubleLines(cells: Cell[]): string[] {
-  const out: string[] = [];
-  for (const c of cells) {
-    const counts = Object.entries(c.trouble.counts);
-    if (!counts.length && !c.queuedAfter && !c.duplicates && !c.otherAtSink) continue;
-    out.push(`${c.system} ${kb(c.sizeBytes)} x ${c.sessions}: ${counts.map(([k, n]) => `${n} ${k}`).join(', ') || 'no log trouble'}` +
-      `; ${c.queuedAfter} still queued after draining; ${c.duplicates} duplicate and ${c.otherAtSink} id-less messages at the sink`);
-    c.trouble.examples.forEach((l) => out.push(`    ${l}`));
-  }
-  return out;
-}
-
 // ---- main ----
 
 async function main(): Promise<void> {
@@ -278,7 +114,7 @@ async function main(): Promise<void> {
       const message = wireMessage(size);
       for (const sessions of SETTINGS.sessions) {
         for (const name of systems) {
-          const c = { ...(await measureCell(name, size, sessions, message)), round };
+          const c = { ...(await measureCell((sinkPort) => startSystem(name, sinkPort), { sizeBytes: size, sessions, message }, SETTINGS)).cell, round };
           cells.push(c);
           process.stderr.write(`  round ${round}: ${name} ${kb(size)} x ${sessions}: ${f(c.e2ePerSecond, 0)} msg/s end to end (accepted ${f(c.acceptedPerSecond, 0)}/s), ` +
             `p99 ${f(c.p99Ms, 1)} ms, drain ${f(c.drainSeconds, 2)} s, lost ${c.lost}, other CPU ${f(c.otherCpuPct, 0)}%\n`);
@@ -286,7 +122,8 @@ async function main(): Promise<void> {
       }
     }
   }
-  if (postfixInfo) say(`Postfix ${postfixInfo.mail_version}: ${Object.entries(postfixInfo).filter(([k]) => k !== 'mail_version').map(([k, v]) => `${k}=${v}`).join(', ')} (its defaults)`);
+  const postfixLine = postfixSettingsLine();
+  if (postfixLine) say(postfixLine);
 
   const vs = verdicts(cells);
   const lost = cells.reduce((n, c) => n + c.lost, 0);
@@ -320,7 +157,7 @@ async function main(): Promise<void> {
   const trouble = troubleLines(cells);
   say(trouble.length ? `\nMail log trouble and leftovers:\n${trouble.join('\n')}` : '\nMail logs: no deferrals, bounces, warnings or errors; queues empty after draining.');
   say(`\ntotal ${f((Date.now() - started) / 1000, 0)}s, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  say(JSON.stringify({ bench: 'relay', node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS, postfix: postfixInfo ?? { skipped: missing }, cells, verdicts: vs, lost }));
+  say(JSON.stringify({ bench: 'relay', node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS, postfix: postfixSettingsSeen() ?? { skipped: missing }, cells, verdicts: vs, lost }));
 }
 
 main().finally(removeTempDirs).then(() => process.exit(0), (e: unknown) => {

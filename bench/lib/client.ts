@@ -2,8 +2,10 @@
 // so a 2-core machine spends its CPU on the server, not on the client.
 // Replies are parsed by lines (multi-line aware) and time-stamped on arrival;
 // a message is MAIL+RCPT+DATA pipelined in one write, then body + final dot.
+// STARTTLS and AUTH PLAIN are there for the one-message-per-connection bench.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
 
 export interface Reply { readonly code: number; readonly text: string; /** performance.now() on arrival */ readonly at: number }
 
@@ -15,12 +17,21 @@ export class SmtpClient {
   private ready: Reply[] = [];
   private waiters: Waiter[] = [];
   private failure: Error | undefined;
+  private readonly handlers = {
+    data: (d: Buffer) => this.onData(d),
+    error: (e: Error) => this.fail(e),
+    close: () => this.fail(new Error('connection closed by server')),
+  };
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(private socket: net.Socket) {
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('error', (e) => this.fail(e));
-    socket.on('close', () => this.fail(new Error('connection closed by server')));
+    this.listen(socket);
+  }
+
+  private listen(socket: net.Socket): void {
+    socket.on('data', this.handlers.data);
+    socket.on('error', this.handlers.error);
+    socket.on('close', this.handlers.close);
   }
 
   /** Connects and waits for the 220 greeting. */
@@ -108,10 +119,37 @@ export class SmtpClient {
     return { latency: done.at - sent, at: done.at };
   }
 
-  async quit(): Promise<void> {
+  /**
+   * STARTTLS, then a full TLS handshake on the same socket: no session is offered for
+   * resumption (like a cron job or a PHP script connecting afresh), no certificate check.
+   */
+  async starttls(): Promise<void> {
+    this.write('STARTTLS\r\n');
+    this.expect(await this.reply(), 220, 'STARTTLS');
+    const plain = this.socket;
+    plain.off('data', this.handlers.data);
+    plain.off('error', this.handlers.error);
+    plain.off('close', this.handlers.close);
+    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ socket: plain, rejectUnauthorized: false }, () => { s.off('error', reject); resolve(s); });
+      s.once('error', reject);
+    });
+    this.socket = secure;
+    this.listen(secure);
+    if (secure.isSessionReused()) throw new Error('TLS session was resumed: not a full handshake');
+  }
+
+  async authPlain(user: string, password: string): Promise<void> {
+    this.write(`AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`).toString('base64')}\r\n`);
+    this.expect(await this.reply(), 235, 'AUTH PLAIN');
+  }
+
+  /** QUIT, then closes the connection; resolves with the reply, or undefined if there was none. */
+  async quit(): Promise<Reply | undefined> {
     this.write('QUIT\r\n');
-    await this.reply().catch(() => undefined);
+    const r = await this.reply().catch(() => undefined);
     this.destroy();
+    return r;
   }
 
   destroy(): void {

@@ -1,7 +1,8 @@
 // Closed-loop load: N sessions, each one connection sending messages back to
-// back. A warm-up phase is not counted; then a measured window in which every
-// message whose 250 arrives is counted and its latency recorded. Hooks let the
-// caller sample the server process exactly at the window's edges.
+// back, or (perConnection) each opening a new connection for every message, as
+// most real clients do. A warm-up phase is not counted; then a measured window
+// in which every message whose 250 arrives is counted and its latency recorded.
+// Hooks let the caller sample the server process exactly at the window's edges.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ENVELOPE, SmtpClient } from './client.js';
@@ -19,8 +20,8 @@ export interface LoadOptions {
    * unique within this run, and onAck hears of each 250 for end of data.
    */
   readonly idHeader?: string;
-  /** `at`: performance.now() when the 250 arrived; inWindow: it counts in the measured window. */
-  readonly onAck?: (id: number, at: number, inWindow: boolean) => void;
+  /** `at`: performance.now() when the 250 arrived; inWindow: it counts in the measured window; latency as in LoadResult. */
+  readonly onAck?: (id: number, at: number, inWindow: boolean, latency: number) => void;
   /**
    * Paced instead of closed loop: each session starts a message every 1/rate s
    * (skipping the slots it missed when the server was slow), so the server sees a
@@ -28,6 +29,17 @@ export interface LoadOptions {
    * than queueing at saturation.
    */
   readonly ratePerSession?: number;
+  /**
+   * One message per connection: connect, 220, EHLO, [STARTTLS, EHLO, AUTH PLAIN,]
+   * MAIL/RCPT/DATA pipelined, body, 250, QUIT, 221, close; then the next. Latency is
+   * then from net.connect() to the 250 after the final dot.
+   */
+  readonly perConnection?: PerConnection;
+}
+
+export interface PerConnection {
+  /** STARTTLS and AUTH PLAIN with these credentials on every connection */
+  readonly login?: { readonly user: string; readonly password: string };
 }
 
 export interface LoadResult {
@@ -42,14 +54,35 @@ export interface LoadResult {
   readonly clientCpuMs: number;
 }
 
-interface Window { start: number; end: number; stopping: boolean; latencies: number[]; acknowledged: number; nextId: number }
+interface Window {
+  start: number; end: number; stopping: boolean; latencies: number[]; acknowledged: number; nextId: number;
+  /** per-connection clients in flight, destroyed if the run fails */
+  open: Set<SmtpClient>;
+}
 
 export function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-async function session(client: SmtpClient, o: LoadOptions, w: Window): Promise<void> {
+/** One message on a new connection; the caller QUITs. `latency` is from net.connect() on. */
+async function oneShot(o: LoadOptions, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number; client: SmtpClient }> {
+  const start = performance.now();
+  const c = await SmtpClient.connect(o.port);
+  w.open.add(c);
+  await c.ehlo();
+  const login = o.perConnection?.login;
+  if (login) {
+    await c.starttls();
+    await c.ehlo();
+    await c.authPlain(login.user, login.password);
+  }
+  const { at } = await c.send(ENVELOPE, o.message, prefix);
+  return { latency: at - start, at, client: c };
+}
+
+/** `client`: the session's connection; undefined for one connection per message. */
+async function session(client: SmtpClient | undefined, o: LoadOptions, w: Window): Promise<void> {
   const interval = o.ratePerSession ? 1000 / o.ratePerSession : 0;
   // sessions start spread over one interval, not in step
   let due = performance.now() + Math.random() * interval;
@@ -64,13 +97,19 @@ async function session(client: SmtpClient, o: LoadOptions, w: Window): Promise<v
     }
     const id = w.nextId++;
     const prefix = o.idHeader ? Buffer.from(`${o.idHeader}: ${id}\r\n`, 'latin1') : undefined;
-    const { latency, at } = await client.send(ENVELOPE, o.message, prefix);
+    const sent = client ? { ...(await client.send(ENVELOPE, o.message, prefix)), client: undefined } : await oneShot(o, w, prefix);
+    const { latency, at } = sent;
     w.acknowledged++;
     const inWindow = at >= w.start && at <= w.end;
     if (inWindow) w.latencies.push(latency);
-    o.onAck?.(id, at, inWindow);
+    o.onAck?.(id, at, inWindow, latency);
+    if (sent.client) {
+      const bye = await sent.client.quit();
+      w.open.delete(sent.client);
+      if (bye?.code !== 221) throw new Error(`QUIT: expected 221, got ${JSON.stringify(bye?.text)}`);
+    }
   }
-  await client.quit();
+  await client?.quit();
 }
 
 /** Opens `n` sessions (greeting + EHLO), a few at a time. */
@@ -92,8 +131,8 @@ export async function openSessions(port: number, n: number, batch = 100): Promis
 }
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
-  const clients = await openSessions(o.port, o.sessions);
-  const w: Window = { start: Infinity, end: Infinity, stopping: false, latencies: [], acknowledged: 0, nextId: 1 };
+  const clients = o.perConnection ? Array.from({ length: o.sessions }, () => undefined) : await openSessions(o.port, o.sessions);
+  const w: Window = { start: Infinity, end: Infinity, stopping: false, latencies: [], acknowledged: 0, nextId: 1, open: new Set() };
   const running = Promise.all(clients.map((c) => session(c, o, w)));
   running.catch(() => { w.stopping = true; }); // one failure stops the others
   try {
@@ -116,6 +155,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     };
   } finally {
     w.stopping = true;
-    clients.forEach((c) => c.destroy());
+    clients.forEach((c) => c?.destroy());
+    w.open.forEach((c) => c.destroy());
   }
 }

@@ -3,21 +3,31 @@
 // relaying everything to the counting sink on 127.0.0.1. Each reports the CPU
 // of its whole process tree, the messages still in its queue, and the lines
 // of its mail log that show trouble (deferrals, bounces, warnings, errors).
+// Either takes mail on a plain port that relays for 127.0.0.1, or on a
+// submission port: STARTTLS required, then AUTH required, the same
+// credentials and the same kind of certificate (EC P-256, CA-signed) for both.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { testCerts } from '../../test/peers/certs.js';
 import { postfixAvailable, startPostfixProvider } from '../../test/peers/postfix.js';
 import { spooledFiles, startServer, treeCpuMs } from './servers.js';
 
 export type SystemName = 'smarthost' | 'postfix';
+export type Listener = 'plain' | 'submission';
+
+/** The SASL user of the submission listeners (Postfix's test provider's default user). */
+const LOGIN = { user: 'alice@provider.test', password: 'alice-secret' } as const;
 
 /** Mail log lines worth a look, counted by kind, with the first few kept verbatim. */
 export interface Trouble { counts: Record<string, number>; examples: string[] }
 
 export interface RelaySystem {
   readonly name: SystemName;
-  /** The plain SMTP port that relays for 127.0.0.1. */
+  /** The port the load goes to: plain SMTP relaying for 127.0.0.1, or submission (see login). */
   readonly port: number;
+  /** Set for a submission listener: STARTTLS, then AUTH PLAIN with these. */
+  readonly login?: { readonly user: string; readonly password: string };
   /** Main process id (Postfix: the master). */
   readonly pid: number;
   /** CPU of the whole process tree since it started, ms (see treeCpuMs). */
@@ -56,19 +66,27 @@ export interface SmarthostOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** [relay] concurrency; undefined keeps smarthost's default. */
   readonly concurrency?: number;
+  readonly listener?: Listener;
 }
 
 export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {}): Promise<RelaySystem> {
   const trouble = troubleCounter();
+  const submission = o.listener === 'submission';
+  const cert = submission ? testCerts().valid : undefined;
   const toml = [
     '[relay]',
     `url = "smtp://127.0.0.1:${sinkPort}"`,
     'tls = "none"',
     ...(o.concurrency ? [`concurrency = ${o.concurrency}`] : []),
+    // a certificate like Postfix's, and no "self-signed" warning in the log
+    ...(cert ? ['[tls]', `certificate = "${cert.certFile}"`, `key = "${cert.keyFile}"`] : []),
   ].join('\n');
-  const server = await startServer('smarthost', o.env ?? {}, { toml, onOutput: (text) => trouble.add(text) });
+  const server = await startServer('smarthost', o.env ?? {}, {
+    toml, onOutput: (text) => trouble.add(text),
+    ...(submission ? { listenToml: 'tls = "starttls-required"\nauth = "required"', users: { [LOGIN.user]: LOGIN.password } } : {}),
+  });
   return {
-    name: 'smarthost', port: server.port, pid: server.pid,
+    name: 'smarthost', port: server.port, pid: server.pid, ...(submission ? { login: LOGIN } : {}),
     cpuMs: () => treeCpuMs(server.pid),
     queued: () => spooledFiles(server),
     trouble: () => trouble.get(),
@@ -95,20 +113,36 @@ function countFiles(dir: string): number {
 }
 
 /** Postfix parameters that shape this bench, as the instance sees them. */
-export function postfixSettings(etcDir: string): Record<string, string> {
+function postfixSettings(etcDir: string): Record<string, string> {
   const names = ['mail_version', 'default_destination_concurrency_limit', 'initial_destination_concurrency',
     'default_process_limit', 'in_flow_delay', 'smtp_connection_cache_on_demand', 'qmgr_message_active_limit'];
   const out = execFileSync('/usr/sbin/postconf', ['-c', etcDir, ...names], { encoding: 'utf8' });
   return Object.fromEntries(out.trim().split('\n').map((l) => l.split(/\s*=\s*/, 2) as [string, string]));
 }
 
-export async function startPostfix(sinkPort: number): Promise<RelaySystem & { readonly etcDir: string }> {
-  const p = await startPostfixProvider({ relayTo: { host: '127.0.0.1', port: sinkPort } });
+let postfixInfo: Record<string, string> | undefined;
+
+/** Postfix's version and the parameters that shape the benches, read from the first instance started; undefined before. */
+export function postfixSettingsSeen(): Record<string, string> | undefined {
+  return postfixInfo;
+}
+
+/** One line for the report on Postfix's version and settings, or undefined if none ran. */
+export function postfixSettingsLine(): string | undefined {
+  const i = postfixInfo;
+  return i && `Postfix ${i.mail_version}: ${Object.entries(i).filter(([k]) => k !== 'mail_version').map(([k, v]) => `${k}=${v}`).join(', ')} (its defaults)`;
+}
+
+export async function startPostfix(sinkPort: number, listener: Listener = 'plain'): Promise<RelaySystem> {
+  const relayTo = { host: '127.0.0.1', port: sinkPort };
+  const p = await startPostfixProvider(listener === 'submission' ? { relayTo, users: { [LOGIN.user]: LOGIN.password } } : { relayTo });
   try {
     const pid = Number(fs.readFileSync(path.join(p.dir, 'queue/pid/master.pid'), 'utf8').trim());
     if (!pid) throw new Error('Postfix wrote no master pid');
+    postfixInfo ??= postfixSettings(path.join(p.dir, 'etc'));
     return {
-      name: 'postfix', port: p.plainPort, pid, etcDir: path.join(p.dir, 'etc'),
+      name: 'postfix', pid,
+      ...(listener === 'submission' ? { port: p.starttlsPort, login: LOGIN } : { port: p.plainPort }),
       cpuMs: () => treeCpuMs(pid),
       queued: () => POSTFIX_QUEUES.reduce((n, q) => n + countFiles(path.join(p.dir, 'queue', q)), 0),
       trouble: () => { const t = troubleCounter(); t.add(p.log()); return t.get(); },

@@ -67,12 +67,13 @@ export function removeTempDirs(): void {
 
 // ---- starting and stopping ----
 
-function smarthostConfig(dataDir: string, extraToml: string): string {
+function smarthostConfig(dataDir: string, extraToml: string, listenToml: string): string {
   return [
     'hostname = "relay.test"',
     `data_dir = "${dataDir}"`,
     '[[listen]]',
     'address = "127.0.0.1:0"',
+    listenToml,
     '[limits]',
     'connections = 2000',
     'connections_per_ip = 2000',
@@ -119,6 +120,10 @@ export function stopChild(child: ChildProcess): Promise<void> {
 export interface StartOptions {
   /** TOML appended to the generated smarthost config, e.g. a [relay] section. */
   readonly toml?: string;
+  /** More keys of the smarthost listener, e.g. 'tls = "starttls"'. */
+  readonly listenToml?: string;
+  /** SASL users (name -> password), added with `smarthost user add` before the daemon starts. */
+  readonly users?: Record<string, string>;
   /** Gets every chunk the child writes to stdout (its mail log) and stderr. */
   readonly onOutput?: (text: string) => void;
 }
@@ -129,7 +134,10 @@ export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {},
   let args: string[];
   if (kind === 'smarthost') {
     const config = path.join(dir, 'smarthost.toml');
-    fs.writeFileSync(config, smarthostConfig(dataDir, opts.toml ?? ''));
+    fs.writeFileSync(config, smarthostConfig(dataDir, opts.toml ?? '', opts.listenToml ?? ''));
+    for (const [name, password] of Object.entries(opts.users ?? {})) {
+      execFileSync(process.execPath, [CLI, 'user', 'add', name, '--password-stdin', '-c', config], { input: `${password}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+    }
     args = [CLI, 'start', '-c', config];
   } else {
     args = [BASELINE];
