@@ -103,6 +103,28 @@ describe('users file', () => {
     assert.equal(await store.check('nobody', ''), false);
   });
 
+  it('UserStore remembers a good login for an hour (no scrypt), never a bad one, and forgets it when the hash changes', async () => {
+    writeUsers(file, new Map([['alice', aliceHash]]));
+    let now = 0;
+    let hashed = 0;
+    const verify = (password: string, hash: string) => { hashed++; return verifyPassword(password, hash); };
+    const store = new UserStore(file, { now: () => now, verify });
+    assert.equal(await store.check('alice', 'alice-secret'), true);
+    assert.equal(await store.check('alice', 'alice-secret'), true);
+    assert.equal(hashed, 1, 'the second login came from the cache');
+    assert.equal(await store.check('alice', 'wrong'), false);
+    assert.equal(await store.check('alice', 'wrong'), false);
+    assert.equal(hashed, 3, 'each wrong password is hashed');
+    now = 3_600_001;
+    assert.equal(await store.check('alice', 'alice-secret'), true);
+    assert.equal(hashed, 4, 'after an hour: hashed again');
+
+    writeUsers(file, new Map([['alice', bobHash]])); // `user passwd alice`
+    fs.utimesSync(file, new Date(Date.now() + 5_000), new Date(Date.now() + 5_000));
+    assert.equal(await store.check('alice', 'alice-secret'), false, 'the old password no longer works');
+    assert.equal(await store.check('alice', 'bob-secret'), true);
+  });
+
   it('UserStore with no file has no users', async () => {
     const store = new UserStore(file);
     assert.equal(store.size, 0);

@@ -62,10 +62,43 @@ export function writeUsers(file: string, users: Map<string, string>): void {
 // name takes as long as a wrong password (no user enumeration by timing).
 let dummyHash: Promise<string> | undefined;
 
+/**
+ * Logins that passed the scrypt check, so that a client logging in on every connection (one
+ * message per connection, as cron jobs and PHP send) pays the memory-hard hash once an hour, not
+ * each time (Dovecot auth_cache, saslauthd -c). Kept in memory only, as an HMAC under a key
+ * made at start, never the password; an entry holds for the user's stored hash only, so
+ * `user passwd` or `user del` ends it at once. Failures are never cached: every wrong
+ * password costs a full scrypt.
+ */
+class LoginCache {
+  private readonly key = crypto.randomBytes(32);
+  private readonly entries = new Map<string, { hash: string; mac: Buffer; until: number }>();
+  constructor(private readonly ttlMs = 3_600_000, private readonly max = 10_000, private readonly now = Date.now) {}
+
+  private mac(name: string, password: string): Buffer {
+    return crypto.createHmac('sha256', this.key).update(name).update('\0').update(password).digest();
+  }
+  has(name: string, hash: string, password: string): boolean {
+    const e = this.entries.get(name);
+    if (!e || e.hash !== hash || e.until <= this.now()) return false;
+    return crypto.timingSafeEqual(e.mac, this.mac(name, password));
+  }
+  add(name: string, hash: string, password: string): void {
+    this.entries.delete(name);
+    this.entries.set(name, { hash, mac: this.mac(name, password), until: this.now() + this.ttlMs });
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
 export class UserStore {
   private users = new Map<string, string>();
   private mtimeMs = -1;
-  constructor(private readonly file: string) {}
+  private readonly verified: LoginCache;
+  private readonly verify: typeof verifyPassword;
+  constructor(private readonly file: string, opts: { cacheTtlMs?: number; now?: () => number; verify?: typeof verifyPassword } = {}) {
+    this.verified = new LoginCache(opts.cacheTtlMs, undefined, opts.now);
+    this.verify = opts.verify ?? verifyPassword;
+  }
 
   private refresh(): void {
     let mtimeMs = 0;
@@ -86,6 +119,9 @@ export class UserStore {
       await verifyPassword(password, await dummyHash);
       return false;
     }
-    return verifyPassword(password, hash);
+    if (this.verified.has(name, hash, password)) return true;
+    const good = await this.verify(password, hash);
+    if (good) this.verified.add(name, hash, password);
+    return good;
   }
 }
