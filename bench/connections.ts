@@ -13,24 +13,24 @@ import { ID_HEADER, measureCell, median, troubleLines, type CellResult } from '.
 import { postfixMissing, postfixSettingsLine, postfixSettingsSeen, startPostfix, startSmarthost, type Listener, type SystemName } from './lib/relay-systems.js';
 import { CLK_TCK, DAEMON_NODE_OPTIONS, removeTempDirs } from './lib/servers.js';
 import { startSink } from './lib/sink.js';
+import { envList, envNumber } from './lib/env.js';
 import { f, kb, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
-const list = (v: string | undefined, dflt: number[]) => (v ? v.split(',').map(Number) : dflt);
 const CELL_KINDS = ['conn', 'tls', 'ceiling'] as const;
 type CellKind = (typeof CELL_KINDS)[number];
 const SETTINGS = {
-  seconds: Number(process.env.BENCH_SECONDS ?? 5),
+  seconds: envNumber('BENCH_SECONDS', 5),
   /** Postfix forks smtpd processes as connections come: let it reach its steady state */
-  warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 1.5),
-  rounds: Number(process.env.BENCH_ROUNDS ?? 2),
+  warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 1.5),
+  rounds: envNumber('BENCH_ROUNDS', 2),
   /** sessions of the one-message-per-connection cells */
-  sessions: list(process.env.BENCH_SESSIONS, [1, 10, 50]),
-  sizes: list(process.env.BENCH_SIZES, [1024, 100 * 1024]),
-  tlsSessions: Number(process.env.BENCH_TLS_SESSIONS ?? 10),
-  drainIdleSeconds: Number(process.env.BENCH_DRAIN_IDLE_SECONDS ?? 5),
-  drainMaxSeconds: Number(process.env.BENCH_DRAIN_MAX_SECONDS ?? 30),
+  sessions: envList('BENCH_SESSIONS', [1, 10, 50]),
+  sizes: envList('BENCH_SIZES', [1024, 100 * 1024]),
+  tlsSessions: envNumber('BENCH_TLS_SESSIONS', 10),
+  drainIdleSeconds: envNumber('BENCH_DRAIN_IDLE_SECONDS', 5),
+  drainMaxSeconds: envNumber('BENCH_DRAIN_MAX_SECONDS', 30),
   /** "smarthost,postfix" by default; one name runs only that system */
   systems: (process.env.BENCH_SYSTEMS ?? 'smarthost,postfix').split(',') as SystemName[],
   /** conn: plain, one message per connection; tls: STARTTLS + AUTH per connection; ceiling: the client straight to the sink */

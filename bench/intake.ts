@@ -17,30 +17,30 @@ import { openSessions, runLoad } from './lib/load.js';
 import { wireMessage } from './lib/messages.js';
 import { startSink, type Sink } from './lib/sink.js';
 import { CLK_TCK, DAEMON_NODE_OPTIONS, cpuMs, machineBusyMs, memMB, removeTempDirs, spooledFiles, startServer, tempDir, type ServerKind } from './lib/servers.js';
+import { envList, envNumber } from './lib/env.js';
 import { f, kb, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
-const list = (v: string | undefined, dflt: number[]) => (v ? v.split(',').map(Number) : dflt);
 const SETTINGS = {
-  seconds: Number(process.env.BENCH_SECONDS ?? 5),
-  warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 1),
-  sessions: list(process.env.BENCH_SESSIONS, [1, 10, 50]),
-  sizes: list(process.env.BENCH_SIZES, [1024, 100 * 1024]),
-  idleSessions: Number(process.env.BENCH_IDLE ?? 1000),
+  seconds: envNumber('BENCH_SECONDS', 5),
+  warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 1),
+  sessions: envList('BENCH_SESSIONS', [1, 10, 50]),
+  sizes: envList('BENCH_SIZES', [1024, 100 * 1024]),
+  idleSessions: envNumber('BENCH_IDLE', 1000),
   /** total msg/s offered by 50 paced sessions of 1 KB (the target rate); 0: skip */
-  pacedRate: Number(process.env.BENCH_PACED_RATE ?? 2000),
+  pacedRate: envNumber('BENCH_PACED_RATE', 2000),
   /**
    * The paced cell measures latency in steady state. For its first 2-3 seconds under load a
    * fresh daemon is slow (its code not yet optimised): nearly every message took over 10 ms,
    * while the same daemon loaded again after 10 s idle was fast from the first second.
    */
-  pacedWarmupSeconds: Number(process.env.BENCH_PACED_WARMUP_SECONDS ?? 3),
+  pacedWarmupSeconds: envNumber('BENCH_PACED_WARMUP_SECONDS', 3),
   /**
    * Quiet seconds before measuring: on ext4 without a journal, creating a file is slow while
    * many inodes freed in the last 30 s are about (a previous run's cleanup removes ~70,000 files).
    */
-  settleSeconds: Number(process.env.BENCH_SETTLE_SECONDS ?? 30),
+  settleSeconds: envNumber('BENCH_SETTLE_SECONDS', 30),
   /** UV_THREADPOOL_SIZE for the daemon; unset: Node's default (4) */
   threadpool: process.env.BENCH_THREADPOOL,
 };

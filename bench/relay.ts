@@ -11,23 +11,23 @@ import { wireMessage } from './lib/messages.js';
 import { ID_HEADER, measureCell, median, troubleLines, type CellResult } from './lib/relay-cell.js';
 import { postfixMissing, postfixSettingsLine, postfixSettingsSeen, startPostfix, startSmarthost, type RelaySystem, type SystemName } from './lib/relay-systems.js';
 import { CLK_TCK, DAEMON_NODE_OPTIONS, removeTempDirs } from './lib/servers.js';
+import { envList, envNumber } from './lib/env.js';
 import { f, kb, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
-const list = (v: string | undefined, dflt: number[]) => (v ? v.split(',').map(Number) : dflt);
 const SETTINGS = {
-  seconds: Number(process.env.BENCH_SECONDS ?? 5),
+  seconds: envNumber('BENCH_SECONDS', 5),
   /** longer than intake's: Postfix takes over a second to fill its pipeline */
-  warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 2),
-  sessions: list(process.env.BENCH_SESSIONS, [10, 50]),
+  warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
+  sessions: envList('BENCH_SESSIONS', [10, 50]),
   /** Every cell runs this many times, rounds one after the other; the verdict takes each system's median. */
-  rounds: Number(process.env.BENCH_ROUNDS ?? 3),
-  sizes: list(process.env.BENCH_SIZES, [1024, 100 * 1024]),
+  rounds: envNumber('BENCH_ROUNDS', 3),
+  sizes: envList('BENCH_SIZES', [1024, 100 * 1024]),
   /** Give up draining after this long without a new arrival at the sink... */
-  drainIdleSeconds: Number(process.env.BENCH_DRAIN_IDLE_SECONDS ?? 5),
+  drainIdleSeconds: envNumber('BENCH_DRAIN_IDLE_SECONDS', 5),
   /** ...or after this long in all. */
-  drainMaxSeconds: Number(process.env.BENCH_DRAIN_MAX_SECONDS ?? 30),
+  drainMaxSeconds: envNumber('BENCH_DRAIN_MAX_SECONDS', 30),
   /** smarthost [relay] concurrency; unset: smarthost's default */
   concurrency: process.env.BENCH_RELAY_CONCURRENCY ? Number(process.env.BENCH_RELAY_CONCURRENCY) : undefined,
   /** UV_THREADPOOL_SIZE for the daemon; unset: left to the CLI */
