@@ -3,7 +3,7 @@
 // cannot be read at all.
 import os from 'node:os';
 import type { ImportReport } from './report.js';
-import { SetupFiles } from './setup-files.js';
+import type { SetupFiles } from './setup-files.js';
 
 export interface HostFacts {
   /** The system's host name, used where the old set-up relied on it (myhostname unset). */
@@ -14,7 +14,8 @@ export interface HostFacts {
 
 export function systemFacts(): HostFacts {
   const networks = Object.values(os.networkInterfaces()).flat()
-    .filter((i) => i !== undefined && !i.internal).map((i) => i!.cidr).filter((c): c is string => !!c);
+    .filter((i) => i !== undefined && !i.internal).map((i) => i!.cidr)
+    .filter((c): c is string => !!c && !/^fe80:/i.test(c)); // link-local: no client relays from there
   return { hostname: os.hostname(), networks };
 }
 

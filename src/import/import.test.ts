@@ -73,6 +73,8 @@ describe('import postfix: the fixtures', () => {
     assert.ok(has(r.report, /^relayhost = \[127\.0\.0\.1\]:2525 \+ stunnel\.conf \[req\] connect = smtp\.verizon\.net:465 → \[relay\] url = "smtps:\/\/smtp\.verizon\.net:465", tls = "encrypt"/));
     assert.ok(has(r.report, /^stunnel \(.*\): not needed any more.*accept = 2525 listened on every IPv4 address/));
     assert.ok(has(r.report, /^smtp_sasl_password_maps \[127\.0\.0\.1\]:2525 \(user accountname@verizon\.net\)/));
+    assert.ok(has(r.report, /every listener is on loopback: only this host can connect/));
+    assert.ok(!has(r.report, /Postfix trusted every client in the IP subnets/), 'no LAN hint for a loopback-only host');
   });
 
   it('postfix-tls-per-site: MUST_NOPEERMATCH makes the relay encrypt; other sites have no effect', () => {
@@ -230,6 +232,19 @@ describe('import sendmail', () => {
     assert.equal(config.relay?.tls, 'verify');
     assert.equal(config.relay?.username, 'user');
     assert.equal(config.tls.certificate, '/etc/mail/certs/host.pem');
+  });
+
+  it('reads the old confDEF_AUTH_INFO file when there is no authinfo map', () => {
+    const dir = setup({
+      'sendmail.mc': "define(`SMART_HOST', `smtp.example.com')dnl\ndefine(`confDEF_AUTH_INFO', `/etc/mail/default-auth-info')dnl\n",
+      'default-auth-info': 'olduser\nolduser\noldpass\nexample.com\nPLAIN\n',
+    });
+    const r = importSendmail(path.join(dir, 'sendmail.mc'), OPTS);
+    const { config } = valid(r);
+    assert.equal(config.relay?.username, 'olduser');
+    assert.deepEqual(config.relay?.mechanisms, ['PLAIN']);
+    assert.equal(secretFiles(r.config).get('relay.secret'), 'oldpass\n');
+    assert.ok(has(r.report, /SMART_HOST smtp\.example\.com has no \[brackets\]/));
   });
 
   it('refuses a file that is no .mc', () => {

@@ -58,7 +58,7 @@ function hostnameOf(main: MainCf, ctx: Ctx): ImportedConfig['hostname'] {
   main.used.add('mydomain');
   if (main.isSet('mydomain')) ctx.report.carry(main.shown('mydomain'), 'used where main.cf says $mydomain');
   if (!main.isSet('myhostname')) {
-    ctx.report.note(`myhostname is not set: smarthost uses the system's host name at run time; where main.cf said $myhostname the import used this machine's name, ${ctx.host.hostname}: check [local] domains if the relay runs elsewhere`);
+    ctx.report.note(`myhostname is not set (or empty): smarthost uses the system's host name at run time; where main.cf said $myhostname the import used this machine's name, ${ctx.host.hostname}: check [local] domains if the relay runs elsewhere`);
     main.used.add('myhostname');
     return undefined;
   }

@@ -11,8 +11,8 @@ import { servicePort, type MasterService } from './postfix-master-cf.js';
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'];
 
-/** mynetworks (or mynetworks_style) -> trusted_networks. */
-export function trustedNetworks(main: MainCf, ctx: Ctx): string[] {
+/** mynetworks (or mynetworks_style) -> trusted_networks; `loopbackOnly`: no other host can connect anyway. */
+export function trustedNetworks(main: MainCf, ctx: Ctx, loopbackOnly: boolean): string[] {
   if (main.isSet('mynetworks') && main.get('mynetworks') !== '') {
     const nets: string[] = [];
     for (const item of main.list('mynetworks')) {
@@ -27,7 +27,9 @@ export function trustedNetworks(main: MainCf, ctx: Ctx): string[] {
   }
   const style = main.get('mynetworks_style') ?? 'subnet';
   ctx.report.carry(main.shown('mynetworks_style'), `trusted_networks = ["127.0.0.0/8", "::1/128"] (this host)`);
-  if (style === 'host') {
+  if (loopbackOnly) {
+    ctx.report.note('every listener is on loopback: only this host can connect, so only this host is trusted (as with Postfix)');
+  } else if (style === 'host') {
     ctx.report.note('mynetworks_style = host: Postfix also trusted the host\'s other own addresses; add them to trusted_networks if local programs connect from them');
   } else {
     const seen = ctx.host.networks.length ? ` (on the machine that ran the import: ${ctx.host.networks.join(', ')})` : '';
@@ -104,8 +106,8 @@ function overrideWhy(name: string): string {
 }
 
 export function listeners(services: readonly MasterService[], main: MainCf, ctx: Ctx): ImportedListen[] {
-  const trusted = trustedNetworks(main, ctx);
   const hosts = listenHosts(main, ctx);
+  const trusted = trustedNetworks(main, ctx, hosts.length > 0 && hosts.every((h) => h === '::1' || h.startsWith('127.')));
   ctx.report.carry(`${main.shown('inet_interfaces')}, ${main.shown('inet_protocols')}`, `listen on ${hosts.map((h) => h.includes(':') ? `[${h}]` : h).join(', ')}`);
   const smtpd = services.filter((s) => s.type === 'inet' && (s.command === 'smtpd' || s.command === 'postscreen'));
   for (const s of smtpd.filter((x) => x.command === 'postscreen')) {

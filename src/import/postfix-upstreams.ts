@@ -163,6 +163,8 @@ function throughTunnel(hop: NextHop, main: MainCf, t: Tables, ctx: Ctx): Importe
     `not needed any more: stop it once smarthost relays${svc.acceptHost === undefined ? `; its accept = ${svc.acceptPort} listened on every IPv4 address` : ''}`);
   if (!svc.verifies) ctx.report.note(`stunnel checked no certificate (no verifyChain/checkHost): tls = "encrypt"; tls = "verify" would be stricter than the original`);
   const cred = credentials(nextHopKeys(hop), t, ctx, '[relay]');
+  if (cred) ctx.report.carry(main.shown('smtp_sasl_security_options'), 'the password is sent only over TLS, which smtps:// always has');
+  main.used.add('smtp_sasl_security_options');
   for (const p of ['smtp_tls_CAfile', 'smtp_tls_cert_file', 'smtp_tls_key_file', 'smtp_tls_security_level']) {
     if (main.get(p)) ctx.report.skip(main.shown(p), 'Postfix spoke plain text to the tunnel; TLS settings for the provider come from stunnel.conf');
   }

@@ -41,8 +41,22 @@ function authInfos(mc: McFile, ctx: Ctx): { entries: AuthInfo[]; source: string 
   return { entries: parseAuthInfo(file.text), source: `${mapPath(spec)}${file.actual !== mapPath(spec) ? ` (read from ${file.actual})` : ''}` };
 }
 
+/**
+ * define(`confDEF_AUTH_INFO', `/etc/mail/default-auth-info'), Sendmail 8.10/8.11: one value per
+ * line, user id, authorization id, password, realm, mechanisms. Read as an AuthInfo line without host.
+ */
+function defaultAuthInfo(mc: McFile, ctx: Ctx): { entries: AuthInfo[]; source: string } | undefined {
+  const file = mc.defines.get('confDEF_AUTH_INFO');
+  const found = file ? ctx.files.read(file) : undefined;
+  if (!file) return undefined;
+  if (!found) { ctx.report.skip(`confDEF_AUTH_INFO ${file}`, 'not part of the set-up that was read'); return undefined; }
+  const [u, i, p, r, m] = found.text.split(/\r?\n/);
+  const fields = new Map(Object.entries({ U: u, I: i, P: p, R: r, M: m }).filter((e): e is [string, string] => !!e[1]));
+  return { entries: [{ host: '', fields, line: 1 }], source: `confDEF_AUTH_INFO ${file}` };
+}
+
 function credentials(mc: McFile, names: string[], ctx: Ctx): Pick<ImportedUpstream, 'username' | 'password' | 'mechanisms'> {
-  const all = authInfos(mc, ctx);
+  const all = authInfos(mc, ctx) ?? defaultAuthInfo(mc, ctx);
   const hit = all && authInfoFor(all.entries, names);
   if (!all || !hit) return {};
   const user = hit.fields.get('U') ?? hit.fields.get('I');
@@ -179,7 +193,7 @@ export function importSendmail(mcFile: string, opts: ImportOptions): { config: I
   const loc = local(mc, given ?? opts.host.hostname, ctx);
   const serverTls = sendmailServerTls(mc, ctx);
   if (mc.defines.has('confAUTH_MECHANISMS')) report.skip('inbound SASL users (Cyrus SASL)', 'their passwords cannot be exported; re-add each user with `smarthost user add NAME`');
-  leftovers(mc, new Set(['SMART_HOST', 'RELAY_MAILER_ARGS', 'ESMTP_MAILER_ARGS', 'SMTP_MAILER_ARGS', 'confDOMAIN_NAME', 'confCW_FILE', 'confCACERT', 'ALIAS_FILE', 'confALIAS_FILE', 'confSERVER_CERT', 'confSERVER_KEY', 'confAUTH_MECHANISMS']), ctx);
+  leftovers(mc, new Set(['SMART_HOST', 'RELAY_MAILER_ARGS', 'ESMTP_MAILER_ARGS', 'SMTP_MAILER_ARGS', 'confDOMAIN_NAME', 'confCW_FILE', 'confCACERT', 'ALIAS_FILE', 'confALIAS_FILE', 'confSERVER_CERT', 'confSERVER_KEY', 'confAUTH_MECHANISMS', 'confDEF_AUTH_INFO']), ctx);
   const config: ImportedConfig = {
     ...(given ? { hostname: { value: given, from: `Sendmail confDOMAIN_NAME` } } : {}), dataDir: opts.dataDir,
     listen, ...(serverTls ? { serverTls } : {}), ...(up ? { relay: up } : {}), routes: [], routeHints: [], local: loc,

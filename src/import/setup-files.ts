@@ -41,9 +41,4 @@ export class SetupFiles {
     if (!found) return undefined;
     return { ...found, text: fs.readFileSync(found.actual, 'utf8') };
   }
-
-  /** For the report: "/etc/postfix/sasl_passwd" or "/etc/aliases (read from DIR/aliases)". */
-  static shown(l: Located): string {
-    return l.actual === l.original ? l.original : `${l.original} (read from ${l.actual})`;
-  }
 }
