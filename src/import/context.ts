@@ -48,4 +48,18 @@ export function filePath(ctx: Ctx, original: string, what: string): string {
   return original;
 }
 
+/**
+ * A message size limit in bytes -> ImportedConfig.messageSize; 0 ("no limit" in Postfix and
+ * Sendmail) has no counterpart, since smarthost always has one.
+ */
+export function messageSize(ctx: Ctx, shown: string, value: string | undefined): { bytes: number; from: string } | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) === 0) {
+    ctx.report.skip(shown, value === '0' ? '"no limit" has no counterpart: smarthost keeps its default (25MB); set [limits] message_size' : 'not a number of bytes');
+    return undefined;
+  }
+  ctx.report.carry(shown, `[limits] message_size = ${value} (bytes)`);
+  return { bytes: Number(value), from: `from ${shown}` };
+}
+
 export const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(host.replace(/^\[|\]$/g, ''));

@@ -122,7 +122,7 @@ describe('import postfix: variants', () => {
 
   it('submission with -o overrides, smtps in wrapper mode, and a loopback-only service', () => {
     const dir = setup({
-      'main.cf': 'myhostname = mx.example.org\ninet_protocols = ipv4\nsmtpd_tls_cert_file = /etc/postfix/c.pem\nsmtpd_tls_key_file = /etc/postfix/k.pem\n',
+      'main.cf': 'myhostname = mx.example.org\ninet_protocols = ipv4\nmessage_size_limit = 51200000\nsmtpd_tls_cert_file = /etc/postfix/c.pem\nsmtpd_tls_key_file = /etc/postfix/k.pem\n',
       'master.cf': [
         'smtp inet n - y - - smtpd',
         'submission inet n - y - - smtpd',
@@ -141,6 +141,8 @@ describe('import postfix: variants', () => {
       ['0.0.0.0:25', 'none', 'none'], ['0.0.0.0:587', 'starttls-required', 'required'], ['0.0.0.0:465', 'implicit', 'optional'], ['127.0.0.1:2525', 'none', 'none'],
     ]);
     assert.equal(config.tls.certificate, path.join(dir, 'c.pem'), 'found in the copied set-up');
+    assert.equal(config.limits.messageSize, 51_200_000);
+    assert.equal(valid(importPostfix(setup({ 'main.cf': 'message_size_limit = 0\n' }), OPTS)).config.limits.messageSize, 25_000_000, 'no limit: the default stays');
     assert.ok(has(r.report, /master\.cf 628 inet qmqpd: only smtpd services become listeners/));
   });
 

@@ -42,6 +42,8 @@ export interface ImportedConfig {
   readonly local: { readonly domains: readonly string[]; readonly aliases?: string; readonly from: string };
   readonly rewrite?: { readonly senders: Readonly<Record<string, string>>; readonly from: string };
   readonly mxTls?: { readonly tls: OutboundTls; readonly from: string };
+  /** Bytes (Postfix message_size_limit, Sendmail confMAX_MESSAGE_SIZE); absent = smarthost's default. */
+  readonly messageSize?: { readonly bytes: number; readonly from: string };
   /** TOML comment blocks for routes the import could not complete (e.g. a TLS level without a host to send to). */
   readonly routeHints: readonly string[];
 }

@@ -5,7 +5,7 @@
 // defaults, host names, local delivery, sender rewriting and the leftovers.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ImportInputError, type Ctx, type HostFacts, type ImportOptions } from './context.js';
+import { ImportInputError, messageSize, type Ctx, type HostFacts, type ImportOptions } from './context.js';
 import type { ImportedConfig } from './model.js';
 import { MainCf, parseMainCf, type Param } from './postfix-main-cf.js';
 import { parseMasterCf, type MasterService } from './postfix-master-cf.js';
@@ -145,11 +145,12 @@ export function importPostfix(dir: string, opts: ImportOptions): { config: Impor
   const mxTls = !relayUp && global.explicit ? { tls: global.tls, from: `from Postfix ${global.from} (direct MX delivery)` } : undefined;
   if (mxTls) report.carry(global.from, `[mx] tls = "${global.tls}"`);
   else if (!relayUp) report.carry('smtp_tls_security_level (unset; Postfix: no TLS)', '[mx] tls stays "may" (smarthost\'s default: STARTTLS when offered)');
+  const size = messageSize(ctx, `main.cf ${main.shown('message_size_limit')}`, main.isSet('message_size_limit') ? main.get('message_size_limit') : undefined);
   skipLeftovers(main, ctx);
   const config: ImportedConfig = {
     ...(host ? { hostname: host } : {}), dataDir: opts.dataDir, listen, ...(tls ? { serverTls: tls } : {}),
     ...(relayUp ? { relay: relayUp } : {}), routes: routeList, routeHints, local: localCfg,
-    ...(rw ? { rewrite: rw } : {}), ...(mxTls ? { mxTls } : {}),
+    ...(rw ? { rewrite: rw } : {}), ...(mxTls ? { mxTls } : {}), ...(size ? { messageSize: size } : {}),
   };
   return { config, report };
 }

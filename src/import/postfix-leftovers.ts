@@ -20,7 +20,6 @@ const REASONS: Array<[RegExp, string]> = [
   [/milter/, 'smarthost runs no milters: content filters (spam, DKIM signing) must be set up elsewhere'],
   [/^unknown_local_recipient_reject_code$/, 'smarthost rejects unknown local users with 550 5.1.1 (accounts in /etc/passwd, or [local] users)'],
   [/^smtpd_banner$/, 'the greeting is "HOSTNAME ESMTP smarthost"'],
-  [/^message_size_limit$/, 'not mapped: set [limits] message_size (bytes, e.g. "25MB")'],
   [/^(home_mailbox|mailbox_command|mailbox_transport)$/, 'smarthost delivers local mail to Maildir ([local] maildir)'],
   [/^(smtpd_|smtp_)/, 'no smarthost counterpart'],
 ];

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ListenAuth, ListenTls, OutboundTls } from '../config/types.js';
-import { filePath, ImportInputError, isLoopback, type Ctx, type ImportOptions } from './context.js';
+import { filePath, ImportInputError, isLoopback, messageSize, type Ctx, type ImportOptions } from './context.js';
 import type { ImportedConfig, ImportedListen, ImportedUpstream } from './model.js';
 import { ImportReport } from './report.js';
 import { authInfoFor, daemonOptions, parseAuthInfo, parseMc, type AuthInfo, type McFile } from './sendmail-mc.js';
@@ -192,11 +192,12 @@ export function importSendmail(mcFile: string, opts: ImportOptions): { config: I
   const up = relay(mc, ctx);
   const loc = local(mc, given ?? opts.host.hostname, ctx);
   const serverTls = sendmailServerTls(mc, ctx);
+  const size = messageSize(ctx, `confMAX_MESSAGE_SIZE ${mc.defines.get('confMAX_MESSAGE_SIZE') ?? ''}`.trim(), mc.defines.get('confMAX_MESSAGE_SIZE'));
   if (mc.defines.has('confAUTH_MECHANISMS')) report.skip('inbound SASL users (Cyrus SASL)', 'their passwords cannot be exported; re-add each user with `smarthost user add NAME`');
-  leftovers(mc, new Set(['SMART_HOST', 'RELAY_MAILER_ARGS', 'ESMTP_MAILER_ARGS', 'SMTP_MAILER_ARGS', 'confDOMAIN_NAME', 'confCW_FILE', 'confCACERT', 'ALIAS_FILE', 'confALIAS_FILE', 'confSERVER_CERT', 'confSERVER_KEY', 'confAUTH_MECHANISMS', 'confDEF_AUTH_INFO']), ctx);
+  leftovers(mc, new Set(['SMART_HOST', 'RELAY_MAILER_ARGS', 'ESMTP_MAILER_ARGS', 'SMTP_MAILER_ARGS', 'confDOMAIN_NAME', 'confCW_FILE', 'confCACERT', 'ALIAS_FILE', 'confALIAS_FILE', 'confSERVER_CERT', 'confSERVER_KEY', 'confAUTH_MECHANISMS', 'confDEF_AUTH_INFO', 'confMAX_MESSAGE_SIZE']), ctx);
   const config: ImportedConfig = {
     ...(given ? { hostname: { value: given, from: `Sendmail confDOMAIN_NAME` } } : {}), dataDir: opts.dataDir,
-    listen, ...(serverTls ? { serverTls } : {}), ...(up ? { relay: up } : {}), routes: [], routeHints: [], local: loc,
+    listen, ...(serverTls ? { serverTls } : {}), ...(up ? { relay: up } : {}), ...(size ? { messageSize: size } : {}), routes: [], routeHints: [], local: loc,
   };
   return { config, report };
 }

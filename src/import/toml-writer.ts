@@ -73,6 +73,7 @@ export function writeToml(c: ImportedConfig, header: string): string {
     ...localLines(c),
     ...rewriteLines(c),
     ...(c.mxTls ? [...comment(c.mxTls.from), '[mx]', `tls = ${str(c.mxTls.tls)}`, ''] : []),
+    ...(c.messageSize ? [...comment(c.messageSize.from), '[limits]', `message_size = ${c.messageSize.bytes}   # bytes`, ''] : []),
   ];
   return lines.join('\n').replace(/\n+$/, '\n');
 }
