@@ -130,6 +130,7 @@ describe('import postfix: variants', () => {
         '  -o smtpd_sasl_auth_enable=yes',
         '  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject',
         'smtps inet n - y - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes',
+        '2587 inet n - y - - smtpd -o smtpd_tls_security_level=may -o smtpd_sasl_auth_enable=yes',
         '127.0.0.1:2525 inet n - y - - smtpd',
         '628 inet n - y - - qmqpd',
       ].join('\n'),
@@ -138,12 +139,14 @@ describe('import postfix: variants', () => {
     const r = importPostfix(dir, OPTS);
     const { config } = valid(r);
     assert.deepEqual(config.listen.map((l) => [l.address, l.tls, l.auth]), [
-      ['0.0.0.0:25', 'none', 'none'], ['0.0.0.0:587', 'starttls-required', 'required'], ['0.0.0.0:465', 'implicit', 'optional'], ['127.0.0.1:2525', 'none', 'none'],
+      ['0.0.0.0:25', 'none', 'none'], ['0.0.0.0:587', 'starttls-required', 'required'], ['0.0.0.0:465', 'implicit', 'optional'], ['0.0.0.0:2587', 'starttls', 'optional'], ['127.0.0.1:2525', 'none', 'none'],
     ]);
     assert.equal(config.tls.certificate, path.join(dir, 'c.pem'), 'found in the copied set-up');
     assert.equal(config.limits.messageSize, 51_200_000);
     assert.equal(valid(importPostfix(setup({ 'main.cf': 'message_size_limit = 0\n' }), OPTS)).config.limits.messageSize, 25_000_000, 'no limit: the default stays');
     assert.ok(has(r.report, /master\.cf 628 inet qmqpd: only smtpd services become listeners/));
+    assert.ok(has(r.report, /^2587: Postfix offered AUTH before STARTTLS/));
+    assert.ok(!has(r.report, /^submission: Postfix offered AUTH before STARTTLS/), 'encrypt: AUTH only after TLS in both');
   });
 
   it('transport_maps, sender-dependent relays with their own logins, and policy maps', () => {

@@ -90,6 +90,9 @@ function serviceListeners(svc: MasterService, main: MainCf, hosts: string[], tru
   for (const [k, v] of svc.overrides) {
     if (!CONSUMED.has(k)) ctx.report.skip(`master.cf ${svc.service}: -o ${k}=${v}`, overrideWhy(k));
   }
+  if (auth !== 'none' && tls === 'starttls' && !m.bool('smtpd_tls_auth_only')) {
+    ctx.report.note(`${svc.service}: Postfix offered AUTH before STARTTLS (smtpd_tls_auth_only = no); smarthost offers it only after STARTTLS, so clients must use TLS to log in`);
+  }
   if (plaintext) ctx.report.note(`${svc.service}: AUTH without TLS was offered (smtpd_tls_auth_only = no); carried over as allow_plaintext_auth = true: prefer tls = "starttls-required"`);
   const out = (where.host !== undefined ? [where.host] : hosts).map((h) => ({
     address: formatAddress(h, where.port), tls, auth, trustedNetworks: trusted, from, ...(plaintext ? { allowPlaintextAuth: true } : {}),
