@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, UsageError } from './common.js';
 import * as check from './check.js';
+import * as importCmd from './import.js';
 import * as oauth from './oauth.js';
 import * as probe from './probe.js';
 import * as queue from './queue.js';
@@ -29,11 +30,12 @@ commands:
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
   newaliases         check the aliases file (smarthost reads it directly)
+  import postfix|sendmail  write smarthost.toml from a Postfix or Sendmail set-up
 Every command takes -c FILE; without it ./smarthost.toml, then
 /etc/smarthost/smarthost.toml, then the embedded default is used.
 'smarthost <command> --help' shows each command's options.`;
 
-const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help };
+const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help, import: importCmd.help };
 
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = path.basename(argv[1] ?? 'smarthost');
@@ -43,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
   // sendmail has its own option syntax (-oi, -fuser@x, -bs): not parseArgs'
   if ((verb === 'sendmail' || verb === 'newaliases') && (rest[0] === '--help' || rest[0] === '-h')) { process.stdout.write(sendmail.help + '\n'); return EXIT.OK; }
   if (verb === 'sendmail') return sendmail.run(rest);
+  // import has its own options (-o, --force, --data-dir) that no other verb takes
+  if (verb === 'import') return importCmd.run(rest);
   if (verb === 'newaliases') return sendmail.run(['-bi', ...rest.map((a) => a === '-c' ? '-C' : a)]);
   if (!verb || verb === '--help' || verb === '-h' || verb === 'help') { process.stdout.write(HELP + '\n'); return verb ? EXIT.OK : EXIT.USAGE; }
   if (!(verb in HELPS)) { process.stderr.write(`smarthost: unknown command "${verb}"\n${HELP}\n`); return EXIT.USAGE; }
