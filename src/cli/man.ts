@@ -51,6 +51,7 @@ export function smarthostPage(s: Sources): string {
     '.B mailq', '|', '.B newaliases',
     '.SH DESCRIPTION',
     para('smarthost accepts mail over SMTP (and from sendmail(8)-style programs), writes it to disk and fsyncs it before it answers 250, and delivers it through an upstream provider, per-domain routes, the recipients\' MX hosts or local Maildirs, with retries, bounces and Postfix-style logs. Linked as sendmail, mailq or newaliases it acts as that command.'),
+    '.PP',
     verbatim(s.help),
     '.SH OPTIONS',
     ...Object.entries(COMMON_OPTIONS).flatMap(([name, o]) => ['.TP', `\\fB\\-${o.short}\\fR, \\fB\\-\\-${name}\\fR${typeof o.value === 'string' ? ` \\fI${o.value}\\fR` : ''}`, roffEscape(o.help ?? '')]),
