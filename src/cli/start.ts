@@ -37,12 +37,15 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
         `smarthost: no smarthost.toml found, running on the embedded default:`,
         ...bound.map((b) => `  accepting mail on ${b.address} (loopback clients may relay)`),
         `  queue and mailboxes in ${config.dataDir}`,
-        `To send through your provider, create ./smarthost.toml (\`smarthost config default\` prints this one) with, for example:`,
-        `  [relay]`,
-        `  url = "smtp://smtp.example.com:587"`,
-        `  username = "you@example.com"`,
-        `  password_file = "/etc/smarthost/relay.secret"`,
-        `then run \`smarthost check\`. See README.md.`, ''].join('\n'));
+        ...(config.overrides?.length ? [`  from the environment: ${config.overrides.map((o) => `${o.name}=${o.value}`).join(', ')}`] : []),
+        ...(config.relay ? [] : [
+          `To send through your provider, create ./smarthost.toml (\`smarthost config default\` prints this one) with, for example:`,
+          `  [relay]`,
+          `  url = "smtp://smtp.example.com:587"`,
+          `  username = "you@example.com"`,
+          `  password_file = "/etc/smarthost/relay.secret"`,
+          `then run \`smarthost check\`. See README.md.`]),
+        ''].join('\n'));
     }
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
