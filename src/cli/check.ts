@@ -26,6 +26,7 @@ function summary(config: Config, findings: readonly Finding[]): string {
   return [
     `configuration ${config.source}: ${verdict(findings)}`,
     `  hostname ${config.hostname}, data_dir ${config.dataDir}`,
+    ...(config.overrides?.length ? [`  from the environment: ${config.overrides.map((o) => `${o.name}=${o.value}`).join(', ')}`] : []),
     ...config.listen.map((l) => `  listen ${l.address} tls=${l.tls} auth=${l.auth} trusted=${l.trustedNetworks.map((n) => n.text).join(',') || 'none'}`),
     `  relay ${config.relay ? upstreamLine(config.relay) : 'none (direct MX delivery)'}`,
     ...config.routes.map((r) => `  route ${r.name}: ${[...r.domains, ...r.senders].join(', ')} -> ${upstreamLine(r)}`),

@@ -5,7 +5,6 @@
 // written, so a file the daemon would refuse is never left behind.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { formatProblems, parseConfig } from '../config/load.js';
 import { ImportInputError, systemFacts, type ImportOptions } from '../import/context.js';
 import { importPostfix, POSTFIX_DIR } from '../import/postfix-import.js';
@@ -35,23 +34,19 @@ cannot be read; 73 when a file exists and --force is not given.`;
 
 interface Parsed { kind: 'postfix' | 'sendmail'; source: string; output: string; force: boolean; dataDir: string }
 
-function parse(argv: string[]): Parsed | string {
-  let p;
-  try {
-    p = parseArgs({ args: argv, allowPositionals: true, strict: true, options: {
-      output: { type: 'string', short: 'o' }, force: { type: 'boolean' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    } });
-  } catch (e) { return (e as Error).message; }
-  const [kind, source, ...extra] = p.positionals;
-  if (p.values.help) return 'help';
+/** The verb's positionals and options (parsed by main.ts from verbs.ts) -> what to do, or a usage error. */
+function parse(positionals: readonly string[], o: ImportArgs): Parsed | string {
+  const [kind, source, ...extra] = positionals;
   if (kind !== 'postfix' && kind !== 'sendmail') return kind === undefined ? 'name what to import: postfix or sendmail' : `cannot import "${kind}": postfix or sendmail`;
   if (extra.length) return `unexpected argument "${extra[0]}"`;
   return {
     kind, source: path.resolve(source ?? (kind === 'postfix' ? POSTFIX_DIR : SENDMAIL_MC)),
-    output: path.resolve(p.values.output ?? 'smarthost.toml'), force: !!p.values.force,
-    dataDir: path.resolve(p.values['data-dir'] ?? DEFAULT_DATA_DIR),
+    output: path.resolve(o.output ?? 'smarthost.toml'), force: o.force,
+    dataDir: path.resolve(o.dataDir ?? DEFAULT_DATA_DIR),
   };
 }
+
+export interface ImportArgs { readonly output?: string; readonly force: boolean; readonly dataDir?: string }
 
 /** Writes the password files (0600, also when overwriting one with a wider mode), then the TOML by rename. */
 function writeAll(output: string, toml: string, secrets: Map<string, string>): string[] {
@@ -70,9 +65,8 @@ function writeAll(output: string, toml: string, secrets: Map<string, string>): s
   return written;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const a = parse(argv);
-  if (a === 'help') { process.stdout.write(help + '\n'); return EXIT.OK; }
+export async function run(positionals: readonly string[], args: ImportArgs): Promise<number> {
+  const a = parse(positionals, args);
   if (typeof a === 'string') { process.stderr.write(`smarthost import: ${a}\n${help}\n`); return EXIT.USAGE; }
   const opts: ImportOptions = { dataDir: a.dataDir, host: systemFacts() };
   let result: ReturnType<typeof importPostfix>;

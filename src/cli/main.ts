@@ -7,8 +7,12 @@
 // smarthost's command line: one file per verb under cli/; this file only
 // parses the common options and dispatches.
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseVerbArgs, splitLeading, usageOf } from './args.js';
 import { EXIT, UsageError } from './common.js';
+import * as completion from './completion.js';
+import * as configCmd from './config-cmd.js';
+import * as man from './man.js';
+import { OPTIONS } from './verbs.js';
 import * as check from './check.js';
 import * as importCmd from './import.js';
 import * as oauth from './oauth.js';
@@ -31,65 +35,90 @@ commands:
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
   newaliases         check the aliases file (smarthost reads it directly)
   import postfix|sendmail  write smarthost.toml from a Postfix or Sendmail set-up
-Every command takes -c FILE; without it ./smarthost.toml, then
-/etc/smarthost/smarthost.toml, then the embedded default is used.
+  config default     print the embedded default configuration as TOML
+  completion SHELL   print a bash or zsh completion script
+  man [PAGE]         print the manual page smarthost(8) or smarthost.toml(5) (roff)
+Every command takes -c FILE, before or after the command; without it
+$SMARTHOST_CONFIG, ./smarthost.toml, /etc/smarthost/smarthost.toml, then the
+embedded default is used (sendmail, mailq, queue and user refuse the embedded
+default where no daemon keeps a queue). --version prints the version.
 'smarthost <command> --help' shows each command's options.`;
 
 const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help, import: importCmd.help };
+Object.assign(HELPS, { completion: completion.help, man: man.help, config: configCmd.help });
 
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = path.basename(argv[1] ?? 'smarthost');
-  const rest = argv.slice(2);
   // linked as /usr/sbin/sendmail, mailq or newaliases, the name is the verb
-  const verb = ['mailq', 'sendmail', 'newaliases'].includes(invokedAs) ? invokedAs : rest.shift();
+  const linked = ['mailq', 'sendmail', 'newaliases'].includes(invokedAs);
+  let leading;
+  try {
+    leading = linked ? { version: false, help: false, verb: invokedAs, rest: argv.slice(2) } : splitLeading(argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`smarthost: ${e.message}\n${usageOf(HELP)}\n`);
+    return EXIT.USAGE;
+  }
+  const { verb, rest } = leading;
+  const given = 'config' in leading ? leading.config : undefined;
+  if (leading.version) { process.stdout.write(`smarthost ${start.VERSION}\n`); return EXIT.OK; }
   // sendmail has its own option syntax (-oi, -fuser@x, -bs): not parseArgs'
-  if ((verb === 'sendmail' || verb === 'newaliases') && (rest[0] === '--help' || rest[0] === '-h')) { process.stdout.write(sendmail.help + '\n'); return EXIT.OK; }
-  if (verb === 'sendmail') return sendmail.run(rest);
-  // import has its own options (-o, --force, --data-dir) that no other verb takes
-  if (verb === 'import') return importCmd.run(rest);
-  if (verb === 'newaliases') return sendmail.run(['-bi', ...rest.map((a) => a === '-c' ? '-C' : a)]);
-  if (!verb || verb === '--help' || verb === '-h' || verb === 'help') { process.stdout.write(HELP + '\n'); return verb ? EXIT.OK : EXIT.USAGE; }
+  if (verb === 'sendmail' || verb === 'newaliases') {
+    if (leading.help || rest[0] === '--help' || rest[0] === '-h') { process.stdout.write((verb === 'newaliases' ? sendmail.newaliasesHelp : sendmail.help) + '\n'); return EXIT.OK; }
+    if (rest[0] === '--version') { process.stdout.write(`smarthost ${start.VERSION}\n`); return EXIT.OK; }
+    // `smarthost sendmail -c FILE`: smarthost's spelling of sendmail's -C (not when linked as sendmail, where -c is sendmail's)
+    const args = [...(given !== undefined ? ['-C', given] : []), ...(linked && verb === 'sendmail' ? rest : rest.map((a) => a === '-c' ? '-C' : a))];
+    return sendmail.run(verb === 'newaliases' ? ['-bi', ...args] : args, linked ? verb : `smarthost ${verb}`);
+  }
+  // `smarthost -h queue` and `smarthost help queue` show the verb's help
+  const helpFor = verb === 'help' ? rest[0] : leading.help ? verb : undefined;
+  if (helpFor !== undefined && helpFor in HELPS) { process.stdout.write(HELPS[helpFor] + '\n'); return EXIT.OK; }
+  if (!verb || verb === 'help' || leading.help) { process.stdout.write(HELP + '\n'); return verb || leading.help ? EXIT.OK : EXIT.USAGE; }
   if (!(verb in HELPS)) { process.stderr.write(`smarthost: unknown command "${verb}"\n${HELP}\n`); return EXIT.USAGE; }
   let parsed;
   try {
-    parsed = parseArgs({
-      args: rest, allowPositionals: true, strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        'log-format': { type: 'string' },
-        json: { type: 'boolean' },
-        'password-stdin': { type: 'boolean' },
-        url: { type: 'string' },
-        from: { type: 'string' },
-        'send-test': { type: 'string' },
-        to: { type: 'string', multiple: true },
-        timeout: { type: 'string' },
-      },
-    });
+    parsed = parseVerbArgs(verb, rest, OPTIONS[verb] ?? {}, HELPS[verb]!);
   } catch (e) {
-    process.stderr.write(`smarthost ${verb}: ${(e as Error).message}\n${HELPS[verb]}\n`);
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`smarthost ${verb}: ${e.message}\n`);
     return EXIT.USAGE;
   }
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(HELPS[verb] + '\n'); return EXIT.OK; }
-  const config = v.config !== undefined ? { config: v.config } : {};
+  if (v.version) { process.stdout.write(`smarthost ${start.VERSION}\n`); return EXIT.OK; }
+  const str = (k: string) => { const x = v[k]; return typeof x === 'string' ? x : undefined; };
+  const strs = (k: string) => { const x = v[k]; return Array.isArray(x) ? x : []; };
+  // -c after the verb wins over -c before it
+  const file = str('config') ?? given;
+  const config = file !== undefined ? { config: file } : {};
   try {
     switch (verb) {
-      case 'start':
-        if (v['log-format'] !== undefined && !['postfix', 'json'].includes(v['log-format'])) throw new UsageError('--log-format must be postfix or json');
-        return await start.run({ ...config, ...(v['log-format'] !== undefined ? { logFormat: v['log-format'] } : {}) });
+      case 'start': {
+        const format = str('log-format');
+        if (format !== undefined && !['postfix', 'json'].includes(format)) throw new UsageError('--log-format must be postfix or json');
+        return await start.run({ ...config, ...(format !== undefined ? { logFormat: format } : {}), listen: strs('listen') });
+      }
       case 'check': return await check.run(config);
       case 'probe': return await probe.run({
         ...config, json: !!v.json,
-        ...(v.url !== undefined ? { url: v.url } : {}), ...(v.from !== undefined ? { from: v.from } : {}),
-        ...(v['send-test'] !== undefined ? { sendTest: v['send-test'] } : {}), ...(v.timeout !== undefined ? { timeout: v.timeout } : {}),
+        ...(str('url') !== undefined ? { url: str('url')! } : {}), ...(str('from') !== undefined ? { from: str('from')! } : {}),
+        ...(str('send-test') !== undefined ? { sendTest: str('send-test')! } : {}), ...(str('timeout') !== undefined ? { timeout: str('timeout')! } : {}),
       }, positionals);
       case 'oauth': return await oauth.run(config, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
-      case 'queue': return await queue.run({ ...config, json: !!v.json }, positionals);
-      case 'mailq': return await queue.run({ ...config, json: !!v.json }, ['list']);
-      case 'route': return route.run({ ...config, ...(v.from !== undefined ? { from: v.from } : {}), to: v.to ?? [] }, positionals);
+      case 'queue': case 'mailq': {
+        const show = { headers: !!v.headers, body: !!v.body, raw: !!v.raw };
+        const filter = { from: strs('from'), to: strs('to'), state: strs('state'), ...(str('older-than') !== undefined ? { olderThan: str('older-than')! } : {}) };
+        return await queue.run({ ...config, json: !!v.json, filter, show }, verb === 'mailq' ? ['list', ...positionals] : positionals);
+      }
+      case 'route': return route.run({ ...config, ...(str('from') !== undefined ? { from: str('from')! } : {}), to: strs('to') }, positionals);
+      case 'completion': return completion.run(positionals, { helps: HELPS, options: OPTIONS });
+      case 'man': return man.run(positionals, { help: HELP, helps: HELPS, options: OPTIONS });
+      case 'config': return configCmd.run(positionals);
+      case 'import': return await importCmd.run(positionals, {
+        ...(str('output') !== undefined ? { output: str('output')! } : {}), force: !!v.force,
+        ...(str('data-dir') !== undefined ? { dataDir: str('data-dir')! } : {}),
+      });
     }
   } catch (e) {
     if (e instanceof UsageError) { process.stderr.write(`smarthost ${verb}: ${e.message}\n`); return EXIT.USAGE; }

@@ -1,19 +1,72 @@
 // `smarthost queue` and `mailq`: the spool as Postfix's mailq shows it, or as
-// JSON. Reads the spool files directly, so it works with the daemon stopped.
+// JSON, filtered by sender, recipient, state and age; one message's status or
+// its bytes (Postfix postcat -q). Reads the spool files directly, so it works
+// with the daemon stopped.
+import { parseDuration } from '../config/units.js';
 import { FsSpool } from '../queue/fs-spool.js';
 import type { QueueEntry } from '../queue/spool.js';
 import { sendControl } from '../control/client.js';
 import type { ControlOp } from '../control/protocol.js';
-import { configOrReport, EXIT, UsageError } from './common.js';
+import { EXIT, spoolConfigOrReport, UsageError, type Caller } from './common.js';
 
-export const help = `usage: smarthost queue [list] [--json]
-       smarthost queue show ID
-       smarthost queue delete ID... | ALL
-       smarthost queue hold ID...  |  smarthost queue release ID...
-       smarthost queue flush [ID...]
-       mailq
+export const help = `usage: smarthost queue [list] [--json] [FILTERS]
+       smarthost queue show ID [--headers | --body | --raw]
+       smarthost queue delete ID... | ALL | FILTERS
+       smarthost queue hold ID... | FILTERS  |  smarthost queue release ID... | FILTERS
+       smarthost queue flush [ID... | FILTERS]
+       mailq [--json] [FILTERS]
+FILTERS select messages (all must match; a repeated filter matches any of its values):
+  --from ADDR        the sender: an address, @DOMAIN, or any part of it; "<>" for bounces
+  --to ADDR          a recipient still to be delivered: an address, @DOMAIN, or any part
+  --state STATE      queued (waiting for its first or next try now), deferred, held
+  --older-than DUR   arrived more than DUR ago ("30m", "2d")
+show prints a message's envelope and per-recipient status; --headers, --body or
+--raw print its header, its body, or the whole message as queued (postcat -q).
 flush, hold, release and delete act through the running daemon; with the
-daemon stopped, hold, release and delete change the queue files directly.`;
+daemon stopped, hold, release and delete change the queue files directly.
+flush skips held messages and says so.`;
+
+const STATES = ['queued', 'deferred', 'held'] as const;
+type State = typeof STATES[number];
+
+export interface QueueFilter {
+  readonly from: readonly string[];
+  readonly to: readonly string[];
+  readonly state: readonly string[];
+  readonly olderThan?: string;
+}
+
+/** The filter options checked and made into one predicate; a bad value is a UsageError. */
+export function queueFilter(f: QueueFilter | undefined, now = Date.now()): ((e: QueueEntry) => boolean) | undefined {
+  if (!f || (!f.from.length && !f.to.length && !f.state.length && f.olderThan === undefined)) return undefined;
+  const states = f.state.flatMap((s) => s.split(',')).map((s) => s.trim().toLowerCase()).filter(Boolean);
+  for (const s of states) if (!(STATES as readonly string[]).includes(s)) throw new UsageError(`--state ${s}: not a state; use ${STATES.join(', ')}`);
+  let age: number | undefined;
+  if (f.olderThan !== undefined) {
+    const ms = parseDuration(f.olderThan);
+    if (typeof ms === 'string') throw new UsageError(`--older-than: ${ms}`);
+    age = ms;
+  }
+  const pending = (r: QueueEntry['state']['recipients'][number]) => r.state === 'queued' || r.state === 'deferred';
+  return (e) => {
+    if (f.from.length && !f.from.some((p) => addressMatches(e.envelope.sender, p))) return false;
+    if (age !== undefined && now - Date.parse(e.envelope.arrived) <= age) return false;
+    if (states.length && e.state.held && !states.includes('held')) return false;
+    return e.state.recipients.some((r) => pending(r) &&
+      (!f.to.length || f.to.some((p) => addressMatches(r.address, p))) &&
+      (!states.length || e.state.held || states.includes(r.state as State)));
+  };
+}
+
+/** "a@b" exactly, "@b" the domain, "<>" the null sender, anything else a part of the address (case-insensitive). */
+function addressMatches(address: string, pattern: string): boolean {
+  const a = address.toLowerCase();
+  const p = pattern.trim().toLowerCase();
+  if (p === '<>' || p === '') return a === '';
+  if (p.startsWith('@')) return a.endsWith(p);
+  if (p.includes('@')) return a === p.replace(/^<(.*)>$/, '$1');
+  return a.includes(p);
+}
 
 export function toJson(e: QueueEntry) {
   return {
@@ -65,36 +118,57 @@ function formatShow(e: QueueEntry): string {
   return lines.join('\n') + '\n';
 }
 
-export async function run(opts: { config?: string; json?: boolean }, args: string[]): Promise<number> {
+export interface QueueArgs {
+  readonly config?: string;
+  readonly json?: boolean;
+  readonly filter?: QueueFilter;
+  readonly show?: { readonly headers: boolean; readonly body: boolean; readonly raw: boolean };
+  /** Who is asking, for messages: "smarthost queue" by default, "sendmail" for sendmail -bp. */
+  readonly caller?: Caller;
+}
+
+export async function run(opts: QueueArgs, args: string[]): Promise<number> {
   const [action = 'list', ...ids] = args;
-  const config = configOrReport(opts.config);
+  const match = queueFilter(opts.filter);
+  const parts = Object.entries(opts.show ?? {}).filter(([, on]) => on).map(([k]) => k);
+  if (parts.length && action !== 'show') throw new UsageError(`--${parts[0]} goes with show: smarthost queue show ID --${parts[0]}`);
+  if (parts.length > 1) throw new UsageError(`choose one of --headers, --body and --raw (got --${parts.join(', --')})`);
+  if (match && (action === 'show' || ids.length)) throw new UsageError(`give message IDs or filters, not both${action === 'show' ? ' (show takes one ID)' : ''}`);
+  const config = spoolConfigOrReport(opts.config, opts.caller ?? { prog: 'smarthost queue', option: '-c' });
   if (!config) return EXIT.CONFIG;
   const spool = new FsSpool(config.dataDir);
   try {
     switch (action) {
       case 'list': {
-        const entries = await spool.list();
+        if (ids.length) throw new UsageError(`list takes no IDs (use: smarthost queue show ${ids[0]})`);
+        const entries = (await spool.list()).filter((e) => !match || match(e));
         process.stdout.write(opts.json ? JSON.stringify(entries.map(toJson)) + '\n' : formatMailq(entries));
         return EXIT.OK;
       }
       case 'show': {
-        if (ids.length !== 1) throw new UsageError('usage: smarthost queue show ID');
+        if (ids.length !== 1) throw new UsageError('usage: smarthost queue show ID [--headers | --body | --raw]');
         const e = await spool.get(ids[0]!);
         if (!e) { process.stderr.write(`smarthost: no message ${ids[0]} in the queue\n`); return EXIT.NOUSER; }
+        if (parts.length) { await printMessage(spool, e.envelope.id, parts[0] as 'headers' | 'body' | 'raw'); return EXIT.OK; }
         process.stdout.write(opts.json ? JSON.stringify(toJson(e)) + '\n' : formatShow(e));
         return EXIT.OK;
       }
       case 'delete': case 'hold': case 'release': case 'flush': {
-        if (!ids.length && action !== 'flush') throw new UsageError(`usage: smarthost queue ${action} ID... ${action === 'delete' ? '| ALL' : ''}`);
-        const all = !ids.length || (ids.length === 1 && ids[0] === 'ALL');
-        const reply = await sendControl(config.dataDir, { op: action as ControlOp, ids: all ? 'ALL' : ids });
+        if (!ids.length && !match && action !== 'flush') throw new UsageError(`usage: smarthost queue ${action} ID...${action === 'delete' ? ' | ALL' : ''} | FILTERS`);
+        const all = !match && (!ids.length || (ids.length === 1 && ids[0] === 'ALL'));
+        const chosen = match ? (await spool.list()).filter(match).map((e) => e.envelope.id) : ids;
+        if (match && !chosen.length) { process.stdout.write('smarthost: no message matches\n'); return EXIT.OK; }
+        const reply = await sendControl(config.dataDir, { op: action as ControlOp, ids: all ? 'ALL' : chosen });
         if (reply && !reply.ok) { process.stderr.write(`smarthost: the daemon refused: ${reply.error}\n`); return EXIT.SOFTWARE; }
-        if (reply) return report(action, reply.done.length, reply.missing);
+        if (reply) {
+          const skipped = action === 'flush' ? await flushSkipped(spool, all ? 'ALL' : chosen, reply.done, reply.missing) : 0;
+          return report(action, reply.done.length, reply.missing, skipped);
+        }
         if (action === 'flush') {
           process.stderr.write('smarthost: cannot flush the mail queue: smarthost is not running (start it with `smarthost start`; it tries the whole queue when it starts)\n');
           return EXIT.TEMPFAIL;
         }
-        return offline(spool, action, all ? 'ALL' : ids);
+        return offline(spool, action, all ? 'ALL' : chosen);
       }
       default:
         throw new UsageError(help);
@@ -104,10 +178,39 @@ export async function run(opts: { config?: string; json?: boolean }, args: strin
   }
 }
 
-function report(action: string, done: number, missing: readonly string[]): number {
-  for (const id of missing) process.stderr.write(`smarthost: no message ${id} in the queue\n`);
+/** The message as queued, or its header or body (split at the first empty line). */
+async function printMessage(spool: FsSpool, id: string, part: 'headers' | 'body' | 'raw'): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of spool.open(id)) chunks.push(c as Buffer);
+  const bytes = Buffer.concat(chunks);
+  const end = bytes.indexOf('\r\n\r\n');
+  const split = end < 0 ? bytes.length : end + 2;
+  const out = part === 'raw' ? bytes : part === 'headers' ? bytes.subarray(0, split) : bytes.subarray(end < 0 ? bytes.length : end + 4);
+  await new Promise<void>((resolve, reject) => process.stdout.write(out, (err) => err ? reject(err) : resolve()));
+}
+
+/**
+ * The messages flush left alone, each with the reason on stderr; returns how many. The daemon
+ * skips held messages and those with nothing left to deliver, and says only what it did.
+ */
+async function flushSkipped(spool: FsSpool, asked: readonly string[] | 'ALL', done: readonly string[], missing: readonly string[]): Promise<number> {
+  const tried = new Set([...done, ...missing]);
+  const entries = asked === 'ALL' ? await spool.list() : (await Promise.all(asked.filter((id) => !tried.has(id)).map((id) => spool.get(id))));
+  let skipped = 0;
+  for (const e of entries) {
+    if (!e || tried.has(e.envelope.id) || (asked === 'ALL' && !e.state.held)) continue;
+    const why = e.state.held ? `held (release it first: smarthost queue release ${e.envelope.id})` : 'nothing left to deliver';
+    process.stderr.write(`smarthost: skipped ${e.envelope.id}: ${why}\n`);
+    skipped++;
+  }
+  return skipped;
+}
+
+function report(action: string, done: number, missing: readonly string[], skipped = 0): number {
+  for (const id of missing) process.stderr.write(`smarthost: skipped ${id}: not found (no message ${id} in the queue)\n`);
   const verb = action === 'delete' ? 'deleted' : action === 'hold' ? 'held' : action === 'release' ? 'released' : 'flushed';
-  process.stdout.write(`smarthost: ${verb} ${done} message${done === 1 ? '' : 's'}\n`);
+  const left = skipped + missing.length;
+  process.stdout.write(`smarthost: ${verb} ${done} message${done === 1 ? '' : 's'}${left ? `, skipped ${left} (see above)` : ''}\n`);
   return missing.length ? EXIT.NOUSER : EXIT.OK;
 }
 

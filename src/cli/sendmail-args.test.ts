@@ -68,6 +68,7 @@ describe('parseSendmailArgs: real command lines', () => {
 const ERRORS: readonly { argv: string[]; message: RegExp }[] = [
   { argv: ['-x', 'a@b'], message: /^unknown option -x$/ },
   { argv: ['-tx'], message: /^unknown option -x$/ },
+  { argv: ['-c', 'smarthost.toml', 'a@b'], message: /^unknown option -c \(the configuration file is -C FILE\)$/ },
   { argv: ['-f'], message: /^option -f needs a value$/ },
   { argv: ['-t', '-F'], message: /^option -F needs a value$/ },
   { argv: ['-b'], message: /^option -b needs a value$/ },

@@ -89,7 +89,7 @@ function parseCluster(argv: readonly string[], i: number, d: Draft): number {
     const letter = arg[k]!;
     if (letter === 'q') { setMode(d, 'flush', arg); return i + 1; } // the rest is an interval (-q30m): run once now
     if (FLAGS.has(letter)) { applyFlag(d, letter); continue; }
-    if (!VALUES.has(letter)) throw new UsageError(`unknown option -${letter}`);
+    if (!VALUES.has(letter)) throw new UsageError(`unknown option -${letter}${letter === 'c' ? ' (the configuration file is -C FILE)' : ''}`);
     const glued = arg.slice(k + 1);
     if (glued !== '') { applyValue(d, letter, glued, `-${letter}${glued}`); return i + 1; }
     const next = argv[i + 1];

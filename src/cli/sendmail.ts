@@ -22,7 +22,7 @@ import { ConnectionLimits } from '../smtpd/connection-limits.js';
 import { AuthThrottle } from '../auth/throttle.js';
 import { UserStore } from '../auth/users-file.js';
 import { parseCidr } from '../config/validate.js';
-import { configOrReport, EXIT, UsageError } from './common.js';
+import { EXIT, spoolConfigOrReport, UsageError, type Caller } from './common.js';
 import * as queue from './queue.js';
 import { parseSendmailArgs, type SendmailOptions } from './sendmail-args.js';
 import { loopbackListener, submitOverSmtp, type RelayedSubmission } from './sendmail-relay.js';
@@ -35,8 +35,18 @@ command line (with -t also those in To/Cc/Bcc; Bcc is removed). Works while
 the daemon is stopped: the message waits in the spool. Link it as
 /usr/sbin/sendmail for cron, mailx and PHP. Exit codes follow sysexits.h.`;
 
-/** What the verb prints and returns; `argv` is everything after "sendmail". */
-export async function run(argv: readonly string[]): Promise<number> {
+export const newaliasesHelp = `usage: newaliases [-C FILE]
+       smarthost newaliases [-c FILE]
+Checks the aliases file named by [local] aliases (aliases(5) format) and reports
+the entries smarthost skips (|command, /file, :include:) and other problems.
+smarthost reads the file directly and re-reads it when it changes: there is no
+database to rebuild. Exit 65 if the file has problems, 66 if it cannot be read.`;
+
+/**
+ * What the verb prints and returns; `argv` is everything after "sendmail". `prog` names the
+ * command in messages: "sendmail" when linked, else "smarthost sendmail".
+ */
+export async function run(argv: readonly string[], prog = 'sendmail'): Promise<number> {
   let opts: SendmailOptions;
   try {
     opts = parseSendmailArgs(argv);
@@ -44,9 +54,10 @@ export async function run(argv: readonly string[]): Promise<number> {
     if (e instanceof UsageError) { process.stderr.write(`sendmail: ${e.message}\n${help}\n`); return EXIT.USAGE; }
     throw e;
   }
-  if (opts.mode === 'list') return queue.run(opts.config !== undefined ? { config: opts.config } : {}, ['list']);
-  if (opts.mode === 'flush') return queue.run(opts.config !== undefined ? { config: opts.config } : {}, ['flush']);
-  const config = configOrReport(opts.config);
+  const caller: Caller = { prog, option: prog.startsWith('smarthost') ? '-c' : '-C' };
+  if (opts.mode === 'list') return queue.run({ ...(opts.config !== undefined ? { config: opts.config } : {}), caller }, ['list']);
+  if (opts.mode === 'flush') return queue.run({ ...(opts.config !== undefined ? { config: opts.config } : {}), caller }, ['flush']);
+  const config = spoolConfigOrReport(opts.config, caller);
   if (!config) return EXIT.CONFIG;
   if (opts.mode === 'newaliases') return newaliases(config);
   // root submitting for a daemon that runs as its own user: the queue files must be that user's

@@ -1,19 +1,26 @@
 // `smarthost start`: run in the foreground until SIGTERM/SIGINT.
 import { fileSink, MailLog } from '../maillog/maillog.js';
 import { createDaemon, VERSION, type Daemon } from '../daemon.js';
+
+/** The version, for `smarthost --version` and the man pages (only this file imports daemon.ts). */
+export { VERSION };
+import { listenOverride, type Override } from '../config/environment.js';
 import { ConfigError, EMBEDDED_DEFAULT, loadConfig } from '../config/load.js';
 import type { Problem } from '../config/types.js';
 import { configOrReport, EXIT } from './common.js';
 
-export const help = `usage: smarthost start [-c FILE] [--log-format postfix|json]
+export const help = `usage: smarthost start [-c FILE] [--log-format postfix|json] [--listen HOST:PORT ...]
 Runs the relay in the foreground. Logs go to stdout, or to [log] file.
+--listen (repeatable) replaces the [[listen]] addresses for a quick try; each
+listener keeps the other settings of the first [[listen]] (as SMARTHOST_LISTEN).
 SIGHUP reloads the configuration and certificates without dropping sessions
 (an invalid new configuration is refused and the running one kept).
 SIGTERM or SIGINT stop it: no new sessions or transactions, open transactions
 and deliveries under way finish (up to 30 s); a second signal exits at once.`;
 
-export async function run(opts: { config?: string; logFormat?: string }): Promise<number> {
-  const config = configOrReport(opts.config);
+export async function run(opts: { config?: string; logFormat?: string; listen?: readonly string[] }): Promise<number> {
+  const overrides: Override[] = opts.listen?.length ? [listenOverride(opts.listen)] : [];
+  const config = configOrReport(opts.config, overrides);
   if (!config) {
     process.stderr.write('smarthost: not starting; fix the problems above (run `smarthost check` to see them again)\n');
     return EXIT.CONFIG;
@@ -30,12 +37,15 @@ export async function run(opts: { config?: string; logFormat?: string }): Promis
         `smarthost: no smarthost.toml found, running on the embedded default:`,
         ...bound.map((b) => `  accepting mail on ${b.address} (loopback clients may relay)`),
         `  queue and mailboxes in ${config.dataDir}`,
-        `To send through your provider, create ./smarthost.toml with, for example:`,
-        `  [relay]`,
-        `  url = "smtp://smtp.example.com:587"`,
-        `  username = "you@example.com"`,
-        `  password_file = "/etc/smarthost/relay.secret"`,
-        `then run \`smarthost check\`. See README.md.`, ''].join('\n'));
+        ...(config.overrides?.length ? [`  from the environment: ${config.overrides.map((o) => `${o.name}=${o.value}`).join(', ')}`] : []),
+        ...(config.relay ? [] : [
+          `To send through your provider, create ./smarthost.toml (\`smarthost config default\` prints this one) with, for example:`,
+          `  [relay]`,
+          `  url = "smtp://smtp.example.com:587"`,
+          `  username = "you@example.com"`,
+          `  password_file = "/etc/smarthost/relay.secret"`,
+          `then run \`smarthost check\`. See README.md.`]),
+        ''].join('\n'));
     }
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
@@ -48,7 +58,7 @@ export async function run(opts: { config?: string; logFormat?: string }): Promis
     return EXIT.CANTCREAT;
   }
   let reloading = Promise.resolve();
-  const onHup = () => { reloading = reloading.then(() => reload(daemon!, opts.config, log)); };
+  const onHup = () => { reloading = reloading.then(() => reload(daemon!, opts.config, log, overrides)); };
   process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -75,11 +85,11 @@ export async function run(opts: { config?: string; logFormat?: string }): Promis
 }
 
 /** SIGHUP: a new config is swapped in only when it is valid; otherwise every problem is logged and the old one stays. */
-async function reload(daemon: Daemon, file: string | undefined, log: MailLog): Promise<void> {
+async function reload(daemon: Daemon, file: string | undefined, log: MailLog, overrides: readonly Override[]): Promise<void> {
   let problems: readonly Problem[];
   let source = file ?? '(search path)';
   try {
-    const next = loadConfig(file);
+    const next = loadConfig(file, overrides);
     source = next.source;
     problems = await daemon.reload(next);
   } catch (e) {

@@ -2,7 +2,7 @@
 // Passwords are prompted (not echoed) or read from stdin with --password-stdin.
 import readline from 'node:readline';
 import { hashPassword, readUsers, validUserName, writeUsers } from '../auth/users-file.js';
-import { configOrReport, EXIT, UsageError } from './common.js';
+import { EXIT, spoolConfigOrReport, UsageError } from './common.js';
 
 export const help = `usage: smarthost user add NAME [--password-stdin]
        smarthost user passwd NAME [--password-stdin]
@@ -10,8 +10,14 @@ export const help = `usage: smarthost user add NAME [--password-stdin]
        smarthost user list
 Manages the users of inbound AUTH in [auth] users_file (scrypt hashes).`;
 
-async function readPassword(fromStdin: boolean): Promise<string> {
-  if (fromStdin || !process.stdin.isTTY) {
+async function readPassword(fromStdin: boolean, action: string, name: string): Promise<string> {
+  if (!fromStdin && !process.stdin.isTTY) {
+    // a script, cron or a container: no terminal to ask on, and reading whatever stdin holds
+    // (often nothing) would only end in "too short"
+    throw new UsageError(`no terminal to ask for the password on; give it on standard input with --password-stdin:\n` +
+      `  printf '%s\\n' "$PASSWORD" | smarthost user ${action} ${name} --password-stdin`);
+  }
+  if (fromStdin) {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
     return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
@@ -31,7 +37,7 @@ async function readPassword(fromStdin: boolean): Promise<string> {
 export async function run(opts: { config?: string; passwordStdin?: boolean }, args: string[]): Promise<number> {
   const [action, name] = args;
   if (!action || !['add', 'del', 'list', 'passwd'].includes(action)) throw new UsageError(help);
-  const config = configOrReport(opts.config);
+  const config = spoolConfigOrReport(opts.config, { prog: 'smarthost user', option: '-c' });
   if (!config) return EXIT.CONFIG;
   const file = config.auth.usersFile;
   const users = readUsers(file);
@@ -49,7 +55,7 @@ export async function run(opts: { config?: string; passwordStdin?: boolean }, ar
   }
   if (action === 'add' && users.has(name)) { process.stderr.write(`smarthost: ${name} already exists; use \`smarthost user passwd ${name}\`\n`); return EXIT.DATAERR; }
   if (action === 'passwd' && !users.has(name)) { process.stderr.write(`smarthost: no user ${name}; use \`smarthost user add ${name}\`\n`); return EXIT.NOUSER; }
-  const password = await readPassword(!!opts.passwordStdin);
+  const password = await readPassword(!!opts.passwordStdin, action, name);
   if (password.length < 8) throw new UsageError('the password must have at least 8 characters');
   users.set(name, await hashPassword(password));
   writeUsers(file, users);

@@ -170,6 +170,8 @@ export interface Config {
   readonly log: LogConfig;
   readonly mx: MxConfig;
   readonly metrics?: MetricsConfig;
+  /** Settings that came from environment variables or `start --listen`, not the file (`check` lists them). */
+  readonly overrides?: readonly { readonly name: string; readonly value: string }[];
 }
 
 /** One thing wrong with a config file, with the fix a user should apply. */

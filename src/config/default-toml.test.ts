@@ -1,0 +1,22 @@
+// `smarthost config default` must print exactly the embedded default: parsed
+// back, it gives the same Config as no file at all.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse } from 'smol-toml';
+import { defaultToml } from './default-toml.js';
+import { EMBEDDED_DEFAULT, parseConfig } from './load.js';
+import { TOP_KEYS } from './validate.js';
+
+describe('defaultToml', () => {
+  it('parses back to the embedded default', () => {
+    const printed = parseConfig(defaultToml(), '/srv/relay/smarthost.toml');
+    assert.deepEqual(printed.problems, []);
+    const embedded = parseConfig('', EMBEDDED_DEFAULT, '/srv/relay');
+    assert.deepEqual({ ...printed.config!, source: '' }, { ...embedded.config!, source: '' });
+  });
+
+  it('writes every section except the optional upstream ones', () => {
+    const keys = Object.keys(parse(defaultToml()));
+    assert.deepEqual(TOP_KEYS.filter((k) => !keys.includes(k)), ['hostname', 'relay', 'route', 'metrics']);
+  });
+});
