@@ -87,7 +87,8 @@ function readListen(s: Section): ListenConfig | undefined {
     else s.problem('trusted_networks', `"${n}" in ${s.at('trusted_networks')} is not an IP network`,
       'write networks as CIDR, e.g. "192.0.2.0/24" or "2001:db8::/32"');
   }
-  if (auth !== 'none' && tls === 'none' && !allowPlaintextAuth) {
+  // a bad tls, auth or allow_plaintext_auth value is its own problem: its default must not add this one
+  if (auth !== 'none' && tls === 'none' && !allowPlaintextAuth && !['tls', 'auth', 'allow_plaintext_auth'].some((k) => s.isBad(k))) {
     s.problem('auth', `${s.path} offers AUTH but has no TLS, so no client could ever authenticate`,
       'set tls = "starttls-required" (or "implicit"), or allow_plaintext_auth = true if clients really send passwords in clear text');
   }
