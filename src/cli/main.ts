@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, UsageError } from './common.js';
+import * as auth from './auth.js';
 import * as check from './check.js';
 import * as oauth from './oauth.js';
 import * as probe from './probe.js';
@@ -25,6 +26,7 @@ commands:
   probe              walk an upstream step by step (DNS, TLS, AUTH, MAIL FROM) and explain failures
   route test         show the route table and where mail --from A --to B would go
   user               add/del/list/passwd the users of inbound AUTH
+  auth unblock ADDR  lift the failed-AUTH block of a client address (or all)
   oauth login ROUTE  sign in an upstream mailbox with OAuth2 (auth = "oauth2")
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
@@ -33,7 +35,7 @@ Every command takes -c FILE; without it ./smarthost.toml, then
 /etc/smarthost/smarthost.toml, then the embedded default is used.
 'smarthost <command> --help' shows each command's options.`;
 
-const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help };
+const HELPS: Record<string, string> = { auth: auth.help, start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help };
 
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = path.basename(argv[1] ?? 'smarthost');
@@ -82,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(v['send-test'] !== undefined ? { sendTest: v['send-test'] } : {}), ...(v.timeout !== undefined ? { timeout: v.timeout } : {}),
       }, positionals);
       case 'oauth': return await oauth.run(config, positionals);
+      case 'auth': return await auth.run(config, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
       case 'queue': return await queue.run({ ...config, json: !!v.json }, positionals);
       case 'mailq': return await queue.run({ ...config, json: !!v.json }, ['list']);

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import type { Reply } from '../mail/reply.js';
 import { formatReply } from '../mail/reply.js';
+import { waitText } from '../mail/replies.js';
 
 export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail' | 'pickup';
 
@@ -140,6 +141,22 @@ export class MailLog {
   authFailed(p: Peer, method: string, username: string, reason: string): void {
     this.emit('smtpd', 'auth_failed', `warning: ${peer(p)}: SASL ${method} authentication failed: ${reason}, sasl_username=${username}`,
       { client: p.hostname, client_ip: p.address, sasl_method: method, sasl_username: username, reason });
+  }
+  /**
+   * limits.auth_failures reached (`started`: by this failure) or a blocked client tried AUTH again:
+   * for how long, and the command that lifts it.
+   */
+  authBlocked(p: Peer, waitMs: number, rate: { count: number; window: string }, started: boolean): void {
+    const wait = waitText(waitMs);
+    const text = started
+      ? `warning: ${peer(p)}: ${rate.count} failed authentication attempts within ${rate.window}: AUTH from ${p.address} is refused for ${wait} (smarthost auth unblock ${p.address} lifts it)`
+      : `warning: ${peer(p)}: AUTH refused, too many failed authentication attempts; try again in ${wait} (smarthost auth unblock ${p.address} lifts it)`;
+    this.emit('smtpd', started ? 'auth_blocked' : 'auth_refused', text,
+      { client: p.hostname, client_ip: p.address, retry_after_seconds: Math.ceil(waitMs / 1000), failures: rate.count, window: rate.window });
+  }
+  /** `smarthost auth unblock`: the failure counts of these addresses were forgotten. */
+  authUnblocked(addresses: readonly string[]): void {
+    this.emit('smtpd', 'auth_unblocked', `AUTH block lifted for ${addresses.join(', ')} (smarthost auth unblock)`, { addresses });
   }
   /** A session ended by us: timeout, too many errors, limits. */
   dropped(p: Peer, why: string, after: string): void {
