@@ -247,7 +247,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     }
     for (const l of next.listen) if (!added.includes(l)) takeOver(bound.get(l.address)!, l, g.deps);
     pruneRetiring();
-    if (JSON.stringify(next.log) !== JSON.stringify(old.config.log)) log.warning('[log] changes take effect at the next restart');
+    // [log] is applied by cli/start.ts, which owns the log's destination
     connections.setLimits(next.limits.connections, next.limits.connectionsPerIp);
     await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
     gen = g;
