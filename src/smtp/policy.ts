@@ -71,7 +71,7 @@ export function mxPolicy(domain: string, mx: MxConfig): Policy {
   return { label: `MX of ${domain}`, implicitTls: false, tls: mx.tls, minTlsVersion: mx.minTlsVersion, timeoutMs: mx.timeoutMs, mechanisms: [], allowPlaintextAuth: false, tlsFiles: NO_FILES };
 }
 
-export function readCredentials(u: UpstreamConfig): Credentials {
+function readCredentials(u: UpstreamConfig): Credentials {
   const username = u.username!;
   if (u.passwordEnv !== undefined) {
     const password = process.env[u.passwordEnv];

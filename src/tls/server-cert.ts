@@ -57,7 +57,7 @@ export async function loadServerCert(tls: ServerTlsConfig, dataDir: string, host
   notAfter.setFullYear(notAfter.getFullYear() + 2);
   const pems = await selfsigned.generate([{ name: 'commonName', value: hostname }], {
     keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notAfterDate: notAfter,
-    extensions: [{ name: 'subjectAltName', altNames: names.map((n) => (net.isIP(n) ? { type: 7, ip: n } : { type: 2, value: n })) }],
+    extensions: [{ name: 'subjectAltName', altNames: names.map((n) => (net.isIP(n) ? { type: 7 as const, ip: n } : { type: 2 as const, value: n })) }],
   });
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(keyFile, pems.private, { mode: 0o600 });
