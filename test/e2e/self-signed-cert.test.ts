@@ -5,6 +5,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import selfsigned from 'selfsigned';
@@ -15,10 +16,13 @@ after(async () => { for (const d of daemons) { await d.stop(); removeDir(d.dir);
 
 const TOML = '[[listen]]\naddress = "127.0.0.1:0"\ntls = "implicit"\n';
 
-/** A verified TLS handshake to `host` with `ca` as the only trusted certificate; the error text otherwise. */
-function verifiedHandshake(port: number, host: string, ca: Buffer): Promise<string> {
+/**
+ * A TLS handshake to 127.0.0.1 verified for `name` (an IP address or a host name sent as SNI),
+ * with `ca` as the only trusted certificate: 'ok', or the error text.
+ */
+function verifiedHandshake(port: number, name: string, ca: Buffer): Promise<string> {
   return new Promise((resolve) => {
-    const s = tls.connect({ port, host, ca, rejectUnauthorized: true, ...(host === 'localhost' ? { servername: host } : {}) }, () => {
+    const s = tls.connect({ port, host: '127.0.0.1', ca, rejectUnauthorized: true, ...(net.isIP(name) ? {} : { servername: name }) }, () => {
       resolve(s.authorized ? 'ok' : String(s.authorizationError));
       s.destroy();
     });
