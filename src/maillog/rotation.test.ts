@@ -7,7 +7,17 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileSink, MailLog, type LogSink } from './maillog.js';
 
-const settle = () => new Promise((r) => setTimeout(r, 100));
+/** Waits (up to 5 s) until `file` holds `want`: the streams write asynchronously. */
+async function holds(file: string, want: string): Promise<string> {
+  const end = Date.now() + 5000;
+  let text = '';
+  while (Date.now() < end) {
+    text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    if (text.length >= want.length) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return text;
+}
 
 test('fileSink.reopen(): lines before it stay in the renamed file, later ones go to a new file', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-log-'));
@@ -20,11 +30,10 @@ test('fileSink.reopen(): lines before it stay in the renamed file, later ones go
     sink.reopen!();
     for (let i = 200; i < 300; i++) sink.write(`line ${i}\n`);
     sink.close!();
-    await settle();
-    const old = fs.readFileSync(`${file}.1`, 'utf8');
-    const now = fs.readFileSync(file, 'utf8');
-    assert.equal(old, Array.from({ length: 200 }, (_, i) => `line ${i}\n`).join(''));
-    assert.equal(now, Array.from({ length: 100 }, (_, i) => `line ${i + 200}\n`).join(''));
+    const before = Array.from({ length: 200 }, (_, i) => `line ${i}\n`).join('');
+    const after = Array.from({ length: 100 }, (_, i) => `line ${i + 200}\n`).join('');
+    assert.equal(await holds(`${file}.1`, before), before);
+    assert.equal(await holds(file, after), after);
   } finally { fs.rmSync(dir, { recursive: true, force: true }); }
 });
 
