@@ -25,6 +25,9 @@ test('fileSink.reopen(): lines before it stay in the renamed file, later ones go
     const file = path.join(dir, 'maillog');
     const sink = fileSink(file);
     for (let i = 0; i < 100; i++) sink.write(`line ${i}\n`);
+    // the stream opens the file asynchronously: rotate a file that is open, as logrotate does
+    const early = Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join('');
+    assert.equal(await holds(file, early), early);
     fs.renameSync(file, `${file}.1`);
     for (let i = 100; i < 200; i++) sink.write(`line ${i}\n`); // after the rename, before the signal: still the old file
     sink.reopen!();
