@@ -129,7 +129,7 @@ describe('[log] file rotation', () => {
     // the recipe as shipped, pointed at this file; `su`/`create` owners need the smarthost user,
     // and systemctl is a stub that names our daemon's pid as MainPID
     const recipe = read(path.join(ROOT, 'contrib/logrotate.d/smarthost'))
-      .replace('/var/log/smarthost/maillog', log).replace(/^\s*su smarthost smarthost\n/m, '').replace('create 0640 smarthost smarthost', 'create 0640');
+      .replaceAll('/var/log/smarthost/maillog', log).replace(/^\s*su smarthost smarthost\n/m, '').replace('create 0640 smarthost smarthost', 'create 0640');
     assert.match(recipe, /kill -USR1/);
     const conf = path.join(dir, 'logrotate.conf');
     fs.writeFileSync(conf, recipe, { mode: 0o644 });
@@ -139,6 +139,7 @@ describe('[log] file rotation', () => {
     const ids = await submitMany(d.port, 20, () => {
       const r = spawnSync('logrotate', ['-f', '-s', path.join(dir, 'logrotate.state'), conf], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
+      assert.ok(fs.existsSync(`${log}.1`), 'logrotate renamed the file');
     });
     await assertEachOnce([`${log}.1`, log], ids);
     assert.ok(ids.some((id) => read(log).includes(id)), 'mail after the rotation is logged in the new file');
