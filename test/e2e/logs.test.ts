@@ -88,7 +88,7 @@ describe('[log] file rotation', () => {
     const now = read(log);
     assert.match(before, /daemon started/);
     assert.doesNotMatch(now, /daemon started/);
-    assert.ok(ids.some((id) => now.includes(id)), 'mail after the signal is logged in the new file');
+    assert.ok(ids.some((id) => now.includes(`${id}: from=<`)), 'mail after the signal is logged in the new file');
     assert.doesNotMatch(d.stderr(), /Debugger listening|inspector/i, 'SIGUSR1 does not open Node\'s inspector');
     await d.stop();
     assert.match(read(log), /daemon stopped\n$/);
@@ -105,7 +105,8 @@ describe('[log] file rotation', () => {
     await until('the reload line in the new file', () => /reload -- configuration/.test(read(log)));
     const second = await submit(d.port, 'a@client.test', ['b@example.net']);
     await assertEachOnce([`${log}.1`, log], [first, second]);
-    assert.ok(read(log).includes(second) && !read(log).includes(first));
+    // (delivery lines of the first message may come after the signal: only its queued line is checked)
+    assert.ok(read(`${log}.1`).includes(`${first}: from=<`) && read(log).includes(`${second}: from=<`));
 
     const json = path.join(dir, 'maillog.json');
     fs.writeFileSync(config, read(config).replace(`file = "${log}"`, `file = "${json}"\nformat = "json"`));
@@ -142,7 +143,7 @@ describe('[log] file rotation', () => {
       assert.ok(fs.existsSync(`${log}.1`), 'logrotate renamed the file');
     });
     await assertEachOnce([`${log}.1`, log], ids);
-    assert.ok(ids.some((id) => read(log).includes(id)), 'mail after the rotation is logged in the new file');
+    assert.ok(ids.some((id) => read(log).includes(`${id}: from=<`)), 'mail after the rotation is logged in the new file');
     assert.equal(fs.existsSync(`${log}.1.gz`), false, 'delaycompress: maillog.1 stays uncompressed');
     await d.stop();
   });
