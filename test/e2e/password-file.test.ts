@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, removeDir, runCli, tempDir, writeConfig } from '../helpers/daemon.js';
+import { CLI, removeDir, runCli, startDaemon, tempDir, writeConfig } from '../helpers/daemon.js';
+import { submit } from '../helpers/submit.js';
 import { startUpstream, type Upstream } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -80,5 +81,19 @@ describe('a Postfix-style password_file', () => {
     assert.match(r.stdout, /535 .*; password_file .* line 1 looks like a "user:password" pair \(bob@example\.com:PASSWORD\)/);
     assert.match(r.stdout, /fix: write the password alone in/);
     assert.doesNotMatch(r.stdout + r.stderr, new RegExp(PASSWORD));
+  });
+
+  it('delivery: the deferral after the 535 names the shape, not the password', async () => {
+    const up: Upstream = await startUpstream({ tls: 'starttls', auth: { users: { alice: PASSWORD } } });
+    cleanups.push(() => up.close());
+    const dir = tempDir();
+    const secret = path.join(dir, 'relay.secret');
+    fs.writeFileSync(secret, `[127.0.0.1]:${up.port} alice:${PASSWORD}\n`, { mode: 0o600 });
+    const d = await startDaemon({ dir, toml: `[[listen]]\naddress = "127.0.0.1:0"\n\n[relay]\nurl = "${up.url}"\ntls = "verify"\nca_file = "${up.caFile}"\nusername = "alice"\npassword_file = "${secret}"\n` });
+    cleanups.push(async () => { await d.stop(); removeDir(dir); });
+    const id = await submit(d.ports[0]!, 'a@client.test', ['b@example.net']);
+    const line = await d.waitForLog(new RegExp(`${id}: to=<b@example\\.net>.*status=deferred.*\\n`));
+    assert.match(line, /535 .*; password_file .* line 1 looks like a line from Postfix's sasl_passwd \(\[127\.0\.0\.1\]:\d+ alice:PASSWORD\), so all of it would be sent as the password: write the password alone in /);
+    assert.doesNotMatch(d.logs(), new RegExp(PASSWORD));
   });
 });
