@@ -78,7 +78,8 @@ describe('[log] file rotation', () => {
     dirs.push(dir);
     const log = path.join(dir, 'maillog');
     const { d } = await startLogged(dir, log);
-    assert.match(d.stderr(), new RegExp(`^smarthost: logging to ${log.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(format postfix\\); SIGUSR1 reopens it`, 'm'));
+    const told = new RegExp(`^smarthost: logging to ${log.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(format postfix\\); SIGUSR1 reopens it`, 'm');
+    await until('stderr to say where the log goes', () => told.test(d.stderr()));
     const ids = await submitMany(d.port, 30, () => {
       fs.renameSync(log, `${log}.1`);
       d.child.kill('SIGUSR1');
@@ -114,7 +115,7 @@ describe('[log] file rotation', () => {
     await until('JSON lines in the new file', () => /"event":"reloaded"/.test(read(json)));
     assert.match(read(log), new RegExp(`log continues in ${json.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(format json\\)\\n$`));
     assert.doesNotMatch(read(log) + read(json), /take effect at the next restart/);
-    assert.match(d.stderr(), /logging to .*maillog\.json \(format json\)/);
+    await until('stderr to name the new file', () => /logging to .*maillog\.json \(format json\)/.test(d.stderr()));
     const third = await submit(d.port, 'a@client.test', ['b@example.net']);
     await until('the JSON queued line', () => read(json).includes(`"queue_id":"${third}"`));
     for (const line of read(json).trim().split('\n')) assert.doesNotThrow(() => JSON.parse(line), line);
