@@ -5,7 +5,7 @@
 // drains: no new transactions, open ones finish, deliveries stop cleanly.
 import crypto from 'node:crypto';
 import type { AddressInfo, Server } from 'node:net';
-import { AuthThrottle } from './auth/throttle.js';
+import { AuthThrottle, plainAddress } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
 import { rewriteOutgoing, type SenderRules } from './cleanup/sender-rewrite.js';
 import type { Config } from './config/types.js';
@@ -109,7 +109,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   async function build(c: Config, prev?: Config): Promise<Generation> {
     if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
     if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
-    const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m)) : undefined;
+    const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m), c.listen.map((l) => l.host)) : undefined;
     const rules: SenderRules = { map: c.rewrite.senders, hostname: c.hostname };
     const deadMs = Math.min(60_000, c.queue.retryMinMs);
     // outbound SMTP on a second core by default; SMARTHOST_DELIVERY_THREAD=0 keeps it on this thread
@@ -164,6 +164,14 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       queueNew(entry.envelope);
       done.push(id);
     }
+    return { ok: true, done, missing };
+  }
+
+  /** `smarthost auth unblock`: forget the failed-AUTH counts of these client addresses. */
+  function unblock(ips: readonly string[] | 'ALL'): ControlReply {
+    const done = throttle.unblock(ips);
+    if (done.length) log.authUnblocked(done);
+    const missing = ips === 'ALL' ? [] : ips.filter((ip) => !done.includes(plainAddress(ip)));
     return { ok: true, done, missing };
   }
 
@@ -239,7 +247,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     }
     for (const l of next.listen) if (!added.includes(l)) takeOver(bound.get(l.address)!, l, g.deps);
     pruneRetiring();
-    if (JSON.stringify(next.log) !== JSON.stringify(old.config.log)) log.warning('[log] changes take effect at the next restart');
+    // [log] is applied by cli/start.ts, which owns the log's destination
     connections.setLimits(next.limits.connections, next.limits.connectionsPerIp);
     await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
     gen = g;
@@ -284,7 +292,8 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     qmgr,
     reload,
     async listen() {
-      control = await listenControl(config.dataDir, (req) => req.op === 'pickup' ? pickup(req.ids) : controlAction(qmgr, req));
+      control = await listenControl(config.dataDir, async (req) => req.op === 'pickup' ? pickup(req.ids)
+        : req.op === 'unblock' ? unblock(req.ids) : controlAction(qmgr, req));
       await qmgr.start();
       rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
       rescanTimer.unref();

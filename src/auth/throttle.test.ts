@@ -72,3 +72,35 @@ describe('AuthThrottle', () => {
     assert.equal(t.blocked(IP, Date.now() + 61_000), false);
   });
 });
+
+describe('AuthThrottle: how long, and unblock (issue 20)', () => {
+  it('says how long an address stays blocked, from the oldest counted failure', () => {
+    const t = new AuthThrottle({ count: 3, windowMs: 600_000 });
+    assert.equal(t.fail(IP, T0), 0);
+    assert.equal(t.fail(IP, T0 + 60_000), 0);
+    assert.equal(t.retryAfterMs(IP, T0 + 60_000), 0, 'not blocked yet');
+    assert.equal(t.fail(IP, T0 + 120_000), 480_000, 'the third failure blocks until T0 + 10 minutes');
+    assert.equal(t.retryAfterMs(IP, T0 + 300_000), 300_000);
+    assert.equal(t.retryAfterMs(IP, T0 + 600_000), 0);
+  });
+
+  it('unblock lifts one address at once, whatever form it is written in; others stay blocked', () => {
+    const t = new AuthThrottle({ count: 1, windowMs: 600_000 });
+    t.fail('::ffff:127.0.0.1', T0);
+    t.fail(OTHER, T0);
+    assert.equal(t.blocked('127.0.0.1', T0 + 1), true, 'an IPv4-mapped address is the same client');
+    assert.deepEqual(t.unblock(['127.0.0.1'], T0 + 2), ['127.0.0.1']);
+    assert.equal(t.blocked('::ffff:127.0.0.1', T0 + 3), false);
+    assert.equal(t.blocked(OTHER, T0 + 3), true);
+    assert.deepEqual(t.unblock(['198.51.100.7'], T0 + 4), [], 'an address that was not blocked');
+  });
+
+  it('unblock ALL forgets every address', () => {
+    const t = new AuthThrottle({ count: 1, windowMs: 600_000 });
+    t.fail(IP, T0);
+    t.fail('2001:DB8::1', T0);
+    assert.deepEqual(t.unblock('ALL', T0 + 1).sort(), ['192.0.2.1', '2001:db8::1']);
+    assert.equal(t.blocked(IP, T0 + 2), false);
+    assert.equal(t.blocked(OTHER, T0 + 2), false);
+  });
+});

@@ -1,31 +1,58 @@
 // Failed-AUTH throttling per client address, across connections (like
 // Postfix anvil): after `count` failures within `windowMs`, the address gets
-// 421 4.7.0 until the oldest of those failures leaves the window.
+// 421 4.7.0 until the oldest of those failures leaves the window, or until an
+// operator lifts it (`smarthost auth unblock`). Addresses are kept in memory
+// only, in their plain form (an IPv4-mapped ::ffff:192.0.2.1 is 192.0.2.1).
+import ipaddr from 'ipaddr.js';
 import type { Rate } from '../config/units.js';
 
 const MAX_TRACKED = 100_000; // bounds memory under a distributed attack
 
+/** "::ffff:192.0.2.1" -> "192.0.2.1", "2001:DB8::1" -> "2001:db8::1"; anything unparsable as given. */
+export function plainAddress(ip: string): string {
+  try { return ipaddr.process(ip).toString(); } catch { return ip; }
+}
+
 export class AuthThrottle {
   private readonly failures = new Map<string, number[]>();
-  constructor(private readonly rate: Rate) {}
+  constructor(readonly rate: Rate) {}
 
   private recent(ip: string, now: number): number[] {
-    const list = (this.failures.get(ip) ?? []).filter((t) => now - t < this.rate.windowMs);
-    if (list.length) this.failures.set(ip, list); else this.failures.delete(ip);
+    const key = plainAddress(ip);
+    const list = (this.failures.get(key) ?? []).filter((t) => now - t < this.rate.windowMs);
+    if (list.length) this.failures.set(key, list); else this.failures.delete(key);
     return list;
   }
 
   blocked(ip: string, now = Date.now()): boolean {
-    return this.recent(ip, now).length >= this.rate.count;
+    return this.retryAfterMs(ip, now) > 0;
   }
 
-  fail(ip: string, now = Date.now()): void {
+  /** How long until this address may try AUTH again: 0 when it is not blocked. */
+  retryAfterMs(ip: string, now = Date.now()): number {
     const list = this.recent(ip, now);
+    if (list.length < this.rate.count) return 0;
+    return list[list.length - this.rate.count]! + this.rate.windowMs - now;
+  }
+
+  /** Counts a failure; returns how long the address is now blocked for (0: not blocked yet). */
+  fail(ip: string, now = Date.now()): number {
+    const key = plainAddress(ip);
+    const list = this.recent(key, now);
     list.push(now);
-    if (!this.failures.has(ip) && this.failures.size >= MAX_TRACKED) {
+    if (!this.failures.has(key) && this.failures.size >= MAX_TRACKED) {
       const oldest = this.failures.keys().next().value;
       if (oldest !== undefined) this.failures.delete(oldest);
     }
-    this.failures.set(ip, list.slice(-this.rate.count));
+    this.failures.set(key, list.slice(-this.rate.count));
+    return this.retryAfterMs(key, now);
+  }
+
+  /** Forgets the failures of these addresses ('ALL': of every address); returns those that had any. */
+  unblock(ips: readonly string[] | 'ALL', now = Date.now()): string[] {
+    const keys = ips === 'ALL' ? [...this.failures.keys()] : ips.map(plainAddress);
+    const had = keys.filter((k) => this.recent(k, now).length > 0);
+    for (const k of keys) this.failures.delete(k);
+    return had;
   }
 }

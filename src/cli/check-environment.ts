@@ -11,6 +11,7 @@ import ipaddr from 'ipaddr.js';
 import type { Config, ListenConfig, LocalConfig, ServerTlsConfig, UpstreamConfig } from '../config/types.js';
 import { controlSocketPath } from '../control/protocol.js';
 import { parseAliases, type AliasTable } from '../local/aliases.js';
+import { describeShape, postfixShape, shapeFix } from '../smtp/password-file.js';
 
 export interface Finding { readonly level: 'error' | 'warning'; readonly message: string; readonly fix: string }
 
@@ -105,8 +106,15 @@ function upstreamFindings(up: UpstreamConfig, label: string): Finding[] {
 
 function credentialFindings(up: UpstreamConfig): Finding[] {
   const out: Finding[] = [];
-  if (up.passwordFile && readOrReport(up.passwordFile, 'password file', out)) {
+  const text = up.passwordFile ? readOrReport(up.passwordFile, 'password file', out) : undefined;
+  if (up.passwordFile && text) {
     out.push(...secretModeFindings(up.passwordFile, 'password file', `it holds the password for ${up.url}`));
+    // the first line is the password (smtp/policy.ts readCredentials); Postfix's sasl_passwd shape is the usual mistake
+    const shape = postfixShape(text.toString('utf8').split(/\r?\n/, 1)[0]!, up.username);
+    if (shape) {
+      const other = shape.otherUser ? ` for another user than username "${up.username ?? ''}"` : '';
+      out.push((shape.certain ? error : warning)(`${describeShape(up.passwordFile, shape)}${other}; upstream ${up.url} would reject the login (535)`, shapeFix(up.passwordFile)));
+    }
   }
   if (up.passwordEnv && process.env[up.passwordEnv] === undefined) {
     out.push(warning(`environment variable ${up.passwordEnv} (password for ${up.url}) is not set here`, 'make sure it is set where smarthost runs'));

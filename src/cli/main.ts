@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { parseVerbArgs, splitLeading, usageOf } from './args.js';
 import { EXIT, UsageError } from './common.js';
+import * as auth from './auth.js';
 import * as completion from './completion.js';
 import * as configCmd from './config-cmd.js';
 import * as man from './man.js';
@@ -30,6 +31,7 @@ commands:
   probe              walk an upstream step by step (DNS, TLS, AUTH, MAIL FROM) and explain failures
   route test         show the route table and where mail --from A --to B would go
   user               add/del/list/passwd the users of inbound AUTH
+  auth unblock ADDR  lift the failed-AUTH block of a client address (or all)
   oauth login ROUTE  sign in an upstream mailbox with OAuth2 (auth = "oauth2")
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
@@ -44,7 +46,7 @@ embedded default is used (sendmail, mailq, queue and user refuse the embedded
 default where no daemon keeps a queue). --version prints the version.
 'smarthost <command> --help' shows each command's options.`;
 
-const HELPS: Record<string, string> = { start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help, import: importCmd.help };
+const HELPS: Record<string, string> = { auth: auth.help, start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help, import: importCmd.help };
 Object.assign(HELPS, { completion: completion.help, man: man.help, config: configCmd.help });
 
 export async function main(argv: string[]): Promise<number> {
@@ -105,6 +107,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(str('send-test') !== undefined ? { sendTest: str('send-test')! } : {}), ...(str('timeout') !== undefined ? { timeout: str('timeout')! } : {}),
       }, positionals);
       case 'oauth': return await oauth.run(config, positionals);
+      case 'auth': return await auth.run(config, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
       case 'queue': case 'mailq': {
         const show = { headers: !!v.headers, body: !!v.body, raw: !!v.raw };

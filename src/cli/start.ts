@@ -1,20 +1,22 @@
 // `smarthost start`: run in the foreground until SIGTERM/SIGINT.
-import { fileSink, MailLog } from '../maillog/maillog.js';
+import { fileSink, MailLog, stdoutSink } from '../maillog/maillog.js';
 import { createDaemon, VERSION, type Daemon } from '../daemon.js';
+import { ConfigError, EMBEDDED_DEFAULT, loadConfig } from '../config/load.js';
+import type { Config, Problem } from '../config/types.js';
+import { configOrReport, EXIT } from './common.js';
 
 /** The version, for `smarthost --version` and the man pages (only this file imports daemon.ts). */
 export { VERSION };
 import { listenOverride, type Override } from '../config/environment.js';
-import { ConfigError, EMBEDDED_DEFAULT, loadConfig } from '../config/load.js';
-import type { Problem } from '../config/types.js';
-import { configOrReport, EXIT } from './common.js';
 
 export const help = `usage: smarthost start [-c FILE] [--log-format postfix|json] [--listen HOST:PORT ...]
-Runs the relay in the foreground. Logs go to stdout, or to [log] file.
 --listen (repeatable) replaces the [[listen]] addresses for a quick try; each
 listener keeps the other settings of the first [[listen]] (as SMARTHOST_LISTEN).
-SIGHUP reloads the configuration and certificates without dropping sessions
-(an invalid new configuration is refused and the running one kept).
+Runs the relay in the foreground. Logs go to stdout, or to [log] file (then
+start says so on stderr); SIGUSR1 reopens [log] file after log rotation.
+SIGHUP reloads the configuration, [log] and certificates without dropping
+sessions (an invalid new configuration is refused and the running one kept),
+and also reopens [log] file.
 SIGTERM or SIGINT stop it: no new sessions or transactions, open transactions
 and deliveries under way finish (up to 30 s); a second signal exits at once.`;
 
@@ -25,8 +27,11 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
     process.stderr.write('smarthost: not starting; fix the problems above (run `smarthost check` to see them again)\n');
     return EXIT.CONFIG;
   }
-  const format = opts.logFormat === 'json' ? 'json' : opts.logFormat === 'postfix' ? 'postfix' : config.log.format;
-  const log = new MailLog({ format, hostname: config.hostname, ...(config.log.file ? { sink: fileSink(config.log.file) } : {}) });
+  const logs = new LogSwitch(config, opts.logFormat);
+  const log = logs.log;
+  // logrotate's postrotate sends USR1 (contrib/logrotate.d/smarthost); a listener also keeps
+  // Node from opening its inspector on USR1
+  process.on('SIGUSR1', () => log.reopen());
   log.started(VERSION, config.source);
   let daemon;
   try {
@@ -54,11 +59,13 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
       : err.code === 'EACCES' && binding ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
       : err.code === 'EACCES' ? ' (a file smarthost needs belongs to another user; run `smarthost check` to find it)' : '';
     log.fatal(`${err.message}${hint}`);
+    // the log may be a file nobody watches while starting by hand
+    if (config.log.file) process.stderr.write(`smarthost: fatal: ${err.message}${hint}\n`);
     await daemon?.close();
     return EXIT.CANTCREAT;
   }
   let reloading = Promise.resolve();
-  const onHup = () => { reloading = reloading.then(() => reload(daemon!, opts.config, log, overrides)); };
+  const onHup = () => { reloading = reloading.then(() => reload(daemon!, opts.config, logs, overrides)); };
   process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -84,14 +91,58 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
   return EXIT.OK;
 }
 
-/** SIGHUP: a new config is swapped in only when it is valid; otherwise every problem is logged and the old one stays. */
-async function reload(daemon: Daemon, file: string | undefined, log: MailLog, overrides: readonly Override[]): Promise<void> {
+/**
+ * The daemon's one MailLog and where it writes: [log] file and format (--log-format wins over
+ * [log] format). A reload that changes them moves the log; with a file, stderr says where.
+ */
+class LogSwitch {
+  readonly log: MailLog;
+  private file: string | undefined;
+  private format: 'postfix' | 'json';
+  constructor(config: Config, private readonly formatFlag: string | undefined) {
+    this.file = config.log.file;
+    this.format = this.formatOf(config);
+    this.log = new MailLog({ format: this.format, hostname: config.hostname, ...(this.file ? { sink: fileSink(this.file) } : {}) });
+    this.tell();
+  }
+
+  private formatOf(c: Config): 'postfix' | 'json' {
+    return this.formatFlag === 'json' || this.formatFlag === 'postfix' ? this.formatFlag : c.log.format;
+  }
+
+  /** With [log] file, nothing shows on the terminal: say where the log is. */
+  private tell(): void {
+    if (this.file) process.stderr.write(`smarthost: logging to ${this.file} (format ${this.format}); SIGUSR1 reopens it after log rotation\n`);
+  }
+
+  /** A valid new config: its [log] and hostname apply from now on. */
+  apply(c: Config): void {
+    const format = this.formatOf(c);
+    const moved = c.log.file !== this.file;
+    if (moved || format !== this.format) this.log.logMoved(c.log.file ?? '', format);
+    this.log.reconfigure({ format, hostname: c.hostname, ...(moved ? { sink: c.log.file ? fileSink(c.log.file) : stdoutSink } : {}) });
+    const changed = moved || format !== this.format;
+    this.file = c.log.file;
+    this.format = format;
+    if (changed) this.tell();
+  }
+}
+
+/**
+ * SIGHUP: [log] file is reopened (rotation by rename works with HUP too), then a new config is
+ * swapped in only when it is valid, with its [log]; otherwise every problem is logged and the
+ * old one stays.
+ */
+async function reload(daemon: Daemon, file: string | undefined, logs: LogSwitch, overrides: readonly Override[]): Promise<void> {
+  const { log } = logs;
+  log.reopen();
   let problems: readonly Problem[];
   let source = file ?? '(search path)';
   try {
     const next = loadConfig(file, overrides);
     source = next.source;
     problems = await daemon.reload(next);
+    if (!problems.length) logs.apply(next);
   } catch (e) {
     if (!(e instanceof ConfigError)) problems = [{ file: source, path: '', message: (e as Error).message, fix: 'fix it and send SIGHUP again' }];
     else problems = e.problems;

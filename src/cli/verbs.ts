@@ -26,6 +26,7 @@ export const OPTIONS: Readonly<Record<string, OptionTable>> = {
   route: { from: { type: 'string', value: 'ADDR' }, to: { type: 'string', multiple: true, value: 'ADDR' } },
   user: { 'password-stdin': { type: 'boolean', help: 'read the password from standard input' } },
   oauth: {},
+  auth: {},
   queue: {
     json: { type: 'boolean', help: 'print JSON' }, ...QUEUE_FILTERS,
     headers: { type: 'boolean', help: 'show ID: print the message header' },
@@ -49,6 +50,7 @@ export const SUBCOMMANDS: Readonly<Record<string, readonly string[]>> = {
   user: ['add', 'del', 'list', 'passwd'],
   route: ['test'],
   oauth: ['login'],
+  auth: ['unblock'],
   completion: ['bash', 'zsh'],
   man: ['smarthost', 'smarthost.toml'],
   config: ['default'],

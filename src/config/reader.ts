@@ -29,8 +29,28 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/**
+ * The allowed value a mistyped one most likely meant, or undefined when none is close. `allowed`
+ * lists the weakest value first where security is concerned (tls none < starttls <
+ * starttls-required, auth none < optional < required): among equally close values the stronger
+ * wins, so a typo is never "fixed" into a weaker setting ("starttls-requird" -> "starttls-required",
+ * not "starttls"). A value that one allowed value begins with, or that begins one, counts as close.
+ */
+export function suggestValue(value: string, allowed: readonly string[]): string | undefined {
+  const v = value.trim().toLowerCase();
+  return allowed
+    .map((a, i) => {
+      const x = a.toLowerCase();
+      const prefix = v.length >= 3 && (x.startsWith(v) || v.startsWith(x));
+      return { a, i, d: prefix ? Math.min(1, editDistance(v, x)) : editDistance(v, x) };
+    })
+    .filter(({ a, d }) => d <= Math.max(2, Math.floor(a.length / 3)))
+    .sort((p, q) => p.d - q.d || q.i - p.i)[0]?.a;
+}
+
 export class Section {
   private readonly used = new Set<string>();
+  private readonly bad = new Set<string>();
   constructor(readonly table: Table, readonly path: string, readonly problems: Problems) {}
 
   at(key: string): string { return this.path ? `${this.path}.${key}` : key; }
@@ -38,8 +58,12 @@ export class Section {
   raw(key: string): unknown { this.used.add(key); return this.table[key]; }
 
   problem(key: string, message: string, fix: string): void {
+    this.bad.add(key);
     this.problems.add(this.at(key), message, fix);
   }
+
+  /** Was a problem reported for this key? Then checks built on its value would only repeat it. */
+  isBad(key: string): boolean { return this.bad.has(key); }
 
   string(key: string, def: string): string;
   string(key: string, def?: undefined): string | undefined;
@@ -51,12 +75,18 @@ export class Section {
     return def;
   }
 
+  /**
+   * `allowed` lists the weakest value first wherever security is concerned (see suggestValue).
+   * A bad value is reported once; checks that depend on it ask `isBad` and stay quiet.
+   */
   oneOf<T extends string>(key: string, allowed: readonly T[], def: T): T {
     const v = this.raw(key);
     if (v === undefined) return def;
     if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
+    // with nothing close, the default is suggested only when it is not the weakest value
+    const near = (typeof v === 'string' ? suggestValue(v, allowed) : undefined) ?? (def !== allowed[0] ? def : undefined);
     this.problem(key, `${this.at(key)} = ${JSON.stringify(v)} is not one of ${allowed.join(' | ')}`,
-      `write ${key} = "${allowed.find((a) => typeof v === 'string' && a.startsWith(v.slice(0, 3))) ?? def}"`);
+      near !== undefined ? `write ${key} = "${near}"` : `write ${key} = ${allowed.map((a) => `"${a}"`).join(' or ')}`);
     return def;
   }
 

@@ -134,6 +134,8 @@ export interface LimitsConfig {
   readonly connections: number;
   readonly connectionsPerIp: number;
   readonly authFailures: Rate;
+  /** Client networks that limits.auth_failures never blocks. */
+  readonly authFailuresExempt: readonly Cidr[];
   readonly lineLength: number;
   readonly idleTimeoutMs: number;
   readonly dataTimeoutMs: number;

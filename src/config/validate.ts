@@ -88,7 +88,8 @@ function readListen(s: Section): ListenConfig | undefined {
     else s.problem('trusted_networks', `"${n}" in ${s.at('trusted_networks')} is not an IP network`,
       'write networks as CIDR, e.g. "192.0.2.0/24" or "2001:db8::/32"');
   }
-  if (auth !== 'none' && tls === 'none' && !allowPlaintextAuth) {
+  // a bad tls, auth or allow_plaintext_auth value is its own problem: its default must not add this one
+  if (auth !== 'none' && tls === 'none' && !allowPlaintextAuth && !['tls', 'auth', 'allow_plaintext_auth'].some((k) => s.isBad(k))) {
     s.problem('auth', `${s.path} offers AUTH but has no TLS, so no client could ever authenticate`,
       'set tls = "starttls-required" (or "implicit"), or allow_plaintext_auth = true if clients really send passwords in clear text');
   }
@@ -430,12 +431,19 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     authFailures = parseRate(DEFAULTS.authFailures) as Exclude<typeof authFailures, string>;
   }
   authFailures = Object.freeze(authFailures);
+  const authFailuresExempt: Cidr[] = [];
+  for (const n of l?.strings('auth_failures_exempt', []) ?? []) {
+    const c = parseCidr(n);
+    if (c) authFailuresExempt.push(c);
+    else l!.problem('auth_failures_exempt', `"${n}" in limits.auth_failures_exempt is not an IP network`, 'write networks as CIDR, e.g. "192.0.2.0/24" or "2001:db8::/32"');
+  }
   const limits = Object.freeze({
     messageSize: l?.size('message_size', DEFAULTS.messageSize) ?? DEFAULTS.messageSize,
     recipients: l?.int('recipients', DEFAULTS.recipients, 1) ?? DEFAULTS.recipients,
     connections: l?.int('connections', DEFAULTS.connections, 1) ?? DEFAULTS.connections,
     connectionsPerIp: l?.int('connections_per_ip', DEFAULTS.connectionsPerIp, 1) ?? DEFAULTS.connectionsPerIp,
     authFailures,
+    authFailuresExempt: Object.freeze(authFailuresExempt),
     lineLength: l?.int('line_length', DEFAULTS.lineLength, 512, 1_000_000) ?? DEFAULTS.lineLength,
     idleTimeoutMs: l?.duration('idle_timeout', DEFAULTS.idleTimeoutMs, '5m') ?? DEFAULTS.idleTimeoutMs,
     dataTimeoutMs: l?.duration('data_timeout', DEFAULTS.dataTimeoutMs, '10m') ?? DEFAULTS.dataTimeoutMs,
@@ -446,7 +454,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     if (l?.has(k) && (k === 'idle_timeout' ? limits.idleTimeoutMs : limits.dataTimeoutMs) === 0) l.problem(k, `limits.${k} cannot be 0`, `write ${k} = "5m"`);
   }
   if (limits.messageSize === 0) l?.problem('message_size', 'limits.message_size cannot be 0', 'write message_size = "25MB"');
-  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'hops']);
+  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'auth_failures_exempt', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'hops']);
 
   const mxS = root.table_('mx');
   const mx: MxConfig = Object.freeze({

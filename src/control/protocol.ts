@@ -1,10 +1,14 @@
-// The local control socket between `smarthost queue ...` and the running
+// The local control socket between `smarthost queue ...` (and `auth unblock`) and the running
 // daemon: one JSON request line, one JSON reply line, over a Unix socket in
 // data_dir (mode 0600, so only the owner of the queue can act on it).
 import path from 'node:path';
 
-/** pickup: `smarthost sendmail` wrote these ids into the spool itself; deliver them now. */
-export type ControlOp = 'flush' | 'hold' | 'release' | 'delete' | 'pickup';
+/**
+ * pickup: `smarthost sendmail` wrote these ids into the spool itself; deliver them now.
+ * unblock: `smarthost auth unblock`: `ids` are client addresses whose failed-AUTH counts are
+ * forgotten; `done` are those that had failures, `missing` those that had none.
+ */
+export type ControlOp = 'flush' | 'hold' | 'release' | 'delete' | 'pickup' | 'unblock';
 
 export interface ControlRequest { readonly op: ControlOp; readonly ids: readonly string[] | 'ALL' }
 
@@ -18,6 +22,6 @@ export function controlSocketPath(dataDir: string): string {
 
 export function isControlRequest(v: unknown): v is ControlRequest {
   const r = v as ControlRequest;
-  return !!r && ['flush', 'hold', 'release', 'delete', 'pickup'].includes(r.op) &&
+  return !!r && ['flush', 'hold', 'release', 'delete', 'pickup', 'unblock'].includes(r.op) &&
     (r.ids === 'ALL' || (Array.isArray(r.ids) && r.ids.every((i) => typeof i === 'string')));
 }

@@ -3,14 +3,24 @@
 // greps keep working.
 import { reply, type Reply } from './reply.js';
 
+/** A wait as people say it, rounded up: "40 seconds", "9 minutes", "3 hours". */
+export function waitText(ms: number): string {
+  const seconds = Math.max(1, Math.ceil(ms / 1000));
+  const minutes = Math.ceil(seconds / 60);
+  const hours = Math.ceil(minutes / 60);
+  const [n, unit] = seconds < 60 ? [seconds, 'second'] : minutes < 120 ? [minutes, 'minute'] : [hours, 'hour'];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
 export const replies = {
   queued: (id: string): Reply => reply(250, '2.0.0', `Ok: queued as ${id}`),
   relayDenied: (rcpt: string): Reply => reply(554, '5.7.1', `<${rcpt}>: Relay access denied`),
   authRequired: (): Reply => reply(530, '5.7.0', 'Authentication required'),
   mustStartTls: (): Reply => reply(530, '5.7.0', 'Must issue a STARTTLS command first'),
   authFailed: (): Reply => reply(535, '5.7.8', 'Error: authentication failed'),
-  authThrottled: (): Reply =>
-    reply(421, '4.7.0', 'Error: too many failed authentication attempts, try again later'),
+  /** `waitMs`: until the oldest counted failure leaves `limits.auth_failures`' window. */
+  authThrottled: (waitMs: number): Reply =>
+    reply(421, '4.7.0', `Error: too many failed authentication attempts, try again in ${waitText(waitMs)}`),
   authNotEnabled: (): Reply => reply(503, '5.5.1', 'Error: authentication not enabled'),
   sizeExceeded: (): Reply => reply(552, '5.3.4', 'Message size exceeds fixed limit'),
   tooManyRecipients: (): Reply => reply(452, '4.5.3', 'Error: too many recipients'),

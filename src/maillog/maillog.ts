@@ -4,10 +4,17 @@
 import fs from 'node:fs';
 import type { Reply } from '../mail/reply.js';
 import { formatReply } from '../mail/reply.js';
+import { waitText } from '../mail/replies.js';
 
 export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail' | 'pickup';
 
-export interface LogSink { write(line: string): void }
+export interface LogSink {
+  write(line: string): void;
+  /** After log rotation (SIGUSR1, SIGHUP): later lines go to a file opened anew under the configured name. */
+  reopen?(): void;
+  /** The sink is replaced (a reload changed [log]): flush what is written, then let go of the file. */
+  close?(): void;
+}
 
 export interface LogOptions {
   readonly format: 'postfix' | 'json';
@@ -28,12 +35,25 @@ function syslogTime(d: Date): string {
   return `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+/**
+ * `[log] file`, appended to. reopen() is the logrotate contract (nginx's USR1, Postfix's
+ * postlog): after `mv maillog maillog.1`, lines written before the call still go to the renamed
+ * file (the old stream flushes and closes), later ones to a new `maillog`, so every line lands in
+ * exactly one of the two.
+ */
 export function fileSink(file: string): LogSink {
-  const stream = fs.createWriteStream(file, { flags: 'a', mode: 0o640 });
-  // a log file that cannot be opened or written must not take the process down
-  let failed = false;
-  stream.on('error', (e) => { if (!failed) process.stderr.write(`smarthost: cannot write the log file ${file}: ${e.message}\n`); failed = true; });
-  return { write: (line) => { if (!failed) stream.write(line); } };
+  const open = () => {
+    const s = { stream: fs.createWriteStream(file, { flags: 'a', mode: 0o640 }), failed: false };
+    // a log file that cannot be opened or written must not take the process down
+    s.stream.on('error', (e) => { if (!s.failed) process.stderr.write(`smarthost: cannot write the log file ${file}: ${e.message}\n`); s.failed = true; });
+    return s;
+  };
+  let current = open();
+  return {
+    write: (line) => { if (!current.failed) current.stream.write(line); },
+    reopen: () => { const old = current; current = open(); old.stream.end(); },
+    close: () => { current.stream.end(); },
+  };
 }
 
 /**
@@ -64,17 +84,36 @@ function batched(write: (text: string) => void): LogSink {
 export const stdoutSink: LogSink = batched((text) => { process.stdout.write(text); });
 
 export class MailLog {
-  private readonly shortHost: string;
-  private readonly sink: LogSink;
-  constructor(private readonly opts: LogOptions) {
+  private shortHost: string;
+  private sink: LogSink;
+  private format: LogOptions['format'];
+  constructor(opts: LogOptions) {
     this.shortHost = opts.hostname.split('.')[0] || opts.hostname;
     this.sink = opts.sink ?? stdoutSink;
+    this.format = opts.format;
   }
+
+  /**
+   * A reload changed [log] (or hostname): later lines use these. Every module holds this one
+   * MailLog, so the change applies everywhere at once. A new sink replaces (and closes) the old.
+   */
+  reconfigure(opts: LogOptions): void {
+    this.shortHost = opts.hostname.split('.')[0] || opts.hostname;
+    this.format = opts.format;
+    if (opts.sink && opts.sink !== this.sink) {
+      const old = this.sink;
+      this.sink = opts.sink;
+      old.close?.();
+    }
+  }
+
+  /** Log rotation: reopen [log] file by its name (nothing to do on stdout). */
+  reopen(): void { this.sink.reopen?.(); }
 
   /** The one place a line is written; `fields` are what the JSON form carries. */
   private emit(program: Program, event: string, text: string, fields: Record<string, unknown>, queueId?: string): void {
     const now = new Date();
-    if (this.opts.format === 'json') {
+    if (this.format === 'json') {
       this.sink.write(JSON.stringify({
         time: now.toISOString(), host: this.shortHost, program: `smarthost/${program}`, pid: process.pid,
         ...(queueId ? { queue_id: queueId } : {}), event, ...fields, message: text,
@@ -102,6 +141,10 @@ export class MailLog {
     this.emit('master', 'reloaded', `reload -- configuration ${configSource}`, { config: configSource });
   }
   stopped(): void { this.emit('master', 'stopped', 'daemon stopped', {}); }
+  /** The last line at the old destination when a reload moves the log: where it goes on. */
+  logMoved(to: string, format: string): void {
+    this.emit('master', 'log_moved', `log continues ${to === '' ? 'on stdout' : `in ${to}`} (format ${format})`, { to: to || 'stdout', format });
+  }
   warning(message: string, program: Program = 'master'): void {
     this.emit(program, 'warning', `warning: ${message}`, {});
   }
@@ -140,6 +183,22 @@ export class MailLog {
   authFailed(p: Peer, method: string, username: string, reason: string): void {
     this.emit('smtpd', 'auth_failed', `warning: ${peer(p)}: SASL ${method} authentication failed: ${reason}, sasl_username=${username}`,
       { client: p.hostname, client_ip: p.address, sasl_method: method, sasl_username: username, reason });
+  }
+  /**
+   * limits.auth_failures reached (`started`: by this failure) or a blocked client tried AUTH again:
+   * for how long, and the command that lifts it.
+   */
+  authBlocked(p: Peer, waitMs: number, rate: { count: number; window: string }, started: boolean): void {
+    const wait = waitText(waitMs);
+    const text = started
+      ? `warning: ${peer(p)}: ${rate.count} failed authentication attempts within ${rate.window}: AUTH from ${p.address} is refused for ${wait} (smarthost auth unblock ${p.address} lifts it)`
+      : `warning: ${peer(p)}: AUTH refused, too many failed authentication attempts; try again in ${wait} (smarthost auth unblock ${p.address} lifts it)`;
+    this.emit('smtpd', started ? 'auth_blocked' : 'auth_refused', text,
+      { client: p.hostname, client_ip: p.address, retry_after_seconds: Math.ceil(waitMs / 1000), failures: rate.count, window: rate.window });
+  }
+  /** `smarthost auth unblock`: the failure counts of these addresses were forgotten. */
+  authUnblocked(addresses: readonly string[]): void {
+    this.emit('smtpd', 'auth_unblocked', `AUTH block lifted for ${addresses.join(', ')} (smarthost auth unblock)`, { addresses });
   }
   /** A session ended by us: timeout, too many errors, limits. */
   dropped(p: Peer, why: string, after: string): void {

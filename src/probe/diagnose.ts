@@ -3,6 +3,7 @@
 // table-tested. Pure: no I/O, no config reading.
 import type { OutboundTls } from '../config/types.js';
 import { explainTls } from '../smtp/classify.js';
+import { describeShape, shapeFix, type PostfixShape } from '../smtp/password-file.js';
 
 export interface Advice { readonly diagnosis: string; readonly fix: string }
 
@@ -25,7 +26,9 @@ export type Fact =
   | { kind: 'auth-plaintext'; tls: OutboundTls; username: string }
   | { kind: 'auth-not-offered'; beforeTls: boolean; username: string }
   | { kind: 'auth-mechanisms'; offered: readonly string[]; configured: readonly string[] }
-  | { kind: 'auth-rejected'; reply: string; username: string; source: string; mechanism: string }
+  | { kind: 'auth-rejected'; reply: string; username: string; source: string; mechanism: string; postfix?: { file: string; shape: PostfixShape } }
+  /** The password file holds a Postfix sasl_passwd line or the route's "user:password": no login was tried. */
+  | { kind: 'password-file-shape'; file: string; shape: PostfixShape }
   /** auth = "oauth2": no access token; `message` is the token source's own (OAuthError), reason and what to do. */
   | { kind: 'oauth-token'; message: string }
   /** auth = "oauth2": the server refused the token; `fresh`: it came from a refresh grant made for this probe. */
@@ -88,9 +91,14 @@ export function advise(f: Fact): Advice {
         : 'this server takes no OAuth2 login: check url against the provider\'s SMTP host for OAuth2' } : {
       diagnosis: `the server offers AUTH ${f.offered.join(' ')}, but mechanisms = [${f.configured.map((m) => `"${m}"`).join(', ')}] allows none of them`,
       fix: `add one of them, e.g. mechanisms = ["${f.offered.find((m) => ['PLAIN', 'LOGIN', 'CRAM-MD5'].includes(m)) ?? f.offered[0] ?? 'PLAIN'}"]` };
-    case 'auth-rejected': return {
+    case 'auth-rejected': return f.postfix ? {
+      diagnosis: `the server rejected username "${f.username}" with the password from ${f.source} (AUTH ${f.mechanism}): ${f.reply}; ${describeShape(f.postfix.file, f.postfix.shape)}`,
+      fix: shapeFix(f.postfix.file) } : {
       diagnosis: `the server rejected username "${f.username}" with the password from ${f.source} (AUTH ${f.mechanism}): ${f.reply}`,
       fix: `check the username and the password in ${f.source}; many providers want an app password or an API key, not the web login` };
+    case 'password-file-shape': return {
+      diagnosis: `${describeShape(f.file, f.shape)} (Postfix's sasl_passwd format; smarthost reads the password alone), so smarthost did not try to log in`,
+      fix: shapeFix(f.file) };
     case 'oauth-token': return oauthToken(f.message);
     case 'oauth-rejected': return oauthRejected(f);
     case 'mail': return mail(f);

@@ -299,6 +299,9 @@ class Walk {
       return failed('the password cannot be read', { kind: 'credentials-unreadable', message: (e as Error).message });
     }
     const { username } = creds;
+    const postfix = creds.postfix ? { file: creds.postfix.file, shape: creds.postfix.shape } : undefined;
+    // a sasl_passwd line is surely no password: do not spend one of the provider's failed logins on it
+    if (postfix?.shape.certain) return failed(`not tried: the password file holds ${postfix.shape.shape}`, { kind: 'password-file-shape', ...postfix });
     const blocked = this.loginBlocked(offered, username);
     if (blocked) return blocked;
     const method = this.u.mechanisms.find((m) => offered.includes(m) && (PROBE_MECHANISMS as readonly string[]).includes(m));
@@ -308,7 +311,7 @@ class Walk {
       this.authenticated = true;
       return pass(`logged in as "${username}" with ${method} (password from ${creds.source}): ${replyText(r)}`, r);
     }
-    return failed(replyText(r), { kind: 'auth-rejected', reply: replyText(r), username, source: creds.source, mechanism: method }, r);
+    return failed(replyText(r), { kind: 'auth-rejected', reply: replyText(r), username, source: creds.source, mechanism: method, ...(postfix ? { postfix } : {}) }, r);
   }
 
   /** Checks that apply to any login before credentials could cross: TLS first, and AUTH offered. */

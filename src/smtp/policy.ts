@@ -7,11 +7,19 @@ import tls from 'node:tls';
 import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
 import type { MxConfig, OutboundTls, TlsVersion, UpstreamConfig } from '../config/types.js';
 import { sharedTokenSource, type TokenSource } from '../oauth/token-source.js';
+import { postfixShape, type PostfixShape } from './password-file.js';
 
 /** One concrete address to connect to; `host` is the name for SNI, certificate checks and logs. */
 export interface Peer { readonly host: string; readonly ip: string; readonly port: number }
 
-export interface Credentials { readonly username: string; readonly password: string; /** "password_file /etc/x" or "password_env NAME", never the password */ readonly source: string }
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+  /** "password_file /etc/x" or "password_env NAME", never the password */
+  readonly source: string;
+  /** The password file's first line has the shape of a Postfix sasl_passwd line or "user:password". */
+  readonly postfix?: { readonly file: string; readonly shape: PostfixShape };
+}
 
 export interface Policy {
   /** For reasons: "[relay]", "route corp", "MX of example.net". */
@@ -79,7 +87,8 @@ function readCredentials(u: UpstreamConfig): Credentials {
   }
   const password = text.split(/\r?\n/, 1)[0]!; // the first line as written: editors add a final newline, some people a comment
   if (!password) throw new Error(`password_file ${file} is empty`);
-  return { username, password, source: `password_file ${file}` };
+  const postfix = postfixShape(password, username);
+  return { username, password, source: `password_file ${file}`, ...(postfix ? { postfix: { file, shape: postfix } } : {}) };
 }
 
 /** nodemailer options for one connection attempt. */

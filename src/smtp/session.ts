@@ -9,6 +9,7 @@ import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy 
 import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { TokenSource } from '../oauth/token-source.js';
 import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
+import { describeShape, shapeFix } from './password-file.js';
 
 /** Connection setup failed: every recipient of the attempt gets `result`. */
 export class SetupFailure extends Error {
@@ -100,7 +101,9 @@ export class UpstreamSession {
         if (!err) { this.authNote = `smarthost logged in as "${creds.username}" with the password from ${creds.source}`; return resolve(); }
         const who = `username "${creds.username}" with the password from ${creds.source}`;
         const said = err.response ? `server ${label} said: ${oneLine(err.response)}` : err.message;
-        reject(new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (tried ${who})`), this.relay, false));
+        // the classic migration mistake, named in the log line rather than left to a bare 535
+        const hint = creds.postfix ? `; ${describeShape(creds.postfix.file, creds.postfix.shape)}: ${shapeFix(creds.postfix.file)}` : '';
+        reject(new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (tried ${who})${hint}`), this.relay, false));
       });
     });
   }

@@ -4,6 +4,7 @@
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import type { ListenConfig, LimitsConfig } from '../config/types.js';
+import { formatDuration } from '../config/units.js';
 import type { AuthThrottle } from '../auth/throttle.js';
 import type { UserStore } from '../auth/users-file.js';
 import type { ClientInfo, Envelope, Recipient } from '../mail/envelope.js';
@@ -170,16 +171,21 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
 
     onAuth(auth: SMTPServerAuthentication, session, cb) {
       const m = meta(session);
-      if (deps.throttle.blocked(session.remoteAddress)) {
-        log.dropped(m.peer, 'too many failed authentication attempts', 'AUTH');
-        return cb(replyError(replies.authThrottled()));
+      // limits.auth_failures_exempt: never counted, never blocked (monitoring, a NAT of known users)
+      const counted = !isTrusted(session.remoteAddress, limits.authFailuresExempt);
+      const rate = { count: deps.throttle.rate.count, window: formatDuration(deps.throttle.rate.windowMs) };
+      const waitMs = counted ? deps.throttle.retryAfterMs(session.remoteAddress) : 0;
+      if (waitMs > 0) {
+        log.authBlocked(m.peer, waitMs, rate, false);
+        return cb(replyError(replies.authThrottled(waitMs)));
       }
       const username = auth.username ?? '';
       deps.users.check(username, auth.password ?? '').then((good) => {
         if (!good) {
-          deps.throttle.fail(session.remoteAddress);
+          const blockedMs = counted ? deps.throttle.fail(session.remoteAddress) : 0;
           deps.observe?.authFailed();
           log.authFailed(m.peer, auth.method, username, 'authentication failure');
+          if (blockedMs > 0) log.authBlocked(m.peer, blockedMs, rate, true);
           return cb(replyError(replies.authFailed()));
         }
         m.authMethod = auth.method;
