@@ -28,6 +28,7 @@ export async function environmentFindings(config: Config): Promise<Finding[]> {
     ...serverTlsFindings(config.tls),
     ...upstreams(config).flatMap(({ label, up }) => upstreamFindings(up, label)),
     ...dataDirFindings(config.dataDir),
+    ...logFileFindings(config.log.file),
     ...usersFileFindings(config),
     ...localFindings(config.local),
     ...config.listen.flatMap(listenPlaintextFindings),
@@ -190,6 +191,20 @@ function unwritable(dir: string): string | undefined {
 function dataDirFindings(dataDir: string): Finding[] {
   const why = unwritable(dataDir);
   return why ? [error(`data_dir ${dataDir} is not writable (${why})`, 'create it and give it to the user smarthost runs as')] : [];
+}
+
+/** [log] file: start creates the file, not its folder; an existing file must be writable. */
+function logFileFindings(file: string | undefined): Finding[] {
+  if (file === undefined) return [];
+  let why: string | undefined;
+  try {
+    if (fs.existsSync(file)) fs.accessSync(file, fs.constants.W_OK);
+    else if (!fs.existsSync(path.dirname(file))) why = `its folder ${path.dirname(file)} does not exist`;
+    else fs.accessSync(path.dirname(file), fs.constants.W_OK | fs.constants.X_OK);
+  } catch (e) {
+    why = code(e);
+  }
+  return why ? [error(`[log] file ${file} cannot be written (${why}); start would refuse to run`, 'create the folder and give it (or the file) to the user smarthost runs as')] : [];
 }
 
 function usersFileFindings(config: Config): Finding[] {

@@ -1,4 +1,5 @@
 // `smarthost start`: run in the foreground until SIGTERM/SIGINT.
+import fs from 'node:fs';
 import { fileSink, MailLog, stdoutSink } from '../maillog/maillog.js';
 import { createDaemon, VERSION, type Daemon } from '../daemon.js';
 import { ConfigError, EMBEDDED_DEFAULT, loadConfig } from '../config/load.js';
@@ -27,7 +28,13 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
     process.stderr.write('smarthost: not starting; fix the problems above (run `smarthost check` to see them again)\n');
     return EXIT.CONFIG;
   }
-  const logs = new LogSwitch(config, opts.logFormat);
+  let logs: LogSwitch;
+  try {
+    logs = new LogSwitch(config, opts.logFormat);
+  } catch (e) {
+    process.stderr.write(`smarthost: fatal: ${(e as Error).message}; create the folder and give it to the user smarthost runs as\n`);
+    return EXIT.CANTCREAT;
+  }
   const log = logs.log;
   // logrotate's postrotate sends USR1 (contrib/logrotate.d/smarthost); a listener also keeps
   // Node from opening its inspector on USR1
@@ -100,6 +107,8 @@ class LogSwitch {
   private file: string | undefined;
   private format: 'postfix' | 'json';
   constructor(config: Config, private readonly formatFlag: string | undefined) {
+    const cannot = config.log.file !== undefined ? unopenable(config.log.file) : undefined;
+    if (cannot) throw new Error(cannot);
     this.file = config.log.file;
     this.format = this.formatOf(config);
     this.log = new MailLog({ format: this.format, hostname: config.hostname, ...(this.file ? { sink: fileSink(this.file) } : {}) });
@@ -115,6 +124,12 @@ class LogSwitch {
     if (this.file) process.stderr.write(`smarthost: logging to ${this.file} (format ${this.format}); SIGUSR1 reopens it after log rotation\n`);
   }
 
+  /** Why a new config's [log] file cannot be used (the reload is then refused), or undefined. */
+  problem(c: Config): Problem | undefined {
+    const cannot = c.log.file !== undefined && c.log.file !== this.file ? unopenable(c.log.file) : undefined;
+    return cannot ? { file: c.source, path: 'log.file', message: cannot, fix: 'create the folder and give it to the user smarthost runs as, then send SIGHUP again' } : undefined;
+  }
+
   /** A valid new config: its [log] and hostname apply from now on. */
   apply(c: Config): void {
     const format = this.formatOf(c);
@@ -125,6 +140,16 @@ class LogSwitch {
     this.file = c.log.file;
     this.format = format;
     if (changed) this.tell();
+  }
+}
+
+/** Why `file` cannot be opened for appending (it is created if missing), or undefined. */
+function unopenable(file: string): string | undefined {
+  try {
+    fs.closeSync(fs.openSync(file, 'a', 0o640));
+    return undefined;
+  } catch (e) {
+    return `cannot open the log file ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
   }
 }
 
@@ -141,7 +166,8 @@ async function reload(daemon: Daemon, file: string | undefined, logs: LogSwitch,
   try {
     const next = loadConfig(file, overrides);
     source = next.source;
-    problems = await daemon.reload(next);
+    const logProblem = logs.problem(next);
+    problems = logProblem ? [logProblem] : await daemon.reload(next);
     if (!problems.length) logs.apply(next);
   } catch (e) {
     if (!(e instanceof ConfigError)) problems = [{ file: source, path: '', message: (e as Error).message, fix: 'fix it and send SIGHUP again' }];

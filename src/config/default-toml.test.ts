@@ -15,6 +15,13 @@ describe('defaultToml', () => {
     assert.deepEqual({ ...printed.config!, source: '' }, { ...embedded.config!, source: '' });
   });
 
+  it('leaves the users file and the Maildirs to follow data_dir, so that changing data_dir moves them', () => {
+    const edited = defaultToml().replace(/^data_dir = .*$/m, 'data_dir = "/var/lib/smarthost"');
+    const c = parseConfig(edited, '/etc/smarthost/smarthost.toml').config!;
+    assert.equal(c.auth.usersFile, '/var/lib/smarthost/users');
+    assert.match(c.local.maildir, /^\/var\/lib\/smarthost\//);
+  });
+
   it('writes every section except the optional upstream ones', () => {
     const keys = Object.keys(parse(defaultToml()));
     assert.deepEqual(TOP_KEYS.filter((k) => !keys.includes(k)), ['hostname', 'relay', 'route', 'metrics']);

@@ -28,13 +28,13 @@ pregreet = ${duration(d.pregreetMs)}
 min_version = "TLSv1.2"
 
 [auth]
-users_file = ${q(`${d.dataDir}/users`)}
+# users_file = "data_dir/users"        # default: inside data_dir, so it moves with data_dir
 
 # No [relay] and no [[route]]: mail that is not local goes to the recipients' MX hosts.
 
 [local]
 domains = ${list(d.localDomains)}
-maildir = ${q(d.maildir.replace('{data_dir}', d.dataDir))}
+# maildir = ${q(d.maildir)}   # default: inside data_dir, so it moves with data_dir
 # aliases: none; users: the accounts in /etc/passwd
 
 [rewrite]

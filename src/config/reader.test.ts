@@ -22,6 +22,10 @@ describe('suggestValue', () => {
     ['TLS1.2', ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'], 'TLSv1.2'],
     ['yes', LISTEN_TLS, undefined],
     ['SSLv3', ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'], undefined],
+    // Postfix words, two letters from the weakest level: never "none"
+    ['dane', UPSTREAM_TLS, undefined],
+    ['on', UPSTREAM_TLS, undefined],
+    ['nne', UPSTREAM_TLS, 'none'],
   ];
   for (const [value, allowed, want] of cases) {
     it(`${value} -> ${want ?? 'nothing'}`, () => assert.equal(suggestValue(value, allowed), want));

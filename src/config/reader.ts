@@ -34,7 +34,8 @@ function editDistance(a: string, b: string): number {
  * lists the weakest value first where security is concerned (tls none < starttls <
  * starttls-required, auth none < optional < required): among equally close values the stronger
  * wins, so a typo is never "fixed" into a weaker setting ("starttls-requird" -> "starttls-required",
- * not "starttls"). A value that one allowed value begins with, or that begins one, counts as close.
+ * not "starttls"), and the weakest is suggested only one letter away ("dane" is not "none"). A
+ * value that one allowed value begins with, or that begins one, counts as close.
  */
 export function suggestValue(value: string, allowed: readonly string[]): string | undefined {
   const v = value.trim().toLowerCase();
@@ -44,7 +45,8 @@ export function suggestValue(value: string, allowed: readonly string[]): string 
       const prefix = v.length >= 3 && (x.startsWith(v) || v.startsWith(x));
       return { a, i, d: prefix ? Math.min(1, editDistance(v, x)) : editDistance(v, x) };
     })
-    .filter(({ a, d }) => d <= Math.max(2, Math.floor(a.length / 3)))
+    // the weakest value only for a plain slip of one letter: "dane" or "on" must not become "none"
+    .filter(({ a, i, d }) => d <= (i === 0 ? 1 : Math.max(2, Math.floor(a.length / 3))))
     .sort((p, q) => p.d - q.d || q.i - p.i)[0]?.a;
 }
 
@@ -83,8 +85,8 @@ export class Section {
     const v = this.raw(key);
     if (v === undefined) return def;
     if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
-    // with nothing close, the default is suggested only when it is not the weakest value
-    const near = (typeof v === 'string' ? suggestValue(v, allowed) : undefined) ?? (def !== allowed[0] ? def : undefined);
+    // with nothing close, every choice is listed: guessing could pick a weaker setting than meant
+    const near = typeof v === 'string' ? suggestValue(v, allowed) : undefined;
     this.problem(key, `${this.at(key)} = ${JSON.stringify(v)} is not one of ${allowed.join(' | ')}`,
       near !== undefined ? `write ${key} = "${near}"` : `write ${key} = ${allowed.map((a) => `"${a}"`).join(' or ')}`);
     return def;

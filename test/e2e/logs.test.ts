@@ -122,6 +122,29 @@ describe('[log] file rotation', () => {
     await d.stop();
   });
 
+  it('a [log] file that cannot be opened: check says so, start refuses, and a reload to it is refused (the log stays)', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const missing = path.join(dir, 'no-such-folder', 'maillog');
+    const bad = writeConfig(dir, `[[listen]]\naddress = "127.0.0.1:0"\n\n[log]\nfile = "${missing}"\n`);
+    const check = spawnSync(process.execPath, [CLI, 'check', '-c', bad], { cwd: dir, encoding: 'utf8' });
+    assert.equal(check.status, 1);
+    assert.match(check.stdout + check.stderr, /\[log\] file .*no-such-folder\/maillog cannot be written \(its folder .* does not exist\)/);
+    const start = spawnSync(process.execPath, [CLI, 'start', '-c', bad], { cwd: dir, encoding: 'utf8', timeout: 10_000 });
+    assert.equal(start.status, 73);
+    assert.match(start.stderr, /fatal: cannot open the log file .*no-such-folder\/maillog \(ENOENT\)/);
+
+    const log = path.join(dir, 'maillog');
+    const { d, config } = await startLogged(dir, log);
+    fs.writeFileSync(config, read(config).replace(`file = "${log}"`, `file = "${missing}"`));
+    d.child.kill('SIGHUP');
+    await until('the refusal in the old file', () => /keeping the running one/.test(read(log)));
+    assert.match(read(log), /cannot open the log file .*no-such-folder\/maillog \(ENOENT\)/);
+    const id = await submit(d.port, 'a@client.test', ['b@example.net']);
+    await until('the next message in the old file', () => read(log).includes(`${id}: from=<`));
+    await d.stop();
+  });
+
   const logrotate = spawnSync('logrotate', ['--version']).status === 0;
   it('contrib/logrotate.d/smarthost rotates the live file: nothing lost, nothing twice', { skip: !logrotate && 'logrotate is not installed' }, async () => {
     const dir = tempDir();
