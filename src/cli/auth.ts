@@ -21,8 +21,8 @@ export async function run(opts: { config?: string }, args: string[]): Promise<nu
   if (!config) return EXIT.CONFIG;
   const reply = await sendControl(config.dataDir, { op: 'unblock', ids: all ? 'ALL' : addresses });
   if (!reply) {
-    process.stdout.write(`smarthost: nothing to unblock: smarthost is not running on data_dir ${config.dataDir} (failed AUTH attempts are counted in the running daemon's memory only)\n`);
-    return EXIT.OK;
+    process.stderr.write(`smarthost: nothing unblocked: smarthost is not running on data_dir ${config.dataDir} (failed AUTH attempts are counted in the running daemon's memory only; give -c the running daemon's configuration)\n`);
+    return EXIT.TEMPFAIL;
   }
   if (!reply.ok) { process.stderr.write(`smarthost: the daemon refused: ${reply.error}\n`); return EXIT.SOFTWARE; }
   for (const a of reply.missing) process.stdout.write(`smarthost: ${a} had no failed AUTH attempts to forget\n`);

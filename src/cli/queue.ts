@@ -142,7 +142,9 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
       case 'list': {
         if (ids.length) throw new UsageError(`list takes no IDs (use: smarthost queue show ${ids[0]})`);
         const entries = (await spool.list()).filter((e) => !match || match(e));
-        process.stdout.write(opts.json ? JSON.stringify(entries.map(toJson)) + '\n' : formatMailq(entries));
+        // a filter that matches nothing must not read as an empty queue
+        const none = match && !entries.length && !opts.json ? 'Mail queue: no message matches the filters\n' : undefined;
+        process.stdout.write(opts.json ? JSON.stringify(entries.map(toJson)) + '\n' : none ?? formatMailq(entries));
         return EXIT.OK;
       }
       case 'show': {

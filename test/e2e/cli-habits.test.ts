@@ -99,6 +99,7 @@ describe('smarthost command-line habits', () => {
     assert.match(list, new RegExp(`^${idOf('bob@c.test')}!`, 'm'));
     assert.doesNotMatch(list, /alice/);
     assert.match(run(['mailq', '--from', 'alice@a.test']).stdout, /-- 1 Kbytes in 1 Request\./);
+    assert.equal(run(['queue', '--older-than', '1h']).stdout, 'Mail queue: no message matches the filters\n', 'not "Mail queue is empty"');
     const bad = run(['queue', '--state', 'stuck']);
     assert.equal(bad.status, 64);
     assert.match(bad.stderr, /--state stuck: not a state; use queued, deferred, held/);
