@@ -64,6 +64,11 @@ export class Section {
     this.problems.add(this.at(key), message, fix);
   }
 
+  /** An unknown key here that finish() will report as a misspelling of `key` ("adress"): then "no key" would only repeat it. */
+  misspells(key: string): boolean {
+    return Object.keys(this.table).some((k) => k !== key && editDistance(k, key) <= 3 && !this.used.has(k));
+  }
+
   /** Was a problem reported for this key? Then checks built on its value would only repeat it. */
   isBad(key: string): boolean { return this.bad.has(key); }
 

@@ -69,7 +69,7 @@ export function splitHostPort(address: string): { host: string; port: number } |
 
 function readListen(s: Section): ListenConfig | undefined {
   const address = s.string('address');
-  if (address === undefined) {
+  if (address === undefined && !s.misspells('address')) {
     s.problem('address', `${s.path} has no address`, 'add address = "127.0.0.1:25" (host:port)');
   }
   const hp = address === undefined ? undefined : splitHostPort(address);
