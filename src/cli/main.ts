@@ -55,7 +55,9 @@ export async function main(argv: string[]): Promise<number> {
   const linked = ['mailq', 'sendmail', 'newaliases'].includes(invokedAs);
   let leading;
   try {
-    leading = linked ? { version: false, help: false, verb: invokedAs, rest: argv.slice(2) } : splitLeading(argv.slice(2));
+    // a linked mailq takes sendmail's -C FILE (Postfix: mailq is sendmail -bp)
+    const own = invokedAs === 'mailq' ? argv.slice(2).map((a) => (a === '-C' ? '-c' : a)) : argv.slice(2);
+    leading = linked ? { version: false, help: false, verb: invokedAs, rest: own } : splitLeading(argv.slice(2));
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`smarthost: ${e.message}\n${usageOf(HELP)}\n`);

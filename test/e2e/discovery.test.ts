@@ -75,6 +75,11 @@ describe('config discovery', () => {
       assert.equal(q.status, 0, q.stderr);
       assert.equal(q.stdout, 'Mail queue is empty\n', args.join(' '));
     }
+    // linked as mailq: sendmail's -C FILE, as with Postfix (mailq is sendmail -bp)
+    fs.symlinkSync(CLI, path.join(elsewhere, 'mailq'));
+    const linkedMailq = cli(['-C', other.file], { cwd: elsewhere, script: path.join(elsewhere, 'mailq') });
+    assert.equal(linkedMailq.status, 0, linkedMailq.stderr);
+    assert.equal(linkedMailq.stdout, 'Mail queue is empty\n');
     const missing = cli(['sendmail', 'a@example.net'], { cwd: elsewhere, env: { SMARTHOST_CONFIG: path.join(elsewhere, 'nope.toml') }, input: 'x\n' });
     assert.equal(missing.status, 78);
     assert.match(missing.stderr, /nope\.toml: cannot read the config file: no such file\n    fix: check SMARTHOST_CONFIG \(it is set to /);
