@@ -131,7 +131,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     const deps: SmtpdDeps = {
       hostname: c.hostname, limits: c.limits, localDomains: c.local.domains,
       localExists: (rcpt: string) => recipients.exists(rcpt),
-      spool, log, users, throttle, connections, reverse, ticketKeys,
+      spool, log, users, throttle, connections, reverse, ticketKeys, auth: c.auth,
       minTlsVersion: c.tls.minVersion,
       ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
     };

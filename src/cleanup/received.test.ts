@@ -32,8 +32,10 @@ describe('receivedHeader', () => {
     assert.doesNotMatch(header(plain), /using|cipher/);
   });
 
-  it('includes the authenticated sender when present', () => {
-    assert.match(header(full), /\r\n\t\(Authenticated sender: alice\)\r\n/);
+  it('names the authenticated sender only when asked to ([auth] authenticated_header)', () => {
+    assert.doesNotMatch(header(full), /Authenticated/);
+    assert.match(receivedHeader({ client: full, by: 'relay.example.com', id: '0123456789ABCDEF01', recipients: ['bob@example.net'], date: DATE, showAuthUser: true }),
+      /\r\n\t\(Authenticated sender: alice\)\r\n/);
     assert.doesNotMatch(header(plain), /Authenticated/);
   });
 
@@ -60,7 +62,7 @@ describe('receivedHeader', () => {
       assert.match(lines[lines.length - 1]!, DATE_RE);
       assert.ok(lines[lines.length - 1]!.endsWith(rfc5322Date(DATE)));
     }
-    assert.equal(header(full).split('\r\n').length, 6); // from, using, authenticated, by, for/date, ''
+    assert.equal(header(full).split('\r\n').length, 5); // from, using, by, for/date, '' (the login name only when asked)
     assert.equal(header(plain).split('\r\n').length, 4);
   });
 });

@@ -17,6 +17,8 @@ export function rfc5322Date(d: Date): string {
 
 export function receivedHeader(opts: {
   client: ClientInfo; by: string; id: string; recipients: readonly string[]; date: Date;
+  /** Name the SASL user (Postfix smtpd_sasl_authenticated_header; off by default: it tells the world a login name). */
+  showAuthUser?: boolean;
 }): string {
   const { client } = opts;
   if (client.protocol === 'local' && client.uid !== undefined) {
@@ -25,7 +27,7 @@ export function receivedHeader(opts: {
   }
   const lines = [`Received: from ${client.helo || 'unknown'} (${client.hostname} [${client.address}])`];
   if (client.tls) lines.push(`\t(using ${client.tls.version} with cipher ${client.tls.cipher})`);
-  if (client.authUser) lines.push(`\t(Authenticated sender: ${client.authUser})`);
+  if (client.authUser && opts.showAuthUser) lines.push(`\t(Authenticated sender: ${client.authUser})`);
   lines.push(`\tby ${opts.by} (smarthost) with ${client.protocol} id ${opts.id}`);
   const rcpt = opts.recipients.length === 1 ? `for <${opts.recipients[0]}>` : '';
   lines.push(`\t${rcpt ? rcpt + '; ' : ''}${rfc5322Date(opts.date)}`);

@@ -162,7 +162,7 @@ async function submit(config: Config, spool: FsSpool, opts: SendmailOptions, unw
     ...(opts.ret ? { ret: opts.ret } : {}), ...(opts.envid ? { envid: opts.envid } : {}),
     ...(opts.body ?? (sub.eightBit ? '8BITMIME' : undefined) ? { body: (opts.body ?? '8BITMIME') as '7BIT' | '8BITMIME' } : {}),
     ...([sender, ...recipients].some((a) => /[^\x00-\x7f]/.test(a)) ? { smtputf8: true } : {}),
-  }, spool, config.limits, config.hostname, () => undefined);
+  }, spool, config.limits, { by: config.hostname, showAuthUser: config.auth.authenticatedHeader }, () => undefined);
   if (!result.ok) {
     const text = `${result.reply.code} ${result.reply.enhanced} ${result.reply.text}`;
     const code = (result.error as NodeJS.ErrnoException | undefined)?.code;

@@ -28,7 +28,13 @@ export interface ServerTlsConfig {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
 }
 
-export interface AuthConfig { readonly usersFile: string }
+export interface AuthConfig {
+  readonly usersFile: string;
+  /** AUTH PLAIN may name another identity to act as (authzid); refused (535) unless true. */
+  readonly allowAuthzid: boolean;
+  /** "(Authenticated sender: NAME)" in the Received header (Postfix smtpd_sasl_authenticated_header). */
+  readonly authenticatedHeader: boolean;
+}
 
 export interface UpstreamConfig {
   readonly url: string;

@@ -378,7 +378,9 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
 
   const authS = root.table_('auth');
   const usersFile = abs(authS?.string('users_file') ?? path.join(dataDir, 'users'));
-  authS?.finish(['users_file']);
+  const allowAuthzid = authS?.bool('allow_authzid', false) ?? false;
+  const authenticatedHeader = authS?.bool('authenticated_header', false) ?? false;
+  authS?.finish(['users_file', 'allow_authzid', 'authenticated_header']);
 
   const relayS = root.table_('relay');
   const relay = relayS ? readUpstream(relayS, abs) : undefined;
@@ -485,7 +487,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   const config: Config = Object.freeze({
     source: opts.source, hostname, dataDir, listen: Object.freeze(listen),
     tls: Object.freeze({ minVersion, ...(certificate ? { certificate: abs(certificate) } : {}), ...(key ? { key: abs(key) } : {}) }),
-    auth: Object.freeze({ usersFile }),
+    auth: Object.freeze({ usersFile, allowAuthzid, authenticatedHeader }),
     ...(relay ? { relay } : {}),
     routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
     queue, limits, log, mx,

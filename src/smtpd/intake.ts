@@ -19,8 +19,8 @@ export type IntakeResult =
   | { readonly ok: false; readonly reply: Reply; readonly id?: string; readonly error?: Error; readonly storage?: boolean };
 
 export async function intake(
-  data: Readable, envelope: Omit<NewEnvelope, 'id'>, spool: Spool, limits: IntakeLimits, hostname: string,
-  onQueueId: (id: string) => void,
+  data: Readable, envelope: Omit<NewEnvelope, 'id'>, spool: Spool, limits: IntakeLimits,
+  header: { readonly by: string; readonly showAuthUser: boolean }, onQueueId: (id: string) => void,
 ): Promise<IntakeResult> {
   let incoming;
   try {
@@ -39,7 +39,7 @@ export async function intake(
   const store = (buf: Buffer) => incoming.write(buf).catch((e: unknown) => { storageError ??= e; });
   try {
     void store(Buffer.from(receivedHeader({
-      client: envelope.client, by: hostname, id: incoming.id, date: new Date(envelope.arrived),
+      client: envelope.client, by: header.by, showAuthUser: header.showAuthUser, id: incoming.id, date: new Date(envelope.arrived),
       recipients: envelope.recipients.map((r) => r.address),
     }), 'utf8')); // UTF-8 addresses (RFC 6531) as the client sent them
     // 'data' events rather than `for await`: the async iterator cost 5-7% of the event loop at 100 KB

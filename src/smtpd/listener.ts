@@ -3,7 +3,7 @@
 // callbacks. Built without a port; daemon.ts binds it.
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
-import type { ListenConfig, LimitsConfig } from '../config/types.js';
+import type { AuthConfig, ListenConfig, LimitsConfig } from '../config/types.js';
 import { formatDuration } from '../config/units.js';
 import type { AuthThrottle } from '../auth/throttle.js';
 import type { UserStore } from '../auth/users-file.js';
@@ -40,6 +40,8 @@ export interface SmtpdDeps {
   readonly inflow?: () => Promise<void>;
   /** Counters for metrics; absent in `smarthost sendmail -bs`. */
   readonly observe?: SmtpdObserver;
+  /** [auth] allow_authzid and authenticated_header; absent: both off. */
+  readonly auth?: Pick<AuthConfig, 'allowAuthzid' | 'authenticatedHeader'>;
   /** Client names, cached across sessions and listeners (one per daemon). */
   readonly reverse?: ReverseLookup;
   /**
@@ -180,6 +182,12 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         return cb(replyError(replies.authThrottled(waitMs)));
       }
       const username = auth.username ?? '';
+      // RFC 4616: "act as someone else" needs a policy we do not have; Postfix/Cyrus refuse it too
+      const actAs = auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid ? auth.authzid : undefined;
+      if (actAs !== undefined && !deps.auth?.allowAuthzid) {
+        log.authFailed(m.peer, auth.method, username, `authorization identity "${actAs}" differs from the user ([auth] allow_authzid)`);
+        return cb(replyError(replies.authFailed()));
+      }
       deps.users.check(username, auth.password ?? '').then((good) => {
         if (!good) {
           const blockedMs = counted ? deps.throttle.fail(session.remoteAddress) : 0;
@@ -240,7 +248,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         ...(typeof args.ENVID === 'string' ? { envid: args.ENVID } : {}),
         ...(body === '8BITMIME' || body === '7BIT' ? { body } : {}),
         ...(env.smtpUtf8 ? { smtputf8: true } : {}),
-      }, deps.spool, limits, deps.hostname, (id) => {
+      }, deps.spool, limits, { by: deps.hostname, showAuthUser: deps.auth?.authenticatedHeader ?? false }, (id) => {
         log.client(id, m.peer, session.user ? { method: m.authMethod ?? 'PLAIN', username: String(session.user) } : undefined);
       }).then((result) => {
         if (result.ok) {

@@ -26,6 +26,7 @@ before(async () => {
       'aliases = { root = "\\\\root", postmaster = "alice", ops = ["bob", "oncall@example.net"], loopy = "loopy2", loopy2 = "loopy" }',
       '[rewrite]', 'senders = { "@relay.test" = "alerts@example.com" }',
       '[queue]', 'retry_min = "1s"', 'retry_max = "2s"',
+      '[auth]', 'authenticated_header = true', // the login name in Received (off by default)
     ].join('\n'),
   });
   port = d.ports[0]!;

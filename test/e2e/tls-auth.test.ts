@@ -88,9 +88,21 @@ auth_failures = "3/1h"
     const m = spoolMessages(d.dataDir).find((s) => s.id === id)!;
     const body = m.body.toString();
     assert.match(body, /\(using TLSv1\.[23] with cipher [A-Z0-9_-]+\)/);
-    assert.match(body, /\(Authenticated sender: alice\)/);
+    assert.doesNotMatch(body, /Authenticated sender|alice/, 'the login name stays out of Received by default (Postfix smtpd_sasl_authenticated_header = no)');
     assert.match(body, new RegExp(`with ESMTPSA id ${id}`));
     assert.equal((m.envelope.client as Record<string, unknown>).authUser, 'alice');
+  });
+
+  it('AUTH PLAIN that asks to act as someone else (authzid) is refused with 535 and logged; the same identity twice is fine', async () => {
+    const c = await RawSmtp.connect(optional);
+    await c.read();
+    await c.cmd('EHLO c.test');
+    await c.starttls();
+    await c.cmd('EHLO c.test');
+    assert.equal((await c.cmd(`AUTH PLAIN ${b64(`bob\0alice\0${PASSWORD}`)}`)).text, '535 5.7.8 Error: authentication failed');
+    await d.waitForLog(/authorization identity "bob" differs from the user \(\[auth\] allow_authzid\)/);
+    assert.equal((await c.cmd(`AUTH PLAIN ${b64(`alice\0alice\0${PASSWORD}`)}`)).text, '235 2.7.0 Authentication successful');
+    c.close();
   });
 
   it('nodemailer with requireTLS and AUTH PLAIN relays through the starttls-required listener', async () => {
