@@ -4,6 +4,7 @@
 // reload() swaps in a new Config at module boundaries (SIGHUP); close()
 // drains: no new transactions, open ones finish, deliveries stop cleanly.
 import crypto from 'node:crypto';
+import fsp from 'node:fs/promises';
 import type { AddressInfo, Server } from 'node:net';
 import { AuthThrottle, plainAddress } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
@@ -132,6 +133,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       hostname: c.hostname, limits: c.limits, localDomains: c.local.domains,
       localExists: (rcpt: string) => recipients.exists(rcpt),
       spool, log, users, throttle, connections, reverse, ticketKeys, auth: c.auth,
+      freeBytes: () => fsp.statfs(c.dataDir).then((s) => s.bavail * s.bsize, () => undefined),
       minTlsVersion: c.tls.minVersion,
       ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
     };

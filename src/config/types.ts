@@ -146,6 +146,8 @@ export interface LimitsConfig {
   readonly idleTimeoutMs: number;
   readonly dataTimeoutMs: number;
   readonly errors: number;
+  /** NOOP, VRFY, ETRN and RSET a session may send before each one counts as an error (Postfix smtpd_junk_command_limit). */
+  readonly junkCommands: number;
   readonly hops: number;
 }
 

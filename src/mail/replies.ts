@@ -44,6 +44,8 @@ export const replies = {
   lookupFailed: (rcpt: string): Reply =>
     reply(451, '4.3.0', `<${rcpt}>: Temporary lookup failure`),
   transactionAborted: (): Reply => reply(451, '4.3.0', 'Error: message transaction aborted'),
+  /** Postfix smtpd's answer to an HTTP request or proxy CONNECT sent to the SMTP port, before it hangs up. */
+  nonSmtpCommand: (): Reply => reply(221, '2.7.0', 'Error: I can break rules, too. Goodbye.'),
   /** Postfix postscreen's reply to a client that spoke before the greeting (postscreen_greet_action = drop). */
   protocolError: (): Reply => reply(521, '5.5.1', 'Protocol error'),
 } as const;

@@ -43,6 +43,8 @@ export interface GuardRules {
   readonly idleTimeoutMs: number;
   readonly dataTimeoutMs: number;
   readonly maxErrors: number;
+  /** Junk commands (NOOP, VRFY, ETRN, RSET) allowed before each one counts as an error. */
+  readonly maxJunk: number;
   /** Told when the guard itself ends the session (for the log). */
   readonly onDrop: (why: string, after: string) => void;
   /** True once the daemon is stopping: no new transaction may start. */
@@ -51,6 +53,13 @@ export interface GuardRules {
 
 const PRE_TLS = new Set(['EHLO', 'HELO', 'STARTTLS', 'NOOP', 'RSET', 'QUIT']);
 const CHECKED = new Set(['EHLO', 'HELO', 'MAIL', 'RCPT']);
+/** Postfix smtpd_junk_command_limit counts these. */
+const JUNK = new Set(['NOOP', 'VRFY', 'ETRN', 'RSET']);
+/**
+ * A web page or proxy talking to the SMTP port (cross-protocol attacks): smtp-server catches
+ * "GET /x HTTP/1.1" but not "CONNECT host:443 HTTP/1.1" or a method with an absolute URL.
+ */
+const HTTP = /^(CONNECT|GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|PATCH) \S+ HTTP\/\d(\.\d)?$/i;
 /** Commands a client may pipeline (RFC 2920): their replies go out together. */
 const PIPELINED = new Set(['MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP']);
 // eslint-disable-next-line no-control-regex
@@ -91,6 +100,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
   const total = new Map<string, number>();
   let last = 'CONNECT';
   let errors = 0;
+  let junk = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -172,6 +182,18 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
     clearTimeout(timer);
     // stopping: a transaction under way may finish; nothing new starts (421 closes the session)
     if (rules.draining?.() && !busy() && name !== 'QUIT') { rules.onDrop('shutdown', last); return answer(replies.shuttingDown(rules.hostname), callback); }
+    if (HTTP.test(line)) {
+      rules.onDrop('non-SMTP command', name);
+      reply(replies.nonSmtpCommand());
+      conn.close();
+      return callback?.();
+    }
+    // past the junk limit each junk command also counts as an error, so a client looping on NOOP
+    // meets the error limit (Postfix)
+    if (JUNK.has(name) && ++junk > rules.maxJunk && ++errors >= rules.maxErrors && !conn._closing) {
+      rules.onDrop('too many errors', last);
+      return answer(replies.tooManyErrors(rules.hostname), callback);
+    }
     if (CHECKED.has(name) && CONTROL.test(line)) return answer(replies.controlCharacters(name), callback);
     if (rules.starttlsRequired && !conn.secure && !PRE_TLS.has(name)) return answer(replies.mustStartTls(), callback);
     if (name === 'AUTH') {

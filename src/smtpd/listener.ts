@@ -42,6 +42,8 @@ export interface SmtpdDeps {
   readonly observe?: SmtpdObserver;
   /** [auth] allow_authzid and authenticated_header; absent: both off. */
   readonly auth?: Pick<AuthConfig, 'allowAuthzid' | 'authenticatedHeader'>;
+  /** Free bytes where messages are stored, for MAIL FROM's SIZE=; absent or undefined: not checked. */
+  readonly freeBytes?: () => Promise<number | undefined>;
   /** Client names, cached across sessions and listeners (one per daemon). */
   readonly reverse?: ReverseLookup;
   /**
@@ -211,8 +213,19 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         rejectLog('MAIL', session, r, { from: address.address });
         return cb(replyError(r));
       }
-      if (!deps.inflow) return cb();
-      deps.inflow().then(() => cb(), () => cb());
+      // SIZE= larger than the disk can take: 452 now, not after the client uploaded it all (Postfix
+      // refuses when the message would leave less than half of it again free, queue_minfree aside)
+      const size = Number((address.args || {} as Record<string, string>).SIZE ?? 0);
+      const room = size > 0 && deps.freeBytes ? deps.freeBytes() : Promise.resolve(undefined);
+      room.then((free) => {
+        if (free !== undefined && size * 1.5 > free) {
+          const r = replies.insufficientStorage();
+          rejectLog('MAIL', session, r, { from: address.address });
+          return cb(replyError(r));
+        }
+        if (!deps.inflow) return cb();
+        deps.inflow().then(() => cb(), () => cb());
+      }, () => cb());
     },
 
     onRcptTo(address: SMTPServerAddress, session, cb) {
@@ -297,6 +310,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       idleTimeoutMs: limits.idleTimeoutMs,
       dataTimeoutMs: limits.dataTimeoutMs,
       maxErrors: limits.errors,
+      maxJunk: limits.junkCommands,
       onDrop: (why, after) => log.dropped(metas.get(conn.session.id)?.peer ?? { hostname: 'unknown', address: '?' }, why, after),
       draining: () => draining,
     });

@@ -4,7 +4,10 @@
 // idle and DATA deadlines (slow trickle), too many errors, control characters.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { removeDir, spoolMessages, startDaemon, queueLeftovers, type RunningDaemon } from '../helpers/daemon.js';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { removeDir, spoolMessages, startDaemon, queueLeftovers, tempDir, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,6 +38,7 @@ line_length = 1000
 idle_timeout = "1500ms"
 data_timeout = "2s"
 errors = 5
+junk_commands = 10
 `,
     });
     port = d.ports[0]!;
@@ -151,6 +155,23 @@ errors = 5
     await c.waitClosed();
   });
 
+  it('past junk_commands, each NOOP/VRFY/RSET counts as an error, so a NOOP loop meets the error limit (Postfix smtpd_junk_command_limit)', async () => {
+    const c = await session(port);
+    for (let i = 0; i < 14; i++) assert.equal((await c.cmd(i % 2 ? 'NOOP' : 'RSET')).code, 250, `junk command ${i + 1}`);
+    assert.equal((await c.cmd('NOOP')).text, '421 4.7.0 relay.test Error: too many errors');
+    await c.waitClosed();
+    await d.waitForLog(/too many errors after NOOP from localhost\[127\.0\.0\.1\]/);
+  });
+
+  it('hangs up on an HTTP request or proxy CONNECT with Postfix\'s reply', async () => {
+    for (const line of ['CONNECT mail.example.com:25 HTTP/1.1', 'POST http://relay.test/ HTTP/1.0', 'GET / HTTP/1.1']) {
+      const c = await session(port);
+      assert.equal((await c.cmd(line)).text, '221 2.7.0 Error: I can break rules, too. Goodbye.', line);
+      await c.waitClosed();
+    }
+    await d.waitForLog(/non-SMTP command after CONNECT from localhost\[127\.0\.0\.1\]/);
+  });
+
   it('refuses control characters in EHLO, MAIL and RCPT with 501', async () => {
     const c = await session(port);
     assert.equal((await c.cmd('EHLO bad\x01host')).text, '501 5.5.2 Syntax error: control characters are not allowed in EHLO');
@@ -158,5 +179,28 @@ errors = 5
     assert.equal((await c.cmd('MAIL FROM:<a@example.com>')).code, 250);
     assert.equal((await c.cmd('RCPT TO:<b@example.net>\x00')).text, '501 5.5.2 Syntax error: control characters are not allowed in RCPT');
     c.close();
+  });
+});
+
+describe('SIZE= above the free space', () => {
+  it('gets 452 4.3.1 at MAIL FROM, before the client uploads anything; a SIZE that fits goes on', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs (CI runs as root)');
+    const dir = tempDir();
+    const dataDir = path.join(dir, 'data');
+    fs.mkdirSync(dataDir);
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dataDir]).status, 0, 'mount a 1 MiB tmpfs');
+    let d: RunningDaemon | undefined;
+    try {
+      d = await startDaemon({ dir, toml: '[[listen]]\naddress = "127.0.0.1:0"\n' });
+      const c = await session(d.ports[0]!);
+      assert.equal((await c.cmd('MAIL FROM:<a@example.com> SIZE=5000000')).text, '452 4.3.1 Insufficient system storage');
+      assert.equal((await c.cmd('MAIL FROM:<a@example.com> SIZE=2000')).code, 250);
+      c.close();
+      await d.waitForLog(/NOQUEUE: reject: MAIL from localhost\[127\.0\.0\.1\]: 452 4\.3\.1 Insufficient system storage/);
+    } finally {
+      await d?.stop();
+      spawnSync('umount', [dataDir]);
+      removeDir(dir);
+    }
   });
 });
