@@ -181,6 +181,32 @@ describe('import postfix: variants', () => {
     assert.ok(has(r.report, /^smtp_tls_policy_maps legacy\.example may: no effect here/));
   });
 
+  it('one next hop written two ways is one route; other hops with one host get names of their own', () => {
+    const dir = setup({
+      'main.cf': 'transport_maps = hash:/etc/postfix/transport\nsender_dependent_relayhost_maps = hash:/etc/postfix/sender_relay\n',
+      transport: 'corp.example.com smtp:[10.0.0.5]:25\n.corp.example.com smtp:[10.0.0.5]\nlab.example.com smtp:[10.0.0.5]:2525\n',
+      sender_relay: '@a.example [smtp.example.com]:587\n@b.example [smtp.example.com]\n',
+    });
+    const r = importPostfix(dir, OPTS);
+    const { config } = valid(r);
+    assert.deepEqual(config.routes.map((x) => [x.name, x.domains.join(','), x.senders.join(','), x.url]), [
+      ['transport-10-0-0-5', 'corp.example.com,.corp.example.com', '', 'smtp://10.0.0.5:25'],
+      ['transport-10-0-0-5-2', 'lab.example.com', '', 'smtp://10.0.0.5:2525'],
+      ['sender-smtp-example-com', '', '@a.example', 'smtp://smtp.example.com:587'],
+      ['sender-smtp-example-com-2', '', '@b.example', 'smtp://smtp.example.com:25'],
+    ]);
+    assert.ok(has(r.report, /^transport_maps \.corp\.example\.com smtp:\[10\.0\.0\.5\] → \[\[route\]\] transport-10-0-0-5 \(merged: the same host, port, TLS and login as an earlier entry\): domains = \["corp\.example\.com", "\.corp\.example\.com"\]/));
+    assert.match(writeToml(r.config, 'x'), /^# from Postfix transport_maps: corp\.example\.com smtp:\[10\.0\.0\.5\]:25; \.corp\.example\.com smtp:\[10\.0\.0\.5\]$/m);
+    // routes match in file order: .corp.example.com must not move above lab.corp.example.com's own route
+    const order = valid(importPostfix(setup({
+      'main.cf': 'transport_maps = hash:/etc/postfix/transport\n',
+      transport: 'corp.example.com smtp:[10.0.0.5]:25\nlab.corp.example.com smtp:[10.0.0.6]\n.corp.example.com smtp:[10.0.0.5]\n',
+    }), OPTS)).config;
+    assert.deepEqual(order.routes.map((x) => [x.name, x.domains.join(',')]), [
+      ['transport-10-0-0-5', 'corp.example.com'], ['transport-10-0-0-6', 'lab.corp.example.com'], ['transport-10-0-0-5-2', '.corp.example.com'],
+    ]);
+  });
+
   it('without a relayhost, per-site entries become commented routes to complete', () => {
     const dir = setup({ 'main.cf': 'smtp_tls_security_level = may\nsmtp_tls_per_site = hash:/etc/postfix/tls_per_site\n', tls_per_site: 'partner.example MUST\n' });
     const r = importPostfix(dir, OPTS);
