@@ -265,6 +265,27 @@ describe('import sendmail', () => {
     assert.equal(config.tls.certificate, '/etc/mail/certs/host.pem');
   });
 
+  it('AUTH without TLS: allow_plaintext_auth on loopback, named in the report; elsewhere the listener fails closed', () => {
+    const mc = (daemons: string, extra = '') => path.join(setup({ 'sendmail.mc': `define(\`confAUTH_MECHANISMS', \`LOGIN PLAIN')dnl\n${extra}FEATURE(\`no_default_msa')dnl\n${daemons}` }), 'sendmail.mc');
+    const lo = importSendmail(mc("DAEMON_OPTIONS(`Port=smtp,Addr=127.0.0.1, Name=MTA')dnl\n"), OPTS);
+    const a = valid(lo);
+    assert.deepEqual(a.config.listen.map((l) => [l.address, l.tls, l.auth, l.allowPlaintextAuth]), [['127.0.0.1:25', 'none', 'optional', true]]);
+    assert.match(a.report, /^ {2}DAEMON_OPTIONS Port=smtp,Addr=127\.0\.0\.1, Name=MTA → \[\[listen\]\] address = "127\.0\.0\.1:25", tls = "none", auth = "optional", allow_plaintext_auth = true$/m);
+    assert.match(a.report, /127\.0\.0\.1:25: allow_plaintext_auth = true because Sendmail offered AUTH LOGIN PLAIN without TLS .*clients send their passwords in clear text; the listener is on loopback.*give the listener TLS \(tls = "starttls-required"/);
+
+    const lan = importSendmail(mc("DAEMON_OPTIONS(`Port=smtp, Name=MTA')dnl\nDAEMON_OPTIONS(`Port=2525, Name=MSA2, M=a')dnl\n"), OPTS);
+    const b = valid(lan);
+    assert.deepEqual(b.config.listen.map((l) => [l.address, l.tls, l.auth, l.allowPlaintextAuth]), [['0.0.0.0:25', 'none', 'none', false], ['0.0.0.0:2525', 'starttls-required', 'required', false]]);
+    assert.doesNotMatch(b.text, /allow_plaintext_auth/);
+    assert.ok(has(lan.report, /^AUTH without TLS on DAEMON_OPTIONS Port=smtp, Name=MTA \(0\.0\.0\.0:25\): Sendmail offered AUTH LOGIN PLAIN without TLS there, so clients sent their passwords in clear text over the network; written as auth = "none"/));
+    assert.ok(has(lan.report, /^AUTH without TLS on DAEMON_OPTIONS Port=2525, Name=MSA2, M=a \(0\.0\.0\.0:2525\): .*written as tls = "starttls-required", auth = "required"/));
+    assert.match(b.report, /→ \[\[listen\]\] address = "0\.0\.0\.0:25", tls = "none", auth = "none"$/m);
+
+    const p = importSendmail(mc("DAEMON_OPTIONS(`Port=smtp,Addr=127.0.0.1, Name=MTA')dnl\n", "define(`confAUTH_OPTIONS', `A p')dnl\n"), OPTS);
+    assert.deepEqual(valid(p).config.listen.map((l) => [l.auth, l.allowPlaintextAuth]), [['none', false]]);
+    assert.ok(has(p.report, /confAUTH_OPTIONS p: PLAIN and LOGIN only after STARTTLS/));
+  });
+
   it('reads the old confDEF_AUTH_INFO file when there is no authinfo map', () => {
     const dir = setup({
       'sendmail.mc': "define(`SMART_HOST', `smtp.example.com')dnl\ndefine(`confDEF_AUTH_INFO', `/etc/mail/default-auth-info')dnl\n",
