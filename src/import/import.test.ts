@@ -13,6 +13,7 @@ import { importPostfix } from './postfix-import.js';
 import { formatReport, type ImportReport } from './report.js';
 import { importSendmail } from './sendmail-import.js';
 import { secretFiles, writeToml } from './toml-writer.js';
+import { rewriteAddress } from '../cleanup/sender-rewrite.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/import/', import.meta.url));
 const OPTS: ImportOptions = { dataDir: '/var/lib/smarthost', host: { hostname: 'box.example.net', networks: ['192.0.2.0/24'] } };
@@ -107,7 +108,14 @@ describe('import postfix: the fixtures', () => {
     assert.deepEqual(config.local.domains, ['alpha.example.com', 'localhost.example.com', 'localhost', 'example.com']);
     assert.equal(config.local.aliasesFile, path.join(dir, 'aliases'));
     assert.match(text, /^# no \[relay\]: mail for other domains goes to their MX hosts$/m);
-    assert.ok(has(r.report, /^myorigin = \$mydomain: smarthost gives bare names @alpha\.example\.com, not @example\.com/));
+    assert.ok(has(r.report, /^myorigin = \$mydomain: Postfix gave bare sender names .*@example\.com; smarthost gives them @hostname, so root's mail leaves as root@alpha\.example\.com.* commented-out \[rewrite\.senders\] block for 33 local names .*"root@alpha\.example\.com" = "root@example\.com": uncomment it/));
+    assert.match(text, /^# \[rewrite\.senders\]\n# "root@alpha\.example\.com" = "root@example\.com"\n# "postmaster@alpha\.example\.com" = "postmaster@example\.com"\n/m);
+    assert.deepEqual({ ...config.rewrite.senders }, {}, 'commented out: nothing is rewritten until the user says so');
+    // uncommented, the block gives the senders Postfix gave: root, an alias name, and bob (root's alias target)
+    const on = parseConfig(text.replace(/^# (\[rewrite\.senders\]|"[^"]+@alpha\.example\.com" = )/gm, '$1'), '/tmp/out/smarthost.toml');
+    assert.deepEqual(on.problems, []);
+    const rules = { map: on.config!.rewrite.senders, hostname: 'alpha.example.com' };
+    assert.deepEqual(['root', 'www', 'bob', 'carol'].map((u) => rewriteAddress(u, rules)), ['root@example.com', 'www@example.com', 'bob@example.com', 'carol@alpha.example.com']);
     assert.ok(has(r.report, /^mynetworks_style = host: Postfix ignores it when mynetworks is given/));
     assert.ok(has(r.report, /^install paths \(queue_directory, .*readme_directory\): /));
     assert.ok(has(r.report, /^debugger_command = PATH=.*: Postfix debugging aids/));
@@ -205,6 +213,19 @@ describe('import postfix: variants', () => {
     assert.deepEqual(order.routes.map((x) => [x.name, x.domains.join(',')]), [
       ['transport-10-0-0-5', 'corp.example.com'], ['transport-10-0-0-6', 'lab.corp.example.com'], ['transport-10-0-0-5-2', '.corp.example.com'],
     ]);
+  });
+
+  it('myorigin: the hint follows smtp_generic_maps in one [rewrite.senders] table; /etc/mailname is read', () => {
+    const dir = setup({
+      'main.cf': 'myhostname = box.example.net\nmyorigin = /etc/mailname\nsmtp_generic_maps = hash:/etc/postfix/generic\nalias_maps = hash:/etc/aliases\n',
+      mailname: 'example.org\n', aliases: 'root: alice\n',
+      generic: 'root@box.example.net alerts@example.org\n@example.org ops@example.org\n',
+    });
+    const r = importPostfix(dir, OPTS);
+    const { text, config } = valid(r);
+    assert.deepEqual({ ...config.rewrite.senders }, { 'root@box.example.net': 'alerts@example.org', '@example.org': 'ops@example.org' });
+    assert.match(text, /^\[rewrite\.senders\]\n"root@box\.example\.net" = "alerts@example\.org"\n"@example\.org" = "ops@example\.org"\n# myorigin = \/etc\/mailname: Postfix gave bare sender names @example\.org; smarthost gives them @box\.example\.net\.\n.*\n# "postmaster@box\.example\.net" = "ops@example\.org"\n# "alice@box\.example\.net" = "ops@example\.org"$/m);
+    assert.equal(parseConfig(text.replace(/^# ("[^"]+" = )/gm, '$1'), '/tmp/out/smarthost.toml').problems.length, 0, 'the hint uncommented is valid beside the active entries');
   });
 
   it('without a relayhost, per-site entries become commented routes to complete', () => {
