@@ -157,6 +157,12 @@ describe('import postfix: variants', () => {
     assert.ok(!has(r.report, /^submission: Postfix offered AUTH before STARTTLS/), 'encrypt: AUTH only after TLS in both');
   });
 
+  it('AUTH without TLS: the carried-over line names allow_plaintext_auth = true', () => {
+    const r = importPostfix(setup({ 'main.cf': 'inet_interfaces = localhost\n', 'master.cf': 'smtp inet n - y - - smtpd -o smtpd_sasl_auth_enable=yes\n' }), OPTS);
+    assert.deepEqual(valid(r).config.listen.map((l) => l.allowPlaintextAuth), [true, true]);
+    assert.ok(has(r.report, /^master\.cf smtp inet smtpd → \[\[listen\]\] address = "127\.0\.0\.1:25", tls = "none", auth = "optional", allow_plaintext_auth = true$/));
+  });
+
   it('transport_maps, sender-dependent relays with their own logins, and policy maps', () => {
     const dir = setup({
       'main.cf': [
