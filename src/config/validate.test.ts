@@ -265,6 +265,17 @@ describe('parseConfig: problems', () => {
     assert.deepEqual(c.listen[0]!.trustedNetworks.map((n) => n.range[1]), [32, 128]);
   });
 
+  it('refuses two routes with one name, also when one has the default name, and names both', () => {
+    const route = (name: string, d: string) => `[[route]]\n${name ? `name = "${name}"\n` : ''}domains = ["${d}"]\nurl = "smtp://10.0.0.5:25"\n`;
+    const p = problemAt(invalid(route('corp', 'a.example') + route('corp', 'b.example')), 'route[1].name');
+    assert.equal(p.line, 6);
+    assert.match(p.message, /^route\[1\]\.name = "corp" is also the name of route\[0\]/);
+    assert.match(p.fix, /name = "corp-2"/);
+    const d = problemAt(invalid(route('route2', 'a.example') + route('', 'b.example')), 'route[1].name');
+    assert.match(d.message, /^route\[1\] \(no name: "route2" by default\) is also the name of route\[0\]/);
+    assert.deepEqual(valid(route('a', 'a.example') + route('b', 'b.example') + route('', 'c.example')).routes.map((r) => r.name), ['a', 'b', 'route3']);
+  });
+
   it('refuses a username without a password', () => {
     const p = problemAt(invalid('[relay]\nurl = "smtp://smtp.example.com:587"\nusername = "me@example.com"\n'), 'relay.username');
     assert.equal(p.line, 3);

@@ -261,6 +261,19 @@ function readOAuth(s: Section, abs: (p: string) => string): OAuthConfig | undefi
   });
 }
 
+/**
+ * A route's name is its queue destination (route:NAME, one connection pool and retry state) and
+ * what `smarthost probe NAME`, `smarthost oauth` and the log call it: two routes with one name would
+ * share the first's connections and hide the second from those commands.
+ */
+function uniqueRouteName(s: Section, name: string, i: number, seen: Map<string, number>): void {
+  const first = seen.get(name);
+  if (first === undefined) { seen.set(name, i); return; }
+  const shown = s.has('name') ? `route[${i}].name = "${name}"` : `route[${i}] (no name: "${name}" by default)`;
+  s.problem('name', `${shown} is also the name of route[${first}]: route names must be unique`,
+    `rename one, e.g. name = "${name}-2", or merge the two routes into one (their domains and senders in one list) if they go to the same place`);
+}
+
 function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | undefined {
   const urls = readUrlList(s, 'url');
   const fallbackUrls = readUrlList(s, 'fallback_urls');
@@ -388,12 +401,14 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   relayS?.finish(UPSTREAM_KEYS);
 
   const routes: RouteConfig[] = [];
+  const routeNames = new Map<string, number>();
   const rawRoutes = root.raw('route');
   if (rawRoutes !== undefined && !Array.isArray(rawRoutes)) root.problem('route', 'route must be written as [[route]] tables', 'write [[route]] sections');
   (Array.isArray(rawRoutes) ? rawRoutes : []).forEach((t, i) => {
     if (!isTable(t)) return;
     const s = new Section(t, `route[${i}]`, problems);
     const name = s.string('name', `route${i + 1}`);
+    uniqueRouteName(s, name, i, routeNames);
     const domains = s.strings('domains', []).map((d) => d.toLowerCase());
     const senders = s.strings('senders', []).map((d) => d.toLowerCase());
     if (!domains.length && !senders.length) s.problem('domains', `route[${i}] matches nothing`, 'add domains = ["example.com"] or senders = ["@example.com"]');

@@ -13,6 +13,7 @@ import { importPostfix } from './postfix-import.js';
 import { formatReport, type ImportReport } from './report.js';
 import { importSendmail } from './sendmail-import.js';
 import { secretFiles, writeToml } from './toml-writer.js';
+import { rewriteAddress } from '../cleanup/sender-rewrite.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/import/', import.meta.url));
 const OPTS: ImportOptions = { dataDir: '/var/lib/smarthost', host: { hostname: 'box.example.net', networks: ['192.0.2.0/24'] } };
@@ -107,7 +108,14 @@ describe('import postfix: the fixtures', () => {
     assert.deepEqual(config.local.domains, ['alpha.example.com', 'localhost.example.com', 'localhost', 'example.com']);
     assert.equal(config.local.aliasesFile, path.join(dir, 'aliases'));
     assert.match(text, /^# no \[relay\]: mail for other domains goes to their MX hosts$/m);
-    assert.ok(has(r.report, /^myorigin = \$mydomain: smarthost gives bare names @alpha\.example\.com, not @example\.com/));
+    assert.ok(has(r.report, /^myorigin = \$mydomain: Postfix gave bare sender names .*@example\.com; smarthost gives them @hostname, so root's mail leaves as root@alpha\.example\.com.* commented-out \[rewrite\.senders\] block for 33 local names .*"root@alpha\.example\.com" = "root@example\.com": uncomment it/));
+    assert.match(text, /^# \[rewrite\.senders\]\n# "root@alpha\.example\.com" = "root@example\.com"\n# "postmaster@alpha\.example\.com" = "postmaster@example\.com"\n/m);
+    assert.deepEqual({ ...config.rewrite.senders }, {}, 'commented out: nothing is rewritten until the user says so');
+    // uncommented, the block gives the senders Postfix gave: root, an alias name, and bob (root's alias target)
+    const on = parseConfig(text.replace(/^# (\[rewrite\.senders\]|"[^"]+@alpha\.example\.com" = )/gm, '$1'), '/tmp/out/smarthost.toml');
+    assert.deepEqual(on.problems, []);
+    const rules = { map: on.config!.rewrite.senders, hostname: 'alpha.example.com' };
+    assert.deepEqual(['root', 'www', 'bob', 'carol'].map((u) => rewriteAddress(u, rules)), ['root@example.com', 'www@example.com', 'bob@example.com', 'carol@alpha.example.com']);
     assert.ok(has(r.report, /^mynetworks_style = host: Postfix ignores it when mynetworks is given/));
     assert.ok(has(r.report, /^install paths \(queue_directory, .*readme_directory\): /));
     assert.ok(has(r.report, /^debugger_command = PATH=.*: Postfix debugging aids/));
@@ -149,6 +157,12 @@ describe('import postfix: variants', () => {
     assert.ok(!has(r.report, /^submission: Postfix offered AUTH before STARTTLS/), 'encrypt: AUTH only after TLS in both');
   });
 
+  it('AUTH without TLS: the carried-over line names allow_plaintext_auth = true', () => {
+    const r = importPostfix(setup({ 'main.cf': 'inet_interfaces = localhost\n', 'master.cf': 'smtp inet n - y - - smtpd -o smtpd_sasl_auth_enable=yes\n' }), OPTS);
+    assert.deepEqual(valid(r).config.listen.map((l) => l.allowPlaintextAuth), [true, true]);
+    assert.ok(has(r.report, /^master\.cf smtp inet smtpd → \[\[listen\]\] address = "127\.0\.0\.1:25", tls = "none", auth = "optional", allow_plaintext_auth = true$/));
+  });
+
   it('transport_maps, sender-dependent relays with their own logins, and policy maps', () => {
     const dir = setup({
       'main.cf': [
@@ -179,6 +193,45 @@ describe('import postfix: variants', () => {
     assert.ok(has(r.report, /^transport_maps old\.example error:gone: transport error/));
     assert.ok(has(r.report, /^smtp_generic_maps bob@box\.localdomain @example\.com: /));
     assert.ok(has(r.report, /^smtp_tls_policy_maps legacy\.example may: no effect here/));
+  });
+
+  it('one next hop written two ways is one route; other hops with one host get names of their own', () => {
+    const dir = setup({
+      'main.cf': 'transport_maps = hash:/etc/postfix/transport\nsender_dependent_relayhost_maps = hash:/etc/postfix/sender_relay\n',
+      transport: 'corp.example.com smtp:[10.0.0.5]:25\n.corp.example.com smtp:[10.0.0.5]\nlab.example.com smtp:[10.0.0.5]:2525\n',
+      sender_relay: '@a.example [smtp.example.com]:587\n@b.example [smtp.example.com]\n',
+    });
+    const r = importPostfix(dir, OPTS);
+    const { config } = valid(r);
+    assert.deepEqual(config.routes.map((x) => [x.name, x.domains.join(','), x.senders.join(','), x.url]), [
+      ['transport-10-0-0-5', 'corp.example.com,.corp.example.com', '', 'smtp://10.0.0.5:25'],
+      ['transport-10-0-0-5-2', 'lab.example.com', '', 'smtp://10.0.0.5:2525'],
+      ['sender-smtp-example-com', '', '@a.example', 'smtp://smtp.example.com:587'],
+      ['sender-smtp-example-com-2', '', '@b.example', 'smtp://smtp.example.com:25'],
+    ]);
+    assert.ok(has(r.report, /^transport_maps \.corp\.example\.com smtp:\[10\.0\.0\.5\] → \[\[route\]\] transport-10-0-0-5 \(merged: the same host, port, TLS and login as an earlier entry\): domains = \["corp\.example\.com", "\.corp\.example\.com"\]/));
+    assert.match(writeToml(r.config, 'x'), /^# from Postfix transport_maps: corp\.example\.com smtp:\[10\.0\.0\.5\]:25; \.corp\.example\.com smtp:\[10\.0\.0\.5\]$/m);
+    // routes match in file order: .corp.example.com must not move above lab.corp.example.com's own route
+    const order = valid(importPostfix(setup({
+      'main.cf': 'transport_maps = hash:/etc/postfix/transport\n',
+      transport: 'corp.example.com smtp:[10.0.0.5]:25\nlab.corp.example.com smtp:[10.0.0.6]\n.corp.example.com smtp:[10.0.0.5]\n',
+    }), OPTS)).config;
+    assert.deepEqual(order.routes.map((x) => [x.name, x.domains.join(',')]), [
+      ['transport-10-0-0-5', 'corp.example.com'], ['transport-10-0-0-6', 'lab.corp.example.com'], ['transport-10-0-0-5-2', '.corp.example.com'],
+    ]);
+  });
+
+  it('myorigin: the hint follows smtp_generic_maps in one [rewrite.senders] table; /etc/mailname is read', () => {
+    const dir = setup({
+      'main.cf': 'myhostname = box.example.net\nmyorigin = /etc/mailname\nsmtp_generic_maps = hash:/etc/postfix/generic\nalias_maps = hash:/etc/aliases\n',
+      mailname: 'example.org\n', aliases: 'root: alice\n',
+      generic: 'root@box.example.net alerts@example.org\n@example.org ops@example.org\n',
+    });
+    const r = importPostfix(dir, OPTS);
+    const { text, config } = valid(r);
+    assert.deepEqual({ ...config.rewrite.senders }, { 'root@box.example.net': 'alerts@example.org', '@example.org': 'ops@example.org' });
+    assert.match(text, /^\[rewrite\.senders\]\n"root@box\.example\.net" = "alerts@example\.org"\n"@example\.org" = "ops@example\.org"\n# myorigin = \/etc\/mailname: Postfix gave bare sender names @example\.org; smarthost gives them @box\.example\.net\.\n.*\n# "postmaster@box\.example\.net" = "ops@example\.org"\n# "alice@box\.example\.net" = "ops@example\.org"$/m);
+    assert.equal(parseConfig(text.replace(/^# ("[^"]+" = )/gm, '$1'), '/tmp/out/smarthost.toml').problems.length, 0, 'the hint uncommented is valid beside the active entries');
   });
 
   it('without a relayhost, per-site entries become commented routes to complete', () => {
@@ -237,6 +290,27 @@ describe('import sendmail', () => {
     assert.equal(config.relay?.tls, 'verify');
     assert.equal(config.relay?.username, 'user');
     assert.equal(config.tls.certificate, '/etc/mail/certs/host.pem');
+  });
+
+  it('AUTH without TLS: allow_plaintext_auth on loopback, named in the report; elsewhere the listener fails closed', () => {
+    const mc = (daemons: string, extra = '') => path.join(setup({ 'sendmail.mc': `define(\`confAUTH_MECHANISMS', \`LOGIN PLAIN')dnl\n${extra}FEATURE(\`no_default_msa')dnl\n${daemons}` }), 'sendmail.mc');
+    const lo = importSendmail(mc("DAEMON_OPTIONS(`Port=smtp,Addr=127.0.0.1, Name=MTA')dnl\n"), OPTS);
+    const a = valid(lo);
+    assert.deepEqual(a.config.listen.map((l) => [l.address, l.tls, l.auth, l.allowPlaintextAuth]), [['127.0.0.1:25', 'none', 'optional', true]]);
+    assert.match(a.report, /^ {2}DAEMON_OPTIONS Port=smtp,Addr=127\.0\.0\.1, Name=MTA → \[\[listen\]\] address = "127\.0\.0\.1:25", tls = "none", auth = "optional", allow_plaintext_auth = true$/m);
+    assert.match(a.report, /127\.0\.0\.1:25: allow_plaintext_auth = true because Sendmail offered AUTH LOGIN PLAIN without TLS .*clients send their passwords in clear text; the listener is on loopback.*give the listener TLS \(tls = "starttls-required"/);
+
+    const lan = importSendmail(mc("DAEMON_OPTIONS(`Port=smtp, Name=MTA')dnl\nDAEMON_OPTIONS(`Port=2525, Name=MSA2, M=a')dnl\n"), OPTS);
+    const b = valid(lan);
+    assert.deepEqual(b.config.listen.map((l) => [l.address, l.tls, l.auth, l.allowPlaintextAuth]), [['0.0.0.0:25', 'none', 'none', false], ['0.0.0.0:2525', 'starttls-required', 'required', false]]);
+    assert.doesNotMatch(b.text, /allow_plaintext_auth/);
+    assert.ok(has(lan.report, /^AUTH without TLS on DAEMON_OPTIONS Port=smtp, Name=MTA \(0\.0\.0\.0:25\): Sendmail offered AUTH LOGIN PLAIN without TLS there, so clients sent their passwords in clear text over the network; written as auth = "none"/));
+    assert.ok(has(lan.report, /^AUTH without TLS on DAEMON_OPTIONS Port=2525, Name=MSA2, M=a \(0\.0\.0\.0:2525\): .*written as tls = "starttls-required", auth = "required"/));
+    assert.match(b.report, /→ \[\[listen\]\] address = "0\.0\.0\.0:25", tls = "none", auth = "none"$/m);
+
+    const p = importSendmail(mc("DAEMON_OPTIONS(`Port=smtp,Addr=127.0.0.1, Name=MTA')dnl\n", "define(`confAUTH_OPTIONS', `A p')dnl\n"), OPTS);
+    assert.deepEqual(valid(p).config.listen.map((l) => [l.auth, l.allowPlaintextAuth]), [['none', false]]);
+    assert.ok(has(p.report, /confAUTH_OPTIONS p: PLAIN and LOGIN only after STARTTLS/));
   });
 
   it('reads the old confDEF_AUTH_INFO file when there is no authinfo map', () => {

@@ -17,6 +17,7 @@ import { ImportReport } from './report.js';
 import { SetupFiles } from './setup-files.js';
 import { skipLeftovers } from './postfix-leftovers.js';
 import { cyrusUsers } from './postfix-sasl.js';
+import { parseAliases } from '../local/aliases.js';
 
 export const POSTFIX_DIR = '/etc/postfix';
 
@@ -67,12 +68,45 @@ function hostnameOf(main: MainCf, ctx: Ctx): ImportedConfig['hostname'] {
   return { value, from: `main.cf ${main.shown('myhostname')}` };
 }
 
-/** myorigin: smarthost qualifies bare names with hostname only. */
-function origin(main: MainCf, ctx: Ctx): void {
-  const o = main.get('myorigin');
-  const hn = main.get('myhostname');
-  if (o === hn) { ctx.report.carry(main.shown('myorigin'), 'bare sender names get @hostname (smarthost\'s rule)'); return; }
-  ctx.report.skip(main.shown('myorigin'), `smarthost gives bare names @${hn}, not @${o}; map the addresses that matter in [rewrite] senders (e.g. "root@${hn}" = "root@${o}")`);
+/** myorigin's domain; Debian writes `myorigin = /etc/mailname`, a file holding the name. */
+function originDomain(main: MainCf, ctx: Ctx): string | undefined {
+  const o = main.get('myorigin') ?? '';
+  if (!o.startsWith('/')) return o.toLowerCase();
+  return ctx.files.read(o)?.text.split(/\r?\n/).map((l) => l.trim().toLowerCase()).find(Boolean);
+}
+
+/** The local names the import knows: root, postmaster, and the aliases file's names and local targets (root: bob). */
+function localNames(aliases: string | undefined, ctx: Ctx): string[] {
+  const file = aliases === undefined ? undefined : ctx.files.read(aliases);
+  const entries = file ? [...parseAliases(file.text).entries] : [];
+  const targets = entries.flatMap(([, t]) => t).map((t) => t.replace(/^\\/, '').toLowerCase()).filter((t) => /^[a-z0-9._-]+$/.test(t));
+  return [...new Set(['root', 'postmaster', ...entries.map(([name]) => name), ...targets])];
+}
+
+function originWhy(o: string, hn: string, hint: Readonly<Record<string, string>>, aliases: boolean): string {
+  const [key, value] = Object.entries(hint).find(([k]) => k.startsWith('root@')) ?? Object.entries(hint)[0] ?? [`root@${hn}`, `root@${o}`];
+  const names = `${Object.keys(hint).length} local names (root, postmaster${aliases ? ', the names in the aliases file and the local users they name' : ''})`;
+  return `Postfix gave bare sender names (root, as cron and local programs send) @${o}; smarthost gives them @hostname, so root's mail leaves as root@${hn}, and has no setting for another domain. `
+    + `The new file has a commented-out [rewrite.senders] block for ${names}, e.g. "${key}" = "${value}": uncomment it and add any other user who sends mail. `
+    + `Like every [rewrite] entry it applies to mail that leaves (envelope sender, From:, Sender:, Reply-To:), and also to those addresses when written in full, which Postfix left alone; local deliveries keep @${hn}`;
+}
+
+/**
+ * myorigin: smarthost qualifies bare names with hostname, and has no setting for another domain.
+ * [rewrite] senders can only list addresses, so other than myorigin = $myhostname the import
+ * writes a commented-out entry per known local name, ready to enable; smtp_generic_maps, which
+ * Postfix applied after myorigin, decides the address where it has an entry for it.
+ */
+function origin(main: MainCf, aliases: string | undefined, generic: Readonly<Record<string, string>>, ctx: Ctx): ImportedConfig['rewriteHint'] {
+  const o = originDomain(main, ctx);
+  const hn = (main.get('myhostname') ?? ctx.host.hostname).toLowerCase();
+  if (o === hn) { ctx.report.carry(main.shown('myorigin'), 'bare sender names get @hostname (smarthost\'s rule)'); return undefined; }
+  if (!o) { ctx.report.skip(main.shown('myorigin'), `its file was not found or is empty: smarthost gives bare names @${hn}`); return undefined; }
+  const senders: Record<string, string> = {};
+  const names = localNames(aliases, ctx).filter((n) => generic[`${n}@${hn}`] === undefined);
+  for (const n of names) senders[`${n}@${hn}`] = generic[`${n}@${o}`] ?? generic[`@${o}`] ?? `${n}@${o}`;
+  ctx.report.skip(main.shown('myorigin'), originWhy(o, hn, senders, aliases !== undefined));
+  return { senders, from: `${main.shown('myorigin')}: Postfix gave bare sender names @${o}; smarthost gives them @${hn}.\nTo leave with the same senders as from Postfix, uncomment (one line per local name the import knows; add other users who send mail):` };
 }
 
 function local(main: MainCf, ctx: Ctx): ImportedConfig['local'] {
@@ -131,7 +165,6 @@ export function importPostfix(dir: string, opts: ImportOptions): { config: Impor
   hostname(params, ctx);
   const main = buildMain(params, opts.host);
   const host = hostnameOf(main, ctx);
-  origin(main, ctx);
   const listen = listeners(masterServices(files, ctx), main, ctx);
   const tls = serverTls(main, ctx, listen.some((l) => l.tls !== 'none'));
   if (listen.some((l) => l.auth !== 'none')) cyrusUsers(main, ctx);
@@ -141,6 +174,7 @@ export function importPostfix(dir: string, opts: ImportOptions): { config: Impor
   const routeHints = unusedTlsEntries(tables, relayUp !== undefined, ctx);
   const localCfg = local(main, ctx);
   const rw = rewrite(main, ctx);
+  const hint = origin(main, localCfg.aliases, rw?.senders ?? {}, ctx);
   const global = globalLevel(main);
   const mxTls = !relayUp && global.explicit ? { tls: global.tls, from: `from Postfix ${global.from} (direct MX delivery)` } : undefined;
   if (mxTls) report.carry(global.from, `[mx] tls = "${global.tls}"`);
@@ -150,7 +184,7 @@ export function importPostfix(dir: string, opts: ImportOptions): { config: Impor
   const config: ImportedConfig = {
     ...(host ? { hostname: host } : {}), dataDir: opts.dataDir, listen, ...(tls ? { serverTls: tls } : {}),
     ...(relayUp ? { relay: relayUp } : {}), routes: routeList, routeHints, local: localCfg,
-    ...(rw ? { rewrite: rw } : {}), ...(mxTls ? { mxTls } : {}), ...(size ? { messageSize: size } : {}),
+    ...(rw ? { rewrite: rw } : {}), ...(hint ? { rewriteHint: hint } : {}), ...(mxTls ? { mxTls } : {}), ...(size ? { messageSize: size } : {}),
   };
   return { config, report };
 }

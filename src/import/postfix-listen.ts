@@ -97,7 +97,7 @@ function serviceListeners(svc: MasterService, main: MainCf, hosts: string[], tru
   const out = (where.host !== undefined ? [where.host] : hosts).map((h) => ({
     address: formatAddress(h, where.port), tls, auth, trustedNetworks: trusted, from, ...(plaintext ? { allowPlaintextAuth: true } : {}),
   }));
-  for (const l of out) ctx.report.carry(`master.cf ${svc.service} ${svc.type} ${svc.command}`, `[[listen]] address = "${l.address}", tls = "${tls}", auth = "${auth}"`);
+  for (const l of out) ctx.report.carry(`master.cf ${svc.service} ${svc.type} ${svc.command}`, `[[listen]] address = "${l.address}", tls = "${tls}", auth = "${auth}"${plaintext ? ', allow_plaintext_auth = true' : ''}`);
   return out;
 }
 

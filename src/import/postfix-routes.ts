@@ -1,6 +1,7 @@
 // transport_maps and sender_dependent_relayhost_maps -> [[route]]s (domain
 // routes first, as Postfix consults transport_maps before the sender map),
 // and the TLS table entries no upstream used.
+import { domainMatches } from '../mail/address.js';
 import type { Ctx } from './context.js';
 import type { ImportedUpstream } from './model.js';
 import type { MainCf } from './postfix-main-cf.js';
@@ -9,6 +10,31 @@ import { readTable, upstreamFor, type Tables } from './postfix-upstreams.js';
 import { perSiteLevel, policyLevel } from './tls-levels.js';
 
 const routeName = (prefix: string, host: string) => `${prefix}-${host.replace(/[^A-Za-z0-9]+/g, '-')}`.toLowerCase();
+
+/**
+ * `base`, or `base-2`, `base-3`... when taken: a route's name is its queue destination and its
+ * secret file, and the config refuses two routes with one name. Two map entries give the same
+ * base when their next hops differ only in the port or in characters the name cannot hold.
+ */
+function uniqueName(base: string, taken: Set<string>): string {
+  let name = base;
+  for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+  taken.add(name);
+  return name;
+}
+
+const SETTINGS = ['url', 'tls', 'username', 'password', 'caFile', 'clientCertificate', 'clientKey', 'allowPlaintextAuth'] as const;
+
+/** Two upstreams that deliver the same way (host, port, TLS, login): their domains can share one route. */
+function sameDelivery(a: ImportedUpstream, b: ImportedUpstream): boolean {
+  return SETTINGS.every((k) => a[k] === b[k]) && (a.mechanisms ?? []).join() === (b.mechanisms ?? []).join();
+}
+
+/** `r`'s domains added to `into`, whose first comment line also names r's map entry. */
+function mergeDomains(into: ImportedUpstream, r: ImportedUpstream, entry: string): ImportedUpstream {
+  const [head, ...rest] = into.from.split('\n');
+  return { ...into, domains: [...new Set([...(into.domains ?? []), ...(r.domains ?? [])])], from: [`${head}; ${entry}`, ...rest].join('\n') };
+}
 
 /** "smtp:[10.0.0.5]:25" -> the next hop, or why it has no counterpart. */
 function transportHop(value: string): { hop: string } | { why: string } {
@@ -32,7 +58,29 @@ function byValue(entries: readonly MapEntry[]): Array<{ value: string; keys: str
   return groups;
 }
 
-function transportRoutes(main: MainCf, t: Tables, ctx: Ctx): ImportedUpstream[] {
+/** Some recipient domain matches both patterns ("lab.corp.example.com" and ".corp.example.com"). */
+const overlap = (a: string, b: string) => domainMatches(a.replace(/^\./, ''), [b]) || domainMatches(b.replace(/^\./, ''), [a]);
+
+/**
+ * The earlier route `r`'s domains can join. Routes match in file order, so moving r's domains up
+ * past a route with an overlapping domain would take that route's mail: then r stays on its own.
+ */
+function mergeTarget(out: readonly ImportedUpstream[], r: ImportedUpstream): number {
+  const i = out.findIndex((x) => sameDelivery(x, r));
+  const passed = out.slice(i + 1).flatMap((x) => x.domains ?? []);
+  return i >= 0 && !passed.some((p) => (r.domains ?? []).some((d) => overlap(p, d))) ? i : -1;
+}
+
+/** The route for one transport_maps next hop, or the earlier route that delivers the same way, with the domains added. */
+function addTransportRoute(out: ImportedUpstream[], r: ImportedUpstream, entry: string, taken: Set<string>, ctx: Ctx): void {
+  const i = mergeTarget(out, r);
+  const route = i < 0 ? { ...r, name: uniqueName(r.name!, taken) } : mergeDomains(out[i]!, r, entry);
+  if (i < 0) out.push(route); else out[i] = route;
+  const merged = i < 0 ? '' : ' (merged: the same host, port, TLS and login as an earlier entry)';
+  ctx.report.carry(`transport_maps ${entry}`, `[[route]] ${route.name}${merged}: domains = [${route.domains!.map((k) => `"${k}"`).join(', ')}], url = "${route.url}", tls = "${route.tls}"`);
+}
+
+function transportRoutes(main: MainCf, t: Tables, taken: Set<string>, ctx: Ctx): ImportedUpstream[] {
   const entries = readTable(main, 'transport_maps', ctx) ?? [];
   const out: ImportedUpstream[] = [];
   for (const g of byValue(entries)) {
@@ -44,14 +92,14 @@ function transportRoutes(main: MainCf, t: Tables, ctx: Ctx): ImportedUpstream[] 
     if ('why' in th) { for (const k of keys) ctx.report.skip(`transport_maps ${k} ${g.value}`, th.why); continue; }
     const hop = parseNextHop(th.hop);
     if (!hop || !keys.length) { if (!hop) ctx.report.skip(`transport_maps ${g.value}`, 'not a next hop smarthost understands'); continue; }
-    const r = upstreamFor(hop, main, t, ctx, { name: routeName('transport', hop.host), domains: keys, from: `from Postfix transport_maps: ${keys.join(', ')} ${g.value}`, what: '[[route]]' });
-    ctx.report.carry(`transport_maps ${keys.join(', ')} ${g.value}`, `[[route]] ${r.name}: domains = [${keys.map((k) => `"${k}"`).join(', ')}], url = "${r.url}", tls = "${r.tls}"`);
-    out.push(r);
+    const entry = `${keys.join(', ')} ${g.value}`;
+    const r = upstreamFor(hop, main, t, ctx, { name: routeName('transport', hop.host), domains: keys, from: `from Postfix transport_maps: ${entry}`, what: '[[route]]' });
+    addTransportRoute(out, r, entry, taken, ctx);
   }
   return out;
 }
 
-function senderRoutes(main: MainCf, t: Tables, ctx: Ctx): ImportedUpstream[] {
+function senderRoutes(main: MainCf, t: Tables, taken: Set<string>, ctx: Ctx): ImportedUpstream[] {
   const entries = readTable(main, 'sender_dependent_relayhost_maps', ctx) ?? [];
   const bySender = main.bool('smtp_sender_dependent_authentication');
   const out: ImportedUpstream[] = [];
@@ -62,7 +110,7 @@ function senderRoutes(main: MainCf, t: Tables, ctx: Ctx): ImportedUpstream[] {
     // different logins to the same host need routes of their own
     const sets = bySender ? g.keys.map((k) => [k]) : [g.keys];
     for (const keys of sets) {
-      const name = routeName('sender', bySender ? keys[0]!.replace(/^@/, '') : hop.host);
+      const name = uniqueName(routeName('sender', bySender ? keys[0]!.replace(/^@/, '') : hop.host), taken);
       const r = upstreamFor(hop, main, t, ctx, { name, senders: keys, ...(bySender ? { senderKeys: keys } : {}), from: `from Postfix sender_dependent_relayhost_maps: ${keys.join(', ')} ${g.value}`, what: '[[route]]' });
       ctx.report.carry(`sender_dependent_relayhost_maps ${keys.join(', ')} ${g.value}`, `[[route]] ${r.name}: senders = [${keys.map((k) => `"${k}"`).join(', ')}], url = "${r.url}"`);
       out.push(r);
@@ -72,7 +120,8 @@ function senderRoutes(main: MainCf, t: Tables, ctx: Ctx): ImportedUpstream[] {
 }
 
 export function routes(main: MainCf, t: Tables, ctx: Ctx): ImportedUpstream[] {
-  return [...transportRoutes(main, t, ctx), ...senderRoutes(main, t, ctx)];
+  const taken = new Set<string>();
+  return [...transportRoutes(main, t, taken, ctx), ...senderRoutes(main, t, taken, ctx)];
 }
 
 /**

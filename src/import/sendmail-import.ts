@@ -97,6 +97,34 @@ function relay(mc: McFile, ctx: Ctx): ImportedUpstream | undefined {
   return { url, tls: 'verify', ...credentials(mc, [sh.host], ctx), ...(ca ? { caFile: filePath(ctx, ca, 'confCACERT') } : {}), from: `from Sendmail ${written}` };
 }
 
+type DaemonAuth = Pick<ImportedListen, 'tls' | 'auth' | 'allowPlaintextAuth'>;
+
+const AVOID = 'to avoid it, give the listener TLS (tls = "starttls-required" and a [tls] certificate, or confSERVER_CERT before the import) and drop allow_plaintext_auth';
+
+/**
+ * A daemon that offered AUTH without TLS. smarthost offers AUTH PLAIN and LOGIN only, so AUTH
+ * there means passwords in clear text. Kept on loopback, where they never cross a network;
+ * elsewhere the listener fails closed instead: auth = "optional" becomes "none" (trusted
+ * networks still relay, nobody logs in), M=a becomes STARTTLS and AUTH both required.
+ * Every outcome is in the report.
+ */
+function authWithoutTls(mc: McFile, address: string, auth: ListenAuth, daemon: string, ctx: Ctx): DaemonAuth {
+  const tlsOnly = /p/.test(mc.defines.get('confAUTH_OPTIONS') ?? '');
+  const offered = `AUTH ${mc.defines.get('confAUTH_MECHANISMS') ?? ''}`.trim();
+  if (!tlsOnly && isLoopback(address.replace(/:\d+$/, ''))) {
+    ctx.report.note(`${address}: allow_plaintext_auth = true because Sendmail offered ${offered} without TLS on ${daemon} (no confSERVER_CERT): clients send their passwords in clear text; the listener is on loopback, so they cross only this host; ${AVOID}`);
+    return { tls: 'none', auth, allowPlaintextAuth: true };
+  }
+  const why = tlsOnly ? `Sendmail offered no AUTH there (confAUTH_OPTIONS p: PLAIN and LOGIN only after STARTTLS, and this daemon had no TLS)`
+    : `Sendmail offered ${offered} without TLS there, so clients sent their passwords in clear text over the network`;
+  if (auth === 'required') {
+    ctx.report.skip(`AUTH without TLS on ${daemon} (${address})`, `${why}; written as tls = "starttls-required", auth = "required": clients must now use STARTTLS, then log in (smarthost generates a self-signed certificate unless [tls] names one)`);
+    return { tls: 'starttls-required', auth: 'required' };
+  }
+  ctx.report.skip(`AUTH without TLS on ${daemon} (${address})`, `${why}; written as auth = "none": clients in trusted_networks still relay, nobody logs in. To offer AUTH, set tls = "starttls-required", auth = "optional" and a [tls] certificate (allow_plaintext_auth = true would keep clear-text passwords)`);
+  return { tls: 'none', auth: 'none' };
+}
+
 /** DAEMON_OPTIONS (or Sendmail's default MTA) plus the default MSA on 587 unless FEATURE(no_default_msa). */
 function listeners(mc: McFile, ctx: Ctx): ImportedListen[] {
   const tlsOn = mc.defines.has('confSERVER_CERT');
@@ -119,11 +147,12 @@ function listeners(mc: McFile, ctx: Ctx): ImportedListen[] {
     const hosts = g.hosts.has('::') ? [...g.hosts].filter((h) => h !== '0.0.0.0') : [...g.hosts];
     const tls: ListenTls = g.mods.includes('s') ? 'implicit' : tlsOn ? 'starttls' : 'none';
     const auth: ListenAuth = g.mods.includes('a') ? 'required' : authOn ? 'optional' : 'none';
-    const plain = auth !== 'none' && tls === 'none';
     for (const h of hosts) {
       const address = h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
-      ctx.report.carry(`DAEMON_OPTIONS ${g.texts.join(' + ')}`, `[[listen]] address = "${address}", tls = "${tls}", auth = "${auth}"`);
-      out.push({ address, tls, auth, trustedNetworks: LOOPBACK, from: `from Sendmail DAEMON_OPTIONS: ${g.texts.join('; ')}`, ...(plain ? { allowPlaintextAuth: true } : {}) });
+      const l = tls === 'none' && auth !== 'none' ? authWithoutTls(mc, address, auth, `DAEMON_OPTIONS ${g.texts.join(' + ')}`, ctx) : { tls, auth };
+      const shown = `tls = "${l.tls}", auth = "${l.auth}"${l.allowPlaintextAuth ? ', allow_plaintext_auth = true' : ''}`;
+      ctx.report.carry(`DAEMON_OPTIONS ${g.texts.join(' + ')}`, `[[listen]] address = "${address}", ${shown}`);
+      out.push({ address, ...l, trustedNetworks: LOOPBACK, from: `from Sendmail DAEMON_OPTIONS: ${g.texts.join('; ')}` });
     }
   }
   ctx.report.carry('Sendmail relays for the local host', 'trusted_networks = ["127.0.0.0/8", "::1/128"]');
