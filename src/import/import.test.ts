@@ -108,14 +108,12 @@ describe('import postfix: the fixtures', () => {
     assert.deepEqual(config.local.domains, ['alpha.example.com', 'localhost.example.com', 'localhost', 'example.com']);
     assert.equal(config.local.aliasesFile, path.join(dir, 'aliases'));
     assert.match(text, /^# no \[relay\]: mail for other domains goes to their MX hosts$/m);
-    assert.ok(has(r.report, /^myorigin = \$mydomain: Postfix gave bare sender names .*@example\.com; smarthost gives them @hostname, so root's mail leaves as root@alpha\.example\.com.* commented-out \[rewrite\.senders\] block for 33 local names .*"root@alpha\.example\.com" = "root@example\.com": uncomment it/));
-    assert.match(text, /^# \[rewrite\.senders\]\n# "root@alpha\.example\.com" = "root@example\.com"\n# "postmaster@alpha\.example\.com" = "postmaster@example\.com"\n/m);
-    assert.deepEqual({ ...config.rewrite.senders }, {}, 'commented out: nothing is rewritten until the user says so');
-    // uncommented, the block gives the senders Postfix gave: root, an alias name, and bob (root's alias target)
-    const on = parseConfig(text.replace(/^# (\[rewrite\.senders\]|"[^"]+@alpha\.example\.com" = )/gm, '$1'), '/tmp/out/smarthost.toml');
-    assert.deepEqual(on.problems, []);
-    const rules = { map: on.config!.rewrite.senders, hostname: 'alpha.example.com' };
-    assert.deepEqual(['root', 'www', 'bob', 'carol'].map((u) => rewriteAddress(u, rules)), ['root@example.com', 'www@example.com', 'bob@example.com', 'carol@alpha.example.com']);
+    // myorigin = $mydomain: bare names leave @example.com (EXPECTED.md), the user part kept
+    assert.ok(has(r.report, /^myorigin = \$mydomain → \[rewrite\] senders "@alpha\.example\.com" = "@example\.com": bare names .* leave as NAME@example\.com/));
+    assert.deepEqual({ ...config.rewrite.senders }, { '@alpha.example.com': '@example.com' });
+    const rules = { map: config.rewrite.senders, hostname: 'alpha.example.com' };
+    assert.deepEqual(['root', 'www', 'bob', 'someone@elsewhere.example'].map((u) => rewriteAddress(u, rules)),
+      ['root@example.com', 'www@example.com', 'bob@example.com', 'someone@elsewhere.example']);
     assert.ok(has(r.report, /^mynetworks_style = host: Postfix ignores it when mynetworks is given/));
     assert.ok(has(r.report, /^install paths \(queue_directory, .*readme_directory\): /));
     assert.ok(has(r.report, /^debugger_command = PATH=.*: Postfix debugging aids/));
@@ -221,7 +219,7 @@ describe('import postfix: variants', () => {
     ]);
   });
 
-  it('myorigin: the hint follows smtp_generic_maps in one [rewrite.senders] table; /etc/mailname is read', () => {
+  it('myorigin from /etc/mailname becomes an @domain rewrite beside smtp_generic_maps, whose entries win', () => {
     const dir = setup({
       'main.cf': 'myhostname = box.example.net\nmyorigin = /etc/mailname\nsmtp_generic_maps = hash:/etc/postfix/generic\nalias_maps = hash:/etc/aliases\n',
       mailname: 'example.org\n', aliases: 'root: alice\n',
@@ -229,9 +227,10 @@ describe('import postfix: variants', () => {
     });
     const r = importPostfix(dir, OPTS);
     const { text, config } = valid(r);
-    assert.deepEqual({ ...config.rewrite.senders }, { 'root@box.example.net': 'alerts@example.org', '@example.org': 'ops@example.org' });
-    assert.match(text, /^\[rewrite\.senders\]\n"root@box\.example\.net" = "alerts@example\.org"\n"@example\.org" = "ops@example\.org"\n# myorigin = \/etc\/mailname: Postfix gave bare sender names @example\.org; smarthost gives them @box\.example\.net\.\n.*\n# "postmaster@box\.example\.net" = "ops@example\.org"\n# "alice@box\.example\.net" = "ops@example\.org"$/m);
-    assert.equal(parseConfig(text.replace(/^# ("[^"]+" = )/gm, '$1'), '/tmp/out/smarthost.toml').problems.length, 0, 'the hint uncommented is valid beside the active entries');
+    assert.deepEqual({ ...config.rewrite.senders }, { '@box.example.net': '@example.org', 'root@box.example.net': 'alerts@example.org', '@example.org': 'ops@example.org' });
+    assert.match(text, /^\[rewrite\.senders\]\n"@box\.example\.net" = "@example\.org"\n"root@box\.example\.net" = "alerts@example\.org"\n/m);
+    const rules = { map: config.rewrite.senders, hostname: 'box.example.net' };
+    assert.deepEqual(['root', 'alice'].map((u) => rewriteAddress(u, rules)), ['alerts@example.org', 'alice@example.org'], 'the exact generic entry wins for root');
   });
 
   it('without a relayhost, per-site entries become commented routes to complete', () => {

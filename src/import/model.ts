@@ -41,8 +41,6 @@ export interface ImportedConfig {
   readonly routes: readonly ImportedUpstream[];
   readonly local: { readonly domains: readonly string[]; readonly aliases?: string; readonly from: string };
   readonly rewrite?: { readonly senders: Readonly<Record<string, string>>; readonly from: string };
-  /** [rewrite] senders entries written commented out, for the user to enable (myorigin other than the host name). */
-  readonly rewriteHint?: { readonly senders: Readonly<Record<string, string>>; readonly from: string };
   readonly mxTls?: { readonly tls: OutboundTls; readonly from: string };
   /** Bytes (Postfix message_size_limit, Sendmail confMAX_MESSAGE_SIZE); absent = smarthost's default. */
   readonly messageSize?: { readonly bytes: number; readonly from: string };

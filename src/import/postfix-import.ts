@@ -17,7 +17,6 @@ import { ImportReport } from './report.js';
 import { SetupFiles } from './setup-files.js';
 import { skipLeftovers } from './postfix-leftovers.js';
 import { cyrusUsers } from './postfix-sasl.js';
-import { parseAliases } from '../local/aliases.js';
 
 export const POSTFIX_DIR = '/etc/postfix';
 
@@ -75,38 +74,21 @@ function originDomain(main: MainCf, ctx: Ctx): string | undefined {
   return ctx.files.read(o)?.text.split(/\r?\n/).map((l) => l.trim().toLowerCase()).find(Boolean);
 }
 
-/** The local names the import knows: root, postmaster, and the aliases file's names and local targets (root: bob). */
-function localNames(aliases: string | undefined, ctx: Ctx): string[] {
-  const file = aliases === undefined ? undefined : ctx.files.read(aliases);
-  const entries = file ? [...parseAliases(file.text).entries] : [];
-  const targets = entries.flatMap(([, t]) => t).map((t) => t.replace(/^\\/, '').toLowerCase()).filter((t) => /^[a-z0-9._-]+$/.test(t));
-  return [...new Set(['root', 'postmaster', ...entries.map(([name]) => name), ...targets])];
-}
-
-function originWhy(o: string, hn: string, hint: Readonly<Record<string, string>>, aliases: boolean): string {
-  const [key, value] = Object.entries(hint).find(([k]) => k.startsWith('root@')) ?? Object.entries(hint)[0] ?? [`root@${hn}`, `root@${o}`];
-  const names = `${Object.keys(hint).length} local names (root, postmaster${aliases ? ', the names in the aliases file and the local users they name' : ''})`;
-  return `Postfix gave bare sender names (root, as cron and local programs send) @${o}; smarthost gives them @hostname, so root's mail leaves as root@${hn}, and has no setting for another domain. `
-    + `The new file has a commented-out [rewrite.senders] block for ${names}, e.g. "${key}" = "${value}": uncomment it and add any other user who sends mail. `
-    + `Like every [rewrite] entry it applies to mail that leaves (envelope sender, From:, Sender:, Reply-To:), and also to those addresses when written in full, which Postfix left alone; local deliveries keep @${hn}`;
-}
-
 /**
- * myorigin: smarthost qualifies bare names with hostname, and has no setting for another domain.
- * [rewrite] senders can only list addresses, so other than myorigin = $myhostname the import
- * writes a commented-out entry per known local name, ready to enable; smtp_generic_maps, which
- * Postfix applied after myorigin, decides the address where it has an entry for it.
+ * myorigin: smarthost qualifies bare names with hostname; an "@hostname" = "@myorigin" entry in
+ * [rewrite] senders then gives them myorigin's domain on the way out, keeping the user part
+ * (Postfix generic "@domain @domain2"). smtp_generic_maps entries for the same key win, as
+ * Postfix applied them after myorigin.
  */
-function origin(main: MainCf, aliases: string | undefined, generic: Readonly<Record<string, string>>, ctx: Ctx): ImportedConfig['rewriteHint'] {
+function origin(main: MainCf, generic: Readonly<Record<string, string>>, ctx: Ctx): Record<string, string> | undefined {
   const o = originDomain(main, ctx);
   const hn = (main.get('myhostname') ?? ctx.host.hostname).toLowerCase();
   if (o === hn) { ctx.report.carry(main.shown('myorigin'), 'bare sender names get @hostname (smarthost\'s rule)'); return undefined; }
   if (!o) { ctx.report.skip(main.shown('myorigin'), `its file was not found or is empty: smarthost gives bare names @${hn}`); return undefined; }
-  const senders: Record<string, string> = {};
-  const names = localNames(aliases, ctx).filter((n) => generic[`${n}@${hn}`] === undefined);
-  for (const n of names) senders[`${n}@${hn}`] = generic[`${n}@${o}`] ?? generic[`@${o}`] ?? `${n}@${o}`;
-  ctx.report.skip(main.shown('myorigin'), originWhy(o, hn, senders, aliases !== undefined));
-  return { senders, from: `${main.shown('myorigin')}: Postfix gave bare sender names @${o}; smarthost gives them @${hn}.\nTo leave with the same senders as from Postfix, uncomment (one line per local name the import knows; add other users who send mail):` };
+  if (generic[`@${hn}`] !== undefined) { ctx.report.carry(main.shown('myorigin'), `smtp_generic_maps @${hn} decides (Postfix applied it after myorigin)`); return undefined; }
+  ctx.report.carry(main.shown('myorigin'), `[rewrite] senders "@${hn}" = "@${o}": bare names (root, as cron sends) get @hostname, then leave as NAME@${o}; `
+    + `addresses written in full as NAME@${hn} leave as NAME@${o} too (Postfix left those alone), and local deliveries keep @${hn}`);
+  return { [`@${hn}`]: `@${o}` };
 }
 
 function local(main: MainCf, ctx: Ctx): ImportedConfig['local'] {
@@ -136,8 +118,10 @@ function rewrite(main: MainCf, ctx: Ctx): ImportedConfig['rewrite'] {
   if (!entries) return undefined;
   const senders: Record<string, string> = {};
   for (const e of entries) {
-    if (/^[^@\s]+@[^@\s]+$/.test(e.value) && (e.key.includes('@'))) { senders[e.key] = e.value; ctx.report.carry(`smtp_generic_maps ${e.key} ${e.value}`, `[rewrite] senders "${e.key}" = "${e.value}"`); }
-    else ctx.report.skip(`smtp_generic_maps ${e.key} ${e.value}`, 'smarthost maps an address or @domain to one whole address (keeping the user part is not supported): list the users one by one');
+    // a whole address, or "@domain" = "@domain2" (keep the user part), as smarthost's [rewrite] takes them
+    const ok = e.key.includes('@') && (/^[^@\s]+@[^@\s]+$/.test(e.value) || (e.key.startsWith('@') && /^@[^@\s]+$/.test(e.value)));
+    if (ok) { senders[e.key] = e.value; ctx.report.carry(`smtp_generic_maps ${e.key} ${e.value}`, `[rewrite] senders "${e.key}" = "${e.value}"`); }
+    else ctx.report.skip(`smtp_generic_maps ${e.key} ${e.value}`, 'smarthost maps an address to a whole address, or "@domain" to "@domain2" keeping the user part: list the users one by one');
   }
   return { senders, from: `from Postfix ${main.shown('smtp_generic_maps')} (senders only: smarthost never rewrites recipients)` };
 }
@@ -174,7 +158,10 @@ export function importPostfix(dir: string, opts: ImportOptions): { config: Impor
   const routeHints = unusedTlsEntries(tables, relayUp !== undefined, ctx);
   const localCfg = local(main, ctx);
   const rw = rewrite(main, ctx);
-  const hint = origin(main, localCfg.aliases, rw?.senders ?? {}, ctx);
+  const fromOrigin = origin(main, rw?.senders ?? {}, ctx);
+  const senders = { ...fromOrigin, ...rw?.senders };
+  const rewriteAll = Object.keys(senders).length
+    ? { senders, from: [rw?.from, fromOrigin ? `from Postfix ${main.shown('myorigin')}` : undefined].filter(Boolean).join('; ') } : undefined;
   const global = globalLevel(main);
   const mxTls = !relayUp && global.explicit ? { tls: global.tls, from: `from Postfix ${global.from} (direct MX delivery)` } : undefined;
   if (mxTls) report.carry(global.from, `[mx] tls = "${global.tls}"`);
@@ -184,7 +171,7 @@ export function importPostfix(dir: string, opts: ImportOptions): { config: Impor
   const config: ImportedConfig = {
     ...(host ? { hostname: host } : {}), dataDir: opts.dataDir, listen, ...(tls ? { serverTls: tls } : {}),
     ...(relayUp ? { relay: relayUp } : {}), routes: routeList, routeHints, local: localCfg,
-    ...(rw ? { rewrite: rw } : {}), ...(hint ? { rewriteHint: hint } : {}), ...(mxTls ? { mxTls } : {}), ...(size ? { messageSize: size } : {}),
+    ...(rewriteAll ? { rewrite: rewriteAll } : {}), ...(mxTls ? { mxTls } : {}), ...(size ? { messageSize: size } : {}),
   };
   return { config, report };
 }

@@ -54,20 +54,10 @@ function localLines(c: ImportedConfig): string[] {
   ];
 }
 
-/**
- * [rewrite.senders] as a table, one entry a line, so that the hint's commented-out entries can
- * follow the active ones and become part of the same table when uncommented.
- */
+/** [rewrite.senders] as a table, one entry a line. */
 function rewriteLines(c: ImportedConfig): string[] {
-  const pair = ([k, v]: [string, string]) => `${key(k)} = ${str(v)}`;
-  const active = Object.entries(c.rewrite?.senders ?? {}).map(pair);
-  const hint = Object.entries(c.rewriteHint?.senders ?? {}).map(pair);
-  if (!active.length && !hint.length) return [];
-  return [
-    ...(active.length ? [...comment(c.rewrite!.from), '[rewrite.senders]', ...active] : []),
-    ...(hint.length ? [...comment(c.rewriteHint!.from), ...(active.length ? [] : ['# [rewrite.senders]']), ...hint.map((l) => `# ${l}`)] : []),
-    '',
-  ];
+  const active = Object.entries(c.rewrite?.senders ?? {}).map(([k, v]) => `${key(k)} = ${str(v)}`);
+  return active.length ? [...comment(c.rewrite!.from), '[rewrite.senders]', ...active, ''] : [];
 }
 
 export function writeToml(c: ImportedConfig, header: string): string {
