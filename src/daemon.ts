@@ -18,6 +18,7 @@ import { LocalRecipients } from './local/recipients.js';
 import { localClient, type Envelope } from './mail/envelope.js';
 import type { MailLog } from './maillog/maillog.js';
 import { QueueManager } from './qmgr/qmgr.js';
+import { errorCode, isPermission } from './queue/bounded.js';
 import { FsSpool } from './queue/fs-spool.js';
 import { storeMessage } from './queue/spool.js';
 import { resolverFor } from './route/mx.js';
@@ -86,7 +87,11 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   const { log } = opts;
   const spool = new FsSpool(config.dataDir, {
     recycle: true,
-    onUnreadable: (id, e) => log.warning(`${id}: queue file cannot be read (${(e as NodeJS.ErrnoException).code ?? e.message}); it stays in the queue untouched: give it to the user smarthost runs as (chown) and restart`, 'qmgr'),
+    // the advice about owners only when the owner is the problem; other errors (EIO, or EMFILE
+    // still after retries) leave the file for the rescan, which picks up messages it does not know
+    onUnreadable: (id, e) => log.warning(isPermission(e)
+      ? `${id}: queue file cannot be read (${errorCode(e)}); it stays in the queue untouched: give it to the user smarthost runs as (chown) and restart`
+      : `${id}: queue file cannot be read (${e.message}); it stays in the queue untouched and is tried again at the next queue rescan`, 'qmgr'),
   });
   const report = await spool.recover();
   log.spoolRecovered(report.messages, report.discarded, report.corrupt);

@@ -6,7 +6,7 @@ import type { Override } from '../config/environment.js';
 import { CONFIG_VARIABLE, ConfigError, EMBEDDED_DEFAULT, formatProblems, loadConfig, searchConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 
-export const EXIT = { OK: 0, ERROR: 1, USAGE: 64, DATAERR: 65, NOINPUT: 66, NOUSER: 67, SOFTWARE: 70, CANTCREAT: 73, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
+export const EXIT = { OK: 0, ERROR: 1, USAGE: 64, DATAERR: 65, NOINPUT: 66, NOUSER: 67, SOFTWARE: 70, CANTCREAT: 73, IOERR: 74, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
 
 export class UsageError extends Error {}
 

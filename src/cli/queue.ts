@@ -3,7 +3,8 @@
 // its bytes (Postfix postcat -q). Reads the spool files directly, so it works
 // with the daemon stopped.
 import { parseDuration } from '../config/units.js';
-import { FsSpool } from '../queue/fs-spool.js';
+import { errorCode, isPermission, mapBounded } from '../queue/bounded.js';
+import { FsSpool, type QueueListing } from '../queue/fs-spool.js';
 import type { QueueEntry } from '../queue/spool.js';
 import { sendControl } from '../control/client.js';
 import type { ControlOp } from '../control/protocol.js';
@@ -24,7 +25,8 @@ show prints a message's envelope and per-recipient status; --headers, --body or
 --raw print its header, its body, or the whole message as queued (postcat -q).
 flush, hold, release and delete act through the running daemon; with the
 daemon stopped, hold, release and delete change the queue files directly.
-flush skips held messages and says so.`;
+flush skips held messages and says so. Queue files that cannot be read are
+counted on stderr with the reason, and the exit status is then 74.`;
 
 const STATES = ['queued', 'deferred', 'held'] as const;
 type State = typeof STATES[number];
@@ -141,15 +143,21 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
     switch (action) {
       case 'list': {
         if (ids.length) throw new UsageError(`list takes no IDs (use: smarthost queue show ${ids[0]})`);
-        const entries = (await spool.list()).filter((e) => !match || match(e));
-        // a filter that matches nothing must not read as an empty queue
-        const none = match && !entries.length && !opts.json ? 'Mail queue: no message matches the filters\n' : undefined;
+        const listing = await spool.listAll();
+        const entries = listing.entries.filter((e) => !match || match(e));
+        // a filter that matches nothing, or files that cannot be read, must not read as an empty queue
+        const none = entries.length || opts.json ? undefined : match ? 'Mail queue: no message matches the filters\n'
+          : listing.unreadable.length ? 'Mail queue: no message could be read (see below)\n' : undefined;
         process.stdout.write(opts.json ? JSON.stringify(entries.map(toJson)) + '\n' : none ?? formatMailq(entries));
-        return EXIT.OK;
+        return reportUnreadable(listing, 'not listed') ? EXIT.IOERR : EXIT.OK;
       }
       case 'show': {
         if (ids.length !== 1) throw new UsageError('usage: smarthost queue show ID [--headers | --body | --raw]');
-        const e = await spool.get(ids[0]!);
+        let e;
+        try { e = await spool.get(ids[0]!); } catch (err) {
+          reportUnreadable({ entries: [], unreadable: [{ id: ids[0]!, error: err as Error }] }, 'not shown');
+          return EXIT.IOERR;
+        }
         if (!e) { process.stderr.write(`smarthost: no message ${ids[0]} in the queue\n`); return EXIT.NOUSER; }
         if (parts.length) { await printMessage(spool, e.envelope.id, parts[0] as 'headers' | 'body' | 'raw'); return EXIT.OK; }
         process.stdout.write(opts.json ? JSON.stringify(toJson(e)) + '\n' : formatShow(e));
@@ -158,19 +166,24 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
       case 'delete': case 'hold': case 'release': case 'flush': {
         if (!ids.length && !match && action !== 'flush') throw new UsageError(`usage: smarthost queue ${action} ID...${action === 'delete' ? ' | ALL' : ''} | FILTERS`);
         const all = !match && (!ids.length || (ids.length === 1 && ids[0] === 'ALL'));
-        const chosen = match ? (await spool.list()).filter(match).map((e) => e.envelope.id) : ids;
-        if (match && !chosen.length) { process.stdout.write('smarthost: no message matches\n'); return EXIT.OK; }
+        // files that cannot be read cannot be matched: said on stderr, exit 74 after the others are done
+        const listing = match ? await spool.listAll() : undefined;
+        const unreadable = listing ? reportUnreadable(listing, `not matched against the filters, left alone by ${action}`) : false;
+        const chosen = listing ? listing.entries.filter(match!).map((e) => e.envelope.id) : ids;
+        if (match && !chosen.length) { process.stdout.write('smarthost: no message matches\n'); return unreadable ? EXIT.IOERR : EXIT.OK; }
         const reply = await sendControl(config.dataDir, { op: action as ControlOp, ids: all ? 'ALL' : chosen });
         if (reply && !reply.ok) { process.stderr.write(`smarthost: the daemon refused: ${reply.error}\n`); return EXIT.SOFTWARE; }
+        let code: number;
         if (reply) {
           const skipped = action === 'flush' ? await flushSkipped(spool, all ? 'ALL' : chosen, reply.done, reply.missing) : 0;
-          return report(action, reply.done.length, reply.missing, skipped);
-        }
-        if (action === 'flush') {
+          code = report(action, reply.done.length, reply.missing, skipped);
+        } else if (action === 'flush') {
           process.stderr.write('smarthost: cannot flush the mail queue: smarthost is not running (start it with `smarthost start`; it tries the whole queue when it starts)\n');
           return EXIT.TEMPFAIL;
+        } else {
+          code = await offline(spool, action, all ? 'ALL' : chosen);
         }
-        return offline(spool, action, all ? 'ALL' : chosen);
+        return code === EXIT.OK && unreadable ? EXIT.IOERR : code;
       }
       default:
         throw new UsageError(help);
@@ -197,7 +210,9 @@ async function printMessage(spool: FsSpool, id: string, part: 'headers' | 'body'
  */
 async function flushSkipped(spool: FsSpool, asked: readonly string[] | 'ALL', done: readonly string[], missing: readonly string[]): Promise<number> {
   const tried = new Set([...done, ...missing]);
-  const entries = asked === 'ALL' ? await spool.list() : (await Promise.all(asked.filter((id) => !tried.has(id)).map((id) => spool.get(id))));
+  // (a file that cannot be read has no reason to give here)
+  const entries = asked === 'ALL' ? (await spool.listAll()).entries
+    : await mapBounded(asked.filter((id) => !tried.has(id)), (id) => spool.get(id).catch(() => undefined));
   let skipped = 0;
   for (const e of entries) {
     if (!e || tried.has(e.envelope.id) || (asked === 'ALL' && !e.state.held)) continue;
@@ -216,15 +231,47 @@ function report(action: string, done: number, missing: readonly string[], skippe
   return missing.length ? EXIT.NOUSER : EXIT.OK;
 }
 
+/**
+ * Says on stderr which queue files could not be read (after retries of transient errors such as
+ * EMFILE), how many and why, and what happened to them (`fate`); false if there were none.
+ * Only EACCES and EPERM get the advice about the account.
+ */
+function reportUnreadable(listing: QueueListing, fate: string): boolean {
+  const { unreadable } = listing;
+  if (!unreadable.length) return false;
+  const byCode = new Map<string, number>();
+  for (const u of unreadable) { const c = errorCode(u.error) ?? 'error'; byCode.set(c, (byCode.get(c) ?? 0) + 1); }
+  const why = [...byCode].map(([c, n]) => `${n} ${c}`).join(', ');
+  const n = unreadable.length;
+  process.stderr.write(`smarthost: ${n} queue file${n === 1 ? '' : 's'} could not be read (${why}), ${fate}:\n`);
+  const SHOWN = 20;
+  for (const u of unreadable.slice(0, SHOWN)) process.stderr.write(`smarthost:   ${u.id}: ${u.error.message}\n`);
+  if (n > SHOWN) process.stderr.write(`smarthost:   … and ${n - SHOWN} more\n`);
+  if (unreadable.some((u) => isPermission(u.error))) {
+    process.stderr.write('smarthost: permission denied: run this as root or as the user smarthost runs as, or give the files to that user (chown)\n');
+  }
+  return true;
+}
+
 /** The daemon is down: act on the spool files directly (nobody else is using them). */
 async function offline(spool: FsSpool, action: 'delete' | 'hold' | 'release', ids: readonly string[] | 'ALL'): Promise<number> {
-  const targets = ids === 'ALL' ? (await spool.list()).map((e) => e.envelope.id) : ids;
+  let unreadable = false;
+  let targets: readonly string[];
+  if (ids === 'ALL') {
+    const listing = await spool.listAll();
+    unreadable = reportUnreadable(listing, `left alone by ${action} ALL`);
+    targets = listing.entries.map((e) => e.envelope.id);
+  } else targets = ids;
   const missing: string[] = [];
+  const failed: Array<{ id: string; error: Error }> = [];
   for (const id of targets) {
-    const e = await spool.get(id);
+    let e;
+    try { e = await spool.get(id); } catch (error) { failed.push({ id, error: error as Error }); continue; }
     if (!e) { missing.push(id); continue; }
     if (action === 'delete') await spool.remove(id);
     else await spool.saveState(id, { ...e.state, held: action === 'hold' });
   }
-  return report(action, targets.length - missing.length, missing);
+  if (failed.length) unreadable = reportUnreadable({ entries: [], unreadable: failed }, `left alone by ${action}`) || unreadable;
+  const code = report(action, targets.length - missing.length - failed.length, missing);
+  return code === EXIT.OK && unreadable ? EXIT.IOERR : code;
 }

@@ -2,14 +2,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { writeQueueFiles } from '../../test/helpers/spool-files.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { newQueueId } from '../mail/queue-id.js';
+import { OPEN_AT_ONCE } from './bounded.js';
 import { FsSpool } from './fs-spool.js';
 import type { DeliveryState, NewEnvelope } from './spool.js';
 
@@ -698,6 +701,85 @@ describe('FsSpool', () => {
       assert.ok((await readAll(spool.open(ours.id))).equals(Buffer.from('ours\r\n')));
       assert.ok((await readAll(spool.open(theirs))).equals(Buffer.from('from the other process\r\n')));
       assert.equal((await spool.list()).length, 2);
+    });
+  });
+
+  // Issue 21: 50,000 opens at once ran out of descriptors (EMFILE) and messages were left out of
+  // the listing. Here fsp.open fails with EMFILE once `limit` files it opened are open, as the
+  // process's open-file limit would; and fails for chosen files with a chosen error.
+  describe('many queue files (a limit on open files)', () => {
+    const fail = (code: string, file = '') => Object.assign(new Error(`${code}: simulated, open '${file}'`), { code });
+    const limitOpens = (limit: number, failFor: (file: string) => string | undefined = () => undefined) => {
+      const real = fsp.open.bind(fsp);
+      const seen = { open: 0, peak: 0, emfile: 0 };
+      mock.method(fsp, 'open', async (file: string, ...rest: unknown[]) => {
+        const code = failFor(String(file));
+        if (code) throw fail(code, String(file));
+        if (seen.open >= limit) { seen.emfile++; throw fail('EMFILE', String(file)); }
+        seen.open++;
+        seen.peak = Math.max(seen.peak, seen.open);
+        let fh: fsp.FileHandle;
+        try { fh = await (real as (...a: unknown[]) => Promise<fsp.FileHandle>)(file, ...rest); } catch (e) { seen.open--; throw e; }
+        const close = fh.close.bind(fh);
+        let closed = false;
+        fh.close = async () => { if (!closed) { closed = true; seen.open--; } return close(); };
+        return fh;
+      });
+      return seen;
+    };
+    afterEach(() => { mock.restoreAll(); });
+
+    it('list() reads every one of 200 messages with at most OPEN_AT_ONCE files open, whatever the limit', async () => {
+      const ids = writeQueueFiles(dir, 200, { deferred: true });
+      const wide = limitOpens(10_000);
+      assert.deepEqual((await spool.list()).map((e) => e.envelope.id), ids);
+      assert.ok(wide.peak <= OPEN_AT_ONCE, `${wide.peak} files open at once`);
+      mock.restoreAll();
+      const narrow = limitOpens(10);
+      const unreadable: string[] = [];
+      const sp = new FsSpool(dir, { onUnreadable: (id, e) => unreadable.push(`${id} ${(e as NodeJS.ErrnoException).code}`) });
+      extraSpools.push(sp);
+      const listed = await sp.list();
+      assert.deepEqual(unreadable, []);
+      assert.equal(listed.length, 200, 'none left out');
+      assert.ok(narrow.emfile > 0, 'the limit was reached (and EMFILE retried)');
+      assert.ok(listed.every((e) => e.state.recipients[0]?.state === 'deferred'), 'with their saved state');
+    });
+
+    it('recover() and unclaimed() go through 200 messages under a limit of 10 open files', async () => {
+      const ids = writeQueueFiles(dir, 200);
+      const seen = limitOpens(10);
+      const report = await spool.recover();
+      assert.equal(report.messages, 200);
+      assert.equal(report.corrupt, 0);
+      assert.deepEqual(fs.readdirSync(q('corrupt')), []);
+      assert.deepEqual(await spool.unclaimed(() => false, Date.now() + 1000), ids);
+      assert.ok(seen.emfile > 0, 'the limit was reached (32 at once) and EMFILE retried');
+      assert.ok(seen.peak <= 10);
+    });
+
+    it('a file that stays unreadable is reported with its own error; only EMFILE and the like are retried', async () => {
+      const [denied, busy, ok] = writeQueueFiles(dir, 3) as [string, string, string];
+      let busyTries = 0;
+      let deniedTries = 0;
+      limitOpens(10_000, (file) => {
+        if (file.endsWith(denied)) { deniedTries++; return 'EACCES'; }
+        if (file.endsWith(busy)) { busyTries++; return 'EMFILE'; }
+        return undefined;
+      });
+      const { entries, unreadable } = await spool.listAll();
+      assert.deepEqual(entries.map((e) => e.envelope.id), [ok]);
+      assert.deepEqual(unreadable.map((u) => [u.id, (u.error as NodeJS.ErrnoException).code]), [[denied, 'EACCES'], [busy, 'EMFILE']]);
+      assert.equal(deniedTries, 1, 'EACCES is not retried');
+      assert.ok(busyTries > 1, 'EMFILE is retried before it is reported');
+    });
+
+    it('a state file that cannot be read makes its message unreadable, not "queued" again', async () => {
+      const [id] = writeQueueFiles(dir, 1) as [string];
+      fs.mkdirSync(q('state', `${id}.json`));
+      const { entries, unreadable } = await spool.listAll();
+      assert.deepEqual(entries, []);
+      assert.deepEqual(unreadable.map((u) => [u.id, (u.error as NodeJS.ErrnoException).code]), [[id, 'EISDIR']]);
     });
   });
 

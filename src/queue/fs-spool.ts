@@ -50,11 +50,18 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Envelope } from '../mail/envelope.js';
 import { isQueueId, newQueueId } from '../mail/queue-id.js';
+import { mapBounded, retryTransient } from './bounded.js';
 import { DirSync } from './dir-sync.js';
 import {
   initialState, SpoolFullError,
   type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type RecoveryReport, type Spool,
 } from './spool.js';
+
+/** What a pass over messages/ found: the messages read, and the files that could not be read (after retries) with their errors. */
+export interface QueueListing {
+  readonly entries: QueueEntry[];
+  readonly unreadable: Array<{ readonly id: string; readonly error: Error }>;
+}
 
 const MAGIC = 'smarthost-queue 2\n';
 const MAGIC_V1 = 'smarthost-queue 1\n';
@@ -297,8 +304,9 @@ export class FsSpool implements Spool {
   /**
    * `owner`: hand new queue files to this account (root's `smarthost sendmail`
    * writing for a daemon that runs as its own user, like Postfix's postdrop group).
-   * `onUnreadable`: told about a queue file this process may not read; it is left
-   * in place for a human instead of stopping the whole queue.
+   * `onUnreadable`: told about a queue file list() could not read (after retries of
+   * transient errors such as EMFILE), with its error; it is left in place for a
+   * human instead of stopping the whole queue.
    */
   constructor(dataDir: string, private readonly opts: {
     readonly owner?: { readonly uid: number; readonly gid: number };
@@ -333,20 +341,21 @@ export class FsSpool implements Spool {
       discarded++;
     }
     const ids = new Set<string>();
-    for (const name of await fsp.readdir(this.messages)) {
+    // a bounded number of files open at once, whatever the size of the queue (bounded.ts)
+    await mapBounded(await fsp.readdir(this.messages), async (name) => {
       const file = path.join(this.messages, name);
       let found: Examined;
-      try { found = isQueueId(name) ? await this.examine(file, name) : 'corrupt'; } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        ids.add(name); // keep its state: the file is fine, only its permissions are not (list() reports it)
-        continue;
+      try { found = isQueueId(name) ? await retryTransient(() => this.examine(file, name)) : 'corrupt'; } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        ids.add(name); // keep its state: the file may be fine, only not readable now (list() reports it)
+        return;
       }
       if (found === 'message') ids.add(name);
       else if (found !== 'corrupt') {
         await fsp.unlink(file).catch(() => undefined);
         if (found === 'unfinished') discarded++;
       } else { await fsp.rename(file, path.join(this.corrupt, name)).catch(() => undefined); corrupt++; }
-    }
+    });
     for (const name of await fsp.readdir(this.state)) {
       if (!ids.has(name.replace(/\.json$/, ''))) await fsp.unlink(path.join(this.state, name)).catch(() => undefined);
     }
@@ -454,7 +463,12 @@ export class FsSpool implements Spool {
     for (const { fd, file } of files) { try { fs.closeSync(fd); } catch { /* closed */ } try { fs.unlinkSync(file); } catch { /* gone */ } }
   }
 
-  private async readHead(file: string): Promise<{ envelope: Envelope; offset: number } | undefined> {
+  /** The envelope and body offset of a stored file; a transient error (out of descriptors) is retried. */
+  private readHead(file: string): Promise<{ envelope: Envelope; offset: number } | undefined> {
+    return retryTransient(() => this.readHeadOnce(file));
+  }
+
+  private async readHeadOnce(file: string): Promise<{ envelope: Envelope; offset: number } | undefined> {
     let fh: fsp.FileHandle | undefined;
     try {
       fh = await fsp.open(file, 'r');
@@ -509,12 +523,20 @@ export class FsSpool implements Spool {
     }
   }
 
+  /**
+   * The saved delivery state; none saved (or not JSON): every recipient queued. Any other error is
+   * thrown (after retries, if transient): starting over from "queued" would deliver again to
+   * recipients already done, and forget a hold.
+   */
   private async readState(id: string, envelope: Envelope): Promise<DeliveryState> {
+    let text: string;
     try {
-      return JSON.parse(await fsp.readFile(path.join(this.state, `${id}.json`), 'utf8')) as DeliveryState;
-    } catch {
-      return initialState(envelope);
+      text = await retryTransient(() => fsp.readFile(path.join(this.state, `${id}.json`), 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return initialState(envelope);
+      throw e;
     }
+    try { return JSON.parse(text) as DeliveryState; } catch { return initialState(envelope); }
   }
 
   async get(id: string): Promise<QueueEntry | undefined> {
@@ -528,36 +550,51 @@ export class FsSpool implements Spool {
   async unclaimed(known: (id: string) => boolean, before: number): Promise<string[]> {
     let names: string[];
     try { names = await fsp.readdir(this.messages); } catch { return []; }
-    const out: string[] = [];
-    for (const id of names.filter((n) => isQueueId(n) && !known(n)).sort()) {
-      if (await this.settledMessage(path.join(this.messages, id), id, before)) out.push(id);
-    }
-    return out;
+    const candidates = names.filter((n) => isQueueId(n) && !known(n)).sort();
+    const settled = await mapBounded(candidates, (id) => this.settledMessage(path.join(this.messages, id), id, before));
+    return candidates.filter((_, i) => settled[i]);
   }
 
   /**
    * Whether a file is a message (not empty, nor being received, nor a spare: see examine()) last
    * written before `before`. The age is taken after the head was read: a spare keeps the old
    * message's time until it is written over, and what was read is then no older than that time.
+   * Not readable even after retries: not now (the next rescan looks again).
    */
   private async settledMessage(file: string, id: string, before: number): Promise<boolean> {
-    let fh: fsp.FileHandle | undefined;
-    try {
-      fh = await fsp.open(file, 'r');
-      const size = (await fh.stat()).size;
-      const head = size > 0 ? await headFrom(fh, size) : undefined;
-      return head?.envelope.id === id && (await fh.stat()).mtimeMs < before;
-    } catch { return false; } finally { await fh?.close(); }
+    return retryTransient(async () => {
+      let fh: fsp.FileHandle | undefined;
+      try {
+        fh = await fsp.open(file, 'r');
+        const size = (await fh.stat()).size;
+        const head = size > 0 ? await headFrom(fh, size) : undefined;
+        return head?.envelope.id === id && (await fh.stat()).mtimeMs < before;
+      } finally { await fh?.close(); }
+    }).catch(() => false);
   }
 
+  /** The messages in the spool, oldest id first; a file that cannot be read is told to `onUnreadable` and left out. */
   async list(): Promise<QueueEntry[]> {
+    const { entries, unreadable } = await this.listAll();
+    for (const { id, error } of unreadable) this.opts.onUnreadable?.(id, error);
+    return entries;
+  }
+
+  /**
+   * Every message in the spool, oldest id first, and every file in messages/ that could not be
+   * read (after retries of transient errors), with its error: nothing is left out silently.
+   * At most OPEN_AT_ONCE files are open at a time.
+   */
+  async listAll(): Promise<QueueListing> {
     let names: string[];
-    try { names = await fsp.readdir(this.messages); } catch { return []; }
-    const entries = await Promise.all(names.filter(isQueueId).sort().map((id) => this.get(id).catch((e: Error) => {
-      this.opts.onUnreadable?.(id, e);
+    try { names = await fsp.readdir(this.messages); } catch { return { entries: [], unreadable: [] }; }
+    const unreadable: Array<{ id: string; error: Error }> = [];
+    const entries = await mapBounded(names.filter(isQueueId).sort(), (id) => this.get(id).catch((error: Error) => {
+      unreadable.push({ id, error });
       return undefined;
-    })));
-    return entries.filter((e): e is QueueEntry => e !== undefined);
+    }));
+    unreadable.sort((a, b) => (a.id < b.id ? -1 : 1));
+    return { entries: entries.filter((e): e is QueueEntry => e !== undefined), unreadable };
   }
 
   open(id: string): Readable {
