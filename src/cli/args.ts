@@ -2,6 +2,7 @@
 // the options that may stand before the verb (-c FILE, --version, --help), one
 // option table per verb, and mistakes told in plain words with the verb's usage
 // lines, never node:util's raw text.
+import { editDistance } from '../config/reader.js';
 import { parseArgs } from 'node:util';
 import { UsageError } from './common.js';
 
@@ -92,15 +93,7 @@ export function usageOf(help: string): string {
 
 function suggest(raw: string, table: OptionTable): string {
   const name = raw.replace(/^-+/, '').split('=')[0]!;
-  const best = Object.keys(table).map((k) => [k, distance(k, name)] as const).sort((a, b) => a[1] - b[1])[0];
+  const best = Object.keys(table).map((k) => [k, editDistance(k, name)] as const).sort((a, b) => a[1] - b[1])[0];
   return best && best[1] <= 2 && name.length > 1 ? ` (did you mean --${best[0]}?)` : '';
 }
 
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length]![b.length]!;
-}

@@ -20,7 +20,8 @@ export class Problems {
   }
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance: the "did you mean" of config keys and values, and of CLI options. */
+export function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++)
