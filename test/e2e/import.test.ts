@@ -1,15 +1,17 @@
 // `smarthost import` end to end, on the five fixture set-ups (test/fixtures/import,
 // each with its EXPECTED.md): the built CLI writes smarthost.toml and 0600
 // password files, prints the report EXPECTED.md asks for, and `check` passes on
-// the result. Two imported configs then run against real peers.
+// the result. Each imported config then runs against real peers (test upstreams, a
+// DNS stub for MX), and the tests assert what EXPECTED.md says the set-up does.
 //
 // How `check` is made to pass honestly: certificates are not part of the
 // fixtures, so each test imports from a copy of the fixture into which it puts
 // test certificates under the names main.cf uses (the importer reads paths under
 // /etc/postfix from the folder given, and writes where it found them). Ports
 // 25/443 and "[::]" are the set-up's own; for `check` and the daemon the test
-// rewrites every listen address to 127.0.0.1:0 and, for delivery, the relay url
-// to the test upstream. Everything else in the file is as imported.
+// rewrites every listen address to 127.0.0.1:0 and, for delivery, the relay url's
+// host and port to the test upstream (the imported scheme stays). Everything else in
+// the file is as imported, except where a test says why it adds something.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -17,7 +19,10 @@ import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { launch, removeDir, ROOT, runCli, tempDir, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { submit } from '../helpers/submit.js';
+import { waitFor } from '../helpers/wait.js';
 import { testCerts } from '../peers/certs.js';
+import { startDnsServer } from '../peers/dns-server.js';
 import { startUpstream, type Upstream } from '../peers/upstream.js';
 
 const FIXTURES = path.join(ROOT, 'test/fixtures/import');
@@ -43,10 +48,14 @@ function importFixture(name: string, extra: Record<string, string> = {}, args: s
   return { dir, setup, out, ...r, toml };
 }
 
-/** Every listen address to 127.0.0.1:0, and optionally the relay url to a test upstream. */
-function localise(file: string, relayUrl?: string): void {
+/**
+ * Every listen address to 127.0.0.1:0, and optionally the relay url's host and port to a test
+ * upstream. The imported scheme stays: an import that wrote smtp:// for an implicit-TLS hop
+ * (or smtps:// for a STARTTLS one) fails against the upstream instead of being corrected here.
+ */
+function localise(file: string, relay?: { host: string; port: number }): void {
   let t = fs.readFileSync(file, 'utf8').replace(/^address = "[^"]*"$/gm, 'address = "127.0.0.1:0"');
-  if (relayUrl) t = t.replace(/^url = "[^"]*"$/m, `url = "${relayUrl}"`);
+  if (relay) t = t.replace(/^url = "(smtps?):\/\/[^"]*"$/m, (_, scheme: string) => `url = "${scheme}://${relay.host}:${relay.port}"`);
   fs.writeFileSync(file, t);
 }
 
@@ -222,24 +231,63 @@ describe('smarthost import: files and errors', () => {
 describe('smarthost import: imported configs against real peers', () => {
   let mailgun: Upstream;
   let verizon: Upstream;
+  let att: Upstream;
   const running: RunningDaemon[] = [];
+  const peers: Array<{ close(): Promise<void> }> = [];
+  /** A test upstream (or DNS stub), closed after the suite. */
+  async function peer<T extends { close(): Promise<void> }>(started: Promise<T>): Promise<T> {
+    const p = await started;
+    peers.push(p);
+    return p;
+  }
   before(async () => {
-    mailgun = await startUpstream({ tls: 'starttls', auth: { users: { 'postmaster@mg.example.com': 's3cret-placeholder' }, required: true } });
-    verizon = await startUpstream({ tls: 'implicit', auth: { users: { 'accountname@verizon.net': 's3cret-placeholder' }, required: true } });
+    mailgun = await peer(startUpstream({ tls: 'starttls', auth: { users: { 'postmaster@mg.example.com': 's3cret-placeholder' }, required: true } }));
+    verizon = await peer(startUpstream({ tls: 'implicit', auth: { users: { 'accountname@verizon.net': 's3cret-placeholder' }, required: true } }));
+    // PLAIN first, as smarthost's default mechanisms = ["PLAIN", "LOGIN"] would choose it
+    att = await peer(startUpstream({ tls: 'implicit', auth: { users: { 'myname@sbcglobal.net': 's3cret-placeholder' }, required: true, methods: ['PLAIN', 'LOGIN'] } }));
   });
   after(async () => {
     await Promise.all(running.map((d) => d.stop()));
-    await Promise.all([mailgun.close(), verizon.close()]);
+    await Promise.all(peers.map((p) => p.close()));
   });
 
-  it('postfix-port443-mailgun: 530 without STARTTLS on the 443 listener, relayed with the imported login', async () => {
-    const imp = importFixture('postfix-port443-mailgun', { 'mydomain-org.pem': serverPem, 'StartCom_CA.pem': certs.ca, 'GeoTrust_Global_CA.pem': certs.ca });
+  interface RunOptions {
+    /** Files put into the copy of the fixture (see importFixture). */
+    extra?: Record<string, string>;
+    /** A change to the localised TOML that the test needs (and explains). */
+    edit?: (toml: string) => string;
+    /** Runs before the daemon starts, e.g. `smarthost user add`. */
+    prepare?: (imp: Imported) => void;
+  }
+
+  /** Imports the fixture (status 0), localises it (the relay's host:port to `relay`), and starts the daemon on the result. */
+  async function run(name: string, relay: Upstream | undefined, opts: RunOptions = {}): Promise<{ imp: Imported; d: RunningDaemon }> {
+    const imp = importFixture(name, opts.extra);
     assert.equal(imp.status, 0, imp.stderr);
-    localise(imp.out, mailgun.url);
-    const add = runCli(['user', 'add', 'supercoolusername', '--password-stdin', '-c', imp.out], { input: 'pw-of-the-user\n' });
-    assert.equal(add.status, 0, add.stderr);
+    localise(imp.out, relay);
+    if (opts.edit) fs.writeFileSync(imp.out, opts.edit(fs.readFileSync(imp.out, 'utf8')));
+    opts.prepare?.(imp);
     const d = await launch(imp.dir, imp.out);
     running.push(d);
+    return { imp, d };
+  }
+
+  /** Sends one message in on the daemon's first listener, without TLS or AUTH (a trusted client), and returns what `up` received. */
+  async function relayedBy(d: RunningDaemon, up: Upstream, from: string, to: string) {
+    await submit(d.ports[0]!, from, [to]);
+    const [m] = await up.waitForMessages(1, 10_000);
+    assert.deepEqual(m!.to, [to]);
+    return m!;
+  }
+
+  it('postfix-port443-mailgun: 530 without STARTTLS on the 443 listener, relayed with the imported login', async () => {
+    const { d } = await run('postfix-port443-mailgun', mailgun, {
+      extra: { 'mydomain-org.pem': serverPem, 'StartCom_CA.pem': certs.ca, 'GeoTrust_Global_CA.pem': certs.ca },
+      prepare: (imp) => {
+        const add = runCli(['user', 'add', 'supercoolusername', '--password-stdin', '-c', imp.out], { input: 'pw-of-the-user\n' });
+        assert.equal(add.status, 0, add.stderr);
+      },
+    });
     const [, port443] = d.ports as [number, number];
     const raw = await RawSmtp.connect(port443);
     await raw.read();
@@ -256,19 +304,73 @@ describe('smarthost import: imported configs against real peers', () => {
   });
 
   it('postfix-stunnel-465: delivered straight over implicit TLS with the imported credentials', async () => {
-    const imp = importFixture('postfix-stunnel-465');
-    assert.equal(imp.status, 0, imp.stderr);
+    const { imp, d } = await run('postfix-stunnel-465', verizon);
     assert.match(imp.toml, /^url = "smtps:\/\/smtp\.verizon\.net:465"\ntls = "encrypt"$/m);
-    localise(imp.out, verizon.url);
-    const d = await launch(imp.dir, imp.out);
-    running.push(d);
-    const t = nodemailer.createTransport({ host: '127.0.0.1', port: d.ports[0]!, secure: false, ignoreTLS: true });
-    await t.sendMail({ from: 'cron@example.org', to: 'carol@example.net', subject: 'via smtps', text: 'hello' });
-    t.close();
-    const [m] = await verizon.waitForMessages(1, 10_000);
-    assert.deepEqual(m!.to, ['carol@example.net']);
-    assert.equal(m!.authUser, 'accountname@verizon.net');
-    assert.equal(m!.secure, true);
+    const m = await relayedBy(d, verizon, 'cron@example.org', 'carol@example.net');
+    assert.equal(m.authUser, 'accountname@verizon.net');
+    assert.equal(m.secure, true);
     assert.equal(verizon.sessions[0]!.commands.includes('STARTTLS'), false, 'TLS from the first byte, no STARTTLS');
+  });
+
+  it('sendmail-authinfo: the stunnel hop becomes smtps:// with the AuthInfo login, mechanism LOGIN first', async () => {
+    const { d } = await run('sendmail-authinfo', att);
+    const m = await relayedBy(d, att, 'www@example.org', 'dave@example.net');
+    assert.equal(m.secure, true, 'implicit TLS (the imported url is smtps://)');
+    assert.equal(m.authUser, 'myname@sbcglobal.net');
+    // the upstream offers PLAIN LOGIN; "M:LOGIN PLAIN" imported as mechanisms = ["LOGIN", "PLAIN"] picks LOGIN
+    assert.equal(m.authMethod, 'LOGIN');
+    assert.equal(att.sessions.some((s) => s.commands.includes('STARTTLS')), false, 'TLS from the first byte, no STARTTLS');
+  });
+
+  describe('postfix-tls-per-site', () => {
+    const tlsFiles = { 'tls/smtp-client.pem': certs.client.key + certs.client.cert, 'tls/CAcert.pem': certs.ca };
+
+    it('relays with the client certificate and the saslpw login; MUST_NOPEERMATCH: TLS, no name check', async () => {
+      // the certificate is the test CA's, for other names: MUST_NOPEERMATCH (tls = "encrypt")
+      // accepts it, a "verify" level would defer; the upstream refuses the handshake without a
+      // client certificate signed by the test CA
+      const isp = await peer(startUpstream({ tls: 'starttls', cert: 'wrongName', requireClientCert: true, auth: { users: { myid: 's3cret-placeholder' }, required: true } }));
+      const { d } = await run('postfix-tls-per-site', isp, { extra: tlsFiles });
+      const m = await relayedBy(d, isp, 'root@example.org', 'erin@example.net');
+      assert.equal(m.secure, true);
+      assert.equal(m.authUser, 'myid');
+      const session = isp.sessions.find((s) => s.authUser === 'myid');
+      assert.equal(session?.clientCertSubject, 'CN=smarthost test client', 'the imported client certificate was presented');
+    });
+
+    it('MUST_NOPEERMATCH is mandatory: an ISP relay without STARTTLS gets no mail', async () => {
+      // the same ISP without STARTTLS: deferred because TLS is required (with tls = "may" it would
+      // be deferred too, but only because the password is never sent in clear: hence the reason)
+      const plain = await peer(startUpstream({ tls: 'none' }));
+      const { d } = await run('postfix-tls-per-site', plain, { extra: tlsFiles });
+      const id = await submit(d.ports[0]!, 'root@example.org', ['frank@example.net']);
+      await d.waitForLog(new RegExp(`${id}: to=<frank@example\\.net>, .*dsn=4\\.7\\.4, status=deferred \\(TLS is required, but host .* did not start TLS`));
+      assert.equal(plain.messages.length, 0);
+    });
+  });
+
+  it('postfix-basic-host: aliases to a Maildir, the trusted network relays to the MX, bare senders leave @example.com', async () => {
+    const mx = await peer(startUpstream({}));
+    const dns = await peer(startDnsServer({ 'example.net': { MX: [{ preference: 10, exchange: 'mx.example.net' }] }, 'mx.example.net': { A: ['127.0.0.1'] } }));
+    // The aliases end at root -> bob; bob is no account on the test machine (root is, but its
+    // mail goes on to bob), so the test names the local users. Everything else is as imported:
+    // domains, the aliases file, trusted_networks, hostname and the sender rewrite. The MX of
+    // example.net is the test upstream, through the DNS stub.
+    const { imp, d } = await run('postfix-basic-host', undefined, {
+      edit: (t) => t.replace(/^\[local\]$/m, '[local]\nusers = ["bob"]') + `\n[mx]\nnameservers = ["${dns.address}"]\nport = ${mx.port}\n`,
+    });
+    // www -> webmaster -> root -> bob, postmaster -> root -> bob
+    // (two messages: one message to both would be one copy, as the aliases end at the same mailbox)
+    for (const to of ['www@alpha.example.com', 'postmaster@example.com']) await submit(d.ports[0]!, 'someone@example.org', [to]);
+    const maildir = path.join(d.dataDir, 'mail', 'bob', 'new');
+    await waitFor(() => fs.existsSync(maildir) && fs.readdirSync(maildir).length === 2, () => `two messages in ${maildir}; log:\n${d.logs()}`, 500, 20);
+    // 127.0.0.1 is in the imported trusted_networks: it relays to another domain without AUTH
+    await submit(d.ports[0]!, 'someone@example.org', ['heidi@example.net']);
+    // a bare name posted locally: qualified with myhostname, rewritten to @example.com as it leaves
+    const r = runCli(['sendmail', '-C', imp.out, '-f', 'cron', '-i', 'grace@example.net'], { input: 'Subject: nightly\n\ndone\n' });
+    assert.equal(r.status, 0, r.stderr);
+    const got = await mx.waitForMessages(2, 10_000);
+    assert.deepEqual(got.map((m) => [m.from, m.to]).sort(), [['cron@example.com', ['grace@example.net']], ['someone@example.org', ['heidi@example.net']]]);
+    assert.ok(dns.queries.some((q) => q.name === 'example.net' && q.type === 'MX'), 'delivered via the MX lookup');
   });
 });
