@@ -95,7 +95,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   });
   const report = await spool.recover();
   log.spoolRecovered(report.messages, report.discarded, report.corrupt);
-  const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp);
+  const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp, config.limits.connectionRate);
   const reverse = new ReverseLookup();
   const ticketKeys = crypto.randomBytes(48);
   // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
@@ -255,7 +255,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     for (const l of next.listen) if (!added.includes(l)) takeOver(bound.get(l.address)!, l, g.deps);
     pruneRetiring();
     // [log] is applied by cli/start.ts, which owns the log's destination
-    connections.setLimits(next.limits.connections, next.limits.connectionsPerIp);
+    connections.setLimits(next.limits.connections, next.limits.connectionsPerIp, next.limits.connectionRate);
     await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
     gen = g;
     qmgr.reconfigure({ queue: next.queue, hostname: next.hostname, routes: routesOf(next) });

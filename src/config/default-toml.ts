@@ -57,6 +57,8 @@ line_length = ${d.lineLength}
 idle_timeout = ${duration(d.idleTimeoutMs)}
 data_timeout = ${duration(d.dataTimeoutMs)}
 errors = ${d.errors}
+junk_commands = ${d.junkCommands}
+connection_rate = "0"                  # per client address outside trusted_networks, e.g. "60/1m"; "0": no limit
 hops = ${d.hops}
 
 [mx]

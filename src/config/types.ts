@@ -140,6 +140,8 @@ export interface LimitsConfig {
   readonly connections: number;
   readonly connectionsPerIp: number;
   readonly authFailures: Rate;
+  /** Connection attempts per client address over time, trusted networks aside; absent: no limit. */
+  readonly connectionRate?: Rate;
   /** Client networks that limits.auth_failures never blocks. */
   readonly authFailuresExempt: readonly Cidr[];
   readonly lineLength: number;

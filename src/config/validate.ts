@@ -449,6 +449,10 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     authFailures = parseRate(DEFAULTS.authFailures) as Exclude<typeof authFailures, string>;
   }
   authFailures = Object.freeze(authFailures);
+  // "0" (the default, as Postfix's smtpd_client_connection_rate_limit): no limit
+  const rateOf = l?.raw('connection_rate');
+  const connectionRate = rateOf === undefined || rateOf === '0' || rateOf === 0 ? undefined : parseRate(rateOf);
+  if (typeof connectionRate === 'string') l!.problem('connection_rate', `limits.connection_rate: ${connectionRate}`, 'write connection_rate = "60/1m" (or "0" for no limit)');
   const authFailuresExempt: Cidr[] = [];
   for (const n of l?.strings('auth_failures_exempt', []) ?? []) {
     const c = parseCidr(n);
@@ -461,6 +465,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     connections: l?.int('connections', DEFAULTS.connections, 1) ?? DEFAULTS.connections,
     connectionsPerIp: l?.int('connections_per_ip', DEFAULTS.connectionsPerIp, 1) ?? DEFAULTS.connectionsPerIp,
     authFailures,
+    ...(connectionRate && typeof connectionRate !== 'string' ? { connectionRate: Object.freeze(connectionRate) } : {}),
     authFailuresExempt: Object.freeze(authFailuresExempt),
     lineLength: l?.int('line_length', DEFAULTS.lineLength, 512, 1_000_000) ?? DEFAULTS.lineLength,
     idleTimeoutMs: l?.duration('idle_timeout', DEFAULTS.idleTimeoutMs, '5m') ?? DEFAULTS.idleTimeoutMs,
@@ -473,7 +478,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     if (l?.has(k) && (k === 'idle_timeout' ? limits.idleTimeoutMs : limits.dataTimeoutMs) === 0) l.problem(k, `limits.${k} cannot be 0`, `write ${k} = "5m"`);
   }
   if (limits.messageSize === 0) l?.problem('message_size', 'limits.message_size cannot be 0', 'write message_size = "25MB"');
-  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'auth_failures_exempt', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'junk_commands', 'hops']);
+  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'auth_failures_exempt', 'connection_rate', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'junk_commands', 'hops']);
 
   const mxS = root.table_('mx');
   const mx: MxConfig = Object.freeze({

@@ -65,4 +65,17 @@ describe('ConnectionLimits', () => {
     assert.ok(new ConnectionLimits(0, 10).open(A));
     assert.ok(new ConnectionLimits(10, 0).open(A));
   });
+
+  it('connection_rate: attempts per address in a sliding window, refused ones counted, trusted clients exempt', () => {
+    let now = 0;
+    const cl = new ConnectionLimits(100, 100, { count: 3, windowMs: 60_000 }, () => now);
+    for (let i = 0; i < 3; i++) { assert.equal(cl.open(A), undefined, `attempt ${i + 1}`); cl.close(A); now += 1000; }
+    assert.equal(formatReply(cl.open(A)!), '421 4.7.0 Error: too many connections from 192.0.2.1');
+    assert.equal(cl.open(B), undefined, 'another address has its own count');
+    for (let i = 0; i < 10; i++) assert.equal(cl.open(C, true), undefined, 'trusted: not rated');
+    now = 60_500; // the first attempt has left the window, but the refused one at 3 s still counts
+    assert.ok(cl.open(A));
+    now = 200_000;
+    assert.equal(cl.open(A), undefined, 'a quiet minute later it may connect again');
+  });
 });

@@ -146,7 +146,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
 
     onConnect(session, cb) {
       const m = meta(session);
-      const refusal = deps.connections.open(session.remoteAddress);
+      const refusal = deps.connections.open(session.remoteAddress, m.trusted);
       if (refusal) {
         log.dropped(m.peer, refusal.text.replace(/^Error: /, ''), 'CONNECT');
         return cb(replyError(refusal));

@@ -204,3 +204,24 @@ describe('SIZE= above the free space', () => {
     }
   });
 });
+
+describe('connection_rate', () => {
+  it('refuses a client outside trusted_networks past N connections a minute with 421, and logs it; trusted clients are not rated', async () => {
+    const d = await startDaemon({ toml: '[[listen]]\naddress = "127.0.0.1:0"\ntrusted_networks = ["127.0.0.1/32"]\n[limits]\nconnection_rate = "3/1m"\n' });
+    try {
+      const greet = async (localAddress: string) => {
+        const c = await RawSmtp.connect(d.ports[0]!, { localAddress });
+        const g = await c.read();
+        c.close();
+        return g.text;
+      };
+      for (let i = 0; i < 3; i++) assert.match(await greet('127.0.0.2'), /^220 /);
+      assert.equal(await greet('127.0.0.2'), '421 4.7.0 Error: too many connections from 127.0.0.2');
+      for (let i = 0; i < 5; i++) assert.match(await greet('127.0.0.1'), /^220 /, 'trusted');
+      await d.waitForLog(/too many connections from 127\.0\.0\.2 after CONNECT from [^ ]+\[127\.0\.0\.2\]/);
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  });
+});
