@@ -67,6 +67,7 @@ describe('HeaderScan', () => {
       const hs = scan(...chunks);
       assert.deepEqual(hs.facts, {
         received: 3, hasDate: true, hasFrom: true, complete: true, messageId: '<abc.123@example.com>',
+        bytes: MESSAGE.indexOf('\r\n\r\n') + 4, // the header section and its blank line, however it came
       }, `chunks ${JSON.stringify(chunks.length > 2 ? 'bytewise' : chunks)}`);
     }
   });

@@ -9,12 +9,14 @@ export interface HeaderFacts {
   hasFrom: boolean;
   /** True once the blank line ending the header section was seen. */
   complete: boolean;
+  /** Bytes of the header section read so far (up to and including its blank line). */
+  bytes: number;
 }
 
 const MAX_LINE = 64 * 1024; // a header line longer than this is not counted, just skipped
 
 export class HeaderScan {
-  readonly facts: HeaderFacts = { received: 0, hasDate: false, hasFrom: false, complete: false };
+  readonly facts: HeaderFacts = { received: 0, hasDate: false, hasFrom: false, complete: false, bytes: 0 };
   private partial = '';
   private skipping = false;
   private inMessageId = false; // the last header was Message-ID: its value may be folded
@@ -25,12 +27,14 @@ export class HeaderScan {
     for (;;) {
       const nl = chunk.indexOf(0x0a, start);
       if (nl < 0) {
+        this.facts.bytes += chunk.length - start;
         if (!this.skipping) this.partial += chunk.subarray(start).toString('latin1');
         if (this.partial.length > MAX_LINE) { this.partial = ''; this.skipping = true; }
         return;
       }
       const line = this.skipping ? '' : this.partial + chunk.subarray(start, nl).toString('latin1');
       const wasSkipping = this.skipping;
+      this.facts.bytes += nl + 1 - start;
       this.partial = '';
       this.skipping = false;
       start = nl + 1;

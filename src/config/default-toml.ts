@@ -60,6 +60,7 @@ errors = ${d.errors}
 junk_commands = ${d.junkCommands}
 connection_rate = "0"                  # per client address outside trusted_networks, e.g. "60/1m"; "0": no limit
 hops = ${d.hops}
+header_size = ${size(d.headerSize)}
 
 [mx]
 port = ${d.mxPort}

@@ -151,6 +151,8 @@ export interface LimitsConfig {
   /** NOOP, VRFY, ETRN and RSET a session may send before each one counts as an error (Postfix smtpd_junk_command_limit). */
   readonly junkCommands: number;
   readonly hops: number;
+  /** Largest header section taken (Postfix header_size_limit); larger gets 552 5.3.4. */
+  readonly headerSize: number;
 }
 
 /** The Prometheus scrape listener; absent from Config means none is opened. */

@@ -25,6 +25,7 @@ export const DEFAULTS = Object.freeze({
   dataTimeoutMs: 600_000,
   errors: 20,                 // Postfix smtpd_hard_error_limit
   junkCommands: 100,          // Postfix smtpd_junk_command_limit
+  headerSize: 102_400,        // Postfix header_size_limit
   hops: 50,                   // Postfix hopcount_limit
   lifetimeMs: 5 * 86_400_000, // Postfix maximal_queue_lifetime
   retryMinMs: 300_000,
@@ -473,12 +474,13 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     errors: l?.int('errors', DEFAULTS.errors, 1) ?? DEFAULTS.errors,
     junkCommands: l?.int('junk_commands', DEFAULTS.junkCommands, 1) ?? DEFAULTS.junkCommands,
     hops: l?.int('hops', DEFAULTS.hops, 1, 1000) ?? DEFAULTS.hops,
+    headerSize: l?.size('header_size', DEFAULTS.headerSize) ?? DEFAULTS.headerSize,
   });
   for (const k of ['idle_timeout', 'data_timeout'] as const) {
     if (l?.has(k) && (k === 'idle_timeout' ? limits.idleTimeoutMs : limits.dataTimeoutMs) === 0) l.problem(k, `limits.${k} cannot be 0`, `write ${k} = "5m"`);
   }
   if (limits.messageSize === 0) l?.problem('message_size', 'limits.message_size cannot be 0', 'write message_size = "25MB"');
-  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'auth_failures_exempt', 'connection_rate', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'junk_commands', 'hops']);
+  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'auth_failures_exempt', 'connection_rate', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'junk_commands', 'hops', 'header_size']);
 
   const mxS = root.table_('mx');
   const mx: MxConfig = Object.freeze({

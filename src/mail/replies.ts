@@ -23,6 +23,7 @@ export const replies = {
     reply(421, '4.7.0', `Error: too many failed authentication attempts, try again in ${waitText(waitMs)}`),
   authNotEnabled: (): Reply => reply(503, '5.5.1', 'Error: authentication not enabled'),
   sizeExceeded: (): Reply => reply(552, '5.3.4', 'Message size exceeds fixed limit'),
+  headerTooLarge: (): Reply => reply(552, '5.3.4', 'Message header size exceeds fixed limit'),
   tooManyRecipients: (): Reply => reply(452, '4.5.3', 'Error: too many recipients'),
   tooManyConnections: (): Reply => reply(421, '4.7.0', 'Error: too many connections'),
   tooManyConnectionsFrom: (ip: string): Reply =>

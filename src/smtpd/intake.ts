@@ -12,7 +12,7 @@ import { replies } from '../mail/replies.js';
 import type { Reply } from '../mail/reply.js';
 import type { NewEnvelope, Spool } from '../queue/spool.js';
 
-export interface IntakeLimits { readonly messageSize: number; readonly hops: number }
+export interface IntakeLimits { readonly messageSize: number; readonly hops: number; readonly headerSize: number }
 
 export type IntakeResult =
   | { readonly ok: true; readonly envelope: Envelope; readonly messageId?: string; readonly reply: Reply; /** end of data -> on disk */ readonly commitMs: number }
@@ -65,6 +65,11 @@ export async function intake(
   if (oversized) {
     await incoming.abort();
     return { ok: false, reply: replies.sizeExceeded(), id: incoming.id };
+  }
+  // refused rather than cut: a strict next hop would refuse it after our 250 (Postfix truncates instead)
+  if (headers.facts.bytes > limits.headerSize) {
+    await incoming.abort();
+    return { ok: false, reply: replies.headerTooLarge(), id: incoming.id };
   }
   if (headers.facts.received >= limits.hops) {
     await incoming.abort();

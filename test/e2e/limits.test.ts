@@ -39,6 +39,7 @@ idle_timeout = "1500ms"
 data_timeout = "2s"
 errors = 5
 junk_commands = 10
+header_size = "2KB"
 `,
     });
     port = d.ports[0]!;
@@ -64,6 +65,23 @@ junk_commands = 10
     assert.equal((await c.cmd('NOOP')).text, '250 2.0.0 Ok');
     c.close();
     assert.equal(spoolMessages(d.dataDir).length, before);
+  });
+
+  it('refuses a header section over header_size with 552 5.3.4 and stores nothing; a big body under small headers is fine', async () => {
+    const before = spoolMessages(d.dataDir).length;
+    const c = await session(port);
+    const send = async (text: string) => {
+      await c.cmd('MAIL FROM:<a@example.com>');
+      await c.cmd('RCPT TO:<b@example.net>');
+      await c.cmd('DATA');
+      c.write(text + '.\r\n');
+      return (await c.read()).text;
+    };
+    const fields = Array.from({ length: 60 }, (_, i) => `X-Junk-${i}: ${'y'.repeat(40)}\r\n`).join(''); // about 3.5 KB
+    assert.equal(await send(`Subject: many fields\r\n${fields}\r\nbody\r\n`), '552 5.3.4 Message header size exceeds fixed limit');
+    assert.equal(spoolMessages(d.dataDir).length, before, 'nothing stored');
+    assert.match(await send(`Subject: small\r\n\r\n${('z'.repeat(76) + '\r\n').repeat(60)}`), /^250 2\.0\.0 Ok: queued as /);
+    c.close();
   });
 
   it('refuses recipients over the limit with 452 4.5.3', async () => {
