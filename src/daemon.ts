@@ -98,6 +98,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp, config.limits.connectionRate);
   const reverse = new ReverseLookup();
   const ticketKeys = crypto.randomBytes(48);
+  const freeBytes = freeSpace(config.dataDir); // data_dir cannot change at a reload
   // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
   let users = new UserStore(config.auth.usersFile);
   let throttle = new AuthThrottle(config.limits.authFailures);
@@ -138,7 +139,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       hostname: c.hostname, limits: c.limits, localDomains: c.local.domains,
       localExists: (rcpt: string) => recipients.exists(rcpt),
       spool, log, users, throttle, connections, reverse, ticketKeys, auth: c.auth,
-      freeBytes: () => fsp.statfs(c.dataDir).then((s) => s.bavail * s.bsize, () => undefined),
+      freeBytes,
       minTlsVersion: c.tls.minVersion,
       ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
     };
@@ -340,4 +341,14 @@ async function controlAction(qmgr: QueueManager, req: ControlRequest): Promise<C
     : req.op === 'delete' ? await qmgr.delete(req.ids)
     : await qmgr.hold(req.ids, req.op === 'hold');
   return { ok: true, ...r };
+}
+
+/** Free bytes under `dir`, for MAIL FROM's SIZE=: one statfs a second at most, not one per message. */
+function freeSpace(dir: string): () => Promise<number | undefined> {
+  let last: { at: number; free: Promise<number | undefined> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at > 1000) last = { at: now, free: fsp.statfs(dir).then((s) => s.bavail * s.bsize, () => undefined) };
+    return last.free;
+  };
 }

@@ -216,16 +216,14 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       // SIZE= larger than the disk can take: 452 now, not after the client uploaded it all (Postfix
       // refuses when the message would leave less than half of it again free, queue_minfree aside)
       const size = Number((address.args || {} as Record<string, string>).SIZE ?? 0);
-      const room = size > 0 && deps.freeBytes ? deps.freeBytes() : Promise.resolve(undefined);
-      room.then((free) => {
-        if (free !== undefined && size * 1.5 > free) {
-          const r = replies.insufficientStorage();
-          rejectLog('MAIL', session, r, { from: address.address });
-          return cb(replyError(r));
-        }
-        if (!deps.inflow) return cb();
-        deps.inflow().then(() => cb(), () => cb());
-      }, () => cb());
+      const proceed = () => (deps.inflow ? void deps.inflow().then(() => cb(), () => cb()) : cb());
+      if (!(size > 0) || !deps.freeBytes) return proceed();
+      deps.freeBytes().then((free) => {
+        if (free === undefined || size * 1.5 <= free) return proceed();
+        const r = replies.insufficientStorage();
+        rejectLog('MAIL', session, r, { from: address.address });
+        cb(replyError(r));
+      }, proceed);
     },
 
     onRcptTo(address: SMTPServerAddress, session, cb) {
@@ -291,6 +289,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       log.disconnect(m.peer, guard?.counts() ?? {});
     },
   }, {
+    pregreet: listen.pregreetMs > 0,
     // the guard sees every connection before smtp-server greets it
     onConnection: (conn) => {
       conns.set(conn.session.id, conn);

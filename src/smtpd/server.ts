@@ -28,20 +28,23 @@ export class Connection extends SMTPConnection {
   private early: { data: Buffer; at: number } | undefined;
   private onEarly: (() => void) | undefined;
 
-  constructor(server: SMTPServer, private readonly raw: Socket, options: SMTPConnectionOptions | null | undefined) {
+  /** `watchEarly`: keep what arrives before the greeting, for pregreet(); only listeners with `pregreet` need it. */
+  constructor(server: SMTPServer, private readonly raw: Socket, options: SMTPConnectionOptions | null | undefined, private readonly watchEarly: boolean) {
     super(server, raw, options);
   }
 
   /** Greets at once: the library's init() without its 100 ms pause (and without maxClients, which we do not use). */
   override init(): void {
     // before _setListeners() pipes the socket into the parser; 'connect' comes right before the greeting
-    const watch = (d: Buffer) => {
-      if (this.early) return;
-      this.early = { data: d, at: performance.now() };
-      this.onEarly?.();
-    };
-    this.raw.on('data', watch);
-    this.once('connect', () => this.raw.off('data', watch));
+    if (this.watchEarly) {
+      const watch = (d: Buffer) => {
+        if (this.early) return;
+        this.early = { data: d, at: performance.now() };
+        this.onEarly?.();
+      };
+      this.raw.on('data', watch);
+      this.once('connect', () => this.raw.off('data', watch));
+    }
     this._setListeners(() => this.connectionReady());
   }
 
@@ -73,6 +76,8 @@ export class Connection extends SMTPConnection {
 export interface ServerHooks {
   /** Each new connection, before anything is read from it (the listener attaches its guard here). */
   readonly onConnection: (conn: Connection) => void;
+  /** The listener runs the pregreet test: connections keep what the client sends before the greeting. */
+  readonly pregreet: boolean;
 }
 
 export class SmtpdServer extends SMTPServer {
@@ -82,7 +87,7 @@ export class SmtpdServer extends SMTPServer {
 
   /** The library's connect(), with our Connection. */
   override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
-    const conn = new Connection(this, socket, socketOptions);
+    const conn = new Connection(this, socket, socketOptions, this.hooks.pregreet);
     this.connections.add(conn);
     conn.on('error', (err: Error) => this.emit('error', err));
     conn.on('connect', (data: unknown) => this.emit('connect', data));

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, ROOT, removeDir, tempDir, writeConfig } from '../helpers/daemon.js';
 import { submit } from '../helpers/submit.js';
+import { waitFor } from '../helpers/wait.js';
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
@@ -17,13 +18,8 @@ after(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL
 const SYSLOG_LINE = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d relay smarthost\/[a-z]+\[\d+\]: \S/;
 const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
 
-async function until(what: string, test: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** test/helpers/wait.ts's waitFor, 10 s in 50 ms steps, with the reason first as these calls read. */
+const until = (what: string, test: () => boolean) => waitFor(test, what, 200, 50);
 
 interface Logged { child: ChildProcess; port: number; stderr: () => string; stop(): Promise<void> }
 
@@ -37,7 +33,7 @@ async function startLogged(dir: string, log: string, extra = ''): Promise<{ d: L
   child.stdout!.on('data', (b: Buffer) => { stdout += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await until(`"listening on" in ${log}; stderr: ${stderr}`, () => /listening on 127\.0\.0\.1:\d+/.test(read(log)));
+  await waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(read(log)), () => `"listening on" in ${log}; stderr: ${stderr}`, 200, 50);
   const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(read(log))![1]);
   assert.equal(stdout, '', 'with [log] file, nothing is logged on stdout');
   return { config, d: { child, port, stderr: () => stderr, async stop() { child.kill('SIGTERM'); await exited; } } };
