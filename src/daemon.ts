@@ -31,6 +31,8 @@ import { ReverseLookup } from './smtpd/reverse-lookup.js';
 import { loadServerCert } from './tls/server-cert.js';
 import { listenMetrics, type MetricsListener } from './metrics/server.js';
 import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
+import { serveApi, type ApiServer } from './http/wire.js';
+import type { CheckFinding } from './http/ops.js';
 
 /** How often the spool is scanned for mail nobody announced (SMARTHOST_RESCAN_MS overrides it, for tests). */
 const RESCAN_MS = 60_000;
@@ -83,7 +85,14 @@ function stopAccepting(s: Listener): void {
   if (s.server.listening) s.server.close();
 }
 
-export async function createDaemon(config: Config, opts: { log: MailLog; onQueued?: (e: Envelope) => void }): Promise<Daemon> {
+export interface DaemonOptions {
+  readonly log: MailLog;
+  readonly onQueued?: (e: Envelope) => void;
+  /** `smarthost check`'s environment findings, for the console (cli/ owns them). */
+  readonly check?: (c: Config) => Promise<readonly CheckFinding[]>;
+}
+
+export async function createDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
   const { log } = opts;
   const spool = new FsSpool(config.dataDir, {
     recycle: true,
@@ -259,6 +268,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     connections.setLimits(next.limits.connections, next.limits.connectionsPerIp, next.limits.connectionRate);
     await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
     gen = g;
+    await serveHttp(next).catch((e: Error) => log.warning(`http: cannot listen on ${next.http?.address}: ${e.message}`));
     qmgr.reconfigure({ queue: next.queue, hostname: next.hostname, routes: routesOf(next) });
     void old.smtp.close(); // idle cached upstream sessions belong to the old routes and credentials
     return [];
@@ -272,6 +282,26 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     if (!c.metrics) return;
     metricsListener = await listenMetrics(c.metrics, () => metrics.render(), { onError: (e) => log.warning(`metrics: ${e.message}`) });
     log.metricsListening(`http://${c.metrics.host.includes(':') ? `[${c.metrics.host}]` : c.metrics.host}:${metricsListener.port}/metrics`);
+  }
+
+  /** [http]: restarted only when its own settings change at a reload (open event streams end then). */
+  let api: ApiServer | undefined;
+  async function serveHttp(c: Config): Promise<void> {
+    if (api?.settings === JSON.stringify(c.http)) return;
+    await api?.close();
+    api = undefined;
+    if (!c.http) return;
+    const cert = c.http.tls ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m), [c.http.host]) : undefined;
+    api = await serveApi({
+      spool, log, version: VERSION, config: () => gen.config, ...(cert ? { cert } : {}),
+      localExists: (r) => gen.deps.localExists?.(r) ?? true, queued: queueNew,
+      act: async (op, ids) => {
+        const r = await controlAction(qmgr, { op, ids });
+        return r.ok ? { done: [...r.done], missing: [...r.missing] } : { done: [], missing: ids === 'ALL' ? [] : [...ids] };
+      },
+      queueSize: () => { const q = qmgr.snapshot(); return q.active + q.deferred + q.held; },
+      ...(opts.check ? { check: opts.check } : {}),
+    });
   }
 
   /**
@@ -308,9 +338,11 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       const out: BoundListener[] = [];
       for (const l of config.listen) out.push(await bind(l, gen.deps));
       await serveMetrics(config);
+      await serveHttp(config);
       return out;
     },
     async close(graceMs = 30_000) {
+      const apiClosed = api?.close(); // no new API requests; those under way finish
       const servers = [...bound.values(), ...retiring];
       // no new connections or transactions; a transaction under way may finish within the grace
       for (const s of servers) { s.drain(); stopAccepting(s); }
@@ -323,6 +355,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       await Promise.all([sessionsDone, qmgr.close(Math.min(graceMs, 10_000))]);
       await gen.smtp.close();
       await metricsListener?.close();
+      await apiClosed;
       await spool.close();
     },
   };

@@ -6,6 +6,7 @@ import { parseDuration } from '../config/units.js';
 import { errorCode, isPermission, mapBounded } from '../queue/bounded.js';
 import { FsSpool, type QueueListing } from '../queue/fs-spool.js';
 import type { QueueEntry } from '../queue/spool.js';
+import { entryFilter, FilterError, toJson } from '../queue/filter.js';
 import { sendControl } from '../control/client.js';
 import type { ControlOp } from '../control/protocol.js';
 import { EXIT, spoolConfigOrReport, UsageError, type Caller } from './common.js';
@@ -28,10 +29,7 @@ daemon stopped, hold, release and delete change the queue files directly.
 flush skips held messages and says so. Queue files that cannot be read are
 counted on stderr with the reason, and the exit status is then 74.`;
 
-const STATES = ['queued', 'deferred', 'held'] as const;
-type State = typeof STATES[number];
-
-export interface QueueFilter {
+export interface CliFilter {
   readonly from: readonly string[];
   readonly to: readonly string[];
   readonly state: readonly string[];
@@ -39,44 +37,17 @@ export interface QueueFilter {
 }
 
 /** The filter options checked and made into one predicate; a bad value is a UsageError. */
-export function queueFilter(f: QueueFilter | undefined, now = Date.now()): ((e: QueueEntry) => boolean) | undefined {
-  if (!f || (!f.from.length && !f.to.length && !f.state.length && f.olderThan === undefined)) return undefined;
-  const states = f.state.flatMap((s) => s.split(',')).map((s) => s.trim().toLowerCase()).filter(Boolean);
-  for (const s of states) if (!(STATES as readonly string[]).includes(s)) throw new UsageError(`--state ${s}: not a state; use ${STATES.join(', ')}`);
-  let age: number | undefined;
-  if (f.olderThan !== undefined) {
+export function queueFilter(f: CliFilter | undefined, now = Date.now()): ((e: QueueEntry) => boolean) | undefined {
+  let olderThanMs: number | undefined;
+  if (f?.olderThan !== undefined) {
     const ms = parseDuration(f.olderThan);
     if (typeof ms === 'string') throw new UsageError(`--older-than: ${ms}`);
-    age = ms;
+    olderThanMs = ms;
   }
-  const pending = (r: QueueEntry['state']['recipients'][number]) => r.state === 'queued' || r.state === 'deferred';
-  return (e) => {
-    if (f.from.length && !f.from.some((p) => addressMatches(e.envelope.sender, p))) return false;
-    if (age !== undefined && now - Date.parse(e.envelope.arrived) <= age) return false;
-    if (states.length && e.state.held && !states.includes('held')) return false;
-    return e.state.recipients.some((r) => pending(r) &&
-      (!f.to.length || f.to.some((p) => addressMatches(r.address, p))) &&
-      (!states.length || e.state.held || states.includes(r.state as State)));
-  };
-}
-
-/** "a@b" exactly, "@b" the domain, "<>" the null sender, anything else a part of the address (case-insensitive). */
-function addressMatches(address: string, pattern: string): boolean {
-  const a = address.toLowerCase();
-  const p = pattern.trim().toLowerCase();
-  if (p === '<>' || p === '') return a === '';
-  if (p.startsWith('@')) return a.endsWith(p);
-  if (p.includes('@')) return a === p.replace(/^<(.*)>$/, '$1');
-  return a.includes(p);
-}
-
-export function toJson(e: QueueEntry) {
-  return {
-    id: e.envelope.id, from: e.envelope.sender, size: e.envelope.size, arrived: e.envelope.arrived, held: e.state.held,
-    recipients: e.state.recipients.map((r) => ({
-      address: r.address, state: r.state, attempts: r.attempts, next_attempt: r.nextAttempt ?? null, last_reply: r.lastReply ?? null,
-    })),
-  };
+  try { return entryFilter(f && { ...f, ...(olderThanMs !== undefined ? { olderThanMs } : {}) }, now); } catch (e) {
+    if (e instanceof FilterError) throw new UsageError(`--${e.option} ${e.message}`);
+    throw e;
+  }
 }
 
 /** Postfix mailq layout: "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------". */
@@ -123,7 +94,7 @@ function formatShow(e: QueueEntry): string {
 export interface QueueArgs {
   readonly config?: string;
   readonly json?: boolean;
-  readonly filter?: QueueFilter;
+  readonly filter?: CliFilter;
   readonly show?: { readonly headers: boolean; readonly body: boolean; readonly raw: boolean };
   /** Who is asking, for messages: "smarthost queue" by default, "sendmail" for sendmail -bp. */
   readonly caller?: Caller;

@@ -5,6 +5,7 @@ import { createDaemon, VERSION, type Daemon } from '../daemon.js';
 import { ConfigError, EMBEDDED_DEFAULT, loadConfig } from '../config/load.js';
 import type { Config, Problem } from '../config/types.js';
 import { configOrReport, EXIT } from './common.js';
+import { environmentFindings } from './check-environment.js';
 
 /** The version, for `smarthost --version` and the man pages (only this file imports daemon.ts). */
 export { VERSION };
@@ -42,7 +43,7 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
   log.started(VERSION, config.source);
   let daemon;
   try {
-    daemon = await createDaemon(config, { log });
+    daemon = await createDaemon(config, { log, check: environmentFindings });
     const bound = await daemon.listen();
     if (config.source === EMBEDDED_DEFAULT) {
       process.stderr.write([

@@ -162,6 +162,23 @@ export interface MetricsConfig {
   readonly port: number;
 }
 
+/** [http]: the JSON API and the web console on one listener; absent from Config means none. */
+export interface HttpConfig {
+  readonly address: string;         // as written, e.g. "127.0.0.1:8025"
+  readonly host: string;
+  readonly port: number;
+  /** HTTPS with the [tls] certificate (or the generated one). */
+  readonly tls: boolean;
+  /** A non-loopback address without TLS (behind a TLS-terminating proxy); refused otherwise. */
+  readonly allowPlaintext: boolean;
+  /** Written by `smarthost token add`; only hashes. */
+  readonly tokensFile: string;
+  /** Largest request body taken: a message of limits.message_size, base64-encoded in JSON. */
+  readonly bodyLimit: number;
+  /** Failed token attempts per client address before 429 (like limits.auth_failures). */
+  readonly authFailures: Rate;
+}
+
 export interface LogConfig {
   readonly file?: string;
   readonly format: 'postfix' | 'json';
@@ -184,6 +201,7 @@ export interface Config {
   readonly log: LogConfig;
   readonly mx: MxConfig;
   readonly metrics?: MetricsConfig;
+  readonly http?: HttpConfig;
   /** Settings that came from environment variables or `start --listen`, not the file (`check` lists them). */
   readonly overrides?: readonly { readonly name: string; readonly value: string }[];
 }

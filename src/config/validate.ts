@@ -8,6 +8,7 @@ import type {
   Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig, UpstreamUrl,
 } from './types.js';
 import { parseRate } from './units.js';
+import { readHttp } from './http-section.js';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:2525',
@@ -38,10 +39,12 @@ export const DEFAULTS = Object.freeze({
   reuseTimeMs: 300_000,       // age of a cached upstream connection (Postfix smtp_connection_reuse_time_limit is 300s)
   pregreetMs: 0,              // off: the greeting goes out at once (Postfix smtpd without postscreen)
   pregreetMaxMs: 60_000,      // a client waiting longer than this for a banner gives up (Postfix postscreen_greet_wait is 6s)
+  http: '127.0.0.1:8025',     // loopback: anything wider needs TLS or allow_plaintext
+  httpAuthFailures: '10/10m', // failed API tokens per client address, then 429
 });
 
 /** The top-level keys and sections of smarthost.toml. */
-export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics'];
+export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'http'];
 
 /** Where relative paths in the file are anchored: the file's folder, or the cwd for the embedded default. */
 function resolver(baseDir: string) {
@@ -505,6 +508,8 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   logS?.finish(['file', 'format']);
   const metricsS = root.table_('metrics');
   const metrics = metricsS ? readMetrics(metricsS) : undefined;
+  const httpS = root.table_('http');
+  const http = httpS ? readHttp(httpS, { dataDir, abs, messageSize: limits.messageSize }) : undefined;
   root.finish(TOP_KEYS);
 
   if (problems.list.length) return { problems: problems.list };
@@ -516,6 +521,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
     queue, limits, log, mx,
     ...(metrics ? { metrics } : {}),
+    ...(http ? { http } : {}),
   });
   return { config, problems: [] };
 }

@@ -6,7 +6,10 @@ import type { Reply } from '../mail/reply.js';
 import { formatReply } from '../mail/reply.js';
 import { waitText } from '../mail/replies.js';
 
-export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail' | 'pickup';
+export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail' | 'pickup' | 'http';
+
+/** One log event as the JSON format writes it; what `subscribe()` listeners get, whatever the format. */
+export type LogEvent = Readonly<Record<string, unknown>> & { readonly time: string; readonly program: string; readonly event: string; readonly message: string; readonly queue_id?: string };
 
 export interface LogSink {
   write(line: string): void;
@@ -87,6 +90,7 @@ export class MailLog {
   private shortHost: string;
   private sink: LogSink;
   private format: LogOptions['format'];
+  private readonly listeners = new Set<(e: LogEvent) => void>();
   constructor(opts: LogOptions) {
     this.shortHost = opts.hostname.split('.')[0] || opts.hostname;
     this.sink = opts.sink ?? stdoutSink;
@@ -110,14 +114,22 @@ export class MailLog {
   /** Log rotation: reopen [log] file by its name (nothing to do on stdout). */
   reopen(): void { this.sink.reopen?.(); }
 
+  /** Every later event, as a JSON-shaped object (the API's live log and its charts); returns the unsubscribe. */
+  subscribe(listener: (e: LogEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+
   /** The one place a line is written; `fields` are what the JSON form carries. */
   private emit(program: Program, event: string, text: string, fields: Record<string, unknown>, queueId?: string): void {
     const now = new Date();
+    const record = this.format === 'json' || this.listeners.size ? {
+      time: now.toISOString(), host: this.shortHost, program: `smarthost/${program}`, pid: process.pid,
+      ...(queueId ? { queue_id: queueId } : {}), event, ...fields, message: text,
+    } : undefined;
+    for (const l of this.listeners) { try { l(record!); } catch { /* a listener never stops the log */ } }
     if (this.format === 'json') {
-      this.sink.write(JSON.stringify({
-        time: now.toISOString(), host: this.shortHost, program: `smarthost/${program}`, pid: process.pid,
-        ...(queueId ? { queue_id: queueId } : {}), event, ...fields, message: text,
-      }) + '\n');
+      this.sink.write(JSON.stringify(record) + '\n');
       return;
     }
     const prefix = queueId ? `${queueId}: ` : '';
@@ -249,6 +261,17 @@ export class MailLog {
   /** A bounce that could not be delivered: it is not bounced again; this line is the postmaster's notice. */
   doubleBounce(id: string, to: string, reason: string): void {
     this.emit('bounce', 'double_bounce', `postmaster: undeliverable notification to <${to}> discarded, a bounce never bounces (${reason})`, { to, reason }, id);
+  }
+  /** A change made through the HTTP API, with the name of the token that made it. */
+  apiAction(token: string, client: string, method: string, path: string, status: number): void {
+    this.emit('http', 'api_action', `token=${token} client=[${client}] ${method} ${path}: ${status}`, { token, client_ip: client, method, path, status });
+  }
+  /** A request whose bearer token was missing or unknown. */
+  apiAuthFailed(client: string, path: string, why: string): void {
+    this.emit('http', 'api_auth_failed', `warning: [${client}]: API token refused for ${path}: ${why}`, { client_ip: client, path, reason: why });
+  }
+  httpListening(url: string): void {
+    this.emit('master', 'http', `API and console on ${url}`, { url });
   }
   /** qmgr actions asked for through `smarthost queue` (flush, hold, release). */
   queueAction(id: string, action: 'hold' | 'release' | 'flush'): void {
