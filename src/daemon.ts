@@ -32,6 +32,9 @@ import { loadServerCert } from './tls/server-cert.js';
 import { listenMetrics, type MetricsListener } from './metrics/server.js';
 import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
 import { serveApi, type ApiServer } from './http/wire.js';
+import { DeliveryOutcomes } from './events/outcomes.js';
+import { SuppressionList, suppressionFile } from './events/suppression.js';
+import { WebhookOutbox } from './events/webhooks.js';
 import type { CheckFinding } from './http/ops.js';
 
 /** How often the spool is scanned for mail nobody announced (SMARTHOST_RESCAN_MS overrides it, for tests). */
@@ -155,6 +158,13 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     return { config: c, smtp, local, deps };
   }
 
+  // delivery events: the suppression list (kept across reloads, its settings follow them) and webhooks
+  const suppression = new SuppressionList(suppressionFile(config.dataDir), config.suppression, Date.now, (m) => log.warning(m, 'qmgr'));
+  const newWebhooks = (c: Config) => (c.webhooks.length ? new WebhookOutbox(c.dataDir, c.webhooks, (m) => log.warning(m, 'qmgr')) : undefined);
+  let webhooks = newWebhooks(config);
+  const outcomes = new DeliveryOutcomes({ suppression, log, spool, webhooks: () => webhooks });
+  log.subscribe((e) => { if (e.event === 'notice' && e['kind'] === 'delay' && e.queue_id) void outcomes.delayed(e.queue_id).catch(() => undefined); });
+
   const routesOf = (c: Config) => ({ localDomains: c.local.domains, routes: c.routes, ...(c.relay ? { relay: c.relay } : {}) });
   let gen = await build(config);
   const qmgr: QueueManager = new QueueManager({
@@ -163,7 +173,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     transports: {
       deliver: async (dest, msg) => {
         const g = gen; // the generation current when the attempt starts sees it through
-        return dest.kind === 'local' ? g.local.deliver(msg) : g.smtp.deliver(dest, msg);
+        return dest.kind === 'local' ? g.local.deliver(msg) : outcomes.deliver(msg, (m) => g.smtp.deliver(dest, m));
       },
       forgetDead: () => gen.smtp.forgetDead(),
     },
@@ -268,6 +278,11 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     connections.setLimits(next.limits.connections, next.limits.connectionsPerIp, next.limits.connectionRate);
     await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
     gen = g;
+    suppression.settings = next.suppression;
+    if (JSON.stringify(next.webhooks) !== JSON.stringify(old.config.webhooks)) {
+      webhooks?.close();
+      try { webhooks = newWebhooks(next); } catch (e) { webhooks = undefined; log.warning(`webhooks: ${(e as Error).message}; no events are posted until the next reload`); }
+    }
     await serveHttp(next).catch((e: Error) => log.warning(`http: cannot listen on ${next.http?.address}: ${e.message}`));
     qmgr.reconfigure({ queue: next.queue, hostname: next.hostname, routes: routesOf(next) });
     void old.smtp.close(); // idle cached upstream sessions belong to the old routes and credentials
@@ -300,6 +315,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
         return r.ok ? { done: [...r.done], missing: [...r.missing] } : { done: [], missing: ids === 'ALL' ? [] : [...ids] };
       },
       queueSize: () => { const q = qmgr.snapshot(); return q.active + q.deferred + q.held; },
+      suppression,
       ...(opts.check ? { check: opts.check } : {}),
     });
   }
@@ -356,6 +372,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
       await gen.smtp.close();
       await metricsListener?.close();
       await apiClosed;
+      webhooks?.close();
       await spool.close();
     },
   };

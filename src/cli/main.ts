@@ -23,6 +23,7 @@ import * as route from './route.js';
 import * as sendmail from './sendmail.js';
 import * as start from './start.js';
 import * as token from './token.js';
+import * as suppression from './suppression.js';
 import * as user from './user.js';
 
 const HELP = `usage: smarthost <command> [-c FILE] [options]
@@ -33,6 +34,7 @@ commands:
   route test         show the route table and where mail --from A --to B would go
   user               add/del/list/passwd the users of inbound AUTH
   token              add/del/list the bearer tokens of the HTTP API ([http])
+  suppression        list/del recipients that bounce at once (refused as nonexistent)
   auth unblock ADDR  lift the failed-AUTH block of a client address (or all)
   oauth login ROUTE  sign in an upstream mailbox with OAuth2 (auth = "oauth2")
   queue              list/show/delete/hold/release queued mail (mailq)
@@ -48,7 +50,7 @@ embedded default is used (sendmail, mailq, queue and user refuse the embedded
 default where no daemon keeps a queue). --version prints the version.
 'smarthost <command> --help' shows each command's options.`;
 
-const HELPS: Record<string, string> = { auth: auth.help, start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help, import: importCmd.help, token: token.help };
+const HELPS: Record<string, string> = { auth: auth.help, start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help, import: importCmd.help, token: token.help, suppression: suppression.help };
 Object.assign(HELPS, { completion: completion.help, man: man.help, config: configCmd.help });
 
 export async function main(argv: string[]): Promise<number> {
@@ -114,6 +116,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'auth': return await auth.run(config, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
       case 'token': return await token.run({ ...config, readOnly: !!v['read-only'] }, positionals);
+      case 'suppression': return await suppression.run({ ...config, json: !!v.json }, positionals);
       case 'queue': case 'mailq': {
         const show = { headers: !!v.headers, body: !!v.body, raw: !!v.raw };
         const filter = { from: strs('from'), to: strs('to'), state: strs('state'), ...(str('older-than') !== undefined ? { olderThan: str('older-than')! } : {}) };

@@ -26,6 +26,7 @@ export const OPTIONS: Readonly<Record<string, OptionTable>> = {
   route: { from: { type: 'string', value: 'ADDR' }, to: { type: 'string', multiple: true, value: 'ADDR' } },
   user: { 'password-stdin': { type: 'boolean', help: 'read the password from standard input' } },
   token: { 'read-only': { type: 'boolean', help: 'add: the token may only GET (list and read the queue)' } },
+  suppression: { json: { type: 'boolean', help: 'list: print JSON' } },
   oauth: {},
   auth: {},
   queue: {
@@ -50,6 +51,7 @@ export const SUBCOMMANDS: Readonly<Record<string, readonly string[]>> = {
   queue: ['list', 'show', 'delete', 'hold', 'release', 'flush'],
   user: ['add', 'del', 'list', 'passwd'],
   token: ['add', 'del', 'list'],
+  suppression: ['list', 'del'],
   route: ['test'],
   oauth: ['login'],
   auth: ['unblock'],

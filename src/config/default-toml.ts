@@ -72,6 +72,11 @@ timeout = ${duration(d.smtpTimeoutMs)}
 [log]
 format = "postfix"                     # or "json"; no file: stdout
 
-# No [metrics]: no Prometheus listener.
+[suppression]                          # recipients refused as nonexistent bounce at once later, without the upstream
+enabled = ${d.suppression.enabled}
+codes = ${list(d.suppression.codes)}
+expire = ${duration(d.suppression.expireMs)}
+
+# No [metrics]: no Prometheus listener. No [http]: no API or console.
 `;
 }

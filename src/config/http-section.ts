@@ -3,7 +3,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import type { Section } from './reader.js';
-import type { HttpConfig } from './types.js';
+import type { HttpConfig, WebhookConfig } from './types.js';
 import { parseRate } from './units.js';
 import { DEFAULTS, splitHostPort } from './validate.js';
 
@@ -39,4 +39,31 @@ export function readHttp(s: Section, ctx: { dataDir: string; abs: (p: string) =>
   // a JSON message carries the mail base64-encoded (4/3) plus its fields
   const bodyLimit = Math.ceil(ctx.messageSize * 4 / 3) + 1_000_000;
   return Object.freeze({ address, host: hp.host, port: hp.port, tls, allowPlaintext, tokensFile, bodyLimit, authFailures: Object.freeze(authFailures) });
+}
+
+const WEBHOOK_EVENTS = ['delivered', 'deferred', 'bounced', 'delayed', 'suppressed'] as const;
+
+/** One [[webhook]]: an http(s) URL (plain http only to loopback), the events wanted, the HMAC secret's file. */
+export function readWebhook(s: Section, abs: (p: string) => string): WebhookConfig | undefined {
+  const url = s.string('url');
+  const events = s.strings('events', ['delivered', 'deferred', 'bounced', 'delayed']);
+  const secretFile = s.string('secret_file');
+  const timeoutMs = s.duration('timeout', 10_000, '10s');
+  s.finish(['url', 'events', 'secret_file', 'timeout']);
+  for (const e of events) {
+    if (!(WEBHOOK_EVENTS as readonly string[]).includes(e)) s.problem('events', `"${e}" in ${s.at('events')} is not an event`, `use some of ${WEBHOOK_EVENTS.join(', ')}`);
+  }
+  if (secretFile === undefined) s.problem('secret_file', `${s.path} has no secret_file (receivers check each event's signature with it)`, 'write secret_file = "/etc/smarthost/webhook.secret" (a file with a long random string, mode 0600)');
+  let u: URL | undefined;
+  try { u = url === undefined ? undefined : new URL(url); } catch { u = undefined; }
+  if (!u || !['http:', 'https:'].includes(u.protocol)) {
+    s.problem('url', `${s.at('url')} ${url === undefined ? 'is missing' : `= "${url}" is not an http(s) URL`}`, 'write url = "https://hooks.example.com/mail"');
+    return undefined;
+  }
+  if (u.protocol === 'http:' && !isLoopback(u.hostname.replace(/^\[|\]$/g, ''))) {
+    s.problem('url', `${s.at('url')} = "${url}" sends delivery events (addresses) in clear over the network`, `write url = "https://${u.host}${u.pathname}"`);
+  }
+  if (timeoutMs === 0) s.problem('timeout', `${s.at('timeout')} cannot be 0`, 'write timeout = "10s"');
+  if (secretFile === undefined) return undefined;
+  return Object.freeze({ url, events: Object.freeze(events as WebhookConfig['events']), secretFile: abs(secretFile), timeoutMs }) as WebhookConfig;
 }

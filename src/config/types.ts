@@ -179,6 +179,22 @@ export interface HttpConfig {
   readonly authFailures: Rate;
 }
 
+/** [[webhook]]: delivery events posted as signed JSON. */
+export interface WebhookConfig {
+  readonly url: string;
+  readonly events: readonly ('delivered' | 'deferred' | 'bounced' | 'delayed' | 'suppressed')[];
+  readonly secretFile: string;
+  readonly timeoutMs: number;
+}
+
+/** Recipients refused as nonexistent are bounced at once later, without contacting the upstream. */
+export interface SuppressionConfig {
+  readonly enabled: boolean;
+  /** Enhanced status codes of a permanent failure that suppress its recipient. */
+  readonly codes: readonly string[];
+  readonly expireMs: number;
+}
+
 export interface LogConfig {
   readonly file?: string;
   readonly format: 'postfix' | 'json';
@@ -202,6 +218,8 @@ export interface Config {
   readonly mx: MxConfig;
   readonly metrics?: MetricsConfig;
   readonly http?: HttpConfig;
+  readonly suppression: SuppressionConfig;
+  readonly webhooks: readonly WebhookConfig[];
   /** Settings that came from environment variables or `start --listen`, not the file (`check` lists them). */
   readonly overrides?: readonly { readonly name: string; readonly value: string }[];
 }

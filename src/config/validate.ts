@@ -8,7 +8,7 @@ import type {
   Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig, UpstreamUrl,
 } from './types.js';
 import { parseRate } from './units.js';
-import { readHttp } from './http-section.js';
+import { readHttp, readWebhook } from './http-section.js';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:2525',
@@ -41,10 +41,12 @@ export const DEFAULTS = Object.freeze({
   pregreetMaxMs: 60_000,      // a client waiting longer than this for a banner gives up (Postfix postscreen_greet_wait is 6s)
   http: '127.0.0.1:8025',     // loopback: anything wider needs TLS or allow_plaintext
   httpAuthFailures: '10/10m', // failed API tokens per client address, then 429
+  // mailbox does not exist (RFC 3463): 5.1.1 bad destination mailbox, 5.1.10 null MX / recipient address has null MX
+  suppression: Object.freeze({ enabled: true, codes: Object.freeze(['5.1.1', '5.1.10']), expireMs: 30 * 86_400_000 }),
 });
 
 /** The top-level keys and sections of smarthost.toml. */
-export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'http'];
+export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'http', 'suppression', 'webhook'];
 
 /** Where relative paths in the file are anchored: the file's folder, or the cwd for the embedded default. */
 function resolver(baseDir: string) {
@@ -508,6 +510,25 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   logS?.finish(['file', 'format']);
   const metricsS = root.table_('metrics');
   const metrics = metricsS ? readMetrics(metricsS) : undefined;
+  const supS = root.table_('suppression');
+  const suppression = Object.freeze({
+    enabled: supS?.bool('enabled', DEFAULTS.suppression.enabled) ?? DEFAULTS.suppression.enabled,
+    codes: Object.freeze(supS?.strings('codes', DEFAULTS.suppression.codes) ?? DEFAULTS.suppression.codes),
+    expireMs: supS?.duration('expire', DEFAULTS.suppression.expireMs, '30d') ?? DEFAULTS.suppression.expireMs,
+  });
+  for (const c of suppression.codes) {
+    if (!/^5\.\d{1,3}\.\d{1,3}$/.test(c)) supS!.problem('codes', `"${c}" in suppression.codes is not a permanent enhanced status code`, 'write codes = ["5.1.1", "5.1.10"] (5.X.Y only: a temporary failure never suppresses)');
+  }
+  if (supS?.has('expire') && suppression.expireMs === 0) supS.problem('expire', 'suppression.expire cannot be 0', 'write expire = "30d", or enabled = false to keep no list');
+  supS?.finish(['enabled', 'codes', 'expire']);
+  const webhooks: import('./types.js').WebhookConfig[] = [];
+  const rawHooks = root.raw('webhook');
+  if (rawHooks !== undefined && !Array.isArray(rawHooks)) root.problem('webhook', 'webhook must be written as [[webhook]] tables', 'write [[webhook]] then url = "https://…" below it');
+  (Array.isArray(rawHooks) ? rawHooks : []).forEach((t, i) => {
+    if (!isTable(t)) return;
+    const w = readWebhook(new Section(t, `webhook[${i}]`, problems), abs);
+    if (w) webhooks.push(w);
+  });
   const httpS = root.table_('http');
   const http = httpS ? readHttp(httpS, { dataDir, abs, messageSize: limits.messageSize }) : undefined;
   root.finish(TOP_KEYS);
@@ -522,6 +543,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     queue, limits, log, mx,
     ...(metrics ? { metrics } : {}),
     ...(http ? { http } : {}),
+    suppression, webhooks: Object.freeze(webhooks),
   });
   return { config, problems: [] };
 }

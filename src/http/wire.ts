@@ -11,7 +11,7 @@ import { chooseTarget, probeSender } from '../probe/target.js';
 import type { Spool } from '../queue/spool.js';
 import { History } from './events.js';
 import { IdempotencyStore } from './idempotency.js';
-import type { CheckFinding } from './ops.js';
+import type { CheckFinding, Suppressions } from './ops.js';
 import type { QueueOp } from './queue-routes.js';
 import { listenHttp, type HttpListener } from './server.js';
 import { apiSubmit } from './submit.js';
@@ -29,6 +29,7 @@ export interface ApiParts {
   readonly act: (op: QueueOp, ids: readonly string[] | 'ALL') => Promise<{ done: string[]; missing: string[] }>;
   readonly queueSize: () => number;
   readonly check?: (c: Config) => Promise<readonly CheckFinding[]>;
+  readonly suppression: Suppressions;
 }
 
 export interface ApiServer extends HttpListener { readonly settings: string }
@@ -57,6 +58,7 @@ export async function serveApi(p: ApiParts): Promise<ApiServer | undefined> {
         return { report: hasSeveralUrls(choice.target.upstream) ? await probeRoute(choice.target, opts) : await probe(choice.target, opts) };
       },
       check: async () => ({ source: p.config().source, findings: p.check ? await p.check(p.config()) : [] }),
+      suppression: p.suppression,
     },
   });
   p.log.httpListening(listener.url);

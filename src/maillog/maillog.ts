@@ -262,6 +262,10 @@ export class MailLog {
   doubleBounce(id: string, to: string, reason: string): void {
     this.emit('bounce', 'double_bounce', `postmaster: undeliverable notification to <${to}> discarded, a bounce never bounces (${reason})`, { to, reason }, id);
   }
+  /** A recipient refused as nonexistent: later mail to it bounces without contacting the upstream. */
+  suppressed(id: string, to: string, dsn: string, expires: string): void {
+    this.emit('smtp', 'suppressed', `to=<${to}>, dsn=${dsn}, added to the suppression list until ${expires.slice(0, 10)} (smarthost suppression del ${to} to remove)`, { to, dsn, expires }, id);
+  }
   /** A change made through the HTTP API, with the name of the token that made it. */
   apiAction(token: string, client: string, method: string, path: string, status: number): void {
     this.emit('http', 'api_action', `token=${token} client=[${client}] ${method} ${path}: ${status}`, { token, client_ip: client, method, path, status });
