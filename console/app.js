@@ -225,9 +225,11 @@ function renderLog() {
 async function startLog() {
   if (logAbort) return;
   logAbort = new AbortController();
-  $('#log-state').textContent = 'connected, waiting for events…';
+  $('#log-state').textContent = 'connecting…';
   try {
     const res = await fetch('/api/v1/events', { headers: { Authorization: `Bearer ${token}` }, signal: logAbort.signal });
+    // the server subscribes before it answers: from here on no event is missed
+    $('#log-state').textContent = 'connected, waiting for events…';
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';
     for (;;) {
@@ -292,11 +294,27 @@ async function runCheck() {
     el('strong', {}, f.level), ' ', f.message, el('p', { class: 'fix' }, 'Fix: ', f.fix))) : [el('li', { class: 'ok' }, '✓ No problems found.')]));
 }
 
+// ---- suppression list ---------------------------------------------------------------
+async function loadSuppressions() {
+  let list;
+  try { list = await api('suppressions'); } catch (e) { toast(e.message, true); return; }
+  $('#suppression-rows').replaceChildren(...(list.length ? list.map((s) => el('tr', { 'data-address': s.address },
+    el('td', {}, s.address), el('td', {}, s.dsn), el('td', { title: s.since }, ago(s.since)), el('td', {}, s.expires.slice(0, 10)),
+    el('td', { class: 'reply' }, s.reply),
+    el('td', {}, el('button', { onclick: () => unsuppress(s.address) }, 'Remove')))) : [el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'Nobody is suppressed.'))]));
+}
+
+async function unsuppress(address) {
+  try { await api(`suppressions/${encodeURIComponent(address)}`, { method: 'DELETE' }); toast(`${address} removed: mail to it is delivered again`); } catch (e) { toast(e.message, true); }
+  await loadSuppressions();
+}
+
 // ---- wiring -------------------------------------------------------------------------
 function showTab(name) {
   for (const b of $$('.tab')) b.classList.toggle('active', b.dataset.tab === name);
   for (const p of $$('.panel')) p.hidden = p.id !== `tab-${name}`;
   if (name === 'log') startLog();
+  if (name === 'suppressions') loadSuppressions();
 }
 
 document.addEventListener('DOMContentLoaded', () => {

@@ -4,6 +4,7 @@
 // README shows (into docs/img/ when SMARTHOST_SCREENSHOTS=1, else into a temporary folder).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { removeDir, ROOT, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
@@ -128,6 +129,15 @@ describe('web console', () => {
     await page.waitForSelector('#probe-state:has-text("a step failed")');
     assert.match(await page.textContent('#probe-steps') ?? '', /✗connect[\s\S]*Fix: /);
     await up.restart();
+  });
+
+  it('lists the suppressed recipients and removes one', async () => {
+    fs.writeFileSync(path.join(d.dataDir, 'suppressions.json'), JSON.stringify([{ address: 'ghost@example.net', dsn: '5.1.1', reply: '550 5.1.1 User unknown', since: new Date().toISOString(), expires: new Date(Date.now() + 86_400_000).toISOString(), queueId: ids.reset }]));
+    await page.click('.tab[data-tab=suppressions]');
+    await page.waitForSelector('tr[data-address="ghost@example.net"]');
+    await page.click('tr[data-address="ghost@example.net"] button');
+    await page.waitForSelector('#toast:has-text("ghost@example.net removed")');
+    assert.deepEqual((await api.call(token, 'GET', '/api/v1/suppressions')).json, []);
   });
 
   it('runs the configuration check', async () => {
