@@ -118,7 +118,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
   /** Mail that did not come through smtpd (which logs its own): the "(queue active)" line, then delivery. */
   const queueNew = (e: Envelope) => { log.queued(e.id, e.sender, e.size, e.recipients.length); onQueued(e); };
-  const metrics = new SmarthostMetrics({ version: VERSION, queue: () => qmgr.snapshot() });
+  const metrics = new SmarthostMetrics({ version: VERSION, queue: () => qmgr.snapshot(), outbox: () => webhooks?.depth() ?? 0 });
   const observe = {
     connection: (l: string, open: boolean) => (open ? metrics.connectionOpened(l) : metrics.connectionClosed(l)),
     authFailed: () => metrics.authFailed(),
@@ -160,7 +160,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
 
   // delivery events: the suppression list (kept across reloads, its settings follow them) and webhooks
   const suppression = new SuppressionList(suppressionFile(config.dataDir), config.suppression, Date.now, (m) => log.warning(m, 'qmgr'));
-  const newWebhooks = (c: Config) => (c.webhooks.length ? new WebhookOutbox(c.dataDir, c.webhooks, (m) => log.warning(m, 'qmgr')) : undefined);
+  const newWebhooks = (c: Config) => (c.webhooks.length ? new WebhookOutbox(c.dataDir, c.webhooks, (m) => log.warning(m, 'qmgr'), (r) => metrics.webhookPost(r)) : undefined);
   let webhooks = newWebhooks(config);
   const outcomes = new DeliveryOutcomes({ suppression, log, spool, webhooks: () => webhooks });
   log.subscribe((e) => { if (e.event === 'notice' && e['kind'] === 'delay' && e.queue_id) void outcomes.delayed(e.queue_id).catch(() => undefined); });
@@ -315,7 +315,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
         return r.ok ? { done: [...r.done], missing: [...r.missing] } : { done: [], missing: ids === 'ALL' ? [] : [...ids] };
       },
       queueSize: () => { const q = qmgr.snapshot(); return q.active + q.deferred + q.held; },
-      suppression,
+      suppression, observe: (route, method, status) => metrics.apiRequest(route, method, status),
       ...(opts.check ? { check: opts.check } : {}),
     });
   }

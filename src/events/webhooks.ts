@@ -59,7 +59,7 @@ export class WebhookOutbox {
   private readonly secrets: string[];
 
   constructor(dataDir: string, private readonly hooks: readonly WebhookConfig[], private readonly warn: (m: string) => void,
-    private readonly fetchFn: typeof fetch = fetch) {
+    private readonly observe: (result: 'posted' | 'failed' | 'dropped') => void = () => undefined, private readonly fetchFn: typeof fetch = fetch) {
     // read once per configuration: a changed secret applies at the next reload
     this.secrets = hooks.map((h) => {
       try { return fs.readFileSync(h.secretFile, 'utf8').trim(); } catch (e) {
@@ -141,6 +141,7 @@ export class WebhookOutbox {
       if (!next) { await new Promise<void>((r) => this.wake.push(r)); continue; }
       const ok = await this.post(hook, this.secrets[i]!, next.body);
       if (ok === true || Date.now() - (firstFailure || Date.now()) > GIVE_UP_MS) {
+        this.observe(ok === true ? 'posted' : 'dropped');
         if (ok !== true) { this.stats.dropped++; this.warn(`webhook ${hook.url}: gave up on ${next.body.event} event for ${next.body.id} to <${next.body.to}> after 24 h of failures (last: ${ok})`); }
         else this.stats.posted++;
         this.pending[i]!.shift();
@@ -151,6 +152,7 @@ export class WebhookOutbox {
         continue;
       }
       this.stats.failed++;
+      this.observe('failed');
       if (tries === 0) this.warn(`webhook ${hook.url}: ${ok}; retrying with backoff (events wait in the outbox)`);
       firstFailure ||= Date.now();
       tries++;

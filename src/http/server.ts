@@ -28,6 +28,8 @@ export interface HttpDeps {
   readonly ops: Operations;
   readonly stats: LiveStats;
   readonly version: string;
+  /** Every answered request, for metrics: the route pattern, never the raw URL (ids would explode the label set). */
+  readonly observe: (route: string, method: string, status: number) => void;
 }
 
 declare module 'fastify' {
@@ -112,6 +114,9 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
       deps.log.apiAction(req.token.name, req.ip, req.method, req.url.split('?')[0]!, reply.statusCode);
     }
     return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    deps.observe(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode);
   });
   await app.register(swagger, {
     openapi: {

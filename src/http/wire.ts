@@ -30,6 +30,7 @@ export interface ApiParts {
   readonly queueSize: () => number;
   readonly check?: (c: Config) => Promise<readonly CheckFinding[]>;
   readonly suppression: Suppressions;
+  readonly observe: (route: string, method: string, status: number) => void;
 }
 
 export interface ApiServer extends HttpListener { readonly settings: string }
@@ -45,7 +46,7 @@ export async function serveApi(p: ApiParts): Promise<ApiServer | undefined> {
     get showAuthUser() { return p.config().auth.authenticatedHeader; }, get localDomains() { return p.config().local.domains; },
   });
   const listener = await listenHttp({
-    config: c.http, ...(p.cert ? { cert: p.cert } : {}), tokens: new TokenStore(c.http.tokensFile), log: p.log, version: p.version, stats: history,
+    observe: p.observe, config: c.http, ...(p.cert ? { cert: p.cert } : {}), tokens: new TokenStore(c.http.tokensFile), log: p.log, version: p.version, stats: history,
     queue: { list: () => p.spool.list(), get: (id) => p.spool.get(id), open: (id) => p.spool.open(id), act: p.act },
     submit: { submit, idempotency, get limits() { return p.config().limits; } },
     ops: {

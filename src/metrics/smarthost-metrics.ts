@@ -16,6 +16,8 @@ export type DeliveryStatus = 'sent' | 'deferred' | 'bounced';
 export interface SmarthostMetricsOptions {
   readonly version: string;
   readonly queue: () => QueueSnapshot;
+  /** Webhook events waiting in the outbox (absent: no [[webhook]]). */
+  readonly outbox?: () => number;
   /** Test hook; defaults to Date.now. */
   readonly now?: () => number;
 }
@@ -47,6 +49,11 @@ export class SmarthostMetrics {
   private readonly intakeDuration = this.registry.histogram('smarthost_intake_duration_seconds',
     'Seconds from the end of DATA to the 250 reply (spool write and fsync)', INTAKE_BUCKETS);
 
+  private readonly apiRequests = this.registry.counter('smarthost_api_requests_total',
+    'HTTP API requests, by route, method and status', ['route', 'method', 'status']);
+  private readonly webhookPosts = this.registry.counter('smarthost_webhook_posts_total',
+    'Webhook deliveries: posted (2xx), failed (will be retried), dropped (given up after 24 h)', ['result']);
+
   constructor(opts: SmarthostMetricsOptions) {
     const now = opts.now ?? Date.now;
     this.queue = opts.queue;
@@ -60,6 +67,16 @@ export class SmarthostMetrics {
         const oldest = this.snapshot.oldestArrivedMs;
         g.set({}, oldest === undefined ? 0 : Math.max(0, now() - oldest) / 1000);
       });
+    this.registry.gauge('smarthost_webhook_outbox_events', 'Webhook events waiting to be posted', [], (g) => g.set({}, opts.outbox?.() ?? 0));
+  }
+
+  /** One answered API request; `route` is the route pattern (/api/v1/queue/:id), never the raw URL. */
+  apiRequest(route: string, method: string, status: number): void {
+    this.apiRequests.inc({ route, method, status: String(status) });
+  }
+
+  webhookPost(result: 'posted' | 'failed' | 'dropped'): void {
+    this.webhookPosts.inc({ result });
   }
 
   /**

@@ -242,6 +242,22 @@ describe('queue operations', () => {
   });
 });
 
+describe('metrics', () => {
+  it('counts API requests by route pattern, method and status', async () => {
+    const { d, api } = await daemonWithApi('[metrics]\naddress = "127.0.0.1:0"\n');
+    const t = api.token('ops');
+    await api.call(t, 'GET', '/api/v1/queue');
+    await api.call(t, 'GET', '/api/v1/queue/0000000000000000FF');
+    await api.call(undefined, 'GET', '/api/v1/queue');
+    const url = /metrics on (http:\S+)/.exec(await d.waitForLog(/metrics on http:\S+/))![1]!;
+    const page = await (await fetch(url)).text();
+    assert.match(page, /^smarthost_api_requests_total\{route="\/api\/v1\/queue",method="GET",status="200"\} 1$/m);
+    assert.match(page, /^smarthost_api_requests_total\{route="\/api\/v1\/queue\/:id",method="GET",status="404"\} 1$/m);
+    assert.match(page, /^smarthost_api_requests_total\{route="\/api\/v1\/queue",method="GET",status="401"\} 1$/m);
+    assert.match(page, /^smarthost_webhook_outbox_events 0$/m);
+  });
+});
+
 describe('[http] listener', () => {
   it('serves HTTPS with the [tls] certificate when tls = true', async () => {
     const { d } = await daemonWithApi('', undefined, 'tls = true\n');
