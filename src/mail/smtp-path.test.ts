@@ -54,12 +54,17 @@ describe('parsePath', () => {
     assert.equal(address(rcpt(bytes('<jörg@bücher.example>'), true)), 'jörg@bücher.example');
     assert.equal(address(rcpt(bytes('<"jö rg"@example.net>'), true)), '"jö rg"@example.net');
     assert.equal(address(rcpt('<j\xf6rg@example.net>', true)), '(syntax)');
+    assert.equal(address(mail(bytes('<jörg@example.net> SMTPUTF8'))), 'jörg@example.net');
+    assert.equal(address(mail(bytes('<jörg@example.net> BODY=8BITMIME smtputf8'))), 'jörg@example.net');
+    assert.equal(address(mail(bytes('<jörg@example.net> XSMTPUTF8'))), '(undeclared)');
   });
 
   it('gives what follows the path as the parameters', () => {
     const r = mail('<a@example.net> SMTPUTF8 BODY=8BITMIME');
     assert.ok(r.ok);
     assert.equal(r.path.rest, ' SMTPUTF8 BODY=8BITMIME');
+    assert.equal(r.path.smtputf8, true);
+    assert.equal((mail('<a@example.net> BODY=8BITMIME') as { path: { smtputf8: boolean } }).path.smtputf8, false);
   });
 });
 

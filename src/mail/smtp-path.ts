@@ -16,6 +16,8 @@ export interface SmtpPath {
   readonly text: string;
   /** What follows the path: '' or " " and the parameters. */
   readonly rest: string;
+  /** MAIL only: its parameters include SMTPUTF8 (RFC 6531 §3.4). */
+  readonly smtputf8: boolean;
 }
 
 /** syntax: not an RFC 5321 path (or not UTF-8); undeclared: 8-bit bytes without SMTPUTF8. */
@@ -35,8 +37,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
  * Reads the path of `line` (a whole MAIL or RCPT command, without CRLF): what follows the
  * first ":" and optional spaces. The null sender `<>` only for MAIL, `<Postmaster>` only for RCPT.
+ * UTF-8 is taken when the MAIL line itself has the SMTPUTF8 parameter, or `transactionUtf8`
+ * (a RCPT in a transaction whose MAIL had it).
  */
-export function parsePath(line: Buffer, command: 'MAIL' | 'RCPT', smtputf8: boolean): PathResult {
+export function parsePath(line: Buffer, command: 'MAIL' | 'RCPT', transactionUtf8 = false): PathResult {
   const s = line.toString('latin1');
   const colon = s.indexOf(':');
   const m = colon < 0 ? null : PATH.exec(s.slice(colon + 1).replace(/^ +/, ''));
@@ -45,13 +49,14 @@ export function parsePath(line: Buffer, command: 'MAIL' | 'RCPT', smtputf8: bool
   if (local === '' && (command === 'MAIL' ? postmaster !== undefined : postmaster === undefined)) return { ok: false, problem: 'syntax' };
   if (domain.startsWith('[') && !literalOk(domain.slice(1, -1))) return { ok: false, problem: 'syntax' };
   const text = route + (postmaster ?? (local ? `${local}@${domain}` : ''));
+  const smtputf8 = command === 'MAIL' && / SMTPUTF8(?= |$)/i.test(rest);
   if (!/[\x80-\xff]/.test(text)) {
-    return { ok: true, path: { address: postmaster ?? (local ? `${local}@${domain}` : ''), localPart: postmaster ?? local, domain, text, rest } };
+    return { ok: true, path: { address: postmaster ?? (local ? `${local}@${domain}` : ''), localPart: postmaster ?? local, domain, text, rest, smtputf8 } };
   }
-  if (!smtputf8) return { ok: false, problem: 'undeclared' };
+  if (!smtputf8 && !transactionUtf8) return { ok: false, problem: 'undeclared' };
   try {
     const [l, d, t] = [local, domain, text].map((x) => utf8.decode(Buffer.from(x, 'latin1')));
-    return { ok: true, path: { address: `${l}@${d}`, localPart: l!, domain: d!, text: t!, rest } };
+    return { ok: true, path: { address: `${l}@${d}`, localPart: l!, domain: d!, text: t!, rest, smtputf8 } };
   } catch {
     return { ok: false, problem: 'syntax' };
   }
