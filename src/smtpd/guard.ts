@@ -9,6 +9,7 @@
 //    a second cannot hold a slot (smtp-server's idle timer resets on every byte)
 //  - too many errors (4xx/5xx replies) ends the session, as Postfix's
 //    smtpd_hard_error_limit does
+//  - the bytes of the MAIL/RCPT line under way, for the listener (envelopeLine)
 // These are smtp-server internals (stable since 3.x; package.json requires >= 3.21.6)
 // and covered by the e2e tests, which fail loudly if they change.
 import type { Reply } from '../mail/reply.js';

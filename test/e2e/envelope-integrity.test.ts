@@ -5,7 +5,7 @@
 // never cut into another address.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { removeDir, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { removeDir, spoolMessages, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
@@ -68,6 +68,21 @@ describe('envelope integrity (issue 21)', () => {
       await d.waitForLog(new RegExp(`${id}: to=<${esc(to)}>, relay=127\\.0\\.0\\.1.*status=sent`));
     });
   }
+
+  it('written to the queue and listed as sent: A-label and case kept, quoted local part whole', async () => {
+    const { up, d } = await setup({ faults: [{ stage: 'dot', action: 'reply', reply: '451 4.3.0 Try again later' }] });
+    const from = 'Alice@xn--mller-kva.example', to = ['Bob.Smith@xn--bcher-kva.example', '"J.\\Q"@Example.NET'];
+    const r = await dialog(d.ports[0]!, [`MAIL FROM:<${from}>`, ...to.map((t) => `RCPT TO:<${t}>`), 'DATA']);
+    const id = /queued as (\w+)/.exec(r[4]!)![1]!;
+    await d.waitForLog(new RegExp(`${id}: to=<${esc(to[1]!)}>, .*status=deferred`));
+    const [stored] = spoolMessages(d.dataDir);
+    assert.equal(stored!.envelope.sender, from);
+    assert.deepEqual((stored!.envelope.recipients as Array<{ address: string }>).map((x) => x.address), to);
+    assert.ok(!('smtputf8' in stored!.envelope));
+    const listed = d.cli(['queue', '--json']).stdout;
+    assert.ok(listed.includes(from) && listed.includes(to[0]!), listed);
+    assert.deepEqual(envelopeLines(up).slice(1, 3), to.map((t) => `RCPT TO:<${t}>`));
+  });
 
   it('SMTPUTF8 asked for and offered: MAIL FROM carries it, the UTF-8 address goes out as sent', async () => {
     const { up, d } = await setup({ smtputf8: true });
