@@ -71,7 +71,7 @@ const DOT_STRING_ONLY = new RegExp(`^${DOT_STRING}$`);
 
 /** A local part's value: quotes and quoted-pairs undone ("a\"b" -> a"b). */
 export function localValue(localPart: string): string {
-  return localPart.startsWith('"') ? localPart.slice(1, -1).replace(/\\(.)/g, '$1') : localPart;
+  return localPart.length >= 2 && localPart.startsWith('"') && localPart.endsWith('"') ? localPart.slice(1, -1).replace(/\\(.)/g, '$1') : localPart;
 }
 
 /** The RFC 5321 form of a local-part value: a dot-string when it is one, else a quoted string. */
