@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { removeDir, spoolMessages, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
+import { startPostfixProvider } from '../peers/postfix.js';
 import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -168,5 +169,29 @@ describe('envelope integrity (issue 21)', () => {
     assert.match(r[3]!, /^250 /);
     const [m] = await up.waitForMessages(1);
     assert.match(m!.data.toString('latin1'), /^Received: from xn--bcher-kva\.example \(/);
+  });
+});
+
+describe('envelope integrity through a real Postfix (issue 21)', () => {
+  it('Postfix takes what smarthost sends and passes it on unchanged: the A-label as ASCII, the UTF-8 address with SMTPUTF8', async () => {
+    const up = await startUpstream({ smtputf8: true });
+    cleanups.push(() => up.close());
+    const pf = await startPostfixProvider({ relayTo: { host: up.host, port: up.port } });
+    cleanups.push(() => pf.stop());
+    const d = await startDaemon({ toml: `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "smtp://127.0.0.1:${pf.plainPort}"\ntls = "none"\n` });
+    cleanups.push(async () => { await d.stop(); removeDir(d.dir); });
+    const ascii = await dialog(d.ports[0]!, ['MAIL FROM:<Alice@client.test>', 'RCPT TO:<Bob.Smith@xn--bcher-kva.example>', 'DATA']);
+    assert.match(ascii[3]!, /^250 /);
+    await up.waitForMessages(1, 20_000);
+    const utf = await dialog(d.ports[0]!, ['MAIL FROM:<alice@client.test> SMTPUTF8', utf8('RCPT TO:<jörg@bücher.example>'), 'DATA']);
+    assert.match(utf[3]!, /^250 /);
+    await up.waitForMessages(2, 20_000);
+    const lines = envelopeLines(up);
+    assert.match(lines[0]!, /^MAIL FROM:<Alice@client\.test>/);
+    assert.doesNotMatch(lines[0]!, /SMTPUTF8/);
+    assert.match(lines[1]!, /^RCPT TO:<Bob\.Smith@xn--bcher-kva\.example>( ORCPT=rfc822;Bob\.Smith@xn--bcher-kva\.example)?$/); // Postfix adds ORCPT
+    assert.match(lines[2]!, /^MAIL FROM:<alice@client\.test>.* SMTPUTF8/);
+    assert.match(lines[3]!, new RegExp(`^${esc(utf8('RCPT TO:<jörg@bücher.example>'))}`));
+    assert.match(pf.log(), /to=<Bob\.Smith@xn--bcher-kva\.example>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent/);
   });
 });
