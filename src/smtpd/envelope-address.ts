@@ -5,12 +5,46 @@
 // rather than one address judged by the relay policy and another queued and relayed.
 import { domainToUnicode } from 'node:url';
 import ipaddr from 'ipaddr.js';
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { replies } from '../mail/replies.js';
 import type { Reply } from '../mail/reply.js';
 import { parsePath } from '../mail/smtp-path.js';
 
 /** `smtputf8`: a MAIL that asked for SMTPUTF8 (read from its own line, see listener.ts). */
 export type EnvelopeAddress = { readonly ok: true; readonly address: string; readonly smtputf8: boolean } | { readonly ok: false; readonly reply: Reply };
+
+/**
+ * One listener's bookkeeping beside smtp-server's envelope objects: the address each
+ * `mailFrom`/`rcptTo` entry stands for, exactly as sent, and which MAILs asked for SMTPUTF8
+ * (not smtp-server's `envelope.smtpUtf8`: it is set before onMailFrom and stays set when that
+ * MAIL is refused).
+ */
+export class EnvelopeAddresses {
+  private readonly sent = new WeakMap<SMTPServerAddress, string>();
+  private readonly utf8 = new WeakSet<SMTPServerAddress>();
+  /** `lineOf`: the bytes of the MAIL or RCPT command smtp-server is handling in this session. */
+  constructor(private readonly lineOf: (s: SMTPServerSession) => Buffer | undefined) {}
+
+  /** For onMailFrom/onRcptTo: the address as sent (remembered for `exact`), or the refusal. */
+  check(command: 'MAIL' | 'RCPT', address: SMTPServerAddress, s: SMTPServerSession): EnvelopeAddress {
+    const a = envelopeAddress(command, this.lineOf(s), command === 'RCPT' && this.smtputf8(s), address.address);
+    if (a.ok) this.sent.set(address, a.address);
+    if (a.ok && a.smtputf8) this.utf8.add(address);
+    return a;
+  }
+
+  /** The address as sent of an entry `check` accepted; any other is a bug. */
+  exact(a: SMTPServerAddress): string {
+    const address = this.sent.get(a);
+    if (address === undefined) throw new Error(`smtpd: address <${a.address}> was not checked by onMailFrom/onRcptTo`);
+    return address;
+  }
+
+  /** The session's transaction asked for SMTPUTF8. */
+  smtputf8(s: SMTPServerSession): boolean {
+    return !!s.envelope.mailFrom && this.utf8.has(s.envelope.mailFrom);
+  }
+}
 
 /**
  * `line`: the command's bytes (guard.ts `envelopeLine()`); `transactionUtf8`: for RCPT, the

@@ -15,7 +15,7 @@ import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import { installFastDataStream } from './data-stream.js';
-import { envelopeAddress } from './envelope-address.js';
+import { EnvelopeAddresses } from './envelope-address.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
 import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
@@ -93,26 +93,9 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
   const guards = new Map<string, Guard>();
   const conns = new Map<string, Connection>();
   const reverse = deps.reverse ?? new ReverseLookup();
-  /** Each address smtp-server took (mailFrom, rcptTo entries) -> the address exactly as the client sent it. */
-  const carried = new WeakMap<SMTPServerAddress, string>();
-  const exact = (a: SMTPServerAddress): string => {
-    const address = carried.get(a);
-    if (address === undefined) throw new Error(`smtpd: address <${a.address}> was not checked by onMailFrom/onRcptTo`);
-    return address;
-  };
-  /**
-   * The transactions (their mailFrom) whose MAIL asked for SMTPUTF8. Not smtp-server's
-   * envelope.smtpUtf8: it is set before onMailFrom and stays set when that MAIL is refused.
-   */
-  const utf8 = new WeakSet<SMTPServerAddress>();
-  const smtputf8 = (s: SMTPServerSession) => !!s.envelope.mailFrom && utf8.has(s.envelope.mailFrom);
-  /** The address of this MAIL or RCPT as sent, or the refusal (envelope-address.ts). */
-  const checkAddress = (command: 'MAIL' | 'RCPT', address: SMTPServerAddress, s: SMTPServerSession) => {
-    const a = envelopeAddress(command, guards.get(s.id)?.envelopeLine(), command === 'RCPT' && smtputf8(s), address.address);
-    if (a.ok) carried.set(address, a.address);
-    if (a.ok && a.smtputf8) utf8.add(address);
-    return a;
-  };
+  // the addresses as the client sent them (smtp-server's are lossy), from the command bytes the guard keeps
+  const addresses = new EnvelopeAddresses((s) => guards.get(s.id)?.envelopeLine());
+  const exact = (a: SMTPServerAddress) => addresses.exact(a);
   const meta = (s: SMTPServerSession): Meta => {
     let m = metas.get(s.id);
     if (!m) {
@@ -229,7 +212,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
 
     onMailFrom(address: SMTPServerAddress, session, cb) {
       const m = meta(session);
-      const sender = checkAddress('MAIL', address, session);
+      const sender = addresses.check('MAIL', address, session);
       if (!sender.ok) return cb(replyError(sender.reply));
       const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user });
       if (r) {
@@ -251,7 +234,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
 
     onRcptTo(address: SMTPServerAddress, session, cb) {
       const m = meta(session);
-      const rcpt = checkAddress('RCPT', address, session);
+      const rcpt = addresses.check('RCPT', address, session);
       if (!rcpt.ok) return cb(replyError(rcpt.reply));
       const r = checkRcptTo({ listener: listen, trusted: m.trusted, authenticated: !!session.user }, rcpt.address, deps.localDomains, deps.localExists);
       if (r) {
@@ -282,7 +265,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         ...(ret === 'FULL' || ret === 'HDRS' ? { ret } : {}),
         ...(typeof args.ENVID === 'string' ? { envid: args.ENVID } : {}),
         ...(body === '8BITMIME' || body === '7BIT' ? { body } : {}),
-        ...(smtputf8(session) ? { smtputf8: true } : {}),
+        ...(addresses.smtputf8(session) ? { smtputf8: true } : {}),
       }, deps.spool, limits, { by: deps.hostname, showAuthUser: deps.auth?.authenticatedHeader ?? false }, (id) => {
         log.client(id, m.peer, session.user ? { method: m.authMethod ?? 'PLAIN', username: String(session.user) } : undefined);
       }).then((result) => {
