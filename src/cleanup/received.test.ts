@@ -22,6 +22,16 @@ describe('receivedHeader', () => {
     assert.ok(h.startsWith('Received: from laptop (mua.example.com [192.0.2.10])\r\n'), h);
   });
 
+  it('stays ASCII without SMTPUTF8: a U-label HELO as its A-label, other 8-bit as "?"; UTF-8 kept with SMTPUTF8 (issue 21)', () => {
+    const utf8 = { ...plain, helo: 'bücher.example' };
+    assert.ok(header(utf8).startsWith('Received: from xn--bcher-kva.example (mua.example.com [192.0.2.10])'), header(utf8));
+    assert.ok(header({ ...plain, helo: 'b\ufffdcher example' }).startsWith('Received: from b?cher example ('));
+    assert.match(header(plain, ['jörg@example.net']), /\tfor <j\?rg@example\.net>; /);
+    const kept = receivedHeader({ client: utf8, by: 'relay.example.com', id: '0123456789ABCDEF01', recipients: ['jörg@bücher.example'], date: DATE, smtputf8: true });
+    assert.ok(kept.startsWith('Received: from bücher.example ('), kept);
+    assert.match(kept, /\tfor <jörg@bücher\.example>; /);
+  });
+
   it('says "unknown" for an empty helo', () => {
     const h = header({ ...plain, helo: '' });
     assert.ok(h.startsWith('Received: from unknown (mua.example.com [192.0.2.10])'), h);

@@ -33,6 +33,7 @@ describe('local recipients', () => {
       ['alice@localhost', true], ['ALICE@Host.Example', true], ['alice+lists@localhost', true], ['www-data@localhost', true],
       ['webmaster@localhost', true], ['mailer-daemon@localhost', true], ['postmaster@localhost', true], ['Postmaster', true],
       ['carol@localhost', false], ['carol+x@localhost', false], ['../etc@localhost', false],
+      ['"alice"@localhost', true], ['"al\\ice"@host.example', true], ['"alice smith"@localhost', false], ['"alice@localhost', false],
     ];
     for (const [addr, known] of cases) assert.equal(table.exists(addr), known, addr);
   });

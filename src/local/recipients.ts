@@ -5,6 +5,7 @@
 // recipient_delimiter = +); root and postmaster always exist (RFC 5321 §4.5.1).
 import type { LocalConfig } from '../config/types.js';
 import { domainMatches, domainOf, localPartOf } from '../mail/address.js';
+import { localValue } from '../mail/smtp-path.js';
 import { parseAliases } from './aliases.js';
 import { parsePasswd, WatchedFile, type Account } from './passwd.js';
 
@@ -79,7 +80,7 @@ export class LocalRecipients {
   /** RCPT-time check: is there anybody by this name? */
   exists(address: string): boolean | 'unavailable' {
     try {
-      const name = this.key(address);
+      const name = this.rcptKey(address);
       return this.known(name) || this.known(baseOf(name));
     } catch (e) {
       if (e instanceof Refused) return 'unavailable';
@@ -97,7 +98,7 @@ export class LocalRecipients {
         if (!seen.has(k)) { seen.add(k); targets.push(t); }
         if (targets.length > MAX_TARGETS) throw new Refused('loop', `<${address}> expands to more than ${MAX_TARGETS} addresses`);
       };
-      const name = this.key(address);
+      const name = this.rcptKey(address);
       const start = this.known(name) ? name : baseOf(name);
       if (!this.known(start)) return { ok: false, kind: 'unknown', reason: `unknown user: "${name}"` };
       this.expand(start, [], add);
@@ -131,6 +132,11 @@ export class LocalRecipients {
 
   private key(address: string): string {
     return localPartOf(address).toLowerCase();
+  }
+
+  /** A recipient's name: `"bob"@host` is bob@host (RFC 5321 §4.1.2: the quoted and unquoted forms are one mailbox). */
+  private rcptKey(address: string): string {
+    return localValue(localPartOf(address)).toLowerCase();
   }
 
   private known(name: string): boolean {

@@ -40,6 +40,8 @@ export const replies = {
   tooManyHops: (): Reply => reply(554, '5.4.6', 'Too many hops'),
   badSenderSyntax: (): Reply => reply(501, '5.1.7', 'Bad sender address syntax'),
   badRecipientSyntax: (): Reply => reply(501, '5.1.3', 'Bad recipient address syntax'),
+  /** 8-bit bytes in a MAIL or RCPT address of a transaction without SMTPUTF8 (Postfix strict_smtputf8). */
+  smtputf8Undeclared: (): Reply => reply(553, '5.6.7', 'Must declare SMTPUTF8 to send unicode address'),
   unknownLocalUser: (rcpt: string): Reply =>
     reply(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown in local recipient table`),
   lookupFailed: (rcpt: string): Reply =>

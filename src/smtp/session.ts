@@ -60,6 +60,7 @@ export class UpstreamSession {
   get usable(): boolean { return !this.broken && !this.conn.destroyed; }
   get secure(): boolean { return this.conn.secure; }
   get offersDsn(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('DSN'); }
+  get offersSmtputf8(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('SMTPUTF8'); }
 
   /** Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason. */
   static async open(peer: Peer, policy: Policy, ehloName: string): Promise<UpstreamSession> {
@@ -146,6 +147,12 @@ export class UpstreamSession {
     const started = Date.now();
     const label = `${this.peer.host}[${this.peer.ip}]`;
     const addrs = msg.recipients.map((r) => r.address);
+    // A UTF-8 address needs SMTPUTF8 (RFC 6531 §3.4), which nodemailer adds when the server offers it;
+    // without, it would send the raw bytes anyway. Postfix bounces (smtp_proto.c), and so do we.
+    if (!this.offersSmtputf8 && [msg.sender, ...addrs].some((a) => /[^\x00-\x7f]/.test(a))) {
+      const dsn = { status: '5.6.7', reason: `SMTPUTF8 is required, but was not offered by host ${label}` } as const;
+      return addrs.map((rcpt) => ({ rcpt, outcome: 'bounced', dsn, relay: this.relay, connectMs: 0, transmitMs: 0 }));
+    }
     this.conn.rcptArgs.clear();
     for (const r of msg.recipients) {
       const args = [r.notify?.length ? `NOTIFY=${r.notify.join(',')}` : '', r.orcpt ? `ORCPT=${orcptArg(r.orcpt)}` : ''].filter(Boolean).join(' ');

@@ -9,6 +9,7 @@
 //    a second cannot hold a slot (smtp-server's idle timer resets on every byte)
 //  - too many errors (4xx/5xx replies) ends the session, as Postfix's
 //    smtpd_hard_error_limit does
+//  - the bytes of the MAIL/RCPT line under way, for the listener (envelopeLine)
 // These are smtp-server internals (stable since 3.x; package.json requires >= 3.21.6)
 // and covered by the e2e tests, which fail loudly if they change.
 import type { Reply } from '../mail/reply.js';
@@ -88,6 +89,11 @@ export interface Guard {
   /** Per-command counts for the disconnect log line: "ehlo=1 mail=1 rcpt=0/1 ...". */
   readonly counts: () => Record<string, string>;
   readonly lastCommand: () => string;
+  /**
+   * The bytes of the MAIL or RCPT command smtp-server is handling now (it handles one command
+   * at a time), for the listener's onMailFrom/onRcptTo: smtp-server's parsed address is lossy.
+   */
+  readonly envelopeLine: () => Buffer | undefined;
   readonly stop: () => void;
   /** The daemon is stopping: end the session now if it is between transactions, else after the one under way. */
   readonly drain: () => void;
@@ -99,6 +105,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
   const ok = new Map<string, number>();
   const total = new Map<string, number>();
   let last = 'CONNECT';
+  let envelopeLine: Buffer | undefined;
   let errors = 0;
   let junk = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -200,6 +207,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
       const refusal = rules.authRefusal();
       if (refusal) return answer(refusal, callback);
     }
+    envelopeLine = name === 'MAIL' || name === 'RCPT' ? command : undefined;
     return origOnCommand(command, callback);
   };
 
@@ -228,6 +236,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
       return out;
     },
     lastCommand: () => last,
+    envelopeLine: () => envelopeLine,
     stop: () => { stopped = true; clearTimeout(timer); },
     drain: () => {
       if (stopped || conn._closing || conn._closed || !conn._ready || busy()) return;

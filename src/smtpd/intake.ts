@@ -40,8 +40,8 @@ export async function intake(
   try {
     void store(Buffer.from(receivedHeader({
       client: envelope.client, by: header.by, showAuthUser: header.showAuthUser, id: incoming.id, date: new Date(envelope.arrived),
-      recipients: envelope.recipients.map((r) => r.address),
-    }), 'utf8')); // UTF-8 addresses (RFC 6531) as the client sent them
+      recipients: envelope.recipients.map((r) => r.address), smtputf8: envelope.smtputf8 === true,
+    }), 'utf8')); // UTF-8 names and addresses (RFC 6531) only with SMTPUTF8
     // 'data' events rather than `for await`: the async iterator cost 5-7% of the event loop at 100 KB
     data.on('data', (chunk: Buffer) => {
       received += chunk.length;

@@ -15,6 +15,7 @@ import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import { installFastDataStream } from './data-stream.js';
+import { EnvelopeAddresses } from './envelope-address.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
 import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
@@ -92,6 +93,9 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
   const guards = new Map<string, Guard>();
   const conns = new Map<string, Connection>();
   const reverse = deps.reverse ?? new ReverseLookup();
+  // the addresses as the client sent them (smtp-server's are lossy), from the command bytes the guard keeps
+  const addresses = new EnvelopeAddresses((s) => guards.get(s.id)?.envelopeLine());
+  const exact = (a: SMTPServerAddress) => addresses.exact(a);
   const meta = (s: SMTPServerSession): Meta => {
     let m = metas.get(s.id);
     if (!m) {
@@ -110,7 +114,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     `${s.openingCommand === 'EHLO' ? 'E' : ''}SMTP${s.secure ? 'S' : ''}${s.user ? 'A' : ''}`;
   /** One NOQUEUE/queue-id reject line; `from` defaults to the transaction's sender. */
   const rejectLog = (stage: string, s: SMTPServerSession, r: Reply, ctx: { from?: string; to?: string; id?: string } = {}) => {
-    const from = ctx.from ?? (s.envelope.mailFrom ? s.envelope.mailFrom.address : undefined);
+    const from = ctx.from ?? (s.envelope.mailFrom ? exact(s.envelope.mailFrom) : undefined);
     log.reject(stage, meta(s).peer, r, {
       ...(from !== undefined ? { from } : {}), ...(ctx.to !== undefined ? { to: ctx.to } : {}),
       proto: s.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP', helo: s.hostNameAppearsAs || '',
@@ -208,9 +212,11 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
 
     onMailFrom(address: SMTPServerAddress, session, cb) {
       const m = meta(session);
+      const sender = addresses.check('MAIL', address, session);
+      if (!sender.ok) return cb(replyError(sender.reply));
       const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user });
       if (r) {
-        rejectLog('MAIL', session, r, { from: address.address });
+        rejectLog('MAIL', session, r, { from: sender.address });
         return cb(replyError(r));
       }
       // SIZE= larger than the disk can take: 452 now, not after the client uploaded it all (Postfix
@@ -221,16 +227,18 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       deps.freeBytes().then((free) => {
         if (free === undefined || size * 1.5 <= free) return proceed();
         const r = replies.insufficientStorage();
-        rejectLog('MAIL', session, r, { from: address.address });
+        rejectLog('MAIL', session, r, { from: sender.address });
         cb(replyError(r));
       }, proceed);
     },
 
     onRcptTo(address: SMTPServerAddress, session, cb) {
       const m = meta(session);
-      const r = checkRcptTo({ listener: listen, trusted: m.trusted, authenticated: !!session.user }, address.address, deps.localDomains, deps.localExists);
+      const rcpt = addresses.check('RCPT', address, session);
+      if (!rcpt.ok) return cb(replyError(rcpt.reply));
+      const r = checkRcptTo({ listener: listen, trusted: m.trusted, authenticated: !!session.user }, rcpt.address, deps.localDomains, deps.localExists);
       if (r) {
-        rejectLog('RCPT', session, r, { to: address.address });
+        rejectLog('RCPT', session, r, { to: rcpt.address });
         return cb(replyError(r));
       }
       cb();
@@ -239,8 +247,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     onData(stream: Readable, session, cb) {
       const m = meta(session);
       const env = session.envelope;
-      const mailFrom = env.mailFrom ? env.mailFrom : { address: '', args: {} as Record<string, string> };
-      const args = (mailFrom.args || {}) as Record<string, string | boolean>;
+      const args = ((env.mailFrom && env.mailFrom.args) || {}) as Record<string, string | boolean>;
       const client: ClientInfo = {
         address: m.peer.address, hostname: m.peer.hostname, helo: session.hostNameAppearsAs || '',
         protocol: protocol(session),
@@ -249,16 +256,16 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       };
       const recipients: Recipient[] = env.rcptTo.map((r) => {
         const dsn = (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
-        return { address: r.address, ...(dsn?.notify ? { notify: dsn.notify } : {}), ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}) };
+        return { address: exact(r), ...(dsn?.notify ? { notify: dsn.notify } : {}), ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}) };
       });
       const ret = typeof args.RET === 'string' ? args.RET.toUpperCase() : undefined;
       const body = typeof args.BODY === 'string' ? args.BODY.toUpperCase() : undefined;
       intake(stream, {
-        sender: mailFrom.address, recipients, client, arrived: new Date().toISOString(),
+        sender: env.mailFrom ? exact(env.mailFrom) : '', recipients, client, arrived: new Date().toISOString(),
         ...(ret === 'FULL' || ret === 'HDRS' ? { ret } : {}),
         ...(typeof args.ENVID === 'string' ? { envid: args.ENVID } : {}),
         ...(body === '8BITMIME' || body === '7BIT' ? { body } : {}),
-        ...(env.smtpUtf8 ? { smtputf8: true } : {}),
+        ...(addresses.smtputf8(session) ? { smtputf8: true } : {}),
       }, deps.spool, limits, { by: deps.hostname, showAuthUser: deps.auth?.authenticatedHeader ?? false }, (id) => {
         log.client(id, m.peer, session.user ? { method: m.authMethod ?? 'PLAIN', username: String(session.user) } : undefined);
       }).then((result) => {

@@ -40,6 +40,8 @@ export interface UpstreamOptions {
   oauth?: { isValid(user: string, accessToken: string): boolean; style?: 'gmail' | 'microsoft' };
   /** Advertise DSN (default true). */
   dsn?: boolean;
+  /** Advertise SMTPUTF8 (default true). */
+  smtputf8?: boolean;
   faults?: Fault[];
   host?: string;
 }
@@ -59,8 +61,10 @@ export interface ReceivedMessage {
 export interface SessionRecord {
   id: string; secure: boolean; authUser?: string; authMethod?: string;
   authAttempts: Array<{ method: string; username: string; ok: boolean }>;
-  /** Command lines as received; AUTH lines cut after the mechanism, SASL exchanges left out. */
+  /** Command lines as received (as UTF-8); AUTH lines cut after the mechanism, SASL exchanges left out. */
   commands: string[];
+  /** MAIL and RCPT command lines byte for byte (without CRLF). */
+  envelopeLines: Buffer[];
   closedAt?: number;
   /** e.g. 'CN=smarthost test client' */
   clientCertSubject?: string;
@@ -157,7 +161,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
   };
 
   const attach = (conn: Conn) => {
-    const record: SessionRecord = { id: conn.id, secure: conn.secure, authAttempts: [], commands: [] };
+    const record: SessionRecord = { id: conn.id, secure: conn.secure, authAttempts: [], commands: [], envelopeLines: [] };
     const entry: Live = { conn, record, verbatim: false };
     sessions.push(record);
     live.set(conn.id, entry);
@@ -174,6 +178,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
       const line = command.toString('utf8');
       const name = (line.split(' ', 1)[0] ?? '').toUpperCase();
       record.commands.push(name === 'AUTH' ? line.split(' ', 2).join(' ') : line);
+      if (name === 'MAIL' || name === 'RCPT') record.envelopeLines.push(Buffer.from(command));
       const done = callback ?? (() => undefined);
       if (tlsMode === 'starttls-required' && !conn.secure && !PRE_TLS.has(name)) {
         return answer(conn, '530 5.7.0 Must issue a STARTTLS command first', done);
@@ -210,7 +215,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
     ...(opts.requireClientCert ? { requestCert: true, rejectUnauthorized: true, ca: certs.ca } : {}),
     // AUTH and "required" are enforced here per session (see `disabled`, onMailFrom).
     authMethods: auth?.methods ?? ['PLAIN', 'LOGIN'], authOptional: true, allowInsecureAuth: true,
-    hideDSN: !(opts.dsn ?? true), hideENHANCEDSTATUSCODES: false, size: 50 * 1024 * 1024,
+    hideDSN: !(opts.dsn ?? true), hideSMTPUTF8: !(opts.smtputf8 ?? true), hideENHANCEDSTATUSCODES: false, size: 50 * 1024 * 1024,
 
     onConnect(session, cb) {
       const entry = live.get(session.id);
