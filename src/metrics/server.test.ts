@@ -64,6 +64,9 @@ describe('listenMetrics with SmarthostMetrics', () => {
       smarthost_messages_received_total: 'COUNTER',
       smarthost_received_bytes_total: 'COUNTER',
       smarthost_intake_duration_seconds: 'HISTOGRAM',
+      smarthost_api_requests_total: 'COUNTER',
+      smarthost_webhook_posts_total: 'COUNTER',
+      smarthost_webhook_outbox_events: 'GAUGE',
     });
     for (const f of families) assert.ok(f.help.length > 0, `${f.name} has help`);
     assert.deepEqual(values(family(families, 'smarthost_build_info')), { '{"version":"0.1.0"}': '1' });
