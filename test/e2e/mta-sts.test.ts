@@ -13,10 +13,20 @@ import { waitFor } from '../helpers/wait.js';
 import { testCerts } from '../peers/certs.js';
 import { startDnsServer, type DnsServer } from '../peers/dns-server.js';
 import { policyText, startPolicyServer, type PolicyServer } from '../peers/mta-sts-server.js';
-import { startUpstream, type Upstream } from '../peers/upstream.js';
+import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
 
-const DOMAINS = ['enforce.test', 'wrongmx.test', 'badcert.test', 'testing.test', 'keep.test', 'change.test',
+const DOMAINS = ['enforce.test', 'wrongmx.test', 'badcert.test', 'selfsigned.test', 'testing.test', 'keep.test', 'change.test',
   'badversion.test', 'badmode.test', 'toolarge.test', 'redirect.test', 'html.test'];
+
+/** An upstream on a random 127.x address, for a second MX host on the same [mx] port. */
+async function startUpstreamAt(opts: UpstreamOptions & { port: number }): Promise<Upstream> {
+  for (let tries = 0; ; tries++) {
+    const host = `127.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 256)}.${1 + Math.floor(Math.random() * 254)}`;
+    try { return await startUpstream({ ...opts, host }); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || tries > 20) throw e;
+    }
+  }
+}
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -88,6 +98,19 @@ describe('MTA-STS for direct MX delivery', () => {
     assert.match(reason, /^MTA-STS policy of badcert\.test \(mode enforce, id b1, mx \*\.badcert\.test\) requires verified TLS with MX host mx\.badcert\.test: the certificate of mx\.badcert\.test\[127\.0\.0\.1\] is for other names: .*DNS:upstream\.test/);
   });
 
+  it('enforce: an MX host whose certificate chain is not trusted (self-signed) is refused', async () => {
+    const self = await startUpstreamAt({ tls: 'starttls', cert: 'selfSigned', port: up.port });
+    try {
+      publish('selfsigned.test', 'mx.selfsigned.test', 's1', policyText('enforce', ['*.selfsigned.test']));
+      dns.set('mx.selfsigned.test', { A: [self.host] });
+      const reason = await deferred('dan@selfsigned.test');
+      assert.match(reason, /^MTA-STS policy of selfsigned\.test \(mode enforce, id s1, mx \*\.selfsigned\.test\) requires verified TLS with MX host mx\.selfsigned\.test: the certificate of mx\.selfsigned\.test\[127\.[\d.]+\] is self-signed/);
+      assert.equal(self.messages.length, 0);
+    } finally {
+      await self.close();
+    }
+  });
+
   it('testing: delivers as [mx] tls allows and logs what enforce would have refused (MX name and certificate)', async () => {
     publish('testing.test', 'mx.testing.test', 't1', policyText('testing', ['upstream.test']));
     const m = await delivered('erin@testing.test');
@@ -129,13 +152,29 @@ describe('MTA-STS for direct MX delivery', () => {
     const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await d.waitForLog(/metrics on http:\S+/))![1]!;
     const text = await (await fetch(url)).text();
     const value = (name: string) => Number(new RegExp(`^${esc(name)} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
-    assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="ok"}'), 6, text);
+    assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="ok"}'), 7, text);
     assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="invalid"}'), 4);
     assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="http_error"}'), 1);
     assert.equal(value('smarthost_mta_sts_enforce_refused_total{why="mx"}'), 1);
-    assert.equal(value('smarthost_mta_sts_enforce_refused_total{why="tls"}'), 1);
+    assert.equal(value('smarthost_mta_sts_enforce_refused_total{why="tls"}'), 2);
     assert.ok(value('smarthost_mta_sts_testing_failures_total{why="mx"}') >= 2);
     assert.ok(value('smarthost_mta_sts_testing_failures_total{why="tls"}') >= 2);
+  });
+
+  it('[mx] mta_sts = false: no policy is looked up or applied', async () => {
+    const off = await startDaemon({ toml: toml().replace('timeout = "5s"\n', 'timeout = "5s"\nmta_sts = false\n'), env: env() });
+    try {
+      const txtBefore = dns.queries.filter((q) => q.name === '_mta-sts.wrongmx.test').length;
+      const fetchesBefore = web.requests.length;
+      const id = await submit(off.ports[0]!, 'alice@client.test', ['lara@wrongmx.test']);
+      await off.waitForLog(line(id, 'lara@wrongmx.test', 'sent'));
+      assert.equal(dns.queries.filter((q) => q.name === '_mta-sts.wrongmx.test').length, txtBefore);
+      assert.equal(web.requests.length, fetchesBefore);
+      assert.match(off.cli(['route', 'test', '--from', 'a@client.test', '--to', 'b@wrongmx.test']).stdout, /MTA-STS: not applied \(\[mx\] mta_sts = false\)/);
+    } finally {
+      await off.stop();
+      removeDir(off.dir);
+    }
   });
 
   it('an enforce policy outlives an outage of its policy host and a restart of the daemon', async () => {
