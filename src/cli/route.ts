@@ -4,8 +4,8 @@
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { cacheDir, loadPolicySync } from '../mta-sts/cache.js';
 import { stsTime } from '../mta-sts/mta-sts.js';
+import { stsName } from '../mta-sts/policy.js';
 import { explainRoute, type RouteTable } from '../route/route.js';
-import { stsName } from '../smtp/peers.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 
 export const help = `usage: smarthost route test --from ADDR --to ADDR [--to ADDR ...] [-c FILE]

@@ -2,6 +2,7 @@
 // data_dir/mta-sts/, so that a restart keeps an enforce policy until its
 // max_age runs out (RFC 8461 §5.1: a cached policy outlives a failed refresh).
 // Written like the queue's state files: temp file, fsync, rename.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -53,7 +54,7 @@ export async function savePolicy(dir: string, p: CachedPolicy): Promise<void> {
   const file = fileOf(dir, p.domain);
   if (!file) return;
   await fsp.mkdir(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`; // an old and a new delivery thread share the pid
   const fh = await fsp.open(tmp, 'w', 0o640);
   try {
     await fh.writeFile(JSON.stringify(p) + '\n');

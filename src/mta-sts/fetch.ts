@@ -6,6 +6,7 @@
 // be given our resolver, and because every limit below must hold.
 import https from 'node:https';
 import type { LookupAddress } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 import { parseStsPolicy, parseStsRecord, type RecordResult, type StsPolicy } from './policy.js';
 
 /** The look-ups MTA-STS needs; node:dns/promises `Resolver` has them. */
@@ -42,6 +43,11 @@ export type FetchResult =
 
 export const policyUrl = (domain: string) => `https://mta-sts.${domain}/.well-known/mta-sts.txt`;
 
+/** A `lookup` for node:https that gives our resolver's answers; Node asks with `all` when it may try several (autoSelectFamily). */
+function answerWith(addresses: readonly LookupAddress[]): LookupFunction {
+  return (_name, opts, cb) => (opts.all ? cb(null, [...addresses]) : cb(null, addresses[0]!.address, addresses[0]!.family));
+}
+
 /** GET the policy file once: no redirects, status 200 only, text/plain, at most 64 KB, within the timeout. */
 export async function fetchStsPolicy(domain: string, resolver: StsResolver, timeoutMs = FETCH_TIMEOUT_MS): Promise<FetchResult> {
   const host = `mta-sts.${domain}`;
@@ -63,9 +69,7 @@ export async function fetchStsPolicy(domain: string, resolver: StsResolver, time
     const req = https.get(policyUrl(domain), {
       agent: false, // one request per policy and max_age: nothing to keep alive
       headers: { 'user-agent': 'smarthost' },
-      // our resolver's answers; Node asks with `all` when it may try several (autoSelectFamily)
-      lookup: ((_name: string, opts: { all?: boolean }, cb: (...a: unknown[]) => void) =>
-        opts.all ? cb(null, addresses) : cb(null, addresses[0]!.address, addresses[0]!.family)) as never,
+      lookup: answerWith(addresses),
     }, (res) => {
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400) return done({ outcome: 'http_error', detail: `${policyUrl(domain)} answered ${status} with a redirect to ${res.headers.location ?? '(no Location)'}, which RFC 8461 §3.3 forbids following` });

@@ -28,7 +28,8 @@ export interface MtaStsOptions {
 /** After a failed fetch, the same id is not fetched again for this long (mox backs off 5 minutes too). */
 export const RETRY_AFTER_MS = 5 * 60_000;
 
-const when = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+/** "2026-12-08T05:15:11Z", for log lines and `route test`. */
+export const stsTime = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class MtaSts {
   private readonly dir: string;
@@ -76,7 +77,7 @@ export class MtaSts {
     if (r.outcome !== 'ok') {
       this.failed.set(domain, { id: record.id, at: now });
       const stays = cached
-        ? `the cached policy (id ${cached.id}, mode ${cached.mode}) stays in force until ${when(cached.expiresAt)}`
+        ? `the cached policy (id ${cached.id}, mode ${cached.mode}) stays in force until ${stsTime(cached.expiresAt)}`
         : 'mail to it is delivered as if it had no policy';
       this.report({ kind: 'fetch', domain, outcome: r.outcome, text: `MTA-STS policy of ${domain} (id ${record.id}) not used: ${r.detail}; ${stays}` });
       return cached;
@@ -85,10 +86,8 @@ export class MtaSts {
     const next: CachedPolicy = Object.freeze({ domain, id: record.id, ...r.policy, fetchedAt: now, expiresAt: now + r.policy.maxAge * 1000 });
     this.memory.set(domain, next);
     const change = !cached ? '' : cached.id === next.id ? ', refreshed' : `, replaces id ${cached.id}`;
-    this.report({ kind: 'fetch', domain, outcome: 'ok', text: `${describePolicy(domain, next)} fetched, max_age ${next.maxAge}s, cached until ${when(next.expiresAt)}${change}` });
+    this.report({ kind: 'fetch', domain, outcome: 'ok', text: `${describePolicy(domain, next)} fetched, max_age ${next.maxAge}s, cached until ${stsTime(next.expiresAt)}${change}` });
     await savePolicy(this.dir, next).catch((e: Error) => this.report({ kind: 'warning', domain, text: `MTA-STS policy of ${domain} cannot be saved in ${this.dir} (${e.message}); it applies until smarthost restarts` }));
     return next;
   }
 }
-
-export { when as stsTime };

@@ -3,6 +3,7 @@
 // than mailauth's lib/mta-sts: that one lets "*.example.com" match any depth
 // (§4.1 allows exactly one label), takes a missing mode as "none", and has
 // no way to bound the fetch (size, status 200 only, media type).
+import { domainToASCII } from 'node:url';
 
 export type StsMode = 'enforce' | 'testing' | 'none';
 
@@ -86,4 +87,10 @@ export function allowedBy(host: string, patterns: readonly string[]): string | u
 /** For log lines: "MTA-STS policy of example.com (mode enforce, id 2026a, mx mx1.example.com, *.example.net)". */
 export function describePolicy(domain: string, p: StsPolicy & { readonly id: string }): string {
   return `MTA-STS policy of ${domain} (mode ${p.mode}, id ${p.id}, mx ${p.mx.join(', ') || '(none)'})`;
+}
+
+/** The domain as MTA-STS names it (A-labels, lower case, RFC 8461 §3), or undefined for an address literal. */
+export function stsName(domain: string): string | undefined {
+  if (domain.startsWith('[')) return undefined;
+  return domainToASCII(domain.replace(/\.$/, '')).toLowerCase() || undefined;
 }

@@ -3,10 +3,9 @@
 // direct delivery walks the MX hosts by preference, each one's addresses.
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { domainToASCII } from 'node:url';
 import type { CachedPolicy } from '../mta-sts/cache.js';
 import type { MtaSts } from '../mta-sts/mta-sts.js';
-import { allowedBy, describePolicy } from '../mta-sts/policy.js';
+import { allowedBy, describePolicy, stsName } from '../mta-sts/policy.js';
 import { lookupMx, mxDsn, type MxHost, type MxResolver } from '../route/mx.js';
 import type { Classified } from './classify.js';
 import type { Peer } from './policy.js';
@@ -69,8 +68,3 @@ async function addressesOf(hosts: readonly MxHost[], port: number, resolver: MxR
   return peers.length ? { peers } : { failure: lastProblem || 'no MX host has an address' };
 }
 
-/** The domain as MTA-STS names it (A-labels, lower case), or undefined for an address literal. */
-export function stsName(domain: string): string | undefined {
-  if (domain.startsWith('[')) return undefined;
-  return domainToASCII(domain.replace(/\.$/, '')).toLowerCase() || undefined;
-}
