@@ -254,7 +254,7 @@ export class SmtpTransport {
           if (!e.nextPeer) return last;
         }
       }
-      if (policy.sts?.mode === 'enforce' && last && last.failure !== undefined && /^MTA-STS policy of /.test(last.failure.dsn.reason)) {
+      if (policy.sts?.mode === 'enforce' && last && /^MTA-STS policy of /.test(last.failure.dsn.reason)) {
         this.opts.sts?.report({ kind: 'refused', domain: policy.sts.domain, why: 'tls', text: last.failure.dsn.reason });
       }
     }
