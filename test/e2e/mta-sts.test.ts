@@ -15,7 +15,7 @@ import { startDnsServer, type DnsServer } from '../peers/dns-server.js';
 import { policyText, startPolicyServer, type PolicyServer } from '../peers/mta-sts-server.js';
 import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
 
-const DOMAINS = ['enforce.test', 'wrongmx.test', 'badcert.test', 'selfsigned.test', 'testing.test', 'keep.test', 'change.test',
+const DOMAINS = ['enforce.test', 'wrongmx.test', 'badcert.test', 'selfsigned.test', 'plain.test', 'testing.test', 'keep.test', 'change.test',
   'badversion.test', 'badmode.test', 'toolarge.test', 'redirect.test', 'html.test'];
 
 /** An upstream on a random 127.x address, for a second MX host on the same [mx] port. */
@@ -111,6 +111,20 @@ describe('MTA-STS for direct MX delivery', () => {
     }
   });
 
+  it('enforce: an MX host without STARTTLS gets nothing in plaintext', async () => {
+    const plain = await startUpstreamAt({ tls: 'none', port: up.port });
+    try {
+      publish('plain.test', 'mx.plain.test', 'p1', policyText('enforce', ['mx.plain.test']));
+      dns.set('mx.plain.test', { A: [plain.host] });
+      const reason = await deferred('dina@plain.test');
+      assert.match(reason, /^MTA-STS policy of plain\.test \(mode enforce, id p1, mx mx\.plain\.test\) requires verified TLS with MX host mx\.plain\.test: /);
+      assert.equal(plain.messages.length, 0);
+      assert.deepEqual(plain.sessions.flatMap((x) => x.commands).filter((c) => /^(MAIL|RCPT|DATA)/i.test(c)), [], 'no envelope in plaintext');
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('testing: delivers as [mx] tls allows and logs what enforce would have refused (MX name and certificate)', async () => {
     publish('testing.test', 'mx.testing.test', 't1', policyText('testing', ['upstream.test']));
     const m = await delivered('erin@testing.test');
@@ -152,11 +166,11 @@ describe('MTA-STS for direct MX delivery', () => {
     const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await d.waitForLog(/metrics on http:\S+/))![1]!;
     const text = await (await fetch(url)).text();
     const value = (name: string) => Number(new RegExp(`^${esc(name)} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
-    assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="ok"}'), 7, text);
+    assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="ok"}'), 8, text);
     assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="invalid"}'), 4);
     assert.equal(value('smarthost_mta_sts_policy_fetches_total{outcome="http_error"}'), 1);
     assert.equal(value('smarthost_mta_sts_enforce_refused_total{why="mx"}'), 1);
-    assert.equal(value('smarthost_mta_sts_enforce_refused_total{why="tls"}'), 2);
+    assert.equal(value('smarthost_mta_sts_enforce_refused_total{why="tls"}'), 3);
     assert.ok(value('smarthost_mta_sts_testing_failures_total{why="mx"}') >= 2);
     assert.ok(value('smarthost_mta_sts_testing_failures_total{why="tls"}') >= 2);
   });
