@@ -63,6 +63,9 @@ describe('listenMetrics with SmarthostMetrics', () => {
       smarthost_auth_failures_total: 'COUNTER',
       smarthost_messages_received_total: 'COUNTER',
       smarthost_received_bytes_total: 'COUNTER',
+      smarthost_mta_sts_policy_fetches_total: 'COUNTER',
+      smarthost_mta_sts_enforce_refused_total: 'COUNTER',
+      smarthost_mta_sts_testing_failures_total: 'COUNTER',
       smarthost_intake_duration_seconds: 'HISTOGRAM',
     });
     for (const f of families) assert.ok(f.help.length > 0, `${f.name} has help`);
