@@ -22,6 +22,7 @@ import { errorCode, isPermission } from './queue/bounded.js';
 import { FsSpool } from './queue/fs-spool.js';
 import { storeMessage } from './queue/spool.js';
 import { resolverFor } from './route/mx.js';
+import { MtaSts, type StsEvent } from './mta-sts/mta-sts.js';
 import { DeliveryThread } from './smtp/delivery-thread.js';
 import { SmtpTransport, type RemoteDestination } from './smtp/transport.js';
 import type { OutgoingMessage, RcptResult } from './mail/delivery.js';
@@ -125,6 +126,14 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     received: (bytes: number, seconds: number) => metrics.received(bytes, seconds),
   };
 
+  /** MTA-STS, wherever delivery runs: one log line and its metrics per event. */
+  const onSts = (e: StsEvent) => { log.mtaSts(e); metrics.mtaSts(e); };
+  const inlineTransport = (c: Config, deadMs: number) => {
+    const resolver = resolverFor(c.mx.nameservers);
+    const sts = c.mx.mtaSts ? new MtaSts({ resolver, dataDir: c.dataDir, onEvent: onSts }) : undefined;
+    return new SmtpTransport({ ehloName: c.hostname, mx: c.mx, resolver, deadMs, ...(sts ? { sts } : {}) });
+  };
+
   async function build(c: Config, prev?: Config): Promise<Generation> {
     if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
     if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
@@ -132,9 +141,8 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     const rules: SenderRules = { map: c.rewrite.senders, hostname: c.hostname };
     const deadMs = Math.min(60_000, c.queue.retryMinMs);
     // outbound SMTP on a second core by default; SMARTHOST_DELIVERY_THREAD=0 keeps it on this thread
-    const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0'
-      ? inlineOutbound(new SmtpTransport({ ehloName: c.hostname, mx: c.mx, resolver: resolverFor(c.mx.nameservers), deadMs }), rules)
-      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules });
+    const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0' ? inlineOutbound(inlineTransport(c, deadMs), rules)
+      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules }, onSts);
     const recipients = LocalRecipients.from(c.local, (m) => log.warning(m, 'local'));
     const local = new LocalTransport({
       recipients, maildir: c.local.maildir, hostname: c.hostname, chown: process.getuid?.() === 0,

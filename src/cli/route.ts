@@ -2,6 +2,9 @@
 // the order it is tried and, per recipient, the decision of route/route.ts
 // with the rule that made it. Offline: no DNS, no connection, daemon or not.
 import type { Config, UpstreamConfig } from '../config/types.js';
+import { cacheDir, loadPolicySync } from '../mta-sts/cache.js';
+import { stsTime } from '../mta-sts/mta-sts.js';
+import { stsName } from '../mta-sts/policy.js';
 import { explainRoute, type RouteTable } from '../route/route.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 
@@ -11,6 +14,7 @@ Prints the route table (first match wins, per recipient: [local] domains,
 MX hosts), then where mail from ADDR would go for each --to, and why.
   --from ADDR   the envelope sender ("" or "<>" for the null sender of bounces)
   --to ADDR     a recipient; repeat for more
+For MX delivery it also shows the domain's MTA-STS policy as cached in data_dir.
 Nothing is sent and nothing is looked up.`;
 
 export interface RouteArgs { readonly config?: string; readonly from?: string; readonly to: readonly string[] }
@@ -46,8 +50,19 @@ function decision(config: Config, table: RouteTable, sender: string, rcpt: strin
   switch (dest.kind) {
     case 'local': return `local (maildir ${config.local.maildir}) because ${why}`;
     case 'upstream': return `${dest.name === 'relay' ? 'relay' : `route ${dest.name}`} -> ${urls(dest.upstream)} because ${why}`;
-    case 'mx': return `mx ${dest.domain} because ${why}`;
+    case 'mx': return `mx ${dest.domain} because ${why}\n      ${stsState(config, dest.domain)}`;
   }
+}
+
+/** The domain's MTA-STS policy as the daemon cached it (route test looks nothing up itself). */
+function stsState(config: Config, domain: string): string {
+  if (!config.mx.mtaSts) return 'MTA-STS: not applied ([mx] mta_sts = false)';
+  const name = stsName(domain);
+  if (!name) return 'MTA-STS: does not apply to an address literal';
+  const p = loadPolicySync(cacheDir(config.dataDir), name);
+  if (!p) return `MTA-STS: no policy cached for ${name}; _mta-sts.${name} is looked up at the next delivery`;
+  if (p.expiresAt <= Date.now()) return `MTA-STS: the cached policy of ${name} (id ${p.id}) expired at ${stsTime(p.expiresAt)}; it is looked up again at the next delivery`;
+  return `MTA-STS: mode ${p.mode}, id ${p.id}, mx ${p.mx.join(', ') || '(none)'}, cached until ${stsTime(p.expiresAt)} (fetched ${stsTime(p.fetchedAt)})`;
 }
 
 /** "smtp://a:587, smtp://b:587 (fallback smtp://c:25)" */

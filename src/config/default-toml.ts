@@ -68,6 +68,7 @@ tls = "may"
 nameservers = []                       # empty: the system resolver
 concurrency = ${d.concurrency}
 timeout = ${duration(d.smtpTimeoutMs)}
+mta_sts = ${d.mtaSts}                         # the recipient domain's MTA-STS policy (RFC 8461), cached in data_dir/mta-sts/
 
 [log]
 format = "postfix"                     # or "json"; no file: stdout

@@ -106,6 +106,8 @@ export interface MxConfig {
   readonly concurrency: number;
   readonly minTlsVersion: TlsVersion;
   readonly timeoutMs: number;
+  /** Apply the recipient domain's MTA-STS policy (RFC 8461); its cache lives in data_dir/mta-sts/. */
+  readonly mtaSts: boolean;
 }
 
 export interface RouteConfig extends UpstreamConfig {

@@ -33,6 +33,7 @@ export const DEFAULTS = Object.freeze({
   retryMaxMs: 3_600_000,
   concurrency: 20,            // connections per route, as Postfix's default_destination_concurrency_limit
   mxPort: 25,
+  mtaSts: true,               // RFC 8461 for MX delivery, on as in Stalwart, KumoMTA, maddy and mox
   smtpTimeoutMs: 300_000,     // per command and reply (Postfix smtp_*_timeout are 300s)
   metrics: '127.0.0.1:9325',  // loopback: the scrape page is unauthenticated
   reuseMessages: 100,         // messages per cached upstream connection (Postfix smtp_connection_reuse_count_limit is unlimited; providers cap it)
@@ -495,11 +496,12 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     concurrency: mxS?.int('concurrency', DEFAULTS.concurrency, 1, 1000) ?? DEFAULTS.concurrency,
     timeoutMs: mxS?.duration('timeout', DEFAULTS.smtpTimeoutMs, '5m') || DEFAULTS.smtpTimeoutMs,
     minTlsVersion: 'TLSv1' as const, // opportunistic TLS to strangers: any TLS beats plaintext (Postfix smtp_tls_protocols default)
+    mtaSts: mxS?.bool('mta_sts', DEFAULTS.mtaSts) ?? DEFAULTS.mtaSts,
   });
   for (const ns of mx.nameservers) {
     if (!splitHostPort(ns) && !parseCidr(ns)) mxS!.problem('nameservers', `"${ns}" in ${mxS!.at('nameservers')} is not an IP address or address:port`, 'write nameservers = ["127.0.0.1"] or ["127.0.0.1:5353"]');
   }
-  mxS?.finish(['port', 'tls', 'nameservers', 'concurrency', 'timeout']);
+  mxS?.finish(['port', 'tls', 'nameservers', 'concurrency', 'timeout', 'mta_sts']);
 
   const logS = root.table_('log');
   const logFile = logS?.string('file');

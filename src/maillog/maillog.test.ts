@@ -36,3 +36,19 @@ test('bounce and expiry lines', () => {
   assert.match(lines[0]!, /smarthost\/bounce\[\d+\]: 7F3A9C21: sender non-delivery notification: 8A1B2C3D\n$/);
   assert.match(lines[1]!, /smarthost\/qmgr\[\d+\]: 7F3A9C21: from=<alice@example\.com>, status=expired, returned to sender\n$/);
 });
+
+test('MTA-STS lines: a fetched policy is news, the rest are warnings; a refusal is left to the deferral line', () => {
+  const { log, lines } = capture('postfix');
+  log.mtaSts({ kind: 'fetch', domain: 'example.net', outcome: 'ok', text: 'MTA-STS policy of example.net (mode enforce, id 1, mx mx.example.net) fetched' });
+  log.mtaSts({ kind: 'fetch', domain: 'example.net', outcome: 'http_error', text: 'MTA-STS policy of example.net (id 2) not used: 404' });
+  log.mtaSts({ kind: 'testing', domain: 'example.org', why: 'tls', text: 'MTA-STS policy of example.org (mode testing, id 7, mx m.example.org): would refuse' });
+  log.mtaSts({ kind: 'refused', domain: 'example.net', why: 'mx', text: 'in the deferral' });
+  assert.equal(lines.length, 3);
+  assert.match(lines[0]!, /smarthost\/smtp\[\d+\]: MTA-STS policy of example\.net \(mode enforce, id 1, mx mx\.example\.net\) fetched\n$/);
+  assert.match(lines[1]!, /smarthost\/smtp\[\d+\]: warning: MTA-STS policy of example\.net \(id 2\) not used: 404\n$/);
+  assert.match(lines[2]!, /smarthost\/smtp\[\d+\]: warning: MTA-STS policy of example\.org .*would refuse\n$/);
+  const json = capture('json');
+  json.log.mtaSts({ kind: 'fetch', domain: 'example.net', outcome: 'invalid', text: 'x' });
+  const j = JSON.parse(json.lines[0]!);
+  assert.deepEqual([j.event, j.kind, j.domain, j.outcome, j.message], ['mta_sts', 'fetch', 'example.net', 'invalid', 'warning: x']);
+});

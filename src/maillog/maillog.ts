@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import type { Reply } from '../mail/reply.js';
 import { formatReply } from '../mail/reply.js';
 import { waitText } from '../mail/replies.js';
+import type { StsEvent } from '../mta-sts/mta-sts.js';
 
 export type Program = 'master' | 'smtpd' | 'cleanup' | 'qmgr' | 'smtp' | 'local' | 'bounce' | 'postsuper' | 'sendmail' | 'pickup' | 'http';
 
@@ -276,6 +277,17 @@ export class MailLog {
   }
   httpListening(url: string): void {
     this.emit('master', 'http', `API and console on ${url}`, { url });
+  }
+  /**
+   * MTA-STS: a policy fetched (or not, and what stays in force), what testing mode would have
+   * refused, a cache that cannot be written. Refusals under enforce are in the deferral's reason.
+   */
+  mtaSts(e: StsEvent): void {
+    if (e.kind === 'refused') return;
+    const warn = !(e.kind === 'fetch' && e.outcome === 'ok');
+    this.emit('smtp', 'mta_sts', `${warn ? 'warning: ' : ''}${e.text}`, {
+      kind: e.kind, domain: e.domain, ...(e.kind === 'fetch' ? { outcome: e.outcome } : {}), ...(e.kind === 'testing' ? { why: e.why } : {}),
+    });
   }
   /** qmgr actions asked for through `smarthost queue` (flush, hold, release). */
   queueAction(id: string, action: 'hold' | 'release' | 'flush'): void {

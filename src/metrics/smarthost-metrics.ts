@@ -1,6 +1,7 @@
 // The metrics smarthost exposes, and one small method per event the daemon
 // reports. Queue sizes are not counted here: they are read from a snapshot
 // at scrape time, so they can never drift from the queue manager's own state.
+import type { StsEvent } from '../mta-sts/mta-sts.js';
 import { Registry } from './registry.js';
 
 /** What the queue manager holds right now; oldestArrivedMs is absent when the queue is empty. */
@@ -46,6 +47,12 @@ export class SmarthostMetrics {
     'Messages accepted into the queue');
   private readonly bytesReceived = this.registry.counter('smarthost_received_bytes_total',
     'Bytes of messages accepted into the queue');
+  private readonly stsFetches = this.registry.counter('smarthost_mta_sts_policy_fetches_total',
+    'MTA-STS policy fetches by outcome (ok, invalid, http_error, unreachable)', ['outcome']);
+  private readonly stsRefused = this.registry.counter('smarthost_mta_sts_enforce_refused_total',
+    'MX delivery attempts deferred by an MTA-STS policy in mode enforce, by cause (mx: no allowed MX host; tls: no verified TLS)', ['why']);
+  private readonly stsTesting = this.registry.counter('smarthost_mta_sts_testing_failures_total',
+    'What an MTA-STS policy in mode testing would have refused (mail sent anyway), by cause', ['why']);
   private readonly intakeDuration = this.registry.histogram('smarthost_intake_duration_seconds',
     'Seconds from the end of DATA to the 250 reply (spool write and fsync)', INTAKE_BUCKETS);
 
@@ -106,6 +113,12 @@ export class SmarthostMetrics {
     this.messagesReceived.inc();
     this.bytesReceived.inc({}, bytes);
     this.intakeDuration.observe({}, seconds);
+  }
+
+  mtaSts(e: StsEvent): void {
+    if (e.kind === 'fetch') this.stsFetches.inc({ outcome: e.outcome });
+    else if (e.kind === 'refused') this.stsRefused.inc({ why: e.why });
+    else if (e.kind === 'testing') this.stsTesting.inc({ why: e.why });
   }
 
   /** The scrape page; a throwing queue snapshot propagates, and the server answers 500. */

@@ -118,6 +118,7 @@ test('address literals need no DNS', async () => {
     resolveMx: () => assert.fail('no DNS for a literal'),
     resolve4: () => assert.fail('no DNS for a literal'),
     resolve6: () => assert.fail('no DNS for a literal'),
+    resolveTxt: () => assert.fail('no DNS for a literal'),
   };
   assert.deepEqual(await lookupMx('[192.0.2.1]', noDns), { kind: 'hosts', hosts: [{ host: '192.0.2.1', preference: 0 }], implicit: true });
   assert.deepEqual(hostsOf(await lookupMx('[IPv6:2001:DB8::1]', noDns)), [{ host: '2001:db8::1', preference: 0 }]);
@@ -133,7 +134,7 @@ function fake(script: { MX?: MxRecord[] | string; A?: string[] | string; AAAA?: 
     if (typeof v === 'string') return Promise.reject(Object.assign(new Error(v), { code: v }));
     return Promise.resolve(v);
   };
-  return { resolveMx: () => answer(script.MX), resolve4: () => answer(script.A), resolve6: () => answer(script.AAAA) };
+  return { resolveMx: () => answer(script.MX), resolve4: () => answer(script.A), resolve6: () => answer(script.AAAA), resolveTxt: () => answer<string[]>(undefined) };
 }
 
 test('node DNS error codes are classified: only NXDOMAIN and NODATA are permanent', async () => {

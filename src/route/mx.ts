@@ -20,11 +20,12 @@ export type MxResult =
   /** SERVFAIL, timeout, refused, or anything we cannot tell apart from those. Defer 4.4.3. */
   | { readonly kind: 'tempfail'; readonly detail: string };
 
-/** The part of node:dns/promises `Resolver` that lookupMx uses; tests may pass a fake. Failures reject with node's DNS error codes. */
+/** The part of node:dns/promises `Resolver` that MX delivery uses (TXT: MTA-STS); tests may pass a fake. Failures reject with node's DNS error codes. */
 export interface MxResolver {
   resolveMx(domain: string): Promise<MxRecord[]>;
   resolve4(domain: string): Promise<string[]>;
   resolve6(domain: string): Promise<string[]>;
+  resolveTxt(domain: string): Promise<string[][]>;
 }
 
 /** Per-try timeout and tries: a nameserver that never answers fails the look-up in about 5 s (measured with Node 20's c-ares 1.34), one that refuses at once. */

@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { MxConfig } from '../config/types.js';
 import type { SenderRules } from '../cleanup/sender-rewrite.js';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
+import type { StsEvent } from '../mta-sts/mta-sts.js';
 import type { RemoteDestination } from './transport.js';
 
 export interface DeliveryThreadOptions {
@@ -28,7 +29,9 @@ export type ToWorker =
 
 export type FromWorker =
   | { readonly n: number; readonly results: RcptResult[] }
-  | { readonly n: number; readonly error: string };
+  | { readonly n: number; readonly error: string }
+  /** Something MTA-STS reports for the log and metrics, which live on the main thread. */
+  | { readonly n: 0; readonly sts: StsEvent };
 
 /** The SmtpTransport's interface, served by a worker thread. */
 export class DeliveryThread {
@@ -38,7 +41,7 @@ export class DeliveryThread {
   private closing = false;
   private exited = false;
 
-  constructor(private readonly opts: DeliveryThreadOptions) {
+  constructor(private readonly opts: DeliveryThreadOptions, private readonly onSts: (e: StsEvent) => void = () => {}) {
     this.worker = this.spawn();
   }
 
@@ -47,6 +50,7 @@ export class DeliveryThread {
     const worker = new Worker(new URL('./delivery-worker.js', import.meta.url), { workerData: this.opts });
     this.exited = false;
     worker.on('message', (m: FromWorker) => {
+      if ('sts' in m) return this.onSts(m.sts);
       const p = this.pending.get(m.n);
       if (!p) return;
       this.pending.delete(m.n);

@@ -2,6 +2,7 @@
 // spool opened read-only for message bodies, sender rewriting on the way out.
 import { parentPort, workerData } from 'node:worker_threads';
 import { rewriteOutgoing } from '../cleanup/sender-rewrite.js';
+import { MtaSts } from '../mta-sts/mta-sts.js';
 import { FsSpool } from '../queue/fs-spool.js';
 import { resolverFor } from '../route/mx.js';
 import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
@@ -9,10 +10,12 @@ import { SmtpTransport } from './transport.js';
 
 const opts = workerData as DeliveryThreadOptions;
 const spool = new FsSpool(opts.dataDir);
-const transport = new SmtpTransport({ ehloName: opts.ehloName, mx: opts.mx, resolver: resolverFor(opts.mx.nameservers), deadMs: opts.deadMs });
+const post = (m: FromWorker) => parentPort!.postMessage(m);
+const resolver = resolverFor(opts.mx.nameservers);
+const sts = opts.mx.mtaSts ? new MtaSts({ resolver, dataDir: opts.dataDir, onEvent: (e) => post({ n: 0, sts: e }) }) : undefined;
+const transport = new SmtpTransport({ ehloName: opts.ehloName, mx: opts.mx, resolver, deadMs: opts.deadMs, ...(sts ? { sts } : {}) });
 let active = 0;
 let closing: (() => void) | undefined;
-const post = (m: FromWorker) => parentPort!.postMessage(m);
 
 parentPort!.on('message', (m: ToWorker) => {
   if (m.op === 'forgetDead') return transport.forgetDead();

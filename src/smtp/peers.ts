@@ -3,14 +3,20 @@
 // direct delivery walks the MX hosts by preference, each one's addresses.
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { lookupMx, mxDsn, type MxResolver } from '../route/mx.js';
+import type { CachedPolicy } from '../mta-sts/cache.js';
+import type { MtaSts } from '../mta-sts/mta-sts.js';
+import { allowedBy, describePolicy, stsName } from '../mta-sts/policy.js';
+import { lookupMx, mxDsn, type MxHost, type MxResolver } from '../route/mx.js';
 import type { Classified } from './classify.js';
 import type { Peer } from './policy.js';
 
 /** Postfix smtp_mx_address_limit: enough to get past a dead host or two, not a whole farm. */
 const MAX_PEERS = 5;
 
-export type PeerList = { readonly peers: readonly Peer[] } | { readonly failure: Classified };
+export type PeerList =
+  /** `sts`: the domain's MTA-STS policy (enforce or testing) that the connections must meet. */
+  | { readonly peers: readonly Peer[]; readonly sts?: CachedPolicy }
+  | { readonly failure: Classified };
 
 export async function upstreamPeers(host: string, port: number): Promise<PeerList> {
   if (net.isIP(host)) return { peers: [{ host, ip: host, port }] };
@@ -23,15 +29,35 @@ export async function upstreamPeers(host: string, port: number): Promise<PeerLis
   }
 }
 
-export async function mxPeers(domain: string, port: number, resolver: MxResolver): Promise<PeerList> {
-  const mx = await lookupMx(domain, resolver);
+/** The MX hosts of `domain` by preference and their addresses; under an MTA-STS policy in mode enforce, only the hosts it allows (RFC 8461 §4.1). */
+export async function mxPeers(domain: string, port: number, resolver: MxResolver, sts?: MtaSts): Promise<PeerList> {
+  const ascii = stsName(domain);
+  const [mx, policy] = await Promise.all([lookupMx(domain, resolver), sts && ascii ? sts.policyFor(ascii) : undefined]);
   if (mx.kind !== 'hosts') {
     const dsn = mxDsn(mx);
     return { failure: { outcome: dsn.status.startsWith('5') ? 'bounced' : 'deferred', dsn } };
   }
+  const active = policy && policy.mode !== 'none' ? policy : undefined;
+  let hosts: readonly MxHost[] = mx.hosts;
+  const outside = active ? hosts.filter((h) => allowedBy(h.host, active.mx) === undefined).map((h) => h.host) : [];
+  if (active && outside.length) {
+    const what = `${describePolicy(domain, active)} does not allow MX host${outside.length > 1 ? 's' : ''} ${outside.join(', ')}`;
+    if (active.mode === 'testing') sts!.report({ kind: 'testing', domain, why: 'mx', text: `${what}; enforce would refuse ${outside.length > 1 ? 'them' : 'it'}, testing only reports it` });
+    else hosts = hosts.filter((h) => allowedBy(h.host, active.mx) !== undefined);
+    if (!hosts.length) {
+      sts!.report({ kind: 'refused', domain, why: 'mx', text: what });
+      return { failure: { outcome: 'deferred', dsn: { status: '4.7.5', reason: `${what}; delivery deferred until the policy or the MX records change` } } };
+    }
+  }
+  const found = await addressesOf(hosts, port, resolver);
+  if ('failure' in found) return { failure: { outcome: 'deferred', dsn: { status: '4.4.3', reason: `${found.failure} (domain ${domain})` } } };
+  return { peers: found.peers, ...(active ? { sts: active } : {}) };
+}
+
+async function addressesOf(hosts: readonly MxHost[], port: number, resolver: MxResolver): Promise<{ peers: Peer[] } | { failure: string }> {
   const peers: Peer[] = [];
   let lastProblem = '';
-  for (const { host } of mx.hosts) {
+  for (const { host } of hosts) {
     if (peers.length >= MAX_PEERS) break;
     if (net.isIP(host)) { peers.push({ host, ip: host, port }); continue; }
     const [v4, v6] = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
@@ -39,6 +65,6 @@ export async function mxPeers(domain: string, port: number, resolver: MxResolver
     if (!ips.length) lastProblem = `MX host ${host} has no address`;
     for (const ip of ips) if (peers.length < MAX_PEERS) peers.push({ host, ip, port });
   }
-  if (!peers.length) return { failure: { outcome: 'deferred', dsn: { status: '4.4.3', reason: `${lastProblem || 'no MX host has an address'} (domain ${domain})` } } };
-  return { peers };
+  return peers.length ? { peers } : { failure: lastProblem || 'no MX host has an address' };
 }
+

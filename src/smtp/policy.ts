@@ -6,6 +6,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
 import type { MxConfig, OutboundTls, TlsVersion, UpstreamConfig } from '../config/types.js';
+import type { CachedPolicy } from '../mta-sts/cache.js';
 import { sharedTokenSource, type TokenSource } from '../oauth/token-source.js';
 import { postfixShape, type PostfixShape } from './password-file.js';
 
@@ -36,6 +37,8 @@ export interface Policy {
   readonly credentials?: () => Credentials;
   /** auth = "oauth2" instead of `credentials`: the mailbox's access tokens (one source shared by all connections). */
   readonly tokens?: () => TokenSource;
+  /** MX delivery to a domain with an MTA-STS policy in mode enforce or testing. */
+  readonly sts?: CachedPolicy;
 }
 
 export interface TlsFiles { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer }
@@ -69,6 +72,15 @@ export function upstreamPolicy(label: string, u: UpstreamConfig): Policy {
 
 export function mxPolicy(domain: string, mx: MxConfig): Policy {
   return { label: `MX of ${domain}`, implicitTls: false, tls: mx.tls, minTlsVersion: mx.minTlsVersion, timeoutMs: mx.timeoutMs, mechanisms: [], allowPlaintextAuth: false, tlsFiles: NO_FILES };
+}
+
+/**
+ * A domain's MX policy under its MTA-STS policy. enforce: verified TLS (chain and the MX host's
+ * name, RFC 8461 §4.2) whatever [mx] tls says, never plaintext, and TLS 1.2 or later as for any
+ * verified upstream; testing: [mx] tls unchanged, the session is checked after it opened.
+ */
+export function stsPolicy(base: Policy, sts: CachedPolicy): Policy {
+  return sts.mode === 'enforce' ? { ...base, tls: 'verify', minTlsVersion: 'TLSv1.2', sts } : { ...base, sts };
 }
 
 function readCredentials(u: UpstreamConfig): Credentials {

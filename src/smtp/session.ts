@@ -2,6 +2,8 @@
 // then any number of transactions, each returning one result per recipient.
 // Built on nodemailer's SMTPConnection; the only thing it cannot do for us is
 // a different NOTIFY/ORCPT per recipient (RFC 3461 §4), see RelayConnection.
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
@@ -16,8 +18,8 @@ export class SetupFailure extends Error {
   constructor(readonly result: Classified, readonly relay: string, readonly nextPeer: boolean) { super(result.dsn.reason); }
 }
 
-/** nodemailer's internals we read (it keeps no public copy of the EHLO facts). */
-interface Internals { _recipientQueue: string[]; _supportedExtensions: string[]; _supportedAuth: string[] }
+/** nodemailer's internals we read (it keeps no public copy of the EHLO facts, nor of the TLS socket after STARTTLS). */
+interface Internals { _recipientQueue: string[]; _supportedExtensions: string[]; _supportedAuth: string[]; _socket: TLSSocket | Socket | false }
 
 /**
  * nodemailer sends one NOTIFY/ORCPT for the whole envelope; RFC 3461 makes
@@ -59,6 +61,19 @@ export class UpstreamSession {
 
   get usable(): boolean { return !this.broken && !this.conn.destroyed; }
   get secure(): boolean { return this.conn.secure; }
+  /**
+   * What verified TLS (chain and the peer's host name, TLS 1.2 or later) would have found wrong with
+   * this session, or undefined when it passes: for MTA-STS testing mode, whose sessions are opened
+   * at [mx] tls, where Node records the verification result without acting on it.
+   */
+  verifiedTls(): string | undefined {
+    const socket = (this.conn as unknown as Internals)._socket;
+    if (!this.conn.secure || !(socket instanceof TLSSocket)) return 'did not start TLS';
+    if (!socket.authorized) return `has a certificate that does not verify (${socket.authorizationError})`;
+    const version = socket.getProtocol();
+    if (version === 'TLSv1' || version === 'TLSv1.1') return `negotiated ${version}, older than TLS 1.2`;
+    return undefined;
+  }
   get offersDsn(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('DSN'); }
   get offersSmtputf8(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('SMTPUTF8'); }
 

@@ -10,11 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MxConfig, UpstreamConfig } from '../config/types.js';
 import { DEFAULTS } from '../config/validate.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
+import type { MtaSts } from '../mta-sts/mta-sts.js';
+import { describePolicy } from '../mta-sts/policy.js';
 import type { MxResolver } from '../route/mx.js';
 import type { Destination } from '../route/route.js';
 import type { Classified } from './classify.js';
 import { mxPeers, upstreamPeers, type PeerList } from './peers.js';
-import { mxPolicy, upstreamPolicy, type Policy } from './policy.js';
+import { mxPolicy, peerLabel, stsPolicy, upstreamPolicy, type Policy } from './policy.js';
 import { RateLimiter, type Permit } from './rate-limit.js';
 import { SetupFailure, UpstreamSession } from './session.js';
 import { SlowDown, isThrottleReply, replyOf } from './slow-down.js';
@@ -25,6 +27,8 @@ export interface SmtpTransportOptions {
   readonly ehloName: string;
   readonly mx: MxConfig;
   readonly resolver: MxResolver;
+  /** MTA-STS for MX delivery ([mx] mta_sts); absent: not applied. */
+  readonly sts?: MtaSts;
   /** How long an unreachable destination defers mail without trying (kept under queue.retry_min). */
   readonly deadMs: number;
   /** How long an unused connection stays open for the next message (Postfix smtp_connection_cache_time_limit). */
@@ -106,7 +110,7 @@ export class SmtpTransport {
 
   private mxPool(domain: string): Pool {
     const { mx, resolver } = this.opts;
-    const target = { peers: () => mxPeers(domain, mx.port, resolver), policy: mxPolicy(domain, mx) };
+    const target = { peers: () => mxPeers(domain, mx.port, resolver, this.opts.sts), policy: mxPolicy(domain, mx) };
     return new Pool(mx.concurrency, `MX of ${domain}`, { primary: [target], fallback: [] },
       { messages: DEFAULTS.reuseMessages, timeMs: DEFAULTS.reuseTimeMs }, undefined);
   }
@@ -234,9 +238,11 @@ export class SmtpTransport {
     for (const target of pool.tiers[tier]) {
       const list = await target.peers();
       if ('failure' in list) { last = { failure: list.failure, relay: 'none', markDead: false }; continue; }
+      const policy = list.sts ? stsPolicy(target.policy, list.sts) : target.policy;
       for (const peer of list.peers) {
         try {
-          const session = await UpstreamSession.open(peer, target.policy, this.opts.ehloName);
+          const session = await UpstreamSession.open(peer, policy, this.opts.ehloName);
+          if (policy.sts?.mode === 'testing') this.stsTesting(policy, session);
           return { lease: { session, tier, openedAt: Date.now(), uses: 0 } };
         } catch (e) {
           if (!(e instanceof SetupFailure)) throw e;
@@ -244,12 +250,23 @@ export class SmtpTransport {
           const slow = reply !== undefined && isThrottleReply(reply);
           if (slow && !throttled) { throttled = true; pool.slow.throttled(); }
           // a server that asks for fewer connections is alive: slow down, do not suspend the route
-          last = { failure: e.result, relay: e.relay, markDead: !slow };
+          last = { failure: stsFailure(policy, e.result, peer.host), relay: e.relay, markDead: !slow };
           if (!e.nextPeer) return last;
         }
       }
+      if (policy.sts?.mode === 'enforce' && last && /^MTA-STS policy of /.test(last.failure.dsn.reason)) {
+        this.opts.sts?.report({ kind: 'refused', domain: policy.sts.domain, why: 'tls', text: last.failure.dsn.reason });
+      }
     }
     return last!;
+  }
+
+  /** testing: what enforce would have refused about this session (RFC 8461 §4.2), reported; the mail goes on. */
+  private stsTesting(policy: Policy, session: UpstreamSession): void {
+    const problem = session.verifiedTls();
+    if (problem === undefined || !policy.sts) return;
+    this.opts.sts?.report({ kind: 'testing', domain: policy.sts.domain, why: 'tls', text:
+      `${describePolicy(policy.sts.domain, policy.sts)}: MX host ${peerLabel(session.peer)} ${problem}; enforce would refuse it, testing only reports it (sent as [mx] tls = "${policy.tls}" allows)` });
   }
 
   /** `queue flush`: try every destination again now. */
@@ -273,4 +290,11 @@ function upstreamPool(name: string, u: UpstreamConfig): Pool {
     { primary: (u.urls ?? [u]).map(target), fallback: (u.fallbackUrls ?? []).map(target) },
     { messages: u.reuseMessages ?? DEFAULTS.reuseMessages, timeMs: u.reuseTimeMs ?? DEFAULTS.reuseTimeMs },
     u.rate ? new RateLimiter(u.rate) : undefined);
+}
+
+/** enforce: a TLS failure says which policy demanded verified TLS of which MX host. */
+function stsFailure(policy: Policy, failure: Classified, host: string): Classified {
+  if (policy.sts?.mode !== 'enforce' || !failure.dsn.status.startsWith('4.7.')) return failure;
+  const why = failure.dsn.reason.split('; ')[0]; // explainTls's advice (ca_file, tls = "encrypt") does not apply here
+  return { ...failure, dsn: { ...failure.dsn, reason: `${describePolicy(policy.sts.domain, policy.sts)} requires verified TLS with MX host ${host}: ${why}` } };
 }

@@ -36,6 +36,8 @@ export interface DaemonOptions {
   readonly listeners?: number;
   /** Wrap the command, e.g. ['sh', '-c', 'ulimit -f 8; exec "$0" "$@"'] */
   readonly wrap?: string[];
+  /** Extra environment, e.g. NODE_EXTRA_CA_CERTS so the daemon trusts the test CA where no ca_file applies (MX hosts). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -62,7 +64,7 @@ export async function launch(dir: string, configFile: string, opts: Omit<DaemonO
   const expected = opts.listeners ?? (fs.readFileSync(configFile, 'utf8').match(/^\s*\[\[listen\]\]/gm)?.length || 1);
   const argv = [CLI, 'start', '-c', configFile, ...(opts.args ?? [])];
   const [cmd, ...pre] = opts.wrap ? [...opts.wrap, process.execPath] : [process.execPath];
-  const child = spawn(cmd!, [...pre, ...argv], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd!, [...pre, ...argv], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
   let out = '';
   let err = '';
   const waiters: Array<() => void> = [];

@@ -119,3 +119,26 @@ function generate(dir: string): TestCerts {
     client: signed('client', 'smarthost test client', 'client', now),
   };
 }
+
+/**
+ * A server certificate for `names` (DNS names) signed by the test CA, e.g. for an HTTPS peer such
+ * as an MTA-STS policy host (mta-sts.DOMAIN). Cached per set of names.
+ */
+export function issueCert(names: readonly string[]): CertPair {
+  const key = names.join(',');
+  const hit = issued.get(key);
+  if (hit) return hit;
+  const ca = testCerts();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-leaf-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = (n: string) => path.join(dir, n);
+  fs.writeFileSync(file('ext.cnf'), `[ext]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = ${names.map((n) => `DNS:${n}`).join(',')}\n`);
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  run('req', '-new', ...EC, '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', `/CN=${names[0]}`);
+  run('x509', '-req', '-in', 'leaf.csr', '-CA', ca.caFile, '-CAkey', ca.caFile.replace(/\.pem$/, '.key'), '-set_serial', String(Date.now()),
+    '-days', '3650', '-extfile', 'ext.cnf', '-extensions', 'ext', '-out', 'leaf.pem');
+  const pair = { cert: fs.readFileSync(file('leaf.pem'), 'utf8'), key: fs.readFileSync(file('leaf.key'), 'utf8'), certFile: file('leaf.pem'), keyFile: file('leaf.key') };
+  issued.set(key, pair);
+  return pair;
+}
+const issued = new Map<string, CertPair>();

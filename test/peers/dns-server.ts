@@ -13,6 +13,8 @@ export interface DnsRecords {
     MX?: Array<{ preference: number; exchange: string }>;
     A?: string[];
     AAAA?: string[];
+    /** Each record's character-strings: ["v=STSv1; id=1"], or several chunks of one record. */
+    TXT?: string[][];
     SERVFAIL?: boolean;
   };
 }
@@ -23,6 +25,8 @@ export interface DnsServer {
   readonly port: number;
   /** Every question received, in order; names lower-cased without the trailing dot. */
   readonly queries: Array<{ name: string; type: string }>;
+  /** Replaces (or, with undefined, removes) a name's records from now on. */
+  set(name: string, records: DnsRecords[string] | undefined): void;
   close(): Promise<void>;
 }
 
@@ -71,6 +75,7 @@ export async function startDnsServer(records: DnsRecords): Promise<DnsServer> {
     address: `127.0.0.1:${port}`,
     port,
     queries,
+    set: (name, rrs) => { if (rrs) table.set(canonical(name), rrs); else table.delete(canonical(name)); },
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }
@@ -88,6 +93,8 @@ function answer(table: Map<string, DnsRecords[string]>, q: Question | undefined)
     case 'A':
     case 'AAAA':
       return { rcode: NOERROR, answers: (rrs[q.type] ?? []).map((ip) => ({ type: q.type as 'A' | 'AAAA', name: q.name, ttl, data: ip })) };
+    case 'TXT':
+      return { rcode: NOERROR, answers: (rrs.TXT ?? []).map((chunks) => ({ type: 'TXT', name: q.name, ttl, data: chunks })) };
     default:
       return { rcode: NOERROR, answers: [] };
   }

@@ -44,6 +44,8 @@ export interface UpstreamOptions {
   smtputf8?: boolean;
   faults?: Fault[];
   host?: string;
+  /** Default 0 (any free port); a fixed one lets two upstreams on different loopback addresses share [mx] port. */
+  port?: number;
 }
 export interface ReceivedMessage {
   from: string; to: string[];
@@ -126,7 +128,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
   const waiters = new Set<() => void>();
   let armed: Array<{ fault: Fault; left: number }> = [];
   let server: SMTPServer | undefined;
-  let port = 0;
+  let port = opts.port ?? 0;
 
   const setFaults = (faults: Fault[]) => {
     for (const f of faults) if (f.action === 'reply') parseReply(f.reply);
