@@ -210,6 +210,10 @@ export class MailLog {
     this.emit('smtpd', 'pregreet', `PREGREET ${early.bytes} after ${early.seconds.toFixed(2)} from [${p.address}]:${port}: ${shown}`,
       { client: p.hostname, client_ip: p.address, client_port: port, bytes: early.bytes, seconds: early.seconds, early: early.text.slice(0, 100) });
   }
+  /** Postfix tlsmgr/smtpd: "SSL_accept error from host[ip]: reason" (a TLS handshake that failed or took too long). */
+  tlsFailed(p: Peer, reason: string): void {
+    this.emit('smtpd', 'tls_failed', `SSL_accept error from ${peer(p)}: ${reason}`, { client: p.hostname, client_ip: p.address, reason });
+  }
   lostConnection(p: Peer, after: string): void {
     this.emit('smtpd', 'lost_connection', `lost connection after ${after} from ${peer(p)}`, { client: p.hostname, client_ip: p.address, after });
   }

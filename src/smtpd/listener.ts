@@ -17,6 +17,7 @@ import type { ConnectionLimits } from './connection-limits.js';
 import { installFastDataStream } from './data-stream.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
+import type { LineLedger } from './line-ledger.js';
 import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
 import { ReverseLookup } from './reverse-lookup.js';
 import { SmtpdServer, type Connection } from './server.js';
@@ -169,6 +170,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     onSecure(socket, session, cb) {
       const tlsSocket = socket as import('node:tls').TLSSocket;
       meta(session).tls = { version: tlsSocket.getProtocol() ?? 'TLS', cipher: tlsSocket.getCipher()?.name ?? 'unknown' };
+      conns.get(session.id)?.observe(tlsSocket); // line endings inside TLS, before smtp-server reads them
       (session as { disabledCommands?: string[] }).disabledCommands = disabled(true);
       cb();
     },
@@ -293,11 +295,24 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     // the guard sees every connection before smtp-server greets it
     onConnection: (conn) => {
       conns.set(conn.session.id, conn);
-      attachGuard(conn as unknown as RawConnection);
+      const trusted = isTrusted(conn.remoteAddress, listen.trustedNetworks);
+      conn.handshake = { ms: limits.tlsHandshakeTimeoutMs, onTimeout: () => handshakeTimeout(metas.get(conn.session.id)?.peer, conn.remoteAddress, 'STARTTLS') };
+      // Postfix smtpd_forbid_bare_newline_exclusions = $mynetworks: trusted clients stay lenient
+      attachGuard(conn as unknown as RawConnection, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
     },
+    ...(listen.tls === 'implicit' ? {
+      implicitHandshake: { ms: limits.tlsHandshakeTimeoutMs, onTimeout: (ip: string) => handshakeTimeout(undefined, ip, 'CONNECT') },
+    } : {}),
   });
 
-  function attachGuard(conn: RawConnection): void {
+  /** Postfix: "SSL_accept error from host[ip]: …", then "lost connection after STARTTLS from host[ip]" (after CONNECT for implicit TLS). */
+  function handshakeTimeout(peer: Peer | undefined, ip: string, after: string): void {
+    const p = peer ?? { hostname: 'unknown', address: ip };
+    log.tlsFailed(p, 'TLS handshake timeout');
+    log.lostConnection(p, after);
+  }
+
+  function attachGuard(conn: RawConnection, lineEnds: LineLedger | undefined): void {
     const guard = guardConnection(conn, {
       hostname: deps.hostname,
       starttlsRequired: listen.tls === 'starttls-required',
@@ -310,6 +325,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       dataTimeoutMs: limits.dataTimeoutMs,
       maxErrors: limits.errors,
       maxJunk: limits.junkCommands,
+      maxMessages: limits.messagesPerSession,
+      ...(lineEnds ? { lineEnds } : {}),
       onDrop: (why, after) => log.dropped(metas.get(conn.session.id)?.peer ?? { hostname: 'unknown', address: '?' }, why, after),
       draining: () => draining,
     });
