@@ -31,7 +31,7 @@ commands:
   probe              walk an upstream step by step (DNS, TLS, AUTH, MAIL FROM) and explain failures
   route test         show the route table and where mail --from A --to B would go
   user               add/del/list/passwd the users of inbound AUTH
-  auth unblock ADDR  lift the failed-AUTH block of a client address (or all)
+  auth unblock ADDR  lift the failed-AUTH block of a client address, --user NAME of an account (or all)
   oauth login ROUTE  sign in an upstream mailbox with OAuth2 (auth = "oauth2")
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
@@ -109,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(str('send-test') !== undefined ? { sendTest: str('send-test')! } : {}), ...(str('timeout') !== undefined ? { timeout: str('timeout')! } : {}),
       }, positionals);
       case 'oauth': return await oauth.run(config, positionals);
-      case 'auth': return await auth.run(config, positionals);
+      case 'auth': return await auth.run({ ...config, users: strs('user') }, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
       case 'queue': case 'mailq': {
         const show = { headers: !!v.headers, body: !!v.body, raw: !!v.raw };

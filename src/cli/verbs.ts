@@ -26,7 +26,7 @@ export const OPTIONS: Readonly<Record<string, OptionTable>> = {
   route: { from: { type: 'string', value: 'ADDR' }, to: { type: 'string', multiple: true, value: 'ADDR' } },
   user: { 'password-stdin': { type: 'boolean', help: 'read the password from standard input' } },
   oauth: {},
-  auth: {},
+  auth: { user: { type: 'string', multiple: true, value: 'NAME', help: 'unblock: lift the per-account block of this AUTH user (repeat for more)' } },
   queue: {
     json: { type: 'boolean', help: 'print JSON' }, ...QUEUE_FILTERS,
     headers: { type: 'boolean', help: 'show ID: print the message header' },

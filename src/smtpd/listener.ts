@@ -4,7 +4,8 @@
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import type { AuthConfig, ListenConfig, LimitsConfig } from '../config/types.js';
-import { formatDuration } from '../config/units.js';
+import { formatDuration, type Rate } from '../config/units.js';
+import type { AccountThrottle } from '../auth/account-throttle.js';
 import type { AuthThrottle } from '../auth/throttle.js';
 import type { UserStore } from '../auth/users-file.js';
 import type { ClientInfo, Envelope, Recipient } from '../mail/envelope.js';
@@ -18,7 +19,7 @@ import { installFastDataStream } from './data-stream.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
 import type { LineLedger } from './line-ledger.js';
-import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
+import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type LocalLookup } from './policy.js';
 import { ReverseLookup } from './reverse-lookup.js';
 import { SmtpdServer, type Connection } from './server.js';
 
@@ -32,6 +33,8 @@ export interface SmtpdDeps {
   readonly log: MailLog;
   readonly users: UserStore;
   readonly throttle: AuthThrottle;
+  /** limits.auth_failures_per_account; absent: failures are counted per address only. */
+  readonly accounts?: AccountThrottle;
   readonly connections: ConnectionLimits;
   readonly cert?: CertPair;
   readonly minTlsVersion: 'TLSv1.2' | 'TLSv1.3';
@@ -41,8 +44,8 @@ export interface SmtpdDeps {
   readonly inflow?: () => Promise<void>;
   /** Counters for metrics; absent in `smarthost sendmail -bs`. */
   readonly observe?: SmtpdObserver;
-  /** [auth] allow_authzid and authenticated_header; absent: both off. */
-  readonly auth?: Pick<AuthConfig, 'allowAuthzid' | 'authenticatedHeader'>;
+  /** [auth] allow_authzid, authenticated_header and senders; absent: all off. */
+  readonly auth?: Pick<AuthConfig, 'allowAuthzid' | 'authenticatedHeader' | 'senders'>;
   /** Free bytes where messages are stored, for MAIL FROM's SIZE=; absent or undefined: not checked. */
   readonly freeBytes?: () => Promise<number | undefined>;
   /** Client names, cached across sessions and listeners (one per daemon). */
@@ -177,15 +180,12 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
 
     onAuth(auth: SMTPServerAuthentication, session, cb) {
       const m = meta(session);
+      const ip = session.remoteAddress;
       // limits.auth_failures_exempt: never counted, never blocked (monitoring, a NAT of known users)
-      const counted = !isTrusted(session.remoteAddress, limits.authFailuresExempt);
-      const rate = { count: deps.throttle.rate.count, window: formatDuration(deps.throttle.rate.windowMs) };
-      const waitMs = counted ? deps.throttle.retryAfterMs(session.remoteAddress) : 0;
-      if (waitMs > 0) {
-        log.authBlocked(m.peer, waitMs, rate, false);
-        return cb(replyError(replies.authThrottled(waitMs)));
-      }
+      const counted = !isTrusted(ip, limits.authFailuresExempt);
       const username = auth.username ?? '';
+      const refusal = counted ? throttled(m.peer, ip, username) : undefined;
+      if (refusal) return cb(replyError(refusal));
       // RFC 4616: "act as someone else" needs a policy we do not have; Postfix/Cyrus refuse it too
       const actAs = auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid ? auth.authzid : undefined;
       if (actAs !== undefined && !deps.auth?.allowAuthzid) {
@@ -194,23 +194,24 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       }
       deps.users.check(username, auth.password ?? '').then((good) => {
         if (!good) {
-          const blockedMs = counted ? deps.throttle.fail(session.remoteAddress) : 0;
           deps.observe?.authFailed();
           log.authFailed(m.peer, auth.method, username, 'authentication failure');
-          if (blockedMs > 0) log.authBlocked(m.peer, blockedMs, rate, true);
+          if (counted) countFailure(m.peer, ip, username);
           return cb(replyError(replies.authFailed()));
         }
+        deps.accounts?.succeeded(username, ip);
         m.authMethod = auth.method;
         cb(null, { user: username });
       }, (e: Error) => {
         log.warning(`cannot read users file: ${e.message}`, 'smtpd');
-        cb(Object.assign(new Error('4.7.0 Temporary authentication failure'), { responseCode: 454 }));
+        cb(replyError(replies.authTemporaryFailure()));
       });
     },
 
     onMailFrom(address: SMTPServerAddress, session, cb) {
       const m = meta(session);
-      const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user });
+      const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user })
+        ?? checkSenderLogin(deps.auth?.senders, session.user ? String(session.user) : undefined, address.address);
       if (r) {
         rejectLog('MAIL', session, r, { from: address.address });
         return cb(replyError(r));
@@ -304,6 +305,28 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       implicitHandshake: { ms: limits.tlsHandshakeTimeoutMs, onTimeout: (ip: string) => handshakeTimeout(undefined, ip, 'CONNECT') },
     } : {}),
   });
+
+  const rateText = (r: Rate) => ({ count: r.count, window: formatDuration(r.windowMs) });
+  /** limits.auth_failures (421, per address), then limits.auth_failures_per_account (454, unknown addresses): the refusal, logged. */
+  function throttled(peer: Peer, ip: string, username: string): Reply | undefined {
+    const waitMs = deps.throttle.retryAfterMs(ip);
+    if (waitMs > 0) {
+      log.authBlocked(peer, waitMs, rateText(deps.throttle.rate), false);
+      return replies.authThrottled(waitMs);
+    }
+    const accountMs = deps.accounts?.retryAfterMs(username, ip) ?? 0;
+    if (accountMs === 0) return undefined;
+    log.accountBlocked(peer, username, accountMs, rateText(deps.accounts!.rate), false);
+    // no reason given: the client, maybe a guesser, learns nothing about the account
+    return replies.authTemporaryFailure();
+  }
+  function countFailure(peer: Peer, ip: string, username: string): void {
+    const blockedMs = deps.throttle.fail(ip);
+    if (blockedMs > 0) log.authBlocked(peer, blockedMs, rateText(deps.throttle.rate), true);
+    const before = deps.accounts?.blockedForMs(username) ?? 0;
+    const accountMs = deps.accounts?.fail(username) ?? 0;
+    if (accountMs > 0 && before === 0) log.accountBlocked(peer, username, accountMs, rateText(deps.accounts!.rate), true);
+  }
 
   /** Postfix: "SSL_accept error from host[ip]: …", then "lost connection after STARTTLS from host[ip]" (after CONNECT for implicit TLS). */
   function handshakeTimeout(peer: Peer | undefined, ip: string, after: string): void {
