@@ -70,7 +70,10 @@ tls_handshake_timeout = "1s"
     const stalled = net.connect({ port: implicit, host: '127.0.0.1' });
     await new Promise((resolve) => stalled.once('connect', resolve));
     stalled.write(Buffer.from([0x16]));
-    await new Promise<void>((resolve) => stalled.once('close', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the stalled handshake is still open')), 10_000);
+      stalled.once('close', () => { clearTimeout(timer); resolve(); });
+    });
     await d.waitForLog(/SSL_accept error from unknown\[127\.0\.0\.1\]: TLS handshake timeout\n.*lost connection after CONNECT from unknown\[127\.0\.0\.1\]/);
     // the stalled client was cut after its deadline; the one that finished its handshake before is still served
     assert.equal((await good.cmd('NOOP')).text, '250 2.0.0 Ok');
