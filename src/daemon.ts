@@ -6,10 +6,12 @@
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import type { AddressInfo, Server } from 'node:net';
+import { AccountThrottle } from './auth/account-throttle.js';
 import { AuthThrottle, plainAddress } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
 import { rewriteOutgoing, type SenderRules } from './cleanup/sender-rewrite.js';
 import type { Config } from './config/types.js';
+import type { Rate } from './config/units.js';
 import type { Problem } from './config/types.js';
 import type { ControlReply, ControlRequest } from './control/protocol.js';
 import { closeControl, listenControl } from './control/server.js';
@@ -115,6 +117,8 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
   let users = new UserStore(config.auth.usersFile);
   let throttle = new AuthThrottle(config.limits.authFailures);
+  const accountThrottle = (r: Rate | undefined) => (r ? new AccountThrottle(r) : undefined);
+  let accounts = accountThrottle(config.limits.authFailuresPerAccount);
 
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
   /** Mail that did not come through smtpd (which logs its own): the "(queue active)" line, then delivery. */
@@ -137,6 +141,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   async function build(c: Config, prev?: Config): Promise<Generation> {
     if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
     if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
+    if (prev && JSON.stringify(prev.limits.authFailuresPerAccount) !== JSON.stringify(c.limits.authFailuresPerAccount)) accounts = accountThrottle(c.limits.authFailuresPerAccount);
     const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m), c.listen.map((l) => l.host)) : undefined;
     const rules: SenderRules = { map: c.rewrite.senders, hostname: c.hostname };
     const deadMs = Math.min(60_000, c.queue.retryMinMs);
@@ -158,7 +163,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     const deps: SmtpdDeps = {
       hostname: c.hostname, limits: c.limits, localDomains: c.local.domains,
       localExists: (rcpt: string) => recipients.exists(rcpt),
-      spool, log, users, throttle, connections, reverse, ticketKeys, auth: c.auth,
+      spool, log, users, throttle, ...(accounts ? { accounts } : {}), connections, reverse, ticketKeys, auth: c.auth,
       freeBytes,
       minTlsVersion: c.tls.minVersion,
       ...(cert ? { cert } : {}), onQueued, inflow: () => qmgr.inflow(), observe,
@@ -202,12 +207,20 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     return { ok: true, done, missing };
   }
 
-  /** `smarthost auth unblock`: forget the failed-AUTH counts of these client addresses. */
+  /** `smarthost auth unblock`: forget the failed-AUTH counts of these client addresses (ALL: of every address and account). */
   function unblock(ips: readonly string[] | 'ALL'): ControlReply {
-    const done = throttle.unblock(ips);
+    const done = [...throttle.unblock(ips), ...(ips === 'ALL' ? accounts?.unblock('ALL') ?? [] : []).map((a) => `user ${a}`)];
     if (done.length) log.authUnblocked(done);
     const missing = ips === 'ALL' ? [] : ips.filter((ip) => !done.includes(plainAddress(ip)));
     return { ok: true, done, missing };
+  }
+
+  /** `smarthost auth unblock --user NAME`: forget the failed-AUTH counts of these accounts. */
+  function unblockUsers(names: readonly string[] | 'ALL'): ControlReply {
+    const had = accounts?.unblock(names) ?? [];
+    const done = had.map((a) => `user ${a}`);
+    if (done.length) log.authUnblocked(done);
+    return { ok: true, done, missing: names === 'ALL' ? [] : names.filter((n) => !had.includes(n)).map((n) => `user ${n}`) };
   }
 
   /** Each bound [[listen]] address and the smtp-server that takes its new sessions. */
@@ -355,7 +368,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     reload,
     async listen() {
       control = await listenControl(config.dataDir, async (req) => req.op === 'pickup' ? pickup(req.ids)
-        : req.op === 'unblock' ? unblock(req.ids) : controlAction(qmgr, req));
+        : req.op === 'unblock' ? unblock(req.ids) : req.op === 'unblock-user' ? unblockUsers(req.ids) : controlAction(qmgr, req));
       await qmgr.start();
       rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
       rescanTimer.unref();

@@ -35,7 +35,7 @@ commands:
   user               add/del/list/passwd the users of inbound AUTH
   token              add/del/list the bearer tokens of the HTTP API ([http])
   suppression        list/del recipients that bounce at once (refused as nonexistent)
-  auth unblock ADDR  lift the failed-AUTH block of a client address (or all)
+  auth unblock ADDR  lift the failed-AUTH block of a client address, --user NAME of an account (or all)
   oauth login ROUTE  sign in an upstream mailbox with OAuth2 (auth = "oauth2")
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
@@ -113,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(str('send-test') !== undefined ? { sendTest: str('send-test')! } : {}), ...(str('timeout') !== undefined ? { timeout: str('timeout')! } : {}),
       }, positionals);
       case 'oauth': return await oauth.run(config, positionals);
-      case 'auth': return await auth.run(config, positionals);
+      case 'auth': return await auth.run({ ...config, users: strs('user') }, positionals);
       case 'user': return await user.run({ ...config, passwordStdin: !!v['password-stdin'] }, positionals);
       case 'token': return await token.run({ ...config, readOnly: !!v['read-only'] }, positionals);
       case 'suppression': return await suppression.run({ ...config, json: !!v.json }, positionals);

@@ -28,7 +28,7 @@ export const OPTIONS: Readonly<Record<string, OptionTable>> = {
   token: { 'read-only': { type: 'boolean', help: 'add: the token may only GET (list and read the queue)' } },
   suppression: { json: { type: 'boolean', help: 'list: print JSON' } },
   oauth: {},
-  auth: {},
+  auth: { user: { type: 'string', multiple: true, value: 'NAME', help: 'unblock: lift the per-account block of this AUTH user (repeat for more)' } },
   queue: {
     json: { type: 'boolean', help: 'print JSON' }, ...QUEUE_FILTERS,
     headers: { type: 'boolean', help: 'show ID: print the message header' },

@@ -34,6 +34,12 @@ export interface AuthConfig {
   readonly allowAuthzid: boolean;
   /** "(Authenticated sender: NAME)" in the Received header (Postfix smtpd_sasl_authenticated_header). */
   readonly authenticatedHeader: boolean;
+  /**
+   * user -> the envelope senders that user may use ("a@example.com", or "@example.org" for a whole
+   * domain), lower-cased (Postfix smtpd_sender_login_maps with reject_authenticated_sender_login_mismatch).
+   * Absent: no binding, an authenticated user may use any sender.
+   */
+  readonly senders?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface UpstreamConfig {
@@ -142,6 +148,11 @@ export interface LimitsConfig {
   readonly connections: number;
   readonly connectionsPerIp: number;
   readonly authFailures: Rate;
+  /**
+   * Failed AUTH per account, from any address; over it the account logs in only from addresses
+   * it logged in from recently (454 4.7.0 elsewhere). Absent: no limit.
+   */
+  readonly authFailuresPerAccount?: Rate;
   /** Connection attempts per client address over time, trusted networks aside; absent: no limit. */
   readonly connectionRate?: Rate;
   /** Client networks that limits.auth_failures never blocks. */
@@ -149,9 +160,15 @@ export interface LimitsConfig {
   readonly lineLength: number;
   readonly idleTimeoutMs: number;
   readonly dataTimeoutMs: number;
+  /** A TLS handshake (implicit TLS, or after STARTTLS) must be done within this; never longer than idleTimeoutMs. */
+  readonly tlsHandshakeTimeoutMs: number;
   readonly errors: number;
   /** NOOP, VRFY, ETRN and RSET a session may send before each one counts as an error (Postfix smtpd_junk_command_limit). */
   readonly junkCommands: number;
+  /** MAIL commands one connection may give; the next gets 421 (Exim smtp_accept_max_per_connection). */
+  readonly messagesPerSession: number;
+  /** A command line ending in a bare LF from outside trusted_networks: 550 and hang up (Postfix smtpd_forbid_bare_newline). */
+  readonly forbidBareNewline: boolean;
   readonly hops: number;
   /** Largest header section taken (Postfix header_size_limit); larger gets 552 5.3.4. */
   readonly headerSize: number;

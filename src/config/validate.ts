@@ -2,13 +2,14 @@
 // problem found. Defaults live here, next to the code that applies them.
 import os from 'node:os';
 import path from 'node:path';
-import ipaddr from 'ipaddr.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
   Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig, UpstreamUrl,
 } from './types.js';
+import { parseCidr } from './cidr.js';
 import { parseRate } from './units.js';
 import { readHttp, readWebhook } from './http-section.js';
+import { readAuth, readLimits } from './inbound.js';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:2525',
@@ -21,12 +22,16 @@ export const DEFAULTS = Object.freeze({
   connections: 500,
   connectionsPerIp: 50,
   authFailures: '5/10m',
+  authFailuresPerAccount: '10/15m', // any address; the Windows lockout baseline (10 in 15 minutes)
   lineLength: 2048,
   idleTimeoutMs: 300_000,     // Postfix smtpd_timeout
   dataTimeoutMs: 600_000,
   errors: 20,                 // Postfix smtpd_hard_error_limit
   junkCommands: 100,          // Postfix smtpd_junk_command_limit
   headerSize: 102_400,        // Postfix header_size_limit
+  messagesPerSession: 1000,   // Exim smtp_accept_max_per_connection
+  tlsHandshakeTimeoutMs: 30_000, // at most idle_timeout; Postfix smtpd_starttls_timeout is 300s, 10s under stress
+  forbidBareNewline: true,    // Postfix smtpd_forbid_bare_newline = reject, for clients outside trusted_networks
   hops: 50,                   // Postfix hopcount_limit
   lifetimeMs: 5 * 86_400_000, // Postfix maximal_queue_lifetime
   retryMinMs: 300_000,
@@ -45,6 +50,7 @@ export const DEFAULTS = Object.freeze({
   // mailbox does not exist (RFC 3463): 5.1.1 bad destination mailbox, 5.1.10 null MX / recipient address has null MX
   suppression: Object.freeze({ enabled: true, codes: Object.freeze(['5.1.1', '5.1.10']), expireMs: 30 * 86_400_000 }),
 });
+export type Defaults = typeof DEFAULTS;
 
 /** The top-level keys and sections of smarthost.toml. */
 export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'http', 'suppression', 'webhook'];
@@ -54,17 +60,7 @@ function resolver(baseDir: string) {
   return (p: string) => path.resolve(baseDir, p);
 }
 
-export function parseCidr(text: string): Cidr | undefined {
-  try {
-    const range = text.includes('/') ? ipaddr.parseCIDR(text) : (() => {
-      const ip = ipaddr.parse(text);
-      return [ip, ip.kind() === 'ipv4' ? 32 : 128] as [typeof ip, number];
-    })();
-    return Object.freeze({ text, range: Object.freeze(range) as Cidr['range'] });
-  } catch {
-    return undefined;
-  }
-}
+export { parseCidr } from './cidr.js';
 
 /** "host:port" or "[v6]:port" -> parts, or undefined. */
 export function splitHostPort(address: string): { host: string; port: number } | undefined {
@@ -397,11 +393,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   const minVersion = tlsS?.oneOf('min_version', ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2') ?? 'TLSv1.2';
   tlsS?.finish(['certificate', 'key', 'min_version']);
 
-  const authS = root.table_('auth');
-  const usersFile = abs(authS?.string('users_file') ?? path.join(dataDir, 'users'));
-  const allowAuthzid = authS?.bool('allow_authzid', false) ?? false;
-  const authenticatedHeader = authS?.bool('authenticated_header', false) ?? false;
-  authS?.finish(['users_file', 'allow_authzid', 'authenticated_header']);
+  const auth = readAuth(root.table_('auth') ?? new Section({}, 'auth', problems), path.join(dataDir, 'users'), abs);
 
   const relayS = root.table_('relay');
   const relay = relayS ? readUpstream(relayS, abs) : undefined;
@@ -448,45 +440,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   if (queue.retryMinMs > queue.retryMaxMs) q!.problem('retry_min', 'queue.retry_min is longer than queue.retry_max', 'make retry_min shorter than retry_max');
   q?.finish(['lifetime', 'retry_min', 'retry_max', 'delay_warning', 'defer_delivery']);
 
-  const l = root.table_('limits');
-  const rateRaw = l?.raw('auth_failures') ?? DEFAULTS.authFailures;
-  let authFailures = parseRate(rateRaw);
-  if (typeof authFailures === 'string') {
-    l!.problem('auth_failures', `limits.auth_failures: ${authFailures}`, 'write auth_failures = "5/10m"');
-    authFailures = parseRate(DEFAULTS.authFailures) as Exclude<typeof authFailures, string>;
-  }
-  authFailures = Object.freeze(authFailures);
-  // "0" (the default, as Postfix's smtpd_client_connection_rate_limit): no limit
-  const rateOf = l?.raw('connection_rate');
-  const connectionRate = rateOf === undefined || rateOf === '0' || rateOf === 0 ? undefined : parseRate(rateOf);
-  if (typeof connectionRate === 'string') l!.problem('connection_rate', `limits.connection_rate: ${connectionRate}`, 'write connection_rate = "60/1m" (or "0" for no limit)');
-  const authFailuresExempt: Cidr[] = [];
-  for (const n of l?.strings('auth_failures_exempt', []) ?? []) {
-    const c = parseCidr(n);
-    if (c) authFailuresExempt.push(c);
-    else l!.problem('auth_failures_exempt', `"${n}" in limits.auth_failures_exempt is not an IP network`, 'write networks as CIDR, e.g. "192.0.2.0/24" or "2001:db8::/32"');
-  }
-  const limits = Object.freeze({
-    messageSize: l?.size('message_size', DEFAULTS.messageSize) ?? DEFAULTS.messageSize,
-    recipients: l?.int('recipients', DEFAULTS.recipients, 1) ?? DEFAULTS.recipients,
-    connections: l?.int('connections', DEFAULTS.connections, 1) ?? DEFAULTS.connections,
-    connectionsPerIp: l?.int('connections_per_ip', DEFAULTS.connectionsPerIp, 1) ?? DEFAULTS.connectionsPerIp,
-    authFailures,
-    ...(connectionRate && typeof connectionRate !== 'string' ? { connectionRate: Object.freeze(connectionRate) } : {}),
-    authFailuresExempt: Object.freeze(authFailuresExempt),
-    lineLength: l?.int('line_length', DEFAULTS.lineLength, 512, 1_000_000) ?? DEFAULTS.lineLength,
-    idleTimeoutMs: l?.duration('idle_timeout', DEFAULTS.idleTimeoutMs, '5m') ?? DEFAULTS.idleTimeoutMs,
-    dataTimeoutMs: l?.duration('data_timeout', DEFAULTS.dataTimeoutMs, '10m') ?? DEFAULTS.dataTimeoutMs,
-    errors: l?.int('errors', DEFAULTS.errors, 1) ?? DEFAULTS.errors,
-    junkCommands: l?.int('junk_commands', DEFAULTS.junkCommands, 1) ?? DEFAULTS.junkCommands,
-    hops: l?.int('hops', DEFAULTS.hops, 1, 1000) ?? DEFAULTS.hops,
-    headerSize: l?.size('header_size', DEFAULTS.headerSize) ?? DEFAULTS.headerSize,
-  });
-  for (const k of ['idle_timeout', 'data_timeout'] as const) {
-    if (l?.has(k) && (k === 'idle_timeout' ? limits.idleTimeoutMs : limits.dataTimeoutMs) === 0) l.problem(k, `limits.${k} cannot be 0`, `write ${k} = "5m"`);
-  }
-  if (limits.messageSize === 0) l?.problem('message_size', 'limits.message_size cannot be 0', 'write message_size = "25MB"');
-  l?.finish(['message_size', 'recipients', 'connections', 'connections_per_ip', 'auth_failures', 'auth_failures_exempt', 'connection_rate', 'line_length', 'idle_timeout', 'data_timeout', 'errors', 'junk_commands', 'hops', 'header_size']);
+  const limits = readLimits(root.table_('limits') ?? new Section({}, 'limits', problems), DEFAULTS);
 
   const mxS = root.table_('mx');
   const mx: MxConfig = Object.freeze({
@@ -539,7 +493,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   const config: Config = Object.freeze({
     source: opts.source, hostname, dataDir, listen: Object.freeze(listen),
     tls: Object.freeze({ minVersion, ...(certificate ? { certificate: abs(certificate) } : {}), ...(key ? { key: abs(key) } : {}) }),
-    auth: Object.freeze({ usersFile, allowAuthzid, authenticatedHeader }),
+    auth,
     ...(relay ? { relay } : {}),
     routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
     queue, limits, log, mx,

@@ -6,9 +6,10 @@ import path from 'node:path';
 /**
  * pickup: `smarthost sendmail` wrote these ids into the spool itself; deliver them now.
  * unblock: `smarthost auth unblock`: `ids` are client addresses whose failed-AUTH counts are
- * forgotten; `done` are those that had failures, `missing` those that had none.
+ * forgotten (ALL: of every address and account); `done` are those that had failures, `missing` those
+ * that had none. unblock-user: the same for accounts (`smarthost auth unblock --user NAME`).
  */
-export type ControlOp = 'flush' | 'hold' | 'release' | 'delete' | 'pickup' | 'unblock';
+export type ControlOp = 'flush' | 'hold' | 'release' | 'delete' | 'pickup' | 'unblock' | 'unblock-user';
 
 export interface ControlRequest { readonly op: ControlOp; readonly ids: readonly string[] | 'ALL' }
 
@@ -22,6 +23,6 @@ export function controlSocketPath(dataDir: string): string {
 
 export function isControlRequest(v: unknown): v is ControlRequest {
   const r = v as ControlRequest;
-  return !!r && ['flush', 'hold', 'release', 'delete', 'pickup', 'unblock'].includes(r.op) &&
+  return !!r && ['flush', 'hold', 'release', 'delete', 'pickup', 'unblock', 'unblock-user'].includes(r.op) &&
     (r.ids === 'ALL' || (Array.isArray(r.ids) && r.ids.every((i) => typeof i === 'string')));
 }

@@ -21,6 +21,8 @@ export const replies = {
   /** `waitMs`: until the oldest counted failure leaves `limits.auth_failures`' window. */
   authThrottled: (waitMs: number): Reply =>
     reply(421, '4.7.0', `Error: too many failed authentication attempts, try again in ${waitText(waitMs)}`),
+  /** Any SASL trouble that is not the client's password: the users file cannot be read, or the account is throttled. */
+  authTemporaryFailure: (): Reply => reply(454, '4.7.0', 'Temporary authentication failure'),
   authNotEnabled: (): Reply => reply(503, '5.5.1', 'Error: authentication not enabled'),
   sizeExceeded: (): Reply => reply(552, '5.3.4', 'Message size exceeds fixed limit'),
   headerTooLarge: (): Reply => reply(552, '5.3.4', 'Message header size exceeds fixed limit'),
@@ -29,6 +31,13 @@ export const replies = {
   tooManyConnectionsFrom: (ip: string): Reply =>
     reply(421, '4.7.0', `Error: too many connections from ${ip}`),
   tooManyErrors: (host: string): Reply => reply(421, '4.7.0', `${host} Error: too many errors`),
+  /** limits.messages_per_session MAIL commands were given (Exim smtp_accept_max_per_connection). */
+  tooManyMessages: (host: string): Reply => reply(421, '4.7.0', `${host} Error: too many messages in this session`),
+  /** Postfix smtpd_forbid_bare_newline = reject, with its default smtpd_forbid_bare_newline_reject_code (550); then the session ends. */
+  bareNewline: (host: string): Reply => reply(550, '5.5.2', `${host} Error: bare <LF> received`),
+  /** Postfix reject_sender_login_mismatch: an authenticated user sending as an address it does not own. */
+  senderNotOwned: (sender: string, user: string): Reply =>
+    reply(553, '5.7.1', `<${sender}>: Sender address rejected: not owned by user ${user}`),
   timeout: (host: string): Reply => reply(421, '4.4.2', `${host} Error: timeout exceeded`),
   lineTooLong: (host: string): Reply => reply(421, '4.7.0', `${host} Error: command line too long`),
   shuttingDown: (host: string): Reply =>

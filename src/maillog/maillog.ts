@@ -209,6 +209,19 @@ export class MailLog {
     this.emit('smtpd', started ? 'auth_blocked' : 'auth_refused', text,
       { client: p.hostname, client_ip: p.address, retry_after_seconds: Math.ceil(waitMs / 1000), failures: rate.count, window: rate.window });
   }
+  /**
+   * limits.auth_failures_per_account reached (`started`: by this failure), or an address that never logged in
+   * as this account tried while it is closed: for how long, and the command that lifts it.
+   */
+  accountBlocked(p: Peer, username: string, waitMs: number, rate: { count: number; window: string }, started: boolean): void {
+    const wait = waitText(waitMs);
+    const lift = `(smarthost auth unblock --user ${username} lifts it)`;
+    const text = started
+      ? `warning: ${peer(p)}: ${rate.count} failed authentication attempts for sasl_username=${username} within ${rate.window}: only addresses that logged in as ${username} recently may log in as it, for ${wait} ${lift}`
+      : `warning: ${peer(p)}: AUTH refused for sasl_username=${username}, too many failed authentication attempts for this account; try again in ${wait} ${lift}`;
+    this.emit('smtpd', started ? 'account_blocked' : 'account_refused', text,
+      { client: p.hostname, client_ip: p.address, sasl_username: username, retry_after_seconds: Math.ceil(waitMs / 1000), failures: rate.count, window: rate.window });
+  }
   /** `smarthost auth unblock`: the failure counts of these addresses were forgotten. */
   authUnblocked(addresses: readonly string[]): void {
     this.emit('smtpd', 'auth_unblocked', `AUTH block lifted for ${addresses.join(', ')} (smarthost auth unblock)`, { addresses });
@@ -222,6 +235,10 @@ export class MailLog {
     const shown = escapeBytes(early.text.slice(0, 100));
     this.emit('smtpd', 'pregreet', `PREGREET ${early.bytes} after ${early.seconds.toFixed(2)} from [${p.address}]:${port}: ${shown}`,
       { client: p.hostname, client_ip: p.address, client_port: port, bytes: early.bytes, seconds: early.seconds, early: early.text.slice(0, 100) });
+  }
+  /** Postfix tlsmgr/smtpd: "SSL_accept error from host[ip]: reason" (a TLS handshake that failed or took too long). */
+  tlsFailed(p: Peer, reason: string): void {
+    this.emit('smtpd', 'tls_failed', `SSL_accept error from ${peer(p)}: ${reason}`, { client: p.hostname, client_ip: p.address, reason });
   }
   lostConnection(p: Peer, after: string): void {
     this.emit('smtpd', 'lost_connection', `lost connection after ${after} from ${peer(p)}`, { client: p.hostname, client_ip: p.address, after });

@@ -10,10 +10,14 @@
 //  - too many errors (4xx/5xx replies) ends the session, as Postfix's
 //    smtpd_hard_error_limit does
 //  - the bytes of the MAIL/RCPT line under way, for the listener (envelopeLine)
+//  - too many MAIL commands in one session ends it (Exim smtp_accept_max_per_connection)
+//  - a command line ending in a bare LF ends it (Postfix smtpd_forbid_bare_newline),
+//    where the listener records line endings (line-ledger.ts)
 // These are smtp-server internals (stable since 3.x; package.json requires >= 3.21.6)
 // and covered by the e2e tests, which fail loudly if they change.
 import type { Reply } from '../mail/reply.js';
 import { replies } from '../mail/replies.js';
+import type { LineLedger } from './line-ledger.js';
 
 /** The parts of smtp-server's SMTPConnection this module touches. */
 export interface RawConnection {
@@ -46,6 +50,10 @@ export interface GuardRules {
   readonly maxErrors: number;
   /** Junk commands (NOOP, VRFY, ETRN, RSET) allowed before each one counts as an error. */
   readonly maxJunk: number;
+  /** MAIL commands one session may give; the next gets 421 and the session ends. */
+  readonly maxMessages: number;
+  /** How each command line ended; absent: bare LF is not checked (trusted clients, or forbid_bare_newline = false). */
+  readonly lineEnds?: LineLedger;
   /** Told when the guard itself ends the session (for the log). */
   readonly onDrop: (why: string, after: string) => void;
   /** True once the daemon is stopping: no new transaction may start. */
@@ -108,6 +116,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
   let envelopeLine: Buffer | undefined;
   let errors = 0;
   let junk = 0;
+  let mails = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -120,9 +129,10 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
 
   const onDeadline = () => {
     if (stopped || conn._closing || conn._closed) return;
-    // Waiting for us (a handler, or the spool's fsync after the final dot) is not the client's fault.
+    // Waiting for us (a handler, or the spool's fsync after the final dot) is not the client's fault;
+    // a TLS handshake has its own, shorter deadline (server.ts, limits.tls_handshake_timeout).
     const dataIn = conn._dataStream && conn._parser && !conn._parser._dataMode;
-    if (conn._handlerPending || dataIn) return arm(rules.idleTimeoutMs);
+    if (conn._handlerPending || dataIn || conn._upgrading) return arm(rules.idleTimeoutMs);
     rules.onDrop('timeout', last);
     reply(replies.timeout(rules.hostname));
   };
@@ -151,6 +161,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
       if (ENHANCED.test(data)) context = false;
     }
     if (PIPELINED.has(last) && code !== 421) coalesce();
+    if (code === 354) rules.lineEnds?.startContent();
     origSend(code, data, context);
     // a final reply (not 334/354) settles the last command for the counts
     if (code < 300 || code >= 400) {
@@ -180,13 +191,21 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
 
   conn._onCommand = (command, callback) => {
     if (!conn._ready && !conn._upgrading) return beforeGreeting(command, callback);
-    if (conn._upgrading || conn._nextHandler) return origOnCommand(command, callback);
+    // every line the parser hands over takes its record, AUTH continuation lines too
+    const bare = rules.lineEnds?.nextIsBare() === true;
+    if (conn._upgrading || (conn._nextHandler && !bare)) return origOnCommand(command, callback);
     const line = command.toString('latin1');
-    const name = (line.split(' ', 1)[0] ?? '').toUpperCase();
+    const name = conn._nextHandler ? 'AUTH' : (line.split(' ', 1)[0] ?? '').toUpperCase();
     last = /^[A-Z]{3,10}$/.test(name) ? name : 'UNKNOWN';
     const key = last.toLowerCase();
-    total.set(key, (total.get(key) ?? 0) + 1);
+    if (!conn._nextHandler) total.set(key, (total.get(key) ?? 0) + 1);
     clearTimeout(timer);
+    if (bare) {
+      rules.onDrop('bare <LF> received', last);
+      reply(replies.bareNewline(rules.hostname));
+      conn.close();
+      return callback?.();
+    }
     // stopping: a transaction under way may finish; nothing new starts (421 closes the session)
     if (rules.draining?.() && !busy() && name !== 'QUIT') { rules.onDrop('shutdown', last); return answer(replies.shuttingDown(rules.hostname), callback); }
     if (HTTP.test(line)) {
@@ -200,6 +219,11 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
     if (JUNK.has(name) && ++junk > rules.maxJunk && ++errors >= rules.maxErrors && !conn._closing) {
       rules.onDrop('too many errors', last);
       return answer(replies.tooManyErrors(rules.hostname), callback);
+    }
+    // Exim smtp_accept_max_per_connection: every MAIL counts, whatever became of it
+    if (name === 'MAIL' && ++mails > rules.maxMessages && !conn._closing) {
+      rules.onDrop('too many messages', last);
+      return answer(replies.tooManyMessages(rules.hostname), callback);
     }
     if (CHECKED.has(name) && CONTROL.test(line)) return answer(replies.controlCharacters(name), callback);
     if (rules.starttlsRequired && !conn.secure && !PRE_TLS.has(name)) return answer(replies.mustStartTls(), callback);

@@ -4,7 +4,8 @@
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import type { AuthConfig, ListenConfig, LimitsConfig } from '../config/types.js';
-import { formatDuration } from '../config/units.js';
+import { formatDuration, type Rate } from '../config/units.js';
+import type { AccountThrottle } from '../auth/account-throttle.js';
 import type { AuthThrottle } from '../auth/throttle.js';
 import type { UserStore } from '../auth/users-file.js';
 import type { ClientInfo, Envelope, Recipient } from '../mail/envelope.js';
@@ -18,7 +19,8 @@ import { installFastDataStream } from './data-stream.js';
 import { EnvelopeAddresses } from './envelope-address.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
-import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
+import type { LineLedger } from './line-ledger.js';
+import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type LocalLookup } from './policy.js';
 import { ReverseLookup } from './reverse-lookup.js';
 import { SmtpdServer, type Connection } from './server.js';
 
@@ -32,6 +34,8 @@ export interface SmtpdDeps {
   readonly log: MailLog;
   readonly users: UserStore;
   readonly throttle: AuthThrottle;
+  /** limits.auth_failures_per_account; absent: failures are counted per address only. */
+  readonly accounts?: AccountThrottle;
   readonly connections: ConnectionLimits;
   readonly cert?: CertPair;
   readonly minTlsVersion: 'TLSv1.2' | 'TLSv1.3';
@@ -41,8 +45,8 @@ export interface SmtpdDeps {
   readonly inflow?: () => Promise<void>;
   /** Counters for metrics; absent in `smarthost sendmail -bs`. */
   readonly observe?: SmtpdObserver;
-  /** [auth] allow_authzid and authenticated_header; absent: both off. */
-  readonly auth?: Pick<AuthConfig, 'allowAuthzid' | 'authenticatedHeader'>;
+  /** [auth] allow_authzid, authenticated_header and senders; absent: all off. */
+  readonly auth?: Pick<AuthConfig, 'allowAuthzid' | 'authenticatedHeader' | 'senders'>;
   /** Free bytes where messages are stored, for MAIL FROM's SIZE=; absent or undefined: not checked. */
   readonly freeBytes?: () => Promise<number | undefined>;
   /** Client names, cached across sessions and listeners (one per daemon). */
@@ -173,21 +177,19 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     onSecure(socket, session, cb) {
       const tlsSocket = socket as import('node:tls').TLSSocket;
       meta(session).tls = { version: tlsSocket.getProtocol() ?? 'TLS', cipher: tlsSocket.getCipher()?.name ?? 'unknown' };
+      conns.get(session.id)?.observe(tlsSocket); // line endings inside TLS, before smtp-server reads them
       (session as { disabledCommands?: string[] }).disabledCommands = disabled(true);
       cb();
     },
 
     onAuth(auth: SMTPServerAuthentication, session, cb) {
       const m = meta(session);
+      const ip = session.remoteAddress;
       // limits.auth_failures_exempt: never counted, never blocked (monitoring, a NAT of known users)
-      const counted = !isTrusted(session.remoteAddress, limits.authFailuresExempt);
-      const rate = { count: deps.throttle.rate.count, window: formatDuration(deps.throttle.rate.windowMs) };
-      const waitMs = counted ? deps.throttle.retryAfterMs(session.remoteAddress) : 0;
-      if (waitMs > 0) {
-        log.authBlocked(m.peer, waitMs, rate, false);
-        return cb(replyError(replies.authThrottled(waitMs)));
-      }
+      const counted = !isTrusted(ip, limits.authFailuresExempt);
       const username = auth.username ?? '';
+      const refusal = counted ? throttled(m.peer, ip, username) : undefined;
+      if (refusal) return cb(replyError(refusal));
       // RFC 4616: "act as someone else" needs a policy we do not have; Postfix/Cyrus refuse it too
       const actAs = auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid ? auth.authzid : undefined;
       if (actAs !== undefined && !deps.auth?.allowAuthzid) {
@@ -196,17 +198,17 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       }
       deps.users.check(username, auth.password ?? '').then((good) => {
         if (!good) {
-          const blockedMs = counted ? deps.throttle.fail(session.remoteAddress) : 0;
           deps.observe?.authFailed();
           log.authFailed(m.peer, auth.method, username, 'authentication failure');
-          if (blockedMs > 0) log.authBlocked(m.peer, blockedMs, rate, true);
+          if (counted) countFailure(m.peer, ip, username);
           return cb(replyError(replies.authFailed()));
         }
+        deps.accounts?.succeeded(username, ip);
         m.authMethod = auth.method;
         cb(null, { user: username });
       }, (e: Error) => {
         log.warning(`cannot read users file: ${e.message}`, 'smtpd');
-        cb(Object.assign(new Error('4.7.0 Temporary authentication failure'), { responseCode: 454 }));
+        cb(replyError(replies.authTemporaryFailure()));
       });
     },
 
@@ -214,7 +216,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       const m = meta(session);
       const sender = addresses.check('MAIL', address, session);
       if (!sender.ok) return cb(replyError(sender.reply));
-      const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user });
+      const r = checkMailFrom({ listener: listen, trusted: m.trusted, authenticated: !!session.user })
+        ?? checkSenderLogin(deps.auth?.senders, session.user ? String(session.user) : undefined, sender.address);
       if (r) {
         rejectLog('MAIL', session, r, { from: sender.address });
         return cb(replyError(r));
@@ -300,11 +303,46 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     // the guard sees every connection before smtp-server greets it
     onConnection: (conn) => {
       conns.set(conn.session.id, conn);
-      attachGuard(conn as unknown as RawConnection);
+      const trusted = isTrusted(conn.remoteAddress, listen.trustedNetworks);
+      conn.handshake = { ms: limits.tlsHandshakeTimeoutMs, onTimeout: () => handshakeTimeout(metas.get(conn.session.id)?.peer, conn.remoteAddress, 'STARTTLS') };
+      // Postfix smtpd_forbid_bare_newline_exclusions = $mynetworks: trusted clients stay lenient
+      attachGuard(conn as unknown as RawConnection, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
     },
+    ...(listen.tls === 'implicit' ? {
+      implicitHandshake: { ms: limits.tlsHandshakeTimeoutMs, onTimeout: (ip: string) => handshakeTimeout(undefined, ip, 'CONNECT') },
+    } : {}),
   });
 
-  function attachGuard(conn: RawConnection): void {
+  const rateText = (r: Rate) => ({ count: r.count, window: formatDuration(r.windowMs) });
+  /** limits.auth_failures (421, per address), then limits.auth_failures_per_account (454, unknown addresses): the refusal, logged. */
+  function throttled(peer: Peer, ip: string, username: string): Reply | undefined {
+    const waitMs = deps.throttle.retryAfterMs(ip);
+    if (waitMs > 0) {
+      log.authBlocked(peer, waitMs, rateText(deps.throttle.rate), false);
+      return replies.authThrottled(waitMs);
+    }
+    const accountMs = deps.accounts?.retryAfterMs(username, ip) ?? 0;
+    if (accountMs === 0) return undefined;
+    log.accountBlocked(peer, username, accountMs, rateText(deps.accounts!.rate), false);
+    // no reason given: the client, maybe a guesser, learns nothing about the account
+    return replies.authTemporaryFailure();
+  }
+  function countFailure(peer: Peer, ip: string, username: string): void {
+    const blockedMs = deps.throttle.fail(ip);
+    if (blockedMs > 0) log.authBlocked(peer, blockedMs, rateText(deps.throttle.rate), true);
+    const before = deps.accounts?.blockedForMs(username) ?? 0;
+    const accountMs = deps.accounts?.fail(username) ?? 0;
+    if (accountMs > 0 && before === 0) log.accountBlocked(peer, username, accountMs, rateText(deps.accounts!.rate), true);
+  }
+
+  /** Postfix: "SSL_accept error from host[ip]: …", then "lost connection after STARTTLS from host[ip]" (after CONNECT for implicit TLS). */
+  function handshakeTimeout(peer: Peer | undefined, ip: string, after: string): void {
+    const p = peer ?? { hostname: 'unknown', address: ip };
+    log.tlsFailed(p, 'TLS handshake timeout');
+    log.lostConnection(p, after);
+  }
+
+  function attachGuard(conn: RawConnection, lineEnds: LineLedger | undefined): void {
     const guard = guardConnection(conn, {
       hostname: deps.hostname,
       starttlsRequired: listen.tls === 'starttls-required',
@@ -317,6 +355,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       dataTimeoutMs: limits.dataTimeoutMs,
       maxErrors: limits.errors,
       maxJunk: limits.junkCommands,
+      maxMessages: limits.messagesPerSession,
+      ...(lineEnds ? { lineEnds } : {}),
       onDrop: (why, after) => log.dropped(metas.get(conn.session.id)?.peer ?? { hostname: 'unknown', address: '?' }, why, after),
       draining: () => draining,
     });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import ipaddr from 'ipaddr.js';
 import type { Cidr, ListenAuth } from '../config/types.js';
 import { formatReply } from '../mail/reply.js';
-import { checkMailFrom, checkRcptTo, isTrusted, type SessionFacts } from './policy.js';
+import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type SessionFacts } from './policy.js';
 
 function cidr(text: string): Cidr {
   return { text, range: ipaddr.parseCIDR(text) };
@@ -101,5 +101,29 @@ describe('checkMailFrom', () => {
     assert.equal(checkMailFrom(facts('required', false, true)), undefined);
     assert.equal(checkMailFrom(facts('optional', false, false)), undefined);
     assert.equal(checkMailFrom(facts('none', false, false)), undefined);
+  });
+});
+
+describe('checkSenderLogin ([auth] senders)', () => {
+  const senders = { alice: ['alice@example.com', '@example.org'] };
+  const cases: Array<[string | undefined, string, string | undefined]> = [
+    ['alice', 'alice@example.com', undefined],
+    ['alice', 'ALICE@example.COM', undefined],
+    ['alice', 'x@example.org', undefined],
+    ['alice', '', undefined],
+    ['alice', 'x@sub.example.org', '553 5.7.1 <x@sub.example.org>: Sender address rejected: not owned by user alice'],
+    ['alice', 'alice', '553 5.7.1 <alice>: Sender address rejected: not owned by user alice'],
+    ['bob', 'bob@example.com', '553 5.7.1 <bob@example.com>: Sender address rejected: not owned by user bob'],
+    ['constructor', 'a@example.com', '553 5.7.1 <a@example.com>: Sender address rejected: not owned by user constructor'],
+    [undefined, 'anyone@example.net', undefined],
+  ];
+  for (const [user, sender, want] of cases) {
+    it(`${user ?? '(not authenticated)'} as <${sender}>: ${want ?? 'allowed'}`, () => {
+      const r = checkSenderLogin(senders, user, sender);
+      assert.equal(r && formatReply(r), want);
+    });
+  }
+  it('binds nobody without [auth] senders', () => {
+    assert.equal(checkSenderLogin(undefined, 'bob', 'x@example.net'), undefined);
   });
 });

@@ -39,3 +39,17 @@ export function checkRcptTo(s: SessionFacts, rcpt: string, localDomains: readonl
   if (s.authenticated || (s.trusted && s.listener.auth !== 'required')) return undefined;
   return replies.relayDenied(rcpt);
 }
+
+/**
+ * MAIL FROM of an authenticated session with [auth] senders set (Postfix smtpd_sender_login_maps with
+ * reject_authenticated_sender_login_mismatch): the user may send only as its addresses or @domains. A user
+ * the map does not name owns no address, as in Postfix. The null sender is allowed: bounces and
+ * auto-replies carry no one's identity. Unauthenticated sessions are not checked here.
+ */
+export function checkSenderLogin(senders: Readonly<Record<string, readonly string[]>> | undefined, user: string | undefined, sender: string): Reply | undefined {
+  if (!senders || user === undefined || sender === '') return undefined;
+  const address = sender.toLowerCase();
+  const domain = address.includes('@') ? address.slice(address.lastIndexOf('@')) : undefined;
+  const owned = Object.hasOwn(senders, user) ? senders[user]! : [];
+  return owned.some((a) => a === address || a === domain) ? undefined : replies.senderNotOwned(sender, user);
+}

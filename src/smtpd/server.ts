@@ -6,16 +6,21 @@
 // early-talker detection is Postfix postscreen's pregreet test, opt-in per listener
 // (Connection.pregreet(), called from the listener's onConnect).
 //
-// The seam (docs/ARCHITECTURE.md, "smtp-server"): connect() and init() are public
-// methods replaced by subclassing; init() calls the library's _setListeners(), the
-// one private member used here. smtp-server is pinned to an exact version, and
-// test/e2e/greeting.test.ts fails if the greeting is held again or early input is
-// handled differently.
+// The same seam bounds TLS handshakes ([limits] tls_handshake_timeout: upgrade() for
+// STARTTLS, the net.Server's 'connection' event for implicit TLS) and records how
+// each line the client sends ends (line-ledger.ts), for the bare-LF rule.
+//
+// The seam (docs/ARCHITECTURE.md, "smtp-server"): connect(), init() and upgrade() are
+// public methods replaced by subclassing; init() calls the library's _setListeners(),
+// and upgrade() reads _upgrading and _socket. smtp-server is pinned to an exact
+// version, and test/e2e/greeting.test.ts fails if the greeting is held again or early
+// input is handled differently.
 import { performance } from 'node:perf_hooks';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { LineLedger } from './line-ledger.js';
 
 /** What a client sent before the greeting was complete (Postfix's PREGREET log line). */
 export interface Pregreet { readonly bytes: number; readonly seconds: number; readonly text: string }
@@ -27,6 +32,10 @@ export class Connection extends SMTPConnection {
   /** What the client sent before the greeting (kept until smtp-server greets). */
   private early: { data: Buffer; at: number } | undefined;
   private onEarly: (() => void) | undefined;
+  private ledger: LineLedger | undefined;
+  private observed: Socket | undefined;
+  /** Set by the listener: how long a STARTTLS handshake may take, and who is told when it took longer. */
+  handshake: { readonly ms: number; readonly onTimeout: () => void } | undefined;
 
   /** `watchEarly`: keep what arrives before the greeting, for pregreet(); only listeners with `pregreet` need it. */
   constructor(server: SMTPServer, private readonly raw: Socket, options: SMTPConnectionOptions | null | undefined, private readonly watchEarly: boolean) {
@@ -45,7 +54,41 @@ export class Connection extends SMTPConnection {
       this.raw.on('data', watch);
       this.once('connect', () => this.raw.off('data', watch));
     }
+    if (this.ledger) this.observe(this.raw);
     this._setListeners(() => this.connectionReady());
+  }
+
+  /** Record how each line ends, from the first byte on (call before init()); the guard reads the ledger. */
+  recordLineEnds(): LineLedger {
+    this.ledger ??= new LineLedger();
+    return this.ledger;
+  }
+
+  /**
+   * Feeds the ledger from this socket. Called before smtp-server pipes the socket into its parser,
+   * so the ledger has a line's ending before the parser hands the guard that line.
+   */
+  observe(socket: Socket): void {
+    const ledger = this.ledger;
+    if (!ledger || this.observed === socket) return;
+    this.observed = socket;
+    socket.on('data', (d: Buffer) => ledger.feed(d));
+  }
+
+  /** STARTTLS: the plaintext after it is discarded, so is its ledger; the handshake gets its deadline. */
+  override upgrade(callback: () => void, secureCallback?: () => void): void {
+    this.ledger?.reset();
+    super.upgrade(callback, secureCallback);
+    const h = this.handshake;
+    if (!h) return;
+    const socket = this._socket;
+    const timer = setTimeout(() => {
+      if (!this._upgrading || socket.destroyed) return;
+      h.onTimeout();
+      socket.destroy();
+    }, h.ms);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /**
@@ -78,15 +121,41 @@ export interface ServerHooks {
   readonly onConnection: (conn: Connection) => void;
   /** The listener runs the pregreet test: connections keep what the client sends before the greeting. */
   readonly pregreet: boolean;
+  /** Implicit TLS: the handshake's deadline, counted from the TCP connection (smtp-server does it before connect()). */
+  readonly implicitHandshake?: { readonly ms: number; readonly onTimeout: (ip: string) => void };
 }
 
 export class SmtpdServer extends SMTPServer {
+  /** Implicit TLS sockets still in their handshake, by "address|port", with their deadline. */
+  private readonly handshaking = new Map<string, NodeJS.Timeout>();
+
   constructor(options: SMTPServerOptions, private readonly hooks: ServerHooks) {
     super(options);
+    const h = hooks.implicitHandshake;
+    // a listener of the public net.Server, after smtp-server's own (it moves with it at a reload's takeOver())
+    if (options.secure && h) this.server.on('connection', (raw: net.Socket) => this.handshakeDeadline(raw, h));
+  }
+
+  /** smtp-server gives the handshake its socketTimeout (minutes); the client gets `ms` to reach connect(). */
+  private handshakeDeadline(raw: net.Socket, h: NonNullable<ServerHooks['implicitHandshake']>): void {
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    const timer = setTimeout(() => {
+      this.handshaking.delete(key);
+      if (raw.destroyed) return;
+      h.onTimeout(raw.remoteAddress ?? '?');
+      // with an error: smtp-server then takes the failed handshake down its own way (and reports it)
+      raw.destroy(Object.assign(new Error('TLS handshake timeout'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }));
+    }, h.ms);
+    timer.unref();
+    this.handshaking.set(key, timer);
+    raw.once('close', () => { clearTimeout(timer); this.handshaking.delete(key); });
   }
 
   /** The library's connect(), with our Connection. */
   override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    clearTimeout(this.handshaking.get(key));
+    this.handshaking.delete(key);
     const conn = new Connection(this, socket, socketOptions, this.hooks.pregreet);
     this.connections.add(conn);
     conn.on('error', (err: Error) => this.emit('error', err));
