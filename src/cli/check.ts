@@ -5,6 +5,7 @@ import { formatDuration } from '../config/units.js';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
+import { allPresetLines } from './preset-lines.js';
 
 export const help = `usage: smarthost check [-c FILE]
 Validates smarthost.toml (syntax, unknown keys, values) and the environment:
@@ -30,6 +31,7 @@ function summary(config: Config, findings: readonly Finding[]): string {
     ...config.listen.map((l) => `  listen ${l.address} tls=${l.tls} auth=${l.auth} trusted=${l.trustedNetworks.map((n) => n.text).join(',') || 'none'}`),
     `  relay ${config.relay ? upstreamLine(config.relay) : 'none (direct MX delivery)'}`,
     ...config.routes.map((r) => `  route ${r.name}: ${[...r.domains, ...r.senders].join(', ')} -> ${upstreamLine(r)}`),
+    ...allPresetLines(config),
     `  local domains ${config.local.domains.join(', ')} -> ${config.local.maildir}`,
     localUsersLine(config),
     rewriteLine(config),
@@ -43,7 +45,8 @@ function upstreamLine(u: UpstreamConfig): string {
   const urls = (u.urls?.length ? u.urls : [u]).map((x) => x.url).join(', ');
   const fallback = u.fallbackUrls?.length ? ` fallback_urls ${u.fallbackUrls.map((x) => x.url).join(', ')}` : '';
   const oauth = u.oauth ? ` auth=oauth2 (${u.oauth.provider ?? `token_url ${u.oauth.tokenUrl}`})` : '';
-  return `${urls}${fallback} tls=${u.tls}${u.username ? ` user=${u.username}` : ''}${oauth}`;
+  const limits = `${u.rate ? ` rate=${u.rate.count}/${formatDuration(u.rate.windowMs)}` : ''}${u.quota ? ` quota=${u.quota.count}/${formatDuration(u.quota.windowMs)}` : ''}`;
+  return `${urls}${fallback} tls=${u.tls}${u.username ? ` user=${u.username}` : ''}${oauth}${limits}`;
 }
 
 function verdict(findings: readonly Finding[]): string {

@@ -4,6 +4,7 @@
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { explainRoute, type RouteTable } from '../route/route.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
+import { allPresetLines } from './preset-lines.js';
 
 export const help = `usage: smarthost route test --from ADDR --to ADDR [--to ADDR ...] [-c FILE]
 Prints the route table (first match wins, per recipient: [local] domains,
@@ -34,11 +35,18 @@ export function routeReport(config: Config, from: string, to: readonly string[])
   return [
     `route table of ${config.source} (first match wins, per recipient):`,
     ...tableLines(config),
+    ...presets(config),
     '',
     `from <${sender}>:`,
     ...to.map((t) => `  to <${bare(t)}>: ${decision(config, table, sender, bare(t))}`),
     '',
   ].join('\n');
+}
+
+/** What each preset expanded to, after the table. */
+function presets(config: Config): string[] {
+  const lines = allPresetLines(config);
+  return lines.length ? ['', 'presets (the keys each one set; your own keys win):', ...lines] : [];
 }
 
 function decision(config: Config, table: RouteTable, sender: string, rcpt: string): string {
