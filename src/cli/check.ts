@@ -6,24 +6,27 @@ import type { Config, UpstreamConfig } from '../config/types.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
 import { allPresetLines } from './preset-lines.js';
+import { senderDomainReport } from '../probe/sender-domains.js';
 
 export const help = `usage: smarthost check [-c FILE]
 Validates smarthost.toml (syntax, unknown keys, values) and the environment:
 certificates and keys (server and client), secret file permissions, data
 directory, Maildir folder, aliases file, and whether each listen address can be
-bound. Exit 1 on errors; warnings alone exit 0.`;
+bound. Shows what each preset expands to, and looks up SPF and DMARC of the
+sender domains (warnings only). Exit 1 on errors; warnings alone exit 0.`;
 
 export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
-  const findings = await environmentFindings(config);
+  const [environment, domains] = await Promise.all([environmentFindings(config), senderDomainReport(config)]);
+  const findings = [...environment, ...domains.findings];
   for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
-  process.stdout.write(summary(config, findings));
+  process.stdout.write(summary(config, findings, domains.summary));
   return findings.some((f) => f.level === 'error') ? EXIT.ERROR : EXIT.OK;
 }
 
 /** The effective config in a few lines, headed by the verdict. */
-function summary(config: Config, findings: readonly Finding[]): string {
+function summary(config: Config, findings: readonly Finding[], senderDomains: readonly string[]): string {
   return [
     `configuration ${config.source}: ${verdict(findings)}`,
     `  hostname ${config.hostname}, data_dir ${config.dataDir}`,
@@ -35,6 +38,7 @@ function summary(config: Config, findings: readonly Finding[]): string {
     `  local domains ${config.local.domains.join(', ')} -> ${config.local.maildir}`,
     localUsersLine(config),
     rewriteLine(config),
+    ...senderDomains,
     `  limits message_size=${config.limits.messageSize} recipients=${config.limits.recipients} connections=${config.limits.connections}/${config.limits.connectionsPerIp} per ip, idle_timeout=${formatDuration(config.limits.idleTimeoutMs)}`,
     '',
   ].join('\n');
