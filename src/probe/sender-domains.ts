@@ -32,8 +32,11 @@ export function senderResolver(nameservers: readonly string[]): TxtResolver {
   return r;
 }
 
-/** Names no public DNS answers for (RFC 2606, RFC 6761, RFC 6762, RFC 8375): nothing to look up. */
-const SPECIAL_USE = /\.(test|example|invalid|localhost|local|internal|home\.arpa)$/;
+/**
+ * Names reserved for tests and documentation, or that no public DNS answers for (RFC 2606,
+ * RFC 6761, RFC 6762, RFC 8375): nobody's mail comes from them, so there is nothing to look up.
+ */
+const SPECIAL_USE = /(\.(test|example|invalid|localhost|local|internal|home\.arpa)|(^|\.)example\.(com|net|org))$/;
 
 /**
  * The domains mail is sent from: [[route]] senders (through that route), [rewrite] senders

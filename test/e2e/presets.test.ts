@@ -19,22 +19,22 @@ after(async () => { dirs.forEach(removeDir); await dns?.close(); });
 /** Each preset's sender domain publishes exactly what the preset asks for. */
 const records: Parameters<typeof startDnsServer>[0] = {
   // nested: the include sits one level down, as in most real records
-  'good.example.com': { TXT: ['google-site-verification=abc', 'v=spf1 include:_spf.good.example.com ~all'] },
-  '_spf.good.example.com': { TXT: ['v=spf1 ip4:192.0.2.0/24 include:spf.protection.outlook.com -all'] },
+  'good.example-mail.net': { TXT: ['google-site-verification=abc', 'v=spf1 include:_spf.good.example-mail.net ~all'] },
+  '_spf.good.example-mail.net': { TXT: ['v=spf1 ip4:192.0.2.0/24 include:spf.protection.outlook.com -all'] },
   'spf.protection.outlook.com': { TXT: ['v=spf1 ip4:40.92.0.0/15 -all'] },
-  '_dmarc.good.example.com': { TXT: ['v=DMARC1; p=reject; rua=mailto:d@good.example.com'] },
-  'noinclude.example.com': { TXT: ['v=spf1 mx -all'] },
-  '_dmarc.noinclude.example.com': { TXT: ['v=DMARC1; p=quarantine'] },
-  'nodmarc.example.com': { TXT: ['v=spf1 include:spf.protection.outlook.com ~all'] },
-  'nospf.example.com': { A: ['192.0.2.1'] },
-  '_dmarc.nospf.example.com': { TXT: ['v=DMARC1; p=none'] },
-  'broken.example.com': { SERVFAIL: true },
-  '_dmarc.broken.example.com': { SERVFAIL: true },
+  '_dmarc.good.example-mail.net': { TXT: ['v=DMARC1; p=reject; rua=mailto:d@good.example-mail.net'] },
+  'noinclude.example-mail.net': { TXT: ['v=spf1 mx -all'] },
+  '_dmarc.noinclude.example-mail.net': { TXT: ['v=DMARC1; p=quarantine'] },
+  'nodmarc.example-mail.net': { TXT: ['v=spf1 include:spf.protection.outlook.com ~all'] },
+  'nospf.example-mail.net': { A: ['192.0.2.1'] },
+  '_dmarc.nospf.example-mail.net': { TXT: ['v=DMARC1; p=none'] },
+  'broken.example-mail.net': { SERVFAIL: true },
+  '_dmarc.broken.example-mail.net': { SERVFAIL: true },
 };
 for (const name of PRESET_NAMES) {
   const inc = PRESETS[name]!.spfInclude!;
-  records[`${name}.example.org`] = { TXT: [`v=spf1 include:${inc} ~all`] };
-  records[`_dmarc.${name}.example.org`] = { TXT: ['v=DMARC1; p=reject'] };
+  records[`${name}.example-mail.org`] = { TXT: [`v=spf1 include:${inc} ~all`] };
+  records[`_dmarc.${name}.example-mail.org`] = { TXT: ['v=DMARC1; p=reject'] };
 }
 
 before(async () => { dns = await startDnsServer(records); });
@@ -66,7 +66,7 @@ function check(dir: string, body: string, nameservers = [dns.address], hostname 
 function userKeys(name: string, dir: string): string {
   const secret = `password_file = "${path.join(dir, 'provider.secret')}"`;
   const region = PRESETS[name]!.region ? `region = "${PRESETS[name]!.region!.example}"\n` : '';
-  return `${region}${PRESETS[name]!.keys['username'] ? '' : 'username = "sender@example.org"\n'}${secret}`;
+  return `${region}${PRESETS[name]!.keys['username'] ? '' : 'username = "sender@example-mail.org"\n'}${secret}`;
 }
 
 describe('every preset expands to a config that check passes', () => {
@@ -74,7 +74,7 @@ describe('every preset expands to a config that check passes', () => {
     it(`preset = "${name}" on [relay] and on a [[route]]`, async () => {
       const dir = configDir();
       const keys = userKeys(name, dir);
-      const r = await check(dir, `[relay]\npreset = "${name}"\n${keys}\n[[route]]\nname = "r"\nsenders = ["@${name}.example.org"]\npreset = "${name}"\n${keys}\n`);
+      const r = await check(dir, `[relay]\npreset = "${name}"\n${keys}\n[[route]]\nname = "r"\nsenders = ["@${name}.example-mail.org"]\npreset = "${name}"\n${keys}\n`);
       assert.equal(r.status, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
       assert.equal(r.stderr, '', 'no warnings: the stub DNS publishes what the preset needs');
       assert.match(r.stdout, /: OK$/m);
@@ -82,7 +82,7 @@ describe('every preset expands to a config that check passes', () => {
       assert.match(r.stdout, new RegExp(`relay preset ${name} \\(`));
       assert.match(r.stdout, new RegExp(`route r preset ${name} \\(`));
       assert.ok(r.stdout.includes(`url = "${url}"`), `expanded url ${url} in:\n${r.stdout}`);
-      assert.match(r.stdout, new RegExp(`sender domain ${name}\\.example\\.org \\(route r senders\\): SPF ok \\(includes ${PRESETS[name]!.spfInclude!.replaceAll('.', '\\.')}\\), DMARC p=reject`));
+      assert.match(r.stdout, new RegExp(`sender domain ${name}\\.example-mail\\.org \\(route r senders\\): SPF ok \\(includes ${PRESETS[name]!.spfInclude!.replaceAll('.', '\\.')}\\), DMARC p=reject`));
     });
   }
 });
@@ -111,14 +111,14 @@ describe('the sender-domain check', () => {
 
   it('passes a domain whose SPF includes the provider (one include deep) and that has DMARC', async () => {
     const dir = configDir();
-    const r = await check(dir, routes(dir, ['good.example.com']));
+    const r = await check(dir, routes(dir, ['good.example-mail.net']));
     assert.equal(r.stderr, '');
-    assert.match(r.stdout, /sender domain good\.example\.com \(route r0 senders\): SPF ok \(includes spf\.protection\.outlook\.com\), DMARC p=reject/);
+    assert.match(r.stdout, /sender domain good\.example-mail\.net \(route r0 senders\): SPF ok \(includes spf\.protection\.outlook\.com\), DMARC p=reject/);
   });
 
   it('warns with the fix: no SPF, an SPF without the provider, no DMARC; exit 0', async () => {
     const dir = configDir();
-    const r = await check(dir, routes(dir, ['nospf.example.com', 'noinclude.example.com', 'nodmarc.example.com']));
+    const r = await check(dir, routes(dir, ['nospf.example-mail.net', 'noinclude.example-mail.net', 'nodmarc.example-mail.net']));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /: OK, 3 warnings$/m);
     const lines = r.stderr.split('\n');
@@ -127,35 +127,35 @@ describe('the sender-domain check', () => {
       assert.ok(i >= 0, `expected "warning: ${message}" in:\n${r.stderr}`);
       assert.equal(lines[i + 1], `    fix: ${fix}`);
     };
-    finding('sender domain nospf.example.com (route r0 senders) has no SPF record: receivers such as Gmail and Yahoo refuse or junk mail that SPF does not vouch for',
-      'publish nospf.example.com. TXT "v=spf1 include:spf.protection.outlook.com ~all"');
-    finding('the SPF record of noinclude.example.com ("v=spf1 mx -all") does not include spf.protection.outlook.com, and route r1 (preset microsoft365) sends its mail',
+    finding('sender domain nospf.example-mail.net (route r0 senders) has no SPF record: receivers such as Gmail and Yahoo refuse or junk mail that SPF does not vouch for',
+      'publish nospf.example-mail.net. TXT "v=spf1 include:spf.protection.outlook.com ~all"');
+    finding('the SPF record of noinclude.example-mail.net ("v=spf1 mx -all") does not include spf.protection.outlook.com, and route r1 (preset microsoft365) sends its mail',
       'add include:spf.protection.outlook.com before the "all" term: "v=spf1 mx include:spf.protection.outlook.com -all"');
-    finding('sender domain nodmarc.example.com (route r2 senders) has no DMARC record: Gmail and Yahoo require one from bulk senders',
-      'publish _dmarc.nodmarc.example.com. TXT "v=DMARC1; p=none; rua=mailto:postmaster@nodmarc.example.com" (then tighten p= once reports look right)');
+    finding('sender domain nodmarc.example-mail.net (route r2 senders) has no DMARC record: Gmail and Yahoo require one from bulk senders',
+      'publish _dmarc.nodmarc.example-mail.net. TXT "v=DMARC1; p=none; rua=mailto:postmaster@nodmarc.example-mail.net" (then tighten p= once reports look right)');
   });
 
   it('checks [rewrite] senders targets and the host name against [relay]\'s provider', async () => {
     const dir = configDir();
-    const r = await check(dir, `[rewrite]\nsenders = { "@relay.localdomain" = "alerts@noinclude.example.com" }\n[relay]\npreset = "microsoft365"\nusername = "a@example.com"\n${userKeys('sendgrid', dir)}\n`,
-      [dns.address], 'nodmarc.example.com');
+    const r = await check(dir, `[rewrite]\nsenders = { "@relay.localdomain" = "alerts@noinclude.example-mail.net" }\n[relay]\npreset = "microsoft365"\nusername = "a@example.com"\n${userKeys('sendgrid', dir)}\n`,
+      [dns.address], 'nodmarc.example-mail.net');
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /sender domain noinclude\.example\.com \(\[rewrite\] senders\): SPF lacks a provider, DMARC p=quarantine/);
-    assert.match(r.stdout, /sender domain nodmarc\.example\.com \(hostname \(bare sender names\)\): SPF ok \(includes spf\.protection\.outlook\.com\), no DMARC/);
-    assert.match(r.stderr, /warning: the SPF record of noinclude\.example\.com \("v=spf1 mx -all"\) does not include spf\.protection\.outlook\.com, and \[relay\] \(preset microsoft365\) sends its mail/);
+    assert.match(r.stdout, /sender domain noinclude\.example-mail\.net \(\[rewrite\] senders\): SPF lacks a provider, DMARC p=quarantine/);
+    assert.match(r.stdout, /sender domain nodmarc\.example-mail\.net \(hostname \(bare sender names\)\): SPF ok \(includes spf\.protection\.outlook\.com\), no DMARC/);
+    assert.match(r.stderr, /warning: the SPF record of noinclude\.example-mail\.net \("v=spf1 mx -all"\) does not include spf\.protection\.outlook\.com, and \[relay\] \(preset microsoft365\) sends its mail/);
   });
 
   it('"could not check" when the DNS fails or cannot be reached: a note, never an error or a warning', async () => {
     const dir = configDir();
-    const servfail = await check(dir, routes(dir, ['broken.example.com']));
+    const servfail = await check(dir, routes(dir, ['broken.example-mail.net']));
     assert.equal(servfail.status, 0, servfail.stderr);
     assert.match(servfail.stdout, /: OK$/m);
-    assert.match(servfail.stderr, /^note: could not check SPF and DMARC of sender domain broken\.example\.com: the DNS did not answer \(ESERVFAIL\)$/m);
-    assert.match(servfail.stdout, /sender domain broken\.example\.com \(route r0 senders\): SPF not checked, DMARC not checked/);
-    const down = await check(dir, routes(dir, ['good.example.com']), ['127.0.0.1:9']); // nothing listens there
+    assert.match(servfail.stderr, /^note: could not check SPF and DMARC of sender domain broken\.example-mail\.net: the DNS did not answer \(ESERVFAIL\)$/m);
+    assert.match(servfail.stdout, /sender domain broken\.example-mail\.net \(route r0 senders\): SPF not checked, DMARC not checked/);
+    const down = await check(dir, routes(dir, ['good.example-mail.net']), ['127.0.0.1:9']); // nothing listens there
     assert.equal(down.status, 0, down.stderr);
     assert.match(down.stdout, /: OK$/m);
-    assert.match(down.stderr, /^note: could not check SPF and DMARC of sender domain good\.example\.com: the DNS did not answer \(ECONNREFUSED\)$/m);
+    assert.match(down.stderr, /^note: could not check SPF and DMARC of sender domain good\.example-mail\.net: the DNS did not answer \(ECONNREFUSED\)$/m);
     assert.doesNotMatch(down.stderr, /^(warning|error):/m);
   });
 });
