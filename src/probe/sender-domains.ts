@@ -157,3 +157,16 @@ export async function senderDomainReport(config: Config, resolver: TxtResolver =
   const results = await Promise.all(senderDomains(config).map((d) => checkDomain(d, resolver)));
   return { findings: results.flatMap((r) => r.findings), summary: results.map((r) => r.summary) };
 }
+
+/**
+ * `smarthost probe`: the same check for the domain of the probe's sender, against the probed
+ * upstream's provider. Text lines to print after the steps; none for a reserved name.
+ */
+export async function probeSenderDomainLines(config: Config, sender: string, upstream: UpstreamConfig, label: string, resolver: TxtResolver = senderResolver(config.mx.nameservers)): Promise<string[]> {
+  const domain = domainOf(sender).toLowerCase();
+  if (!domain.includes('.') || SPECIAL_USE.test(domain)) return [];
+  const inc = upstream.preset?.spfInclude;
+  const d: SenderDomain = { domain, why: 'the sender of this probe', includes: new Map(inc ? [[inc, `${label} (preset ${upstream.preset!.name})`]] : []) };
+  const { findings, summary } = await checkDomain(d, resolver);
+  return ['', summary.trim(), ...findings.flatMap((f) => [`  ${f.level}: ${f.message}`, `    fix: ${f.fix}`])];
+}

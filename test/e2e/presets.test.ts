@@ -11,6 +11,7 @@ import { PRESETS, PRESET_NAMES } from '../../src/config/presets.js';
 import { execFile } from 'node:child_process';
 import { CLI, removeDir, tempDir } from '../helpers/daemon.js';
 import { startDnsServer, type DnsServer } from '../peers/dns-server.js';
+import { startUpstream } from '../peers/upstream.js';
 
 const dirs: string[] = [];
 let dns: DnsServer;
@@ -157,5 +158,21 @@ describe('the sender-domain check', () => {
     assert.match(down.stdout, /: OK$/m);
     assert.match(down.stderr, /^note: could not check SPF and DMARC of sender domain good\.example-mail\.net: the DNS did not answer \(ECONNREFUSED\)$/m);
     assert.doesNotMatch(down.stderr, /^(warning|error):/m);
+  });
+
+  it('smarthost probe checks the domain of its sender against the probed route\'s provider', async () => {
+    const up = await startUpstream();
+    try {
+      const dir = configDir();
+      const file = path.join(dir, 'smarthost.toml');
+      fs.writeFileSync(file, `hostname = "relay.test"\ndata_dir = "${path.join(dir, 'data')}"\n[[listen]]\naddress = "127.0.0.1:0"\n[relay]\npreset = "google-relay"\nurl = "${up.url}"\ntls = "none"\n[mx]\nnameservers = ["${dns.address}"]\n`);
+      const r = await runCli(['probe', '--from', 'alerts@noinclude.example-mail.net', '-c', file], { cwd: dir });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^sender domain noinclude\.example-mail\.net \(the sender of this probe\): SPF lacks a provider, DMARC p=quarantine$/m);
+      assert.match(r.stdout, /^ {2}warning: the SPF record of noinclude\.example-mail\.net \("v=spf1 mx -all"\) does not include _spf\.google\.com, and \[relay\] \(preset google-relay\) sends its mail$/m);
+      assert.match(r.stdout, /^ {4}fix: add include:_spf\.google\.com before the "all" term/m);
+    } finally {
+      await up.close();
+    }
   });
 });
