@@ -2,6 +2,7 @@
 // the order it is tried and, per recipient, the decision of route/route.ts
 // with the rule that made it. Offline: no DNS, no connection, daemon or not.
 import type { Config, UpstreamConfig } from '../config/types.js';
+import { formatDuration } from '../config/units.js';
 import { explainRoute, type RouteTable } from '../route/route.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 import { allPresetLines } from './preset-lines.js';
@@ -66,7 +67,8 @@ function urls(u: UpstreamConfig): string {
 }
 
 function upstreamFacts(u: UpstreamConfig): string {
-  return `${urls(u)} tls=${u.tls} user=${u.username ?? '-'}`;
+  const quota = u.quota ? ` quota=${u.quota.count}/${formatDuration(u.quota.windowMs)}` : '';
+  return `${urls(u)} tls=${u.tls} user=${u.username ?? '-'}${quota}`;
 }
 
 function tableLines(config: Config): string[] {
