@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import { parseConfig } from '../config/load.js';
-import { senderDomains } from './sender-domains.js';
+import { checkDomain, senderDomains, senderResolver } from './sender-domains.js';
 
 const config = (toml: string) => {
   const r = parseConfig(toml, '/etc/smarthost/smarthost.toml');
@@ -52,5 +53,19 @@ tls = "none"
   it('without a preset a domain is still checked for SPF and DMARC, with no include to expect', () => {
     const c = config('hostname = "mail.corp.net"\n[relay]\nurl = "smtp://smtp.corp.net:587"\n');
     assert.deepEqual(senderDomains(c).map((d) => [d.domain, d.includes.size]), [['mail.corp.net', 0]]);
+  });
+});
+
+describe('checkDomain when the DNS does not answer', () => {
+  it('is a note ("could not check"), not a warning, and the summary says so', async () => {
+    const silent = dgram.createSocket('udp4'); // takes the questions, never answers
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', () => resolve()));
+    try {
+      const r = await checkDomain({ domain: 'corp.net', why: 'hostname (bare sender names)', includes: new Map() }, senderResolver([`127.0.0.1:${silent.address().port}`]));
+      assert.deepEqual(r.findings.map((f) => [f.level, f.message]), [['note', 'could not check SPF and DMARC of sender domain corp.net: the DNS did not answer (ETIMEOUT)']]);
+      assert.equal(r.summary, '  sender domain corp.net (hostname (bare sender names)): SPF not checked, DMARC not checked');
+    } finally {
+      silent.close();
+    }
   });
 });

@@ -154,8 +154,20 @@ function couldNot(what: string, d: SenderDomain, code: string): DomainFinding {
 
 /** Every sender domain of the configuration, checked at once. */
 export async function senderDomainReport(config: Config, resolver: TxtResolver = senderResolver(config.mx.nameservers)): Promise<{ findings: DomainFinding[]; summary: string[] }> {
-  const results = await Promise.all(senderDomains(config).map((d) => checkDomain(d, resolver)));
+  const results = await Promise.all(senderDomains(config).map((d) => withDeadline(d, checkDomain(d, resolver))));
   return { findings: results.flatMap((r) => r.findings), summary: results.map((r) => r.summary) };
+}
+
+/** A chain of includes whose servers each time out could take 10 × the timeout: check waits this long in all. */
+const DEADLINE_MS = 4000;
+
+function withDeadline(d: SenderDomain, check: Promise<{ findings: DomainFinding[]; summary: string }>): Promise<{ findings: DomainFinding[]; summary: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<{ findings: DomainFinding[]; summary: string }>((resolve) => {
+    timer = setTimeout(() => resolve({ findings: [couldNot('SPF and DMARC', d, `no answer within ${DEADLINE_MS / 1000}s`)], summary: `  sender domain ${d.domain} (${d.why}): not checked` }), DEADLINE_MS);
+    timer.unref();
+  });
+  return Promise.race([check, late]).finally(() => clearTimeout(timer));
 }
 
 /**
