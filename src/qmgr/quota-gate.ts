@@ -16,16 +16,7 @@ export class QuotaGate {
 
   /** Reads data_dir/quota.json; a file that cannot be read counts every quota as used up for one window from its last change. */
   static async open(dataDir: string, warn: (message: string) => void, now: () => number = Date.now): Promise<QuotaGate> {
-    const read = await QuotaFile.read(dataDir);
-    let ledger: QuotaLedger;
-    if (read.kind === 'read' && isQuotaState(read.data)) ledger = new QuotaLedger(read.data);
-    else if (read.kind === 'missing') ledger = new QuotaLedger();
-    else {
-      const since = read.kind === 'unreadable' ? read.mtimeMs : now();
-      const why = read.kind === 'unreadable' ? read.reason : 'not a quota file';
-      warn(`quota file ${dataDir}/quota.json cannot be read (${why}): every route quota counts as used up for one window from ${utc(since, 0)}, rather than start afresh`);
-      ledger = QuotaLedger.usedUpSince(since);
-    }
+    const ledger = await readLedger(dataDir, warn, now);
     const gate: QuotaGate = new QuotaGate(ledger, new QuotaFile(dataDir, () => JSON.stringify(gate.ledger)), now);
     return gate;
   }
@@ -63,6 +54,17 @@ export class QuotaGate {
   private saveLater(): void {
     this.file.save().catch(() => { /* the next count writes it again */ });
   }
+}
+
+/** The counts in data_dir/quota.json (also for `smarthost check`, which only reads them). */
+export async function readLedger(dataDir: string, warn: (message: string) => void, now: () => number = Date.now): Promise<QuotaLedger> {
+  const read = await QuotaFile.read(dataDir);
+  if (read.kind === 'read' && isQuotaState(read.data)) return new QuotaLedger(read.data);
+  if (read.kind === 'missing') return new QuotaLedger();
+  const since = read.kind === 'unreadable' ? read.mtimeMs : now();
+  const why = read.kind === 'unreadable' ? read.reason : 'not a quota file';
+  warn(`quota file ${dataDir}/quota.json cannot be read (${why}): every route quota counts as used up for one window from ${utc(since, 0)}, rather than start afresh`);
+  return QuotaLedger.usedUpSince(since);
 }
 
 /** "daily quota of 10000 recipients for route m365 used up; resets 2026-12-08 00:00 UTC" */

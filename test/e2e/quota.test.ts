@@ -45,6 +45,7 @@ describe('a route quota', () => {
     assert.ok(resets >= firstSent + 86_400_000 - 60_000 && resets <= Date.now() + 86_400_000 + 60_000, `resets one day after the first recipient: ${line}`);
     assert.equal(up.messages.length, 2, 'the upstream got the two within the quota');
     assert.doesNotMatch(d.logs(), /status=bounced|non-delivery/);
+    assert.match(d.cli(['check']).stdout, /^ {2}quota \[relay\]: 2 of 2 recipients used in the last 1d$/m, 'check shows the count');
     const quotaFile = path.join(d.dataDir, 'quota.json');
     assert.equal(fs.statSync(quotaFile).mode & 0o777, 0o600);
 
@@ -56,6 +57,7 @@ describe('a route quota', () => {
     const fresh = await submit(again.ports[0]!, 'alice@client.test', ['d@example.net']);
     await again.waitForLog(new RegExp(`${fresh}: to=<d@example\\.net>, relay=none, .*status=deferred \\(daily quota of 2 recipients`));
     assert.equal(up.messages.length, 2, 'nothing more went out after the restart');
+    assert.match(again.cli(['check']).stdout, /^ {2}quota \[relay\]: 2 of 2 recipients used in the last 1d$/m);
   });
 
   it('sends what fits of a message, and the rest by itself once the window frees a place', async () => {
