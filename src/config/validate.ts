@@ -197,7 +197,7 @@ function optionalRate(s: Section, key: 'rate' | 'quota', fix: string): Rate | un
   if (raw === undefined || raw === '0' || raw === 0) return undefined;
   const rate = parseRate(raw);
   if (typeof rate !== 'string') return Object.freeze(rate);
-  s.problem(key, `${s.at(key)}: ${rate.replace('messages', key === 'quota' ? 'recipients' : 'messages')}`, fix);
+  s.problem(key, `${s.at(key)}: ${rate}`, fix);
   return undefined;
 }
 
