@@ -10,7 +10,7 @@ export function presetLines(label: string, u: UpstreamConfig, indent = '    '): 
   return [
     `${indent.slice(2)}${label} preset ${p.name} (${p.title}):`,
     ...rows.map(([kv, from]) => `${indent}${kv.padEnd(width)}  ${from}`),
-    ...(p.spfInclude ? [`${indent}SPF of sender domains should include: include:${p.spfInclude}`] : []),
+    ...(p.spfInclude ? [`${indent}SPF of sender domains should include: include:${p.spfInclude}${p.spfNote ? ` (${p.spfNote})` : ''}`] : []),
   ];
 }
 

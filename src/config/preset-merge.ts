@@ -91,5 +91,6 @@ function presetUse(name: string, preset: Preset, keys: Table, user: Table): Pres
   return Object.freeze({
     name, title: preset.title, fields: Object.freeze(fields), throttle: preset.throttle, temporary: preset.temporary,
     ...(preset.spfInclude ? { spfInclude: preset.spfInclude } : {}),
+    ...(preset.spfNote ? { spfNote: preset.spfNote } : {}),
   });
 }

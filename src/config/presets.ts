@@ -20,6 +20,8 @@ export interface Preset {
   readonly oauthProvider?: 'google' | 'microsoft';
   /** The SPF mechanism the sender domain's record should include when mail leaves through this provider. */
   readonly spfInclude?: string;
+  /** When the include matters only in some set-ups, which. */
+  readonly spfNote?: string;
   /** `region` key: required when the url names it. */
   readonly region?: { readonly example: string; readonly pattern: string };
   /** Replies that mean "slow down", at any stage of the dialogue (not only before MAIL FROM). */
@@ -92,6 +94,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
     keys: { url: 'smtp://email-smtp.{region}.amazonaws.com:587', tls: 'verify', mechanisms: ['PLAIN', 'LOGIN'], rate: '1/1s', quota: '200/1d' },
     region: { example: 'eu-west-1', pattern: '^[a-z]{2}(-[a-z]+)+-\\d$' },
     spfInclude: 'amazonses.com',
+    spfNote: 'needed where SES sends with a custom MAIL FROM domain; by default SES uses its own',
     throttle: [],
     temporary: [],
     source: 'https://docs.aws.amazon.com/ses/latest/dg/smtp-connect.html (email-smtp.REGION.amazonaws.com, STARTTLS on 587); https://docs.aws.amazon.com/ses/latest/dg/quotas.html (sandbox: 200 recipients per 24 hours, 1 per second; quotas count recipients, per region)',
@@ -128,6 +131,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
     title: 'Postmark SMTP (transactional stream)',
     keys: { url: 'smtp://smtp.postmarkapp.com:587', tls: 'verify', mechanisms: ['PLAIN', 'LOGIN'] },
     spfInclude: 'spf.mtasv.net',
+    spfNote: 'needed for a custom Return-Path domain; by default Postmark uses its own',
     throttle: [],
     temporary: [],
     source: 'https://postmarkapp.com/support/article/811-what-are-the-smtp-details-api-tokens-i-should-be-using (smtp.postmarkapp.com, ports 25, 2525, 587, STARTTLS; the Server API Token as username and password); no numeric limit is published',

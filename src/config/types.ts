@@ -87,6 +87,8 @@ export interface PresetUse {
   readonly fields: readonly PresetField[];
   /** The SPF include a sender domain needs for this provider (the sender-domain check). */
   readonly spfInclude?: string;
+  /** When the include matters only in some set-ups, which. */
+  readonly spfNote?: string;
   /** Replies that mean "slow down" at any stage (4.7.x from Google and Microsoft). */
   readonly throttle: readonly ReplyRule[];
   /** 5xx replies the provider documents as a passing limit: deferred, never bounced. */

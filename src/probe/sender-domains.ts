@@ -5,7 +5,7 @@
 // gives "could not check", never an error. Asks the resolver MX delivery uses ([mx] nameservers,
 // else the system's), with a short timeout, all domains at once.
 import { Resolver } from 'node:dns/promises';
-import type { Config, UpstreamConfig } from '../config/types.js';
+import type { Config, PresetUse, UpstreamConfig } from '../config/types.js';
 import { domainOf } from '../mail/address.js';
 
 export interface SenderDomain {
@@ -52,7 +52,7 @@ export function senderDomains(config: Config): SenderDomain[] {
     found.set(d, entry);
     if (!entry.why.includes(why)) entry.why.push(why);
     const inc = up?.preset?.spfInclude;
-    if (inc && !entry.includes.has(inc)) entry.includes.set(inc, `${label} (preset ${up!.preset!.name})`);
+    if (inc && !entry.includes.has(inc)) entry.includes.set(inc, via(label, up!.preset!));
   };
   for (const r of config.routes) {
     for (const p of r.senders) add(p.startsWith('@') || p.startsWith('.') ? p.slice(1) : domainOf(p), `route ${r.name} senders`, r, `route ${r.name}`);
@@ -60,6 +60,11 @@ export function senderDomains(config: Config): SenderDomain[] {
   for (const target of Object.values(config.rewrite.senders)) add(domainOf(target), '[rewrite] senders', config.relay, '[relay]');
   add(config.hostname, 'hostname (bare sender names)', config.relay, '[relay]');
   return [...found].map(([domain, e]) => ({ domain, why: e.why.join(', '), includes: e.includes }));
+}
+
+/** "route news (preset amazon-ses; needed where …)": who needs the include, and when it matters. */
+function via(label: string, preset: PresetUse): string {
+  return `${label} (preset ${preset.name}${preset.spfNote ? `; ${preset.spfNote}` : ''})`;
 }
 
 type Txt = { kind: 'records'; records: string[] } | { kind: 'none' } | { kind: 'unreachable'; code: string };
@@ -178,7 +183,7 @@ export async function probeSenderDomainLines(config: Config, sender: string, ups
   const domain = domainOf(sender).toLowerCase();
   if (!domain.includes('.') || SPECIAL_USE.test(domain)) return [];
   const inc = upstream.preset?.spfInclude;
-  const d: SenderDomain = { domain, why: 'the sender of this probe', includes: new Map(inc ? [[inc, `${label} (preset ${upstream.preset!.name})`]] : []) };
+  const d: SenderDomain = { domain, why: 'the sender of this probe', includes: new Map(inc ? [[inc, via(label, upstream.preset!)]] : []) };
   const { findings, summary } = await checkDomain(d, resolver);
   return ['', summary.trim(), ...findings.flatMap((f) => [`  ${f.level}: ${f.message}`, `    fix: ${f.fix}`])];
 }
