@@ -289,7 +289,8 @@ async function runCheck() {
   let r;
   try { r = await api('check'); } catch (e) { $('#check-state').textContent = e.message; return; }
   const errors = r.findings.filter((f) => f.level === 'error').length;
-  $('#check-state').textContent = `${r.source}: ${errors ? `${errors} error${errors === 1 ? '' : 's'}` : 'OK'}${r.findings.length - errors ? `, ${r.findings.length - errors} warning(s)` : ''}`;
+  const warnings = r.findings.filter((f) => f.level === 'warning').length;
+  $('#check-state').textContent = `${r.source}: ${errors ? `${errors} error${errors === 1 ? '' : 's'}` : 'OK'}${warnings ? `, ${warnings} warning${warnings === 1 ? '' : 's'}` : ''}`;
   $('#check-findings').replaceChildren(...(r.findings.length ? r.findings.map((f) => el('li', { class: f.level },
     el('strong', {}, f.level), ' ', f.message, el('p', { class: 'fix' }, 'Fix: ', f.fix))) : [el('li', { class: 'ok' }, '✓ No problems found.')]));
 }

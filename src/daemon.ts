@@ -20,6 +20,7 @@ import { LocalRecipients } from './local/recipients.js';
 import { localClient, type Envelope } from './mail/envelope.js';
 import type { MailLog } from './maillog/maillog.js';
 import { QueueManager } from './qmgr/qmgr.js';
+import { QuotaGate } from './qmgr/quota-gate.js';
 import { errorCode, isPermission } from './queue/bounded.js';
 import { FsSpool } from './queue/fs-spool.js';
 import { storeMessage } from './queue/spool.js';
@@ -110,6 +111,8 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   });
   const report = await spool.recover();
   log.spoolRecovered(report.messages, report.discarded, report.corrupt);
+  // route quotas count across reloads and restarts (data_dir/quota.json)
+  const quotas = await QuotaGate.open(config.dataDir, (m) => log.warning(m, 'qmgr'));
   const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp, config.limits.connectionRate);
   const reverse = new ReverseLookup();
   const ticketKeys = crypto.randomBytes(48);
@@ -186,7 +189,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     transports: {
       deliver: async (dest, msg) => {
         const g = gen; // the generation current when the attempt starts sees it through
-        return dest.kind === 'local' ? g.local.deliver(msg) : outcomes.deliver(msg, (m) => g.smtp.deliver(dest, m));
+        return dest.kind === 'local' ? g.local.deliver(msg) : outcomes.deliver(msg, (m) => quotas.deliver(dest, m, (q) => g.smtp.deliver(dest, q)));
       },
       forgetDead: () => gen.smtp.forgetDead(),
     },

@@ -13,7 +13,8 @@ import { controlSocketPath } from '../control/protocol.js';
 import { parseAliases, type AliasTable } from '../local/aliases.js';
 import { describeShape, postfixShape, shapeFix } from '../smtp/password-file.js';
 
-export interface Finding { readonly level: 'error' | 'warning'; readonly message: string; readonly fix: string }
+/** A note is advice that changes no verdict (a check that could not run). */
+export interface Finding { readonly level: 'error' | 'warning' | 'note'; readonly message: string; readonly fix: string }
 
 const error = (message: string, fix: string): Finding => ({ level: 'error', message, fix });
 const warning = (message: string, fix: string): Finding => ({ level: 'warning', message, fix });

@@ -5,24 +5,31 @@ import { formatDuration } from '../config/units.js';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
+import { allPresetLines } from './preset-lines.js';
+import { senderDomainReport } from '../probe/sender-domains.js';
+import { readLedger } from '../qmgr/quota-gate.js';
 
 export const help = `usage: smarthost check [-c FILE]
 Validates smarthost.toml (syntax, unknown keys, values) and the environment:
 certificates and keys (server and client), secret file permissions, data
 directory, Maildir folder, aliases file, and whether each listen address can be
-bound. Exit 1 on errors; warnings alone exit 0.`;
+bound. Shows what each preset expands to, and looks up SPF and DMARC of the
+sender domains (warnings only). Exit 1 on errors; warnings alone exit 0.`;
 
 export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
-  const findings = await environmentFindings(config);
+  const notes: Finding[] = [];
+  const [environment, domains, quotas] = await Promise.all([environmentFindings(config), senderDomainReport(config),
+    quotaLines(config, (m) => notes.push({ level: 'warning', message: m, fix: 'nothing to do: the daemon counts every quota as used up for one window, then writes the file anew' }))]);
+  const findings = [...environment, ...notes, ...domains.findings];
   for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
-  process.stdout.write(summary(config, findings));
+  process.stdout.write(summary(config, findings, [...quotas, ...domains.summary]));
   return findings.some((f) => f.level === 'error') ? EXIT.ERROR : EXIT.OK;
 }
 
 /** The effective config in a few lines, headed by the verdict. */
-function summary(config: Config, findings: readonly Finding[]): string {
+function summary(config: Config, findings: readonly Finding[], senderDomains: readonly string[]): string {
   return [
     `configuration ${config.source}: ${verdict(findings)}`,
     `  hostname ${config.hostname}, data_dir ${config.dataDir}`,
@@ -30,9 +37,11 @@ function summary(config: Config, findings: readonly Finding[]): string {
     ...config.listen.map((l) => `  listen ${l.address} tls=${l.tls} auth=${l.auth} trusted=${l.trustedNetworks.map((n) => n.text).join(',') || 'none'}`),
     `  relay ${config.relay ? upstreamLine(config.relay) : 'none (direct MX delivery)'}`,
     ...config.routes.map((r) => `  route ${r.name}: ${[...r.domains, ...r.senders].join(', ')} -> ${upstreamLine(r)}`),
+    ...allPresetLines(config),
     `  local domains ${config.local.domains.join(', ')} -> ${config.local.maildir}`,
     localUsersLine(config),
     rewriteLine(config),
+    ...senderDomains,
     `  limits message_size=${config.limits.messageSize} recipients=${config.limits.recipients} connections=${config.limits.connections}/${config.limits.connectionsPerIp} per ip, idle_timeout=${formatDuration(config.limits.idleTimeoutMs)}`,
     '',
   ].join('\n');
@@ -43,7 +52,19 @@ function upstreamLine(u: UpstreamConfig): string {
   const urls = (u.urls?.length ? u.urls : [u]).map((x) => x.url).join(', ');
   const fallback = u.fallbackUrls?.length ? ` fallback_urls ${u.fallbackUrls.map((x) => x.url).join(', ')}` : '';
   const oauth = u.oauth ? ` auth=oauth2 (${u.oauth.provider ?? `token_url ${u.oauth.tokenUrl}`})` : '';
-  return `${urls}${fallback} tls=${u.tls}${u.username ? ` user=${u.username}` : ''}${oauth}`;
+  const limits = `${u.rate ? ` rate=${u.rate.count}/${formatDuration(u.rate.windowMs)}` : ''}${u.quota ? ` quota=${u.quota.count}/${formatDuration(u.quota.windowMs)}` : ''}`;
+  return `${urls}${fallback} tls=${u.tls}${u.username ? ` user=${u.username}` : ''}${oauth}${limits}`;
+}
+
+/** "  quota route m365: 12 of 10000 recipients used in the last 1d": what data_dir/quota.json holds now. */
+async function quotaLines(config: Config, warn: (m: string) => void): Promise<string[]> {
+  const ups = [...config.routes.map((r) => ({ key: `route:${r.name}`, label: `route ${r.name}`, quota: r.quota })),
+    ...(config.relay ? [{ key: 'relay', label: '[relay]', quota: config.relay.quota }] : [])];
+  const limited = ups.filter((u) => u.quota);
+  if (!limited.length) return [];
+  const ledger = await readLedger(config.dataDir, warn);
+  const now = Date.now();
+  return limited.map(({ key, label, quota }) => `  quota ${label}: ${Math.min(ledger.used(key, quota!.windowMs, now), quota!.count)} of ${quota!.count} recipients used in the last ${formatDuration(quota!.windowMs)}`);
 }
 
 function verdict(findings: readonly Finding[]): string {

@@ -6,6 +6,7 @@ import { parseDuration } from '../config/units.js';
 import { probe } from '../probe/steps.js';
 import { formatJson, formatRouteText, formatText } from '../probe/report.js';
 import { hasSeveralUrls, probeRoute } from '../probe/route.js';
+import { probeSenderDomainLines } from '../probe/sender-domains.js';
 import { chooseTarget, probeSender } from '../probe/target.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 
@@ -13,7 +14,7 @@ export const help = `usage: smarthost probe [ROUTE] [--url URL] [--from ADDR] [-
 Walks an upstream step by step: DNS, connect, greeting, EHLO, STARTTLS or TLS,
 certificate, AUTH (password, or an OAuth2 token with auth = "oauth2"), MAIL FROM
 (and RCPT TO + a test message with --send-test), printing ✓/✗ per step with the
-server's reply, a diagnosis and a fix. A route with a url list and fallback_urls
+server's reply, a diagnosis and a fix; then SPF and DMARC of the sender's domain. A route with a url list and fallback_urls
 gets one section per URL, in the order delivery tries them.
   ROUTE             "relay" (the default when [relay] exists) or a [[route]] name
   --url URL         probe smtp://host:port (tls "may") or smtps://host:port (tls "verify"), no credentials
@@ -50,11 +51,13 @@ export async function run(opts: ProbeArgs, positionals: string[]): Promise<numbe
   if ('usage' in choice) throw new UsageError(choice.usage);
   const probeOpts = { ehloName: config.hostname, ...probeSender(config, from), timeoutMs, ...(sendTest ? { sendTest } : {}) };
   if (hasSeveralUrls(choice.target.upstream)) {
-    const route = await probeRoute(choice.target, probeOpts);
-    process.stdout.write(opts.json ? formatJson(route) : formatRouteText(route));
+    const [route, domainLines] = await Promise.all([probeRoute(choice.target, probeOpts),
+      opts.json ? [] : probeSenderDomainLines(config, probeOpts.sender, choice.target.upstream, choice.target.section)]);
+    process.stdout.write(opts.json ? formatJson(route) : formatRouteText(route) + domainLines.map((l) => `${l}\n`).join(''));
     return route.ok ? EXIT.OK : EXIT.ERROR;
   }
-  const report = await probe(choice.target, probeOpts);
-  process.stdout.write(opts.json ? formatJson(report) : formatText(report));
+  const [report, domainLines] = await Promise.all([probe(choice.target, probeOpts),
+    opts.json ? [] : probeSenderDomainLines(config, probeOpts.sender, choice.target.upstream, choice.target.section)]);
+  process.stdout.write(opts.json ? formatJson(report) : formatText(report) + domainLines.map((l) => `${l}\n`).join(''));
   return report.ok ? EXIT.OK : EXIT.ERROR;
 }

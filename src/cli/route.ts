@@ -5,8 +5,10 @@ import type { Config, UpstreamConfig } from '../config/types.js';
 import { cacheDir, loadPolicySync } from '../mta-sts/cache.js';
 import { stsTime } from '../mta-sts/mta-sts.js';
 import { stsName } from '../mta-sts/policy.js';
+import { formatDuration } from '../config/units.js';
 import { explainRoute, type RouteTable } from '../route/route.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
+import { allPresetLines } from './preset-lines.js';
 
 export const help = `usage: smarthost route test --from ADDR --to ADDR [--to ADDR ...] [-c FILE]
 Prints the route table (first match wins, per recipient: [local] domains,
@@ -38,11 +40,18 @@ export function routeReport(config: Config, from: string, to: readonly string[])
   return [
     `route table of ${config.source} (first match wins, per recipient):`,
     ...tableLines(config),
+    ...presets(config),
     '',
     `from <${sender}>:`,
     ...to.map((t) => `  to <${bare(t)}>: ${decision(config, table, sender, bare(t))}`),
     '',
   ].join('\n');
+}
+
+/** What each preset expanded to, after the table. */
+function presets(config: Config): string[] {
+  const lines = allPresetLines(config);
+  return lines.length ? ['', 'presets (the keys each one set; your own keys win):', ...lines] : [];
 }
 
 function decision(config: Config, table: RouteTable, sender: string, rcpt: string): string {
@@ -73,7 +82,8 @@ function urls(u: UpstreamConfig): string {
 }
 
 function upstreamFacts(u: UpstreamConfig): string {
-  return `${urls(u)} tls=${u.tls} user=${u.username ?? '-'}`;
+  const quota = u.quota ? ` quota=${u.quota.count}/${formatDuration(u.quota.windowMs)}` : '';
+  return `${urls(u)} tls=${u.tls} user=${u.username ?? '-'}${quota}`;
 }
 
 function tableLines(config: Config): string[] {

@@ -2,6 +2,7 @@
 // uses (milliseconds, bytes, parsed URLs and CIDRs); modules receive only
 // their own slice of it.
 import type { IPv4, IPv6 } from 'ipaddr.js';
+import type { ReplyRule } from './presets.js';
 import type { Rate } from './units.js';
 
 export type ListenTls = 'none' | 'starttls' | 'starttls-required' | 'implicit';
@@ -72,11 +73,37 @@ export interface UpstreamConfig {
   readonly fallbackUrls?: readonly UpstreamUrl[];
   /** At most `count` messages per `windowMs`; absent = no limit. Mail over it waits in the queue. */
   readonly rate?: Rate;
+  /**
+   * At most `count` recipients sent per rolling `windowMs` (a provider's daily recipient limit);
+   * absent = none. Recipients over it are deferred, never bounced; the count survives restarts.
+   */
+  readonly quota?: Rate;
+  /** Set with `preset`: where the upstream's settings came from, and the provider's own reply rules. */
+  readonly preset?: PresetUse;
   /** A cached connection carries at most this many messages (absent = DEFAULTS.reuseMessages). */
   readonly reuseMessages?: number;
   /** ... and is not reused once this old, counted from its opening (absent = DEFAULTS.reuseTimeMs). */
   readonly reuseTimeMs?: number;
 }
+
+/** A `preset` as it was applied: each key it set, and whether the user's own value won. */
+export interface PresetUse {
+  readonly name: string;
+  readonly title: string;
+  readonly fields: readonly PresetField[];
+  /** The SPF include a sender domain needs for this provider (the sender-domain check). */
+  readonly spfInclude?: string;
+  /** When the include matters only in some set-ups, which. */
+  readonly spfNote?: string;
+  /** Replies that mean "slow down" at any stage (4.7.x from Google and Microsoft). */
+  readonly throttle: readonly ReplyRule[];
+  /** 5xx replies the provider documents as a passing limit: deferred, never bounced. */
+  readonly temporary: readonly ReplyRule[];
+}
+
+export type PresetField =
+  | { readonly key: string; readonly value: string; readonly from: 'preset' }
+  | { readonly key: string; readonly value: string; readonly from: 'user'; readonly presetValue: string };
 
 /** One parsed upstream URL. */
 export interface UpstreamUrl {

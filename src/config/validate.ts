@@ -2,12 +2,13 @@
 // problem found. Defaults live here, next to the code that applies them.
 import os from 'node:os';
 import path from 'node:path';
+import { withPreset } from './preset-merge.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
-  Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig, UpstreamUrl,
+  Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, PresetUse, RouteConfig, UpstreamConfig, UpstreamUrl,
 } from './types.js';
 import { parseCidr } from './cidr.js';
-import { parseRate } from './units.js';
+import { parseRate, type Rate } from './units.js';
 import { readHttp, readWebhook } from './http-section.js';
 import { readAuth, readLimits } from './inbound.js';
 
@@ -162,7 +163,7 @@ const OAUTH_KEYS = ['auth', 'provider', 'tenant', 'client_id', 'client_secret_fi
 
 const UPSTREAM_KEYS = [...OAUTH_KEYS, 'url', 'tls', 'username', 'password_file', 'password_env', 'ca_file',
   'client_certificate', 'client_key', 'mechanisms', 'allow_plaintext_auth', 'tls_min_version', 'concurrency', 'timeout',
-  'fallback_urls', 'rate', 'reuse_messages', 'reuse_time'];
+  'fallback_urls', 'rate', 'quota', 'reuse_messages', 'reuse_time', 'preset', 'region'];
 
 /**
  * `url` (one URL, or a list of one provider's hosts) or `fallback_urls`: every entry is parsed
@@ -171,7 +172,11 @@ const UPSTREAM_KEYS = [...OAUTH_KEYS, 'url', 'tls', 'username', 'password_file',
 function readUrlList(s: Section, key: 'url' | 'fallback_urls'): UpstreamUrl[] | undefined {
   const raw = s.raw(key);
   if (raw === undefined && key === 'fallback_urls') return [];
-  if (raw === undefined) { s.problem('url', `${s.path} has no url`, 'add url = "smtp://smtp.example.com:587"'); return undefined; }
+  if (raw === undefined) {
+    // a preset that could not apply is the one root cause
+    if (!s.isBad('preset') && !s.isBad('region')) s.problem('url', `${s.path} has no url`, 'add url = "smtp://smtp.example.com:587", or preset = "…" for a known provider');
+    return undefined;
+  }
   const list = typeof raw === 'string' && key === 'url' ? [raw]
     : Array.isArray(raw) && raw.length > 0 && raw.every((v) => typeof v === 'string') ? raw as string[] : undefined;
   if (!list) {
@@ -188,15 +193,24 @@ function readUrlList(s: Section, key: 'url' | 'fallback_urls'): UpstreamUrl[] | 
   return urls.length === list.length ? urls : undefined;
 }
 
-/** rate, reuse_messages, reuse_time: how much mail one upstream takes, and over how long a connection. */
-function readDeliveryLimits(s: Section): Pick<UpstreamConfig, 'rate' | 'reuseMessages' | 'reuseTimeMs'> {
-  const raw = s.raw('rate');
-  const rate = raw === undefined ? undefined : parseRate(raw);
-  if (typeof rate === 'string') s.problem('rate', `${s.at('rate')}: ${rate}`, 'write rate = "30/1m" (at most 30 messages a minute)');
+/** A rate-shaped key ("30/1m"); "0" turns off what a preset set. undefined = none (or a problem reported). */
+function optionalRate(s: Section, key: 'rate' | 'quota', fix: string): Rate | undefined {
+  const raw = s.raw(key);
+  if (raw === undefined || raw === '0' || raw === 0) return undefined;
+  const rate = parseRate(raw);
+  if (typeof rate !== 'string') return Object.freeze(rate);
+  s.problem(key, `${s.at(key)}: ${rate}`, fix);
+  return undefined;
+}
+
+/** rate, quota, reuse_messages, reuse_time: how much mail one upstream takes, and over how long a connection. */
+function readDeliveryLimits(s: Section): Pick<UpstreamConfig, 'rate' | 'quota' | 'reuseMessages' | 'reuseTimeMs'> {
+  const rate = optionalRate(s, 'rate', 'write rate = "30/1m" (at most 30 messages a minute), or "0" for no limit');
+  const quota = optionalRate(s, 'quota', 'write quota = "10000/1d" (at most 10,000 recipients in any 24 hours), or "0" for none');
   const reuseMessages = s.int('reuse_messages', DEFAULTS.reuseMessages, 1, 1_000_000);
   const reuseTimeMs = s.duration('reuse_time', DEFAULTS.reuseTimeMs, '5m');
   if (reuseTimeMs === 0) s.problem('reuse_time', `${s.at('reuse_time')} cannot be 0`, 'write reuse_time = "5m" (or reuse_messages = 1 for a new connection per message)');
-  return { reuseMessages, reuseTimeMs, ...(typeof rate === 'object' ? { rate: Object.freeze(rate) } : {}) };
+  return { reuseMessages, reuseTimeMs, ...(rate ? { rate } : {}), ...(quota ? { quota } : {}) };
 }
 
 /** What each provider documents for SMTP sign-in; Microsoft's URLs carry the tenant. */
@@ -277,7 +291,7 @@ function uniqueRouteName(s: Section, name: string, i: number, seen: Map<string, 
     `rename one, e.g. name = "${name}-2", or merge the two routes into one (their domains and senders in one list) if they go to the same place`);
 }
 
-function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | undefined {
+function readUpstream(s: Section, abs: (p: string) => string, preset?: PresetUse): UpstreamConfig | undefined {
   const urls = readUrlList(s, 'url');
   const fallbackUrls = readUrlList(s, 'fallback_urls');
   const parsed = urls?.[0];
@@ -316,6 +330,7 @@ function readUpstream(s: Section, abs: (p: string) => string): UpstreamConfig | 
   return Object.freeze({
     url: parsed.url, scheme: parsed.scheme, host: parsed.host, port: parsed.port, tls, mechanisms: Object.freeze(mechanisms), allowPlaintextAuth,
     minTlsVersion, concurrency, timeoutMs, urls: Object.freeze(urls), fallbackUrls: Object.freeze(fallbackUrls), ...limits,
+    ...(preset ? { preset } : {}),
     ...(oauth ? { oauth } : {}),
     ...(username !== undefined ? { username } : {}),
     ...(passwordFile !== undefined ? { passwordFile: abs(passwordFile) } : {}),
@@ -395,9 +410,10 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
 
   const auth = readAuth(root.table_('auth') ?? new Section({}, 'auth', problems), path.join(dataDir, 'users'), abs);
 
-  const relayS = root.table_('relay');
-  const relay = relayS ? readUpstream(relayS, abs) : undefined;
-  relayS?.finish(UPSTREAM_KEYS);
+  const relayP = root.table_('relay');
+  const relayS = relayP && withPreset(relayP);
+  const relay = relayS ? readUpstream(relayS.section, abs, relayS.use) : undefined;
+  relayS?.section.finish(UPSTREAM_KEYS);
 
   const routes: RouteConfig[] = [];
   const routeNames = new Map<string, number>();
@@ -405,13 +421,13 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   if (rawRoutes !== undefined && !Array.isArray(rawRoutes)) root.problem('route', 'route must be written as [[route]] tables', 'write [[route]] sections');
   (Array.isArray(rawRoutes) ? rawRoutes : []).forEach((t, i) => {
     if (!isTable(t)) return;
-    const s = new Section(t, `route[${i}]`, problems);
+    const { section: s, use } = withPreset(new Section(t, `route[${i}]`, problems));
     const name = s.string('name', `route${i + 1}`);
     uniqueRouteName(s, name, i, routeNames);
     const domains = s.strings('domains', []).map((d) => d.toLowerCase());
     const senders = s.strings('senders', []).map((d) => d.toLowerCase());
     if (!domains.length && !senders.length) s.problem('domains', `route[${i}] matches nothing`, 'add domains = ["example.com"] or senders = ["@example.com"]');
-    const up = readUpstream(s, abs);
+    const up = readUpstream(s, abs, use);
     s.finish(['name', 'domains', 'senders', ...UPSTREAM_KEYS]);
     if (up) routes.push(Object.freeze({ ...up, name, domains: Object.freeze(domains), senders: Object.freeze(senders) }));
   });

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { fail } from './server.js';
 
-export interface CheckFinding { readonly level: 'error' | 'warning'; readonly message: string; readonly fix: string }
+export interface CheckFinding { readonly level: 'error' | 'warning' | 'note'; readonly message: string; readonly fix: string }
 
 /** The suppression list as the API shows it (events/suppression.ts). */
 export interface Suppressions {

@@ -28,6 +28,8 @@ export interface RcptResult {
   readonly transmitMs: number;
   /** True when the upstream offered DSN and took NOTIFY/ORCPT: it, not we, reports success. */
   readonly dsnPassed?: boolean;
+  /** Deferred: not worth trying before this time (ms since the epoch), e.g. when a route quota frees up. */
+  readonly notBefore?: number;
 }
 
 export function sent(rcpt: string, dsn: Dsn, relay: string, connectMs: number, transmitMs: number, dsnPassed = false): RcptResult {

@@ -249,7 +249,8 @@ export class QueueManager {
         if (notify(r.address, 'FAILURE')) failed.push(entry);
         return { ...base, state: 'bounced' };
       }
-      return { ...base, state: 'deferred', nextAttempt: new Date(now + retryDelay(attempts, this.o.queue.retryMinMs, this.o.queue.retryMaxMs, this.rand)).toISOString() };
+      const backoff = now + retryDelay(attempts, this.o.queue.retryMinMs, this.o.queue.retryMaxMs, this.rand);
+      return { ...base, state: 'deferred', nextAttempt: new Date(Math.max(backoff, res.notBefore ?? 0)).toISOString() };
     });
     if (anyExpired) this.o.log.expired(envelope.id, envelope.sender);
 

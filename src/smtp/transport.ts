@@ -7,19 +7,21 @@
 // is marked dead for a short while, so queued mail for it defers at once
 // instead of each message waiting for its own timeout (Postfix qmgr "dead").
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MxConfig, UpstreamConfig } from '../config/types.js';
+import type { MxConfig, PresetUse, UpstreamConfig } from '../config/types.js';
 import { DEFAULTS } from '../config/validate.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { describePolicy } from '../mta-sts/policy.js';
 import type { MxResolver } from '../route/mx.js';
 import type { Destination } from '../route/route.js';
+import { replyMatches } from '../config/presets.js';
 import type { Classified } from './classify.js';
 import { mxPeers, upstreamPeers, type PeerList } from './peers.js';
 import { mxPolicy, peerLabel, stsPolicy, upstreamPolicy, type Policy } from './policy.js';
 import { RateLimiter, type Permit } from './rate-limit.js';
 import { SetupFailure, UpstreamSession } from './session.js';
 import { SlowDown, isThrottleReply, replyOf } from './slow-down.js';
+import { providerReading, type ProviderRules } from './provider-replies.js';
 
 export type RemoteDestination = Exclude<Destination, { kind: 'local' }>;
 
@@ -68,6 +70,8 @@ class Pool {
     readonly tiers: Readonly<Record<Tier, readonly Target[]>>,
     readonly reuse: { readonly messages: number; readonly timeMs: number },
     readonly rate: RateLimiter | undefined,
+    /** A preset's reading of its provider's replies (none for MX and for upstreams without one). */
+    readonly rules: ProviderRules = { throttle: [], temporary: [] },
   ) {
     this.slow = new SlowDown(concurrency);
   }
@@ -178,21 +182,25 @@ export class SmtpTransport {
         if (tier === 'primary') pool.dead = undefined;
         lease = opened.lease;
       }
-      const results = await lease.session.send(msg);
+      const read = providerReading(await lease.session.send(msg), pool.rules);
+      const { results } = read;
       lease.uses++;
       if (!fresh && lease.session.lostBeforeData) { lease.session.close(); lease = undefined; continue; } // a cached connection the server had closed
       used.yes = true;
-      const throttled = this.observe(pool, results);
+      const throttled = this.observe(pool, results, read.throttled);
       await this.putBack(pool, lease, results.some((r) => r.outcome !== 'sent'), throttled);
       return { results: results.map((r) => ({ ...r, connectMs })) };
     }
   }
 
-  /** Tells the route's SlowDown how a transaction went; true when the upstream said "slow down" at MAIL FROM. */
-  private observe(pool: Pool, results: readonly RcptResult[]): boolean {
+  /**
+   * Tells the route's SlowDown how a transaction went; true when the upstream said "slow down": at
+   * MAIL FROM in general words, or at any stage in words its preset knows (Gmail's 4.7.x at DATA).
+   */
+  private observe(pool: Pool, results: readonly RcptResult[], presetSaysSlow: boolean): boolean {
     const atMail = results.find((r) => r.outcome === 'deferred' && r.dsn.reason.includes('(in reply to MAIL FROM command)'));
     const reply = atMail && replyOf(atMail.dsn);
-    if (reply && isThrottleReply(reply)) { pool.slow.throttled(); return true; }
+    if ((reply && isThrottleReply(reply)) || presetSaysSlow) { pool.slow.throttled(); return true; }
     if (results.some((r) => r.outcome === 'sent')) { pool.slow.succeeded(); pool.wake(); }
     return false;
   }
@@ -247,7 +255,7 @@ export class SmtpTransport {
         } catch (e) {
           if (!(e instanceof SetupFailure)) throw e;
           const reply = replyOf(e.result.dsn);
-          const slow = reply !== undefined && isThrottleReply(reply);
+          const slow = reply !== undefined && (isThrottleReply(reply) || replyMatches(reply, pool.rules.throttle));
           if (slow && !throttled) { throttled = true; pool.slow.throttled(); }
           // a server that asks for fewer connections is alive: slow down, do not suspend the route
           last = { failure: stsFailure(policy, e.result, peer.host), relay: e.relay, markDead: !slow };
@@ -289,7 +297,11 @@ function upstreamPool(name: string, u: UpstreamConfig): Pool {
   return new Pool(u.concurrency, policy.label,
     { primary: (u.urls ?? [u]).map(target), fallback: (u.fallbackUrls ?? []).map(target) },
     { messages: u.reuseMessages ?? DEFAULTS.reuseMessages, timeMs: u.reuseTimeMs ?? DEFAULTS.reuseTimeMs },
-    u.rate ? new RateLimiter(u.rate) : undefined);
+    u.rate ? new RateLimiter(u.rate) : undefined, presetRules(u.preset));
+}
+
+function presetRules(p: PresetUse | undefined): ProviderRules {
+  return p ? { throttle: p.throttle, temporary: p.temporary } : { throttle: [], temporary: [] };
 }
 
 /** enforce: a TLS failure says which policy demanded verified TLS of which MX host. */

@@ -1,6 +1,7 @@
 // A tiny authoritative DNS server for tests: UDP on 127.0.0.1, port 0, answering
 // from a fixed table. Names not in the table get NXDOMAIN, names without the
 // asked type get NOERROR with no answers (NODATA), SERVFAIL entries get SERVFAIL.
+// Answers MX, A, AAAA and TXT.
 // Every question is recorded so tests can see what the resolver asked.
 // Built on dns-packet for the wire format; the answering logic is ours because it
 // is a dozen lines and the test needs to control every rcode.
@@ -13,8 +14,8 @@ export interface DnsRecords {
     MX?: Array<{ preference: number; exchange: string }>;
     A?: string[];
     AAAA?: string[];
-    /** Each record's character-strings: ["v=STSv1; id=1"], or several chunks of one record. */
-    TXT?: string[][];
+    /** One entry per TXT record: a string (split into 255-byte strings, as DNS carries it) or its strings as given. */
+    TXT?: Array<string | string[]>;
     SERVFAIL?: boolean;
   };
 }
@@ -90,11 +91,11 @@ function answer(table: Map<string, DnsRecords[string]>, q: Question | undefined)
   switch (q.type) {
     case 'MX':
       return { rcode: NOERROR, answers: (rrs.MX ?? []).map((mx) => ({ type: 'MX', name: q.name, ttl, data: { preference: mx.preference, exchange: mx.exchange } })) };
+    case 'TXT':
+      return { rcode: NOERROR, answers: (rrs.TXT ?? []).map((t) => ({ type: 'TXT', name: q.name, ttl, data: Array.isArray(t) ? t : t.match(/[^]{1,255}/g) ?? [''] })) };
     case 'A':
     case 'AAAA':
       return { rcode: NOERROR, answers: (rrs[q.type] ?? []).map((ip) => ({ type: q.type as 'A' | 'AAAA', name: q.name, ttl, data: ip })) };
-    case 'TXT':
-      return { rcode: NOERROR, answers: (rrs.TXT ?? []).map((chunks) => ({ type: 'TXT', name: q.name, ttl, data: chunks })) };
     default:
       return { rcode: NOERROR, answers: [] };
   }

@@ -1,0 +1,25 @@
+// A preset's reading of its provider's replies (config/presets.ts): Google and Microsoft
+// answer 4.7.x when a sender goes too fast, at any stage of the dialogue, and document some
+// 5xx replies as limits that pass (Microsoft's daily SubmissionQuotaExceeded, Google's "Daily
+// SMTP relay limit exceeded"). Those are deferred instead of bounced, and both slow the route down.
+import { replyMatches, type ReplyRule } from '../config/presets.js';
+import type { RcptResult } from '../mail/delivery.js';
+import type { Enhanced } from '../mail/reply.js';
+import { replyOf } from './slow-down.js';
+
+export interface ProviderRules { readonly throttle: readonly ReplyRule[]; readonly temporary: readonly ReplyRule[] }
+
+/** The results with documented temporary 5xx replies deferred; `throttled` when any reply asked to slow down. */
+export function providerReading(results: readonly RcptResult[], rules: ProviderRules): { results: RcptResult[]; throttled: boolean } {
+  let throttled = false;
+  const out = results.map((r) => {
+    const reply = r.outcome === 'sent' ? undefined : replyOf(r.dsn);
+    if (reply === undefined) return r;
+    if (r.outcome === 'deferred' && replyMatches(reply, rules.throttle)) throttled = true;
+    if (r.outcome !== 'bounced' || !replyMatches(reply, rules.temporary)) return r;
+    throttled = true;
+    const status = `4${r.dsn.status.slice(1)}` as Enhanced;
+    return { ...r, outcome: 'deferred' as const, dsn: { ...r.dsn, status, reason: `${r.dsn.reason} (the provider documents this as a limit that passes: deferred, not bounced)` } };
+  });
+  return { results: out, throttled };
+}
