@@ -29,6 +29,7 @@ import { ConnectionLimits } from './smtpd/connection-limits.js';
 import { createListener, type Listener, type SmtpdDeps } from './smtpd/listener.js';
 import { ReverseLookup } from './smtpd/reverse-lookup.js';
 import { loadServerCert } from './tls/server-cert.js';
+import { checkAssertionKeys } from './oauth/client-assertion.js';
 import { listenMetrics, type MetricsListener } from './metrics/server.js';
 import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
 
@@ -114,6 +115,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
   };
 
   async function build(c: Config, prev?: Config): Promise<Generation> {
+    checkAssertionKeys([c.relay?.oauth, ...c.routes.map((r) => r.oauth)]); // an app-only certificate that cannot sign refuses the config
     if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
     if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
     const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m), c.listen.map((l) => l.host)) : undefined;
