@@ -4,9 +4,10 @@
 // client-credentials request as Microsoft Entra does (test/peers/entra-token.ts).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { removeDir, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
+import { CLI, removeDir, startDaemon, tempDir, writeConfig, type RunningDaemon } from '../helpers/daemon.js';
 import { submit } from '../helpers/submit.js';
 import { appCertificate } from '../peers/app-cert.js';
 import { startOAuthServer, type OAuthServer, type OAuthServerOptions } from '../peers/oauth-server.js';
@@ -114,5 +115,38 @@ describe('app-only OAuth2 (client credentials) to Microsoft 365', () => {
     const r = s.d.cli(['oauth', 'login', 'relay']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /\[relay\] uses grant = "client_credentials": nothing to sign in\. App-only tokens need no person and no refresh token; smarthost asks for one with client_secret_file \S+app\.secret when it delivers/);
+  });
+});
+
+describe('the assertion certificate and key are checked at load', () => {
+  const pairConfig = (certFile: string, keyFile: string) => {
+    const dir = tempDir();
+    cleanups.push(() => removeDir(dir));
+    const file = writeConfig(dir, `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "smtp://127.0.0.1:9"\nusername = "${RELAY}"\nauth = "oauth2"\nprovider = "microsoft"\n` +
+      `tenant = "contoso.test"\nclient_id = "app-1"\ngrant = "client_credentials"\nassertion_certificate = "${certFile}"\nassertion_key = "${keyFile}"\n`);
+    return { dir, file };
+  };
+
+  it('check: a key readable by others is a warning; a key that is not the certificate\'s is an error', () => {
+    const cert = appCertificate();
+    const dir = tempDir();
+    cleanups.push(() => removeDir(dir));
+    const loose = path.join(dir, 'app.key');
+    fs.copyFileSync(cert.keyFile, loose);
+    fs.chmodSync(loose, 0o644);
+    const ok = spawnSync(process.execPath, [CLI, 'check', '-c', pairConfig(cert.certFile, loose).file], { encoding: 'utf8' });
+    assert.match(ok.stdout + ok.stderr, /assertion_key \S+app\.key is readable by other users \(mode 644\); it is the private key the app signs in with[\s\S]*chmod 600 \S+app\.key/);
+    const bad = spawnSync(process.execPath, [CLI, 'check', '-c', pairConfig(cert.certFile, appCertificate('other').keyFile).file], { encoding: 'utf8' });
+    assert.equal(bad.status, 1, bad.stdout);
+    assert.match(bad.stdout + bad.stderr, /assertion_key \S+other\.key is not the key of assertion_certificate \S+app\.crt[\s\S]*point assertion_key at the private key that belongs to the certificate/);
+  });
+
+  it('start refuses a pair that cannot sign, saying which file and the fix', () => {
+    const cert = appCertificate();
+    const { dir, file } = pairConfig(cert.certFile, appCertificate('other').keyFile);
+    const r = spawnSync(process.execPath, [CLI, 'start', '-c', file], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    assert.notEqual(r.status, 0);
+    assert.equal(r.signal, null, 'it stopped by itself');
+    assert.match(r.stdout + r.stderr, /\[relay\]: assertion_key \S+other\.key is not the key of assertion_certificate \S+app\.crt; point assertion_key at the private key/);
   });
 });
