@@ -5,7 +5,6 @@
 // credentials are read exactly as delivery reads them (smtp/policy.ts), so a green probe means
 // delivery would get as far.
 import dns from 'node:dns/promises';
-import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { OutboundTls, UpstreamConfig } from '../config/types.js';
@@ -13,6 +12,7 @@ import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../sm
 import { checkCertificate, describeCertificate } from './certificate.js';
 import { connectTcp, handshake, LineClient, ProbeIoError, replyText, type SmtpReply } from './client.js';
 import { advise, type Fact } from './diagnose.js';
+import { testMessage } from './test-message.js';
 import { tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { OAuthError, type AccessTokens } from '../oauth/token-source.js';
 import { authenticate, authenticateOAuth, PROBE_MECHANISMS, PROBE_OAUTH_MECHANISMS, type ProbeOAuthMechanism } from './sasl.js';
@@ -408,16 +408,4 @@ class Walk {
 function tlsMessage(e: unknown): string {
   const err = e as Error & { reason?: string };
   return (typeof err.reason === 'string' && err.reason ? err.reason : err.message).trim();
-}
-
-/** A short test message; no line starts with a dot, so no dot-stuffing is needed (RFC 5321 §4.5.2). */
-export function testMessage(from: string, to: string, host: string, url: string): string {
-  return [
-    `From: <${from}>`, `To: <${to}>`, 'Subject: smarthost probe test message',
-    `Date: ${new Date().toUTCString().replace(/GMT$/, '+0000')}`,
-    `Message-ID: <probe.${Date.now()}.${crypto.randomBytes(4).toString('hex')}@${host}>`,
-    'MIME-Version: 1.0', 'Content-Type: text/plain; charset=us-ascii', '',
-    `This is a test message from \`smarthost probe\` on ${host}, sent through ${url}.`,
-    'If it arrived, the relay works.',
-  ].join('\r\n');
 }

@@ -87,3 +87,47 @@ export function appAccessToken(scope: string, roles: readonly string[], clientId
   const aud = scope.replace(/\/\.default$/, '');
   return `${part({ typ: 'JWT', alg: 'RS256' })}.${part({ aud, roles, appid: clientId, exp: expS, uti: crypto.randomBytes(9).toString('base64url') })}.${crypto.randomBytes(32).toString('base64url')}`;
 }
+
+export interface EntraTenant {
+  /** Client-credentials requests answered; `error` is the AADSTS code of a refusal. */
+  readonly grants: Array<{ form: Record<string, string>; ok: boolean; error?: number }>;
+  /** Answers one client-credentials request sent to `audience` (the token endpoint's URL). */
+  grant(form: Record<string, string>, audience: string): Answer;
+  /** Answers it with HTTP 500, as an outage would. */
+  fail(form: Record<string, string>): Answer;
+  issued(accessToken: string): boolean;
+  /** Exchange Online's check at AUTH: unexpired, for Exchange, with SMTP.SendAsApp, and the mailbox permission. */
+  valid(user: string, accessToken: string): boolean;
+  revoke(): void;
+}
+
+/** One app registration in one tenant, and the mailboxes its service principal may use (Add-MailboxPermission). */
+export function entraTenant(o: { clientId: string; expiresIn: number; app: EntraApp; mailboxes: readonly string[] }): EntraTenant {
+  const grants: EntraTenant['grants'] = [];
+  const tokens = new Map<string, { expires: number; aud: string; roles: readonly string[] }>();
+  const jtis = new Set<string>();
+  return {
+    grants,
+    grant(form, audience) {
+      const refused = checkClientCredentials(form, o.app, o.clientId, audience, jtis, Math.floor(Date.now() / 1000));
+      if (refused) {
+        const codes = refused[1]['error_codes'];
+        grants.push({ form, ok: false, ...(Array.isArray(codes) ? { error: codes[0] as number } : {}) });
+        return refused;
+      }
+      const roles = o.app.roles ?? ['SMTP.SendAsApp'];
+      const access = appAccessToken(form['scope']!, roles, o.clientId, Math.floor(Date.now() / 1000) + o.expiresIn);
+      tokens.set(access, { expires: Date.now() + o.expiresIn * 1000, aud: form['scope']!.replace(/\/\.default$/, ''), roles });
+      grants.push({ form, ok: true });
+      return [200, { token_type: 'Bearer', expires_in: o.expiresIn, ext_expires_in: o.expiresIn, access_token: access }];
+    },
+    fail(form) { grants.push({ form, ok: false }); return [500, { error: 'server_error' }]; },
+    issued: (accessToken) => tokens.has(accessToken),
+    valid(user, accessToken) {
+      const t = tokens.get(accessToken);
+      return t !== undefined && t.expires > Date.now() && t.aud === 'https://outlook.office365.com' && t.roles.includes('SMTP.SendAsApp')
+        && o.mailboxes.some((m) => m.toLowerCase() === user.toLowerCase());
+    },
+    revoke() { tokens.clear(); },
+  };
+}

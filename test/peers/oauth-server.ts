@@ -5,7 +5,7 @@
 // With `app`, it also takes the client-credentials grant, checked as Microsoft Entra does
 // (entra-token.ts), and stands in for Exchange Online's check of app-only tokens at AUTH.
 import http from 'node:http';
-import { appAccessToken, checkClientCredentials, type Answer, type EntraApp } from './entra-token.js';
+import { entraTenant, type EntraApp } from './entra-token.js';
 import type net from 'node:net';
 import crypto from 'node:crypto';
 
@@ -41,7 +41,7 @@ export interface OAuthServer {
   readonly appGrants: Array<{ form: Record<string, string>; ok: boolean; error?: number }>;
   /** Makes `refreshToken` valid (what `oauth login` would have stored) and returns it. */
   issueRefreshToken(): string;
-  /** The next `times` refresh grants (or client-credentials requests, 'server_error' only) fail this way. */
+  /** The next `times` refresh grants fail this way; 'server_error' also fails client-credentials requests. */
   failNext(fault: TokenFault, times?: number): void;
   /** Every refresh token stops working (the user revoked access). */
   revokeRefreshTokens(): void;
@@ -59,9 +59,7 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
   const accessTokens = new Map<string, number>(); // token -> expiry (ms)
   const devices = new Map<string, number>(); // device_code -> polls so far
   const refreshes: OAuthServer['refreshes'] = [];
-  const appGrants: OAuthServer['appGrants'] = [];
-  const appTokens = new Map<string, { expires: number; aud: string; roles: readonly string[] }>();
-  const jtis = new Set<string>();
+  const tenant = entraTenant({ clientId, expiresIn, app: opts.app ?? {}, mailboxes: opts.mailboxes ?? [] });
   let faults: Array<TokenFault> = [];
   let polls = 0;
   const id = (p: string) => `${p}-${crypto.randomBytes(9).toString('base64url')}`;
@@ -79,31 +77,12 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
     return body;
   };
 
-  const clientCredentials = (form: Record<string, string>): Answer => {
-    const fault = faults.shift();
-    const refused = fault === 'server_error' ? [500, { error: 'server_error' }] as Answer
-      : checkClientCredentials(form, opts.app ?? {}, clientId, `${base}/token`, jtis, Math.floor(Date.now() / 1000));
-    if (refused) {
-      const codes = refused[1]['error_codes'];
-      appGrants.push({ form, ok: false, ...(Array.isArray(codes) ? { error: codes[0] as number } : {}) });
-      return refused;
-    }
-    const roles = opts.app?.roles ?? ['SMTP.SendAsApp'];
-    const access = appAccessToken(form['scope']!, roles, clientId, Math.floor(Date.now() / 1000) + expiresIn);
-    appTokens.set(access, { expires: Date.now() + expiresIn * 1000, aud: form['scope']!.replace(/\/\.default$/, ''), roles });
-    appGrants.push({ form, ok: true });
-    return [200, { token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: access }];
-  };
-
-  /** Exchange Online's check of an app-only token at AUTH: its audience, SMTP.SendAsApp, and the mailbox permission. */
-  const appTokenValid = (user: string, accessToken: string) => {
-    const t = appTokens.get(accessToken);
-    return t !== undefined && t.expires > Date.now() && t.aud === 'https://outlook.office365.com' && t.roles.includes('SMTP.SendAsApp')
-      && (opts.mailboxes ?? []).some((m) => m.toLowerCase() === user.toLowerCase());
-  };
-
   const token = (form: Record<string, string>): [number, Record<string, unknown>] => {
-    if (form['grant_type'] === 'client_credentials') return clientCredentials(form);
+    if (form['grant_type'] === 'client_credentials') {
+      if (faults[0] !== 'server_error') return tenant.grant(form, `${base}/token`);
+      faults.shift();
+      return tenant.fail(form);
+    }
     if (form['client_id'] !== clientId || (opts.clientSecret !== undefined && form['client_secret'] !== opts.clientSecret)) {
       return [401, { error: 'invalid_client', error_description: 'The OAuth client was not found.' }];
     }
@@ -152,13 +131,13 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
   const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
 
   return {
-    url: base, tokenUrl: `${base}/token`, deviceUrl: `${base}/device`, refreshes, appGrants,
+    url: base, tokenUrl: `${base}/token`, deviceUrl: `${base}/device`, refreshes, appGrants: tenant.grants,
     get polls() { return polls; },
     issueRefreshToken() { const t = id('rt'); refreshTokens.add(t); return t; },
     failNext(fault, times = 1) { faults = [...faults, ...Array<TokenFault>(times).fill(fault)]; },
     revokeRefreshTokens() { refreshTokens.clear(); },
-    revokeAccessTokens() { accessTokens.clear(); appTokens.clear(); },
-    isValid(user, accessToken) { return appTokens.has(accessToken) ? appTokenValid(user, accessToken) : (accessTokens.get(accessToken) ?? 0) > Date.now(); },
+    revokeAccessTokens() { accessTokens.clear(); tenant.revoke(); },
+    isValid(user, accessToken) { return tenant.issued(accessToken) ? tenant.valid(user, accessToken) : (accessTokens.get(accessToken) ?? 0) > Date.now(); },
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }
