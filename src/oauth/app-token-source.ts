@@ -83,7 +83,8 @@ export class AppTokenSource implements AccessTokens {
   }
 
   private refused(status: number, json: Readonly<Record<string, unknown>> | undefined): OAuthError {
-    const err = oauthErrorText(json);
+    // Microsoft appends Trace ID, Correlation ID and Timestamp to every description: noise in a log line
+    const err = oauthErrorText(json)?.replace(/ Trace ID: [^)]*(?=\)$)/, '');
     if (status >= 500 || status === 429) return this.failure('4.3.0', `HTTP ${status}${err ? ` ${err}` : ''} from the token endpoint`, 'the provider has trouble; smarthost retries');
     const known = explainTokenError(json);
     const said = err ?? `HTTP ${status} without an access token`;

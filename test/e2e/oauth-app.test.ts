@@ -110,6 +110,19 @@ describe('app-only OAuth2 (client credentials) to Microsoft 365', () => {
     assert.match(line, /SASL XOAUTH2 authentication failed; server .* said: 535 5\.7\.3 Authentication unsuccessful \(tried username "relay@contoso\.test" with a freshly refreshed app-only OAuth2 access token from \S+\); Exchange Online took no token for relay@contoso\.test.*New-ServicePrincipal -AppId app-1 .*Add-MailboxPermission -Identity relay@contoso\.test/);
   });
 
+  it('a password login refused with 550 5.7.30 defers, saying to switch to app-only OAuth2', async () => {
+    const up = await startUpstream({ tls: 'starttls', auth: { users: { [RELAY]: 'pw' }, required: true }, faults: [{ stage: 'auth', action: 'reply', reply: '550 5.7.30 Basic authentication is not supported for Client Submission.' }] });
+    cleanups.push(() => up.close());
+    const dir = tempDir();
+    cleanups.push(() => removeDir(dir));
+    fs.writeFileSync(path.join(dir, 'relay.secret'), 'pw\n', { mode: 0o600 });
+    const d = await startDaemon({ dir, toml: `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "${up.url}"\ntls = "verify"\nca_file = "${up.caFile}"\nusername = "${RELAY}"\npassword_file = "relay.secret"\n` });
+    cleanups.push(async () => { await d.stop(); });
+    const id = await submit(d.ports[0]!, RELAY, ['bob@example.net']);
+    const line = await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, .*status=deferred \\(.*\\)`));
+    assert.match(line, /said: 550 5\.7\.30 Basic authentication is not supported for Client Submission\. \(tried username "relay@contoso\.test" with the password from password_file \S+\); Microsoft 365 no longer takes a password for SMTP .*; switch to OAuth2 app-only tokens: auth = "oauth2", provider = "microsoft", grant = "client_credentials"/);
+  });
+
   it('smarthost oauth login on such a route says no sign-in is needed, and why', async () => {
     const s = await setup('client_secret_file = "app.secret"');
     const r = s.d.cli(['oauth', 'login', 'relay']);
