@@ -154,6 +154,18 @@ describe('the assertion certificate and key are checked at load', () => {
     assert.match(bad.stdout + bad.stderr, /assertion_key \S+other\.key is not the key of assertion_certificate \S+app\.crt[\s\S]*point assertion_key at the private key that belongs to the certificate/);
   });
 
+  it('check: an app-only client_secret_file readable by others is a warning; the summary says app-only', () => {
+    const dir = tempDir();
+    cleanups.push(() => removeDir(dir));
+    fs.writeFileSync(path.join(dir, 'app.secret'), `${SECRET}\n`, { mode: 0o644 });
+    fs.chmodSync(path.join(dir, 'app.secret'), 0o644);
+    const file = writeConfig(dir, `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "smtp://127.0.0.1:9"\nusername = "${RELAY}"\nauth = "oauth2"\nprovider = "microsoft"\n` +
+      'tenant = "contoso.test"\nclient_id = "app-1"\ngrant = "client_credentials"\nclient_secret_file = "app.secret"\nlogin_as = "sender"\n');
+    const r = spawnSync(process.execPath, [CLI, 'check', '-c', file], { encoding: 'utf8' });
+    assert.match(r.stdout + r.stderr, /client_secret_file \S+app\.secret is readable by other users \(mode 644\)/);
+    assert.match(r.stdout, /auth=oauth2 \(microsoft, app-only, login_as=sender\)/);
+  });
+
   it('start refuses a pair that cannot sign, saying which file and the fix', () => {
     const cert = appCertificate();
     const { dir, file } = pairConfig(cert.certFile, appCertificate('other').keyFile);
