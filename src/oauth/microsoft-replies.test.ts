@@ -24,6 +24,8 @@ const CASES: Array<{ reply: string; ctx?: Partial<ReplyContext>; meaning: RegExp
     meaning: /a token for https:\/\/graph\.microsoft\.com, not for Exchange Online: the scope is wrong/, fix: /scope = "https:\/\/outlook\.office365\.com\/\.default"/ },
   { reply: '535 5.7.3 Authentication unsuccessful', ctx: { claims: { aud: 'https://outlook.office365.com', roles: [] } },
     meaning: /no SMTP\.SendAsApp permission \(roles: none\)/, fix: /Application permissions > SMTP\.SendAsApp, then "Grant admin consent"/ },
+  { reply: '530 5.7.57 Client not authenticated to send mail. [DM6PR11CA0012.namprd11.prod.outlook.com]', ctx: { login: 'password' },
+    meaning: /takes mail on this port only after a login/, fix: /auth = "oauth2"/ },
 ];
 
 describe('explainMicrosoftReply', () => {
@@ -38,6 +40,7 @@ describe('explainMicrosoftReply', () => {
   it('leaves other servers\' replies alone', () => {
     assert.equal(explainMicrosoftReply('535 5.7.8 Username and Password not accepted', APP), undefined);
     assert.equal(explainMicrosoftReply('550 5.1.1 User unknown', APP), undefined);
+    assert.equal(explainMicrosoftReply('535 5.7.3 Security conversion required', APP), undefined, 'only Microsoft\'s wording of 5.7.3');
   });
 });
 

@@ -51,8 +51,9 @@ const SMTP: readonly SmtpEntry[] = [
     meaning: 'Microsoft 365 no longer takes a password for SMTP (Basic authentication is off for Client Submission)',
     fix: `switch to OAuth2 app-only tokens: auth = "oauth2", provider = "microsoft", grant = "client_credentials" with the app permission SMTP.SendAsApp (see ${README})` }) },
   { match: /\b5\.2\.252\b|SendAsDenied/i, explain: sendAsDenied },
-  { match: /^535[ -]5\.7\.3\b/, explain: authUnsuccessful },
-  { match: /\b5\.7\.57\b/, explain: (c) => ({
+  // Microsoft's wording too: RFC 3463's X.7.3 means something else on other servers
+  { match: /^535[ -]5\.7\.3 Authentication unsuccessful/i, explain: authUnsuccessful },
+  { match: /\b5\.7\.57\b.*not authenticated/i, explain: (c) => ({
     meaning: 'Microsoft 365 takes mail on this port only after a login',
     fix: c.login === 'password' ? `set username and auth = "oauth2" (see ${README})` : 'see the AUTH step: the login did not happen' }) },
 ];
