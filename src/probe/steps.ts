@@ -328,8 +328,9 @@ class Walk {
   }
 
   /**
-   * auth = "oauth2": a token from the same TokenSource delivery uses (it refreshes, and writes a
-   * rotated refresh token back to refresh_token_file itself). As in oauth/smtp-login.ts, a
+   * auth = "oauth2": a token from the same source delivery uses (delegated: it refreshes, and writes a
+   * rotated refresh token back to refresh_token_file itself; app-only: the app's token), logged in as
+   * the mailbox delivery would use for the probe's sender. As in oauth/smtp-login.ts, a
    * refused token that was not just refreshed is renewed once and tried again on this connection.
    */
   private async oauth(tokens: AccessTokens, mailbox: string, offered: readonly string[], shown: string): Promise<Outcome> {
