@@ -2,6 +2,7 @@
 // Online (AUTH and submission) and AADSTS errors from the Entra token endpoint. One table,
 // read by `probe` (probe/diagnose.ts) and by the delivery log line (smtp/session.ts), so
 // both say the same. Pure: no I/O.
+import type { OAuthConfig } from '../config/types.js';
 
 export interface Explained {
   /** What happened, in words an admin recognises. */
@@ -27,6 +28,13 @@ export interface ReplyContext {
 }
 
 export interface TokenClaims { readonly aud?: string; readonly roles?: readonly string[] }
+
+/** How an OAuth2 login with this config as `mailbox` is described to the table. */
+export function oauthContext(o: OAuthConfig, mailbox: string): ReplyContext {
+  return o.grant === 'client_credentials'
+    ? { login: 'app', mailbox, route: o.route, clientId: o.clientId, loginAs: o.loginAs }
+    : { login: 'delegated', mailbox, route: o.route, clientId: o.clientId };
+}
 
 const README = 'README "Microsoft 365 without Basic authentication (app-only)"';
 const TENANT_ON = 'Exchange admin center > Settings > Mail flow: clear "Turn off SMTP AUTH protocol for your organization" (PowerShell: Set-TransportConfig -SmtpClientAuthenticationDisabled $false)';

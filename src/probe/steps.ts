@@ -13,7 +13,7 @@ import { checkCertificate, describeCertificate } from './certificate.js';
 import { connectTcp, handshake, LineClient, ProbeIoError, replyText, type SmtpReply } from './client.js';
 import { advise, type Fact } from './diagnose.js';
 import { testMessage } from './test-message.js';
-import { tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
+import { oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { OAuthError, type AccessTokens } from '../oauth/token-source.js';
 import { authenticate, authenticateOAuth, PROBE_MECHANISMS, PROBE_OAUTH_MECHANISMS, type ProbeOAuthMechanism } from './sasl.js';
 
@@ -350,7 +350,7 @@ class Walk {
     }
     const o = tokens.config;
     const from = `${o.grant === 'client_credentials' ? 'app-only ' : ''}OAuth2 access token from ${o.tokenUrl}`;
-    this.login = { login: o.grant === 'client_credentials' ? 'app' : 'delegated', mailbox, route: o.route, clientId: o.clientId, ...(o.grant === 'client_credentials' ? { loginAs: o.loginAs } : {}) };
+    this.login = oauthContext(o, mailbox);
     if (r.reply.code === 235) {
       this.authenticated = true;
       return pass(`logged in as "${mailbox}" with ${method} (${fresh ? 'freshly refreshed ' : ''}${from}): ${replyText(r.reply)}`, r.reply);

@@ -6,7 +6,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
 import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './policy.js';
-import { explainMicrosoftReply, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
+import { explainMicrosoftReply, oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { AccessTokens } from '../oauth/token-source.js';
 import { replyOf } from './slow-down.js';
@@ -55,7 +55,7 @@ export class UpstreamSession {
   /** Which credentials this session used, for replies about authentication (x.7.x). Never the password. */
   private authNote = 'smarthost did not log in: no username is configured for this upstream';
   /** How this session logged in, to explain Microsoft 365's refusals of the mail (SendAsDenied …). */
-  private login_: Omit<ReplyContext, 'sender'> | undefined;
+  private loggedIn: Omit<ReplyContext, 'sender'> | undefined;
   private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string) {
     conn.on('error', () => { this.broken = true; });
     conn.on('end', () => { this.broken = true; });
@@ -65,8 +65,10 @@ export class UpstreamSession {
   get secure(): boolean { return this.conn.secure; }
   get offersDsn(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('DSN'); }
 
-  /** Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason. */
-  /** `mailbox`: with auth = "oauth2", the mailbox to log in as (policy.oauth.mailbox of the message's sender). */
+  /**
+   * Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason.
+   * `mailbox`: with auth = "oauth2", the mailbox to log in as (policy.oauth.mailbox of the message's sender).
+   */
   static async open(peer: Peer, policy: Policy, ehloName: string, mailbox?: string): Promise<UpstreamSession> {
     const label = `${peer.host}[${peer.ip}]`;
     const relay = peerLabel(peer);
@@ -105,7 +107,7 @@ export class UpstreamSession {
       this.conn.login({ user: creds.username, pass: creds.password, method }, (err) => {
         if (!err) {
           this.authNote = `smarthost logged in as "${creds.username}" with the password from ${creds.source}`;
-          this.login_ = { login: 'password', mailbox: creds.username, route: policy.label };
+          this.loggedIn = { login: 'password', mailbox: creds.username, route: policy.label };
           return resolve();
         }
         const who = `username "${creds.username}" with the password from ${creds.source}`;
@@ -145,11 +147,8 @@ export class UpstreamSession {
     const o = tokens.config;
     const r = await oauthLogin(this.conn, tokens, mailbox, method, this.peer);
     const from = `${o.grant === 'client_credentials' ? 'app-only ' : ''}OAuth2 access token from ${o.tokenUrl}`;
-    const context: Omit<ReplyContext, 'sender'> = {
-      login: o.grant === 'client_credentials' ? 'app' : 'delegated', mailbox, route: o.route, clientId: o.clientId,
-      ...(o.grant === 'client_credentials' ? { loginAs: o.loginAs } : {}),
-    };
-    if (r.ok) { this.authNote = `smarthost logged in as "${mailbox}" with an ${from}`; this.login_ = context; return; }
+    const context = oauthContext(o, mailbox);
+    if (r.ok) { this.authNote = `smarthost logged in as "${mailbox}" with an ${from}`; this.loggedIn = context; return; }
     if (r.token) throw new SetupFailure(deferred(r.token.status, r.token.message), this.relay, false);
     const said = r.response ? `server ${label} said: ${oneLine(r.response)}` : r.message;
     const tried = `tried username "${mailbox}" with ${r.refreshed ? 'a freshly refreshed' : 'an'} ${from}`;
@@ -208,8 +207,8 @@ export class UpstreamSession {
 
   /** A refusal Microsoft 365 is known for (554 5.2.252 SendAsDenied …) gets its meaning and fix in the log line and bounce. */
   private explained(r: RcptResult, sender: string): RcptResult {
-    const reply = r.outcome === 'sent' || !this.login_ ? undefined : replyOf(r.dsn);
-    const ms = reply ? explainMicrosoftReply(reply, { ...this.login_!, sender }) : undefined;
+    const reply = r.outcome === 'sent' || !this.loggedIn ? undefined : replyOf(r.dsn);
+    const ms = reply ? explainMicrosoftReply(reply, { ...this.loggedIn!, sender }) : undefined;
     return ms ? { ...r, dsn: { ...r.dsn, reason: `${r.dsn.reason}; ${ms.meaning}; ${ms.fix}` } } : r;
   }
 
