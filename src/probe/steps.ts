@@ -353,7 +353,8 @@ class Walk {
     this.login = oauthContext(o, mailbox);
     if (r.reply.code === 235) {
       this.authenticated = true;
-      return pass(`logged in as "${mailbox}" with ${method} (${fresh ? 'freshly refreshed ' : ''}${from}): ${replyText(r.reply)}`, r.reply);
+      const freshly = fresh ? `freshly ${o.grant === 'client_credentials' ? 'issued' : 'refreshed'} ` : '';
+      return pass(`logged in as "${mailbox}" with ${method} (${freshly}${from}): ${replyText(r.reply)}`, r.reply);
     }
     const claims = tokenClaims(token);
     return failed(`${replyText(r.reply)} (mailbox "${mailbox}", ${method})`, {

@@ -151,7 +151,7 @@ export class UpstreamSession {
     if (r.ok) { this.authNote = `smarthost logged in as "${mailbox}" with an ${from}`; this.loggedIn = context; return; }
     if (r.token) throw new SetupFailure(deferred(r.token.status, r.token.message), this.relay, false);
     const said = r.response ? `server ${label} said: ${oneLine(r.response)}` : r.message;
-    const tried = `tried username "${mailbox}" with ${r.refreshed ? 'a freshly refreshed' : 'an'} ${from}`;
+    const tried = `tried username "${mailbox}" with ${r.refreshed ? `a freshly ${context.login === 'app' ? 'issued' : 'refreshed'}` : 'an'} ${from}`;
     const claims = tokenClaims(r.tried);
     const ms = r.response ? explainMicrosoftReply(r.response, { ...context, ...(claims ? { claims } : {}) }) : undefined;
     const todo = ms ? `${ms.meaning}; ${ms.fix}` : 'check that the mailbox may use SMTP AUTH and that the sign-in\'s scope covers SMTP';

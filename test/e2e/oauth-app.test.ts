@@ -107,7 +107,7 @@ describe('app-only OAuth2 (client credentials) to Microsoft 365', () => {
     const s = await setup('client_secret_file = "app.secret"', { mailboxes: [] });
     const id = await submit(s.d.ports[0]!, RELAY, ['bob@example.net']);
     const line = await s.d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, .*status=deferred \\(.*\\)`));
-    assert.match(line, /SASL XOAUTH2 authentication failed; server .* said: 535 5\.7\.3 Authentication unsuccessful \(tried username "relay@contoso\.test" with a freshly refreshed app-only OAuth2 access token from \S+\); Exchange Online took no token for relay@contoso\.test.*New-ServicePrincipal -AppId app-1 .*Add-MailboxPermission -Identity relay@contoso\.test/);
+    assert.match(line, /SASL XOAUTH2 authentication failed; server .* said: 535 5\.7\.3 Authentication unsuccessful \(tried username "relay@contoso\.test" with a freshly issued app-only OAuth2 access token from \S+\); Exchange Online took no token for relay@contoso\.test.*New-ServicePrincipal -AppId app-1 .*Add-MailboxPermission -Identity relay@contoso\.test/);
   });
 
   it('a password login refused with 550 5.7.30 defers, saying to switch to app-only OAuth2', async () => {

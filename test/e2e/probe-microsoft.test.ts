@@ -61,7 +61,7 @@ describe('probe knows Microsoft 365\'s refusals (app-only OAuth2)', () => {
     const s = await setup();
     const r = await probe(['-c', s.file]);
     assert.equal(r.status, 0, r.stdout);
-    assert.match(r.stdout, new RegExp(`^✓ auth +logged in as "${RELAY}" with XOAUTH2 \\(freshly refreshed app-only OAuth2 access token from ${s.oauth.tokenUrl}\\): 235`, 'm'));
+    assert.match(r.stdout, new RegExp(`^✓ auth +logged in as "${RELAY}" with XOAUTH2 \\(freshly issued app-only OAuth2 access token from ${s.oauth.tokenUrl}\\): 235`, 'm'));
     assert.equal(s.oauth.appGrants.length, 1);
   });
 
