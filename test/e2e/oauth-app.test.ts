@@ -166,6 +166,19 @@ describe('the assertion certificate and key are checked at load', () => {
     assert.match(r.stdout, /auth=oauth2 \(microsoft, app-only, login_as=sender\)/);
   });
 
+  it('a reload to a pair that cannot sign is refused; the running configuration keeps delivering', async () => {
+    const s = await setup('client_secret_file = "app.secret"');
+    const cert = appCertificate();
+    const text = fs.readFileSync(s.d.configFile, 'utf8');
+    fs.writeFileSync(s.d.configFile, text.replace('client_secret_file = "app.secret"', `assertion_certificate = "${cert.certFile}"\nassertion_key = "${appCertificate('other').keyFile}"`));
+    s.d.child.kill('SIGHUP');
+    await s.d.waitForLog(/SIGHUP: the new configuration has 1 problem; keeping the running one/);
+    assert.match(await s.d.waitForLog(/.*assertion_key .* is not the key of assertion_certificate.*/), /\[relay\]: assertion_key \S+other\.key is not the key of assertion_certificate \S+app\.crt/);
+    await submit(s.d.ports[0]!, RELAY, ['bob@example.net']);
+    assert.equal((await s.up.waitForMessages(1))[0]!.authUser, RELAY);
+    assert.equal(s.oauth.appGrants[0]!.form['client_secret'], SECRET, 'still the secret of the running configuration');
+  });
+
   it('start refuses a pair that cannot sign, saying which file and the fix', () => {
     const cert = appCertificate();
     const { dir, file } = pairConfig(cert.certFile, appCertificate('other').keyFile);
