@@ -33,6 +33,7 @@ import { ConnectionLimits } from './smtpd/connection-limits.js';
 import { createListener, type Listener, type SmtpdDeps } from './smtpd/listener.js';
 import { ReverseLookup } from './smtpd/reverse-lookup.js';
 import { loadServerCert } from './tls/server-cert.js';
+import { checkAssertionKeys } from './oauth/client-assertion.js';
 import { listenMetrics, type MetricsListener } from './metrics/server.js';
 import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
 import { serveApi, type ApiServer } from './http/wire.js';
@@ -142,6 +143,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   };
 
   async function build(c: Config, prev?: Config): Promise<Generation> {
+    checkAssertionKeys([c.relay?.oauth, ...c.routes.map((r) => r.oauth)]); // an app-only certificate that cannot sign refuses the config
     if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
     if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
     if (prev && JSON.stringify(prev.limits.authFailuresPerAccount) !== JSON.stringify(c.limits.authFailuresPerAccount)) accounts = accountThrottle(c.limits.authFailuresPerAccount);

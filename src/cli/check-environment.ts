@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
-import type { Config, ListenConfig, LocalConfig, ServerTlsConfig, UpstreamConfig } from '../config/types.js';
+import type { Config, ListenConfig, LocalConfig, OAuthConfig, ServerTlsConfig, UpstreamConfig } from '../config/types.js';
+import { AssertionKeyError, loadAssertionKey } from '../oauth/client-assertion.js';
 import { controlSocketPath } from '../control/protocol.js';
 import { parseAliases, type AliasTable } from '../local/aliases.js';
 import { describeShape, postfixShape, shapeFix } from '../smtp/password-file.js';
@@ -121,18 +122,42 @@ function credentialFindings(up: UpstreamConfig): Finding[] {
   if (up.passwordEnv && process.env[up.passwordEnv] === undefined) {
     out.push(warning(`environment variable ${up.passwordEnv} (password for ${up.url}) is not set here`, 'make sure it is set where smarthost runs'));
   }
-  const oauth = up.oauth;
-  if (oauth?.clientSecretFile && readOrReport(oauth.clientSecretFile, 'client_secret_file', out)) {
-    out.push(...secretModeFindings(oauth.clientSecretFile, 'client_secret_file', `it holds the OAuth2 client secret for ${up.url}`));
+  return [...out, ...(up.oauth ? oauthFindings(up.oauth, up) : [])];
+}
+
+/** The OAuth2 files: the client secret, the refresh token (delegated), or the assertion certificate and key (app-only). */
+function oauthFindings(oauth: OAuthConfig, up: UpstreamConfig): Finding[] {
+  const out: Finding[] = [];
+  const secret = oauth.grant === 'refresh_token' ? oauth.clientSecretFile : oauth.credential.kind === 'secret' ? oauth.credential.file : undefined;
+  if (secret && readOrReport(secret, 'client_secret_file', out)) {
+    out.push(...secretModeFindings(secret, 'client_secret_file', `it holds the OAuth2 client secret for ${up.url}`));
   }
-  if (oauth && fs.existsSync(oauth.refreshTokenFile)) {
+  if (oauth.grant === 'client_credentials') {
+    if (oauth.credential.kind === 'certificate') out.push(...assertionFindings(oauth.credential.certificate, oauth.credential.key));
+    return out;
+  }
+  if (fs.existsSync(oauth.refreshTokenFile)) {
     if (readOrReport(oauth.refreshTokenFile, 'refresh_token_file', out)) {
       out.push(...secretModeFindings(oauth.refreshTokenFile, 'refresh_token_file', `it signs in as ${up.username ?? 'the mailbox'}`));
     }
-  } else if (oauth) {
+  } else {
     out.push(warning(`refresh_token_file ${oauth.refreshTokenFile} does not exist yet`, `run \`smarthost oauth login ${oauth.route}\` to sign in`));
   }
   return out;
+}
+
+/** The pair that signs client assertions: as delivery loads it (RSA, key of the certificate), then the key's mode and the certificate's expiry. */
+function assertionFindings(cert: string, key: string): Finding[] {
+  let loaded;
+  try { loaded = loadAssertionKey(cert, key); } catch (e) {
+    if (!(e instanceof AssertionKeyError)) throw e;
+    return [error(e.message, e.fix)];
+  }
+  return [
+    ...secretModeFindings(key, 'assertion_key', 'it is the private key the app signs in with'),
+    ...expiryFindings(loaded.certificate, cert, 'assertion_certificate')
+      .map((f) => ({ ...f, fix: 'make a new pair, upload the certificate to the app registration, then point assertion_certificate and assertion_key at it' })),
+  ];
 }
 
 function clientTlsFindings(up: UpstreamConfig, label: string): Finding[] {

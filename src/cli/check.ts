@@ -47,11 +47,12 @@ function summary(config: Config, findings: readonly Finding[], senderDomains: re
   ].join('\n');
 }
 
-/** "smtp://a:587, smtp://b:587 fallback_urls smtp://c:587 tls=verify user=x auth=oauth2 (google)": every URL delivery may use. */
+/** "smtp://a:587, smtp://b:587 fallback_urls smtp://c:587 tls=verify user=x auth=oauth2 (google)" (or "(microsoft, app-only)"): every URL delivery may use. */
 function upstreamLine(u: UpstreamConfig): string {
   const urls = (u.urls?.length ? u.urls : [u]).map((x) => x.url).join(', ');
   const fallback = u.fallbackUrls?.length ? ` fallback_urls ${u.fallbackUrls.map((x) => x.url).join(', ')}` : '';
-  const oauth = u.oauth ? ` auth=oauth2 (${u.oauth.provider ?? `token_url ${u.oauth.tokenUrl}`})` : '';
+  const app = u.oauth?.grant === 'client_credentials' ? `, app-only${u.oauth.loginAs === 'sender' ? ', login_as=sender' : ''}` : '';
+  const oauth = u.oauth ? ` auth=oauth2 (${u.oauth.provider ?? `token_url ${u.oauth.tokenUrl}`}${app})` : '';
   const limits = `${u.rate ? ` rate=${u.rate.count}/${formatDuration(u.rate.windowMs)}` : ''}${u.quota ? ` quota=${u.quota.count}/${formatDuration(u.quota.windowMs)}` : ''}`;
   return `${urls}${fallback} tls=${u.tls}${u.username ? ` user=${u.username}` : ''}${oauth}${limits}`;
 }

@@ -10,7 +10,8 @@ export const help = `usage: smarthost oauth login [ROUTE] [-c FILE]
 Signs in the mailbox of an upstream with auth = "oauth2" ("relay" for [relay], the
 default, or a [[route]]'s name): open the URL shown, enter the code, approve.
 The refresh token is saved to refresh_token_file (mode 0600); smarthost uses it
-from the next delivery, running or not.`;
+from the next delivery, running or not. Routes with grant = "client_credentials"
+(app-only tokens) need no sign-in.`;
 
 function upstream(config: Config, route: string): UpstreamConfig {
   const found = route === 'relay' ? config.relay : config.routes.find((r) => r.name === route);
@@ -30,6 +31,13 @@ export async function run(opts: { config?: string }, args: string[]): Promise<nu
     return EXIT.CONFIG;
   }
   const o = u.oauth;
+  if (o.grant === 'client_credentials') {
+    const proof = o.credential.kind === 'secret' ? `client_secret_file ${o.credential.file}` : `the certificate ${o.credential.certificate}`;
+    process.stdout.write(`${route === 'relay' ? '[relay]' : `route ${route}`} uses grant = "client_credentials": nothing to sign in. ` +
+      `App-only tokens need no person and no refresh token; smarthost asks for one with ${proof} when it delivers. ` +
+      `Check the set-up with "smarthost probe ${route}".\n`);
+    return EXIT.OK;
+  }
   let clientSecret: string | undefined;
   try { clientSecret = o.clientSecretFile === undefined ? undefined : readFirstLine(o.clientSecretFile); } catch (e) {
     process.stderr.write(`smarthost oauth: cannot read client_secret_file ${o.clientSecretFile}: ${(e as Error).message}\n`);

@@ -114,19 +114,39 @@ export interface UpstreamUrl {
 }
 
 /** OAuth2 (XOAUTH2/OAUTHBEARER) sign-in to an upstream; URLs already filled in from `provider`. */
-export interface OAuthConfig {
-  /** The name `smarthost oauth login` takes: "relay" or the [[route]]'s name. */
+interface OAuthCommon {
+  /** The name `smarthost oauth login` and the log use: "relay" or the [[route]]'s name. */
   readonly route: string;
   readonly provider?: 'google' | 'microsoft';
   readonly tokenUrl: string;
+  readonly clientId: string;
+  readonly scope?: string;
+}
+
+/** grant = "refresh_token" (the default): a person signs the mailbox in once with `smarthost oauth login`. */
+export interface DelegatedOAuthConfig extends OAuthCommon {
+  readonly grant: 'refresh_token';
   /** RFC 8628 device authorization endpoint, for `smarthost oauth login`. */
   readonly deviceUrl?: string;
-  readonly clientId: string;
   /** Absent for public clients (no secret). */
   readonly clientSecretFile?: string;
   readonly refreshTokenFile: string;
-  readonly scope?: string;
 }
+
+/** How an app proves itself at the token endpoint: a secret, or a JWT signed with its certificate's key. */
+export type AppCredential =
+  | { readonly kind: 'secret'; readonly file: string }
+  | { readonly kind: 'certificate'; readonly certificate: string; readonly key: string };
+
+/** grant = "client_credentials": app-only tokens (Microsoft 365 SMTP.SendAsApp); no person, no refresh token. */
+export interface AppOAuthConfig extends OAuthCommon {
+  readonly grant: 'client_credentials';
+  readonly credential: AppCredential;
+  /** "username": always log in as `username`; "sender": as the envelope sender's mailbox (the null sender as `username`). */
+  readonly loginAs: 'username' | 'sender';
+}
+
+export type OAuthConfig = DelegatedOAuthConfig | AppOAuthConfig;
 
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 

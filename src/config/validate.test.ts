@@ -438,7 +438,7 @@ describe('auth = "oauth2" upstreams (issue 5)', () => {
     const c = valid(relay('provider = "google"\nclient_id = "id.apps.googleusercontent.com"\nclient_secret_file = "google.secret"\nrefresh_token_file = "relay.oauth"\n'));
     assert.deepEqual(c.relay!.mechanisms, ['XOAUTH2']);
     assert.deepEqual({ ...c.relay!.oauth }, {
-      route: 'relay', provider: 'google', clientId: 'id.apps.googleusercontent.com',
+      route: 'relay', grant: 'refresh_token', provider: 'google', clientId: 'id.apps.googleusercontent.com',
       tokenUrl: 'https://oauth2.googleapis.com/token', deviceUrl: 'https://oauth2.googleapis.com/device/code', scope: 'https://mail.google.com/',
       clientSecretFile: '/etc/smarthost/google.secret', refreshTokenFile: '/etc/smarthost/relay.oauth',
     });
@@ -448,6 +448,7 @@ describe('auth = "oauth2" upstreams (issue 5)', () => {
     const c = valid('[[route]]\nname = "m365"\ndomains = ["corp.example.com"]\nurl = "smtp://smtp.office365.com:587"\nusername = "bob@corp.example.com"\n' +
       'auth = "oauth2"\nprovider = "microsoft"\ntenant = "contoso.onmicrosoft.com"\nclient_id = "c"\nrefresh_token_file = "/etc/smarthost/m365.oauth"\nmechanisms = ["OAUTHBEARER"]\n');
     const o = c.routes[0]!.oauth!;
+    assert.ok(o.grant === 'refresh_token');
     assert.equal(o.route, 'm365');
     assert.equal(o.tokenUrl, 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token');
     assert.equal(o.deviceUrl, 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode');

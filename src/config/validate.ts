@@ -3,9 +3,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import { withPreset } from './preset-merge.js';
+import { OAUTH_KEYS, readOAuth } from './oauth.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
-  Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, PresetUse, RouteConfig, UpstreamConfig, UpstreamUrl,
+  Cidr, Config, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, PresetUse, RouteConfig, UpstreamConfig, UpstreamUrl,
 } from './types.js';
 import { parseCidr } from './cidr.js';
 import { parseRate, type Rate } from './units.js';
@@ -158,9 +159,6 @@ export function parseRelayUrl(value: string): { scheme: 'smtp' | 'smtps'; host: 
   return { scheme, host: u.hostname.replace(/^\[|\]$/g, ''), port };
 }
 
-/** auth = "oauth2" keys; `auth` itself is first. */
-const OAUTH_KEYS = ['auth', 'provider', 'tenant', 'client_id', 'client_secret_file', 'refresh_token_file', 'token_url', 'device_url', 'scope'];
-
 const UPSTREAM_KEYS = [...OAUTH_KEYS, 'url', 'tls', 'username', 'password_file', 'password_env', 'ca_file',
   'client_certificate', 'client_key', 'mechanisms', 'allow_plaintext_auth', 'tls_min_version', 'concurrency', 'timeout',
   'fallback_urls', 'rate', 'quota', 'reuse_messages', 'reuse_time', 'preset', 'region'];
@@ -211,71 +209,6 @@ function readDeliveryLimits(s: Section): Pick<UpstreamConfig, 'rate' | 'quota' |
   const reuseTimeMs = s.duration('reuse_time', DEFAULTS.reuseTimeMs, '5m');
   if (reuseTimeMs === 0) s.problem('reuse_time', `${s.at('reuse_time')} cannot be 0`, 'write reuse_time = "5m" (or reuse_messages = 1 for a new connection per message)');
   return { reuseMessages, reuseTimeMs, ...(rate ? { rate } : {}), ...(quota ? { quota } : {}) };
-}
-
-/** What each provider documents for SMTP sign-in; Microsoft's URLs carry the tenant. */
-const OAUTH_PROVIDERS = {
-  google: { tokenUrl: 'https://oauth2.googleapis.com/token', deviceUrl: 'https://oauth2.googleapis.com/device/code', scope: 'https://mail.google.com/' },
-  microsoft: {
-    tokenUrl: 'https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token',
-    deviceUrl: 'https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode',
-    scope: 'https://outlook.office.com/SMTP.Send offline_access',
-  },
-} as const;
-
-/**
- * An upstream's OAuth2 sign-in (auth = "oauth2"), or undefined for password auth. A value that is
- * incomplete always comes with a problem, so it never reaches a Config.
- */
-function readOAuth(s: Section, abs: (p: string) => string): OAuthConfig | undefined {
-  const auth = s.oneOf('auth', ['password', 'oauth2'] as const, 'password');
-  if (auth === 'password') {
-    for (const k of OAUTH_KEYS.slice(1)) if (s.has(k)) s.problem(k, `${s.at(k)} only applies with auth = "oauth2"`, `add auth = "oauth2", or remove ${k}`);
-    return undefined;
-  }
-  const route = s.path === 'relay' ? 'relay' : typeof s.table['name'] === 'string' ? s.table['name'] : `route${Number(/\d+/.exec(s.path)?.[0] ?? 0) + 1}`;
-  const providerRaw = s.raw('provider');
-  const provider = providerRaw === 'google' || providerRaw === 'microsoft' ? providerRaw : undefined;
-  if (providerRaw !== undefined && !provider) {
-    s.problem('provider', `unknown provider ${JSON.stringify(providerRaw)} in ${s.at('provider')}`, 'write provider = "google" or "microsoft", or leave it out and set token_url (and device_url)');
-  }
-  const tenant = s.string('tenant', 'common');
-  if (s.has('tenant') && provider !== 'microsoft') s.problem('tenant', `${s.at('tenant')} only applies with provider = "microsoft"`, 'remove tenant');
-  if (!/^[A-Za-z0-9.-]+$/.test(tenant)) s.problem('tenant', `${s.at('tenant')} = "${tenant}" is not a tenant id or domain`, 'write tenant = "contoso.onmicrosoft.com" (or the tenant GUID, or "common")');
-  const preset = provider ? OAUTH_PROVIDERS[provider] : undefined;
-  // the refresh token and client secret travel to these URLs: TLS, except to this machine (tests, local proxies)
-  const endpoint = (key: 'token_url' | 'device_url', fallback: string | undefined) => {
-    const v = s.string(key) ?? fallback?.replace('{tenant}', tenant);
-    let u: URL | undefined;
-    try { u = v === undefined ? undefined : new URL(v); } catch { /* reported below */ }
-    const loopback = u !== undefined && (u.hostname === 'localhost' || /^127\./.test(u.hostname) || u.hostname === '[::1]');
-    if (v !== undefined && (!u || !(u.protocol === 'https:' || (u.protocol === 'http:' && loopback)))) {
-      s.problem(key, `${s.at(key)} = "${v}" is not an https:// URL (the refresh token and client secret are sent to it)`, `write ${key} = "https://${u?.host || 'login.example.com'}${u?.pathname ?? '/token'}"`);
-    }
-    return v;
-  };
-  const tokenUrl = endpoint('token_url', preset?.tokenUrl);
-  const deviceUrl = endpoint('device_url', preset?.deviceUrl);
-  if (tokenUrl === undefined) s.problem('auth', `${s.path} has auth = "oauth2" but no token endpoint`, 'add provider = "google" or "microsoft", or token_url = "https://…/token"');
-  const clientId = s.string('client_id');
-  if (clientId === undefined) s.problem('client_id', `${s.path} has auth = "oauth2" but no client_id`, 'add client_id = "…" from the app registration at your provider');
-  const secret = s.string('client_secret_file');
-  const refresh = s.string('refresh_token_file');
-  if (refresh === undefined) s.problem('refresh_token_file', `${s.path} has auth = "oauth2" but no refresh_token_file`, `add refresh_token_file = "/etc/smarthost/${route}.oauth", then run "smarthost oauth login ${route}" to fill it`);
-  if (!s.has('username')) s.problem('username', `${s.path} has auth = "oauth2" but no username (the mailbox to log in as)`, 'add username = "alice@example.com"');
-  for (const k of ['password_file', 'password_env']) {
-    if (s.has(k)) s.problem(k, `${s.path} has auth = "oauth2", which logs in with a token, not a password`, `remove ${k}, or set auth = "password"`);
-  }
-  const mechs = s.raw('mechanisms');
-  if (Array.isArray(mechs) && mechs.some((m) => typeof m !== 'string' || !['XOAUTH2', 'OAUTHBEARER'].includes(m.toUpperCase()))) {
-    s.problem('mechanisms', `${s.at('mechanisms')} with auth = "oauth2" may only list XOAUTH2 and OAUTHBEARER`, 'write mechanisms = ["XOAUTH2"] (the default), or ["OAUTHBEARER"]');
-  }
-  const scope = s.string('scope') ?? preset?.scope;
-  return Object.freeze({
-    route, tokenUrl: tokenUrl ?? '', clientId: clientId ?? '', refreshTokenFile: abs(refresh ?? ''),
-    ...(provider ? { provider } : {}), ...(deviceUrl !== undefined ? { deviceUrl } : {}),
-    ...(secret !== undefined ? { clientSecretFile: abs(secret) } : {}), ...(scope !== undefined ? { scope } : {}),
-  });
 }
 
 /**

@@ -1,13 +1,13 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { OAuthConfig } from '../config/types.js';
+import type { DelegatedOAuthConfig } from '../config/types.js';
 import { startOAuthServer } from '../../test/peers/oauth-server.js';
 import { DeviceFlowError, deviceLogin } from './device-flow.js';
 
 const closers: Array<() => Promise<void>> = [];
 after(async () => { for (const c of closers.splice(0)) await c(); });
 
-const CONFIG: OAuthConfig = { route: 'relay', tokenUrl: 'https://login.test/token', deviceUrl: 'https://login.test/device', clientId: 'c', refreshTokenFile: '/unused' };
+const CONFIG: DelegatedOAuthConfig = { route: 'relay', grant: 'refresh_token', tokenUrl: 'https://login.test/token', deviceUrl: 'https://login.test/device', clientId: 'c', refreshTokenFile: '/unused' };
 
 /** A fetch that answers the device endpoint once, then the scripted token answers in order. */
 function scripted(tokenAnswers: Array<[number, Record<string, unknown>]>) {

@@ -1,7 +1,7 @@
 // Signing in a mailbox with the OAuth2 device authorization grant (RFC 8628):
 // the provider shows a code, a person approves it in any browser, and we poll
 // the token endpoint until the refresh token arrives. Nothing here writes files.
-import type { OAuthConfig } from '../config/types.js';
+import type { DelegatedOAuthConfig } from '../config/types.js';
 import { oauthErrorText, postForm, type EndpointAnswer, type FetchFn } from './token-endpoint.js';
 
 export class DeviceFlowError extends Error {}
@@ -20,7 +20,7 @@ interface Started { deviceCode: string; intervalMs: number; expiresAt: number }
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 /** Runs the flow to the end; resolves with the refresh token, or throws DeviceFlowError saying what to do. */
-export async function deviceLogin(config: OAuthConfig, user: string, opts: DeviceFlowOptions): Promise<string> {
+export async function deviceLogin(config: DelegatedOAuthConfig, user: string, opts: DeviceFlowOptions): Promise<string> {
   if (!config.deviceUrl) {
     throw new DeviceFlowError(`the ${config.route === 'relay' ? '[relay]' : `route ${config.route}`} section has no device authorization endpoint; add device_url = "https://…" (the provider's RFC 8628 device endpoint), or provider = "google" / "microsoft"`);
   }
@@ -28,7 +28,7 @@ export async function deviceLogin(config: OAuthConfig, user: string, opts: Devic
   return poll(config, started, opts);
 }
 
-async function start(config: OAuthConfig, user: string, opts: DeviceFlowOptions): Promise<Started> {
+async function start(config: DelegatedOAuthConfig, user: string, opts: DeviceFlowOptions): Promise<Started> {
   const now = opts.now ?? Date.now;
   const form: Record<string, string> = { client_id: config.clientId, ...(config.scope ? { scope: config.scope } : {}) };
   const a = await postForm(config.deviceUrl!, form, fetchOpt(opts));
@@ -46,7 +46,7 @@ async function start(config: OAuthConfig, user: string, opts: DeviceFlowOptions)
 }
 
 /** RFC 8628 §3.4-3.5: poll at `interval`, +5 s on slow_down, until a token, a refusal or expiry. */
-async function poll(config: OAuthConfig, s: Started, opts: DeviceFlowOptions): Promise<string> {
+async function poll(config: DelegatedOAuthConfig, s: Started, opts: DeviceFlowOptions): Promise<string> {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let interval = s.intervalMs;

@@ -58,7 +58,7 @@ async function source(): Promise<{ oauth: OAuthServer; tokens: TokenSource }> {
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'rt');
   fs.writeFileSync(file, oauth.issueRefreshToken());
-  return { oauth, tokens: new TokenSource({ route: 'relay', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: file }, 'alice@example.com') };
+  return { oauth, tokens: new TokenSource({ route: 'relay', grant: 'refresh_token', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: file }, 'alice@example.com') };
 }
 
 describe('oauthLogin with OAUTHBEARER (RFC 7628)', () => {
@@ -66,7 +66,7 @@ describe('oauthLogin with OAUTHBEARER (RFC 7628)', () => {
     const { oauth, tokens } = await source();
     const stale = await tokens.token();
     const peer = await bearerPeer((t) => t !== stale && oauth.isValid('', t));
-    const r = await oauthLogin(await connected(peer.port), tokens, 'OAUTHBEARER', { host: 'smtp.example.com', port: peer.port });
+    const r = await oauthLogin(await connected(peer.port), tokens, tokens.user, 'OAUTHBEARER', { host: 'smtp.example.com', port: peer.port });
     assert.deepEqual(r, { ok: true, refreshed: true });
     assert.equal(peer.seen.length, 2);
     assert.ok(peer.seen[0]!.startsWith(`n,a=alice@example.com,\x01host=smtp.example.com\x01port=${peer.port}\x01auth=Bearer ${stale}\x01\x01`));
@@ -76,7 +76,7 @@ describe('oauthLogin with OAUTHBEARER (RFC 7628)', () => {
   it('a second refusal is the answer: no further refresh, the reply is returned', async () => {
     const { oauth, tokens } = await source();
     const peer = await bearerPeer(() => false);
-    const r = await oauthLogin(await connected(peer.port), tokens, 'OAUTHBEARER', { host: 'smtp.example.com', port: peer.port });
+    const r = await oauthLogin(await connected(peer.port), tokens, tokens.user, 'OAUTHBEARER', { host: 'smtp.example.com', port: peer.port });
     assert.equal(r.ok, false);
     assert.ok(!r.ok && !r.token && r.refreshed && /^535 5\.7\.8 Username and Password not accepted/.test(r.response ?? ''), JSON.stringify(r));
     assert.equal(peer.seen.length, 2);
@@ -87,7 +87,7 @@ describe('oauthLogin with OAUTHBEARER (RFC 7628)', () => {
     const { oauth, tokens } = await source();
     oauth.revokeRefreshTokens();
     const peer = await bearerPeer(() => true);
-    const r = await oauthLogin(await connected(peer.port), tokens, 'OAUTHBEARER', { host: 'smtp.example.com', port: peer.port });
+    const r = await oauthLogin(await connected(peer.port), tokens, tokens.user, 'OAUTHBEARER', { host: 'smtp.example.com', port: peer.port });
     assert.ok(!r.ok && r.token && /invalid_grant/.test(r.token.message), JSON.stringify(r));
     assert.equal(peer.seen.length, 0);
   });

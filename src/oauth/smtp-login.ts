@@ -3,7 +3,7 @@
 // challenge, or 535 / 5.7.x) the token is refreshed once and AUTH tried once
 // more on the same connection; a second refusal is the upstream's answer.
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { OAuthError, type TokenSource } from './token-source.js';
+import { OAuthError, type AccessTokens } from './token-source.js';
 import { OAUTHBEARER_ABORT, oauthBearerResponse, xoauth2Response } from './sasl.js';
 
 export type OAuthMechanism = 'XOAUTH2' | 'OAUTHBEARER';
@@ -12,25 +12,27 @@ export type OAuthLogin =
   | { readonly ok: true; readonly refreshed: boolean }
   /** No token could be had (refresh failed): the mail waits, `error.message` says what to do. */
   | { readonly ok: false; readonly token: OAuthError }
-  /** The upstream refused the token, also after one refresh; `response` is its last reply. */
-  | { readonly ok: false; readonly token?: undefined; readonly refreshed: boolean; readonly response?: string; readonly message: string };
+  /** The upstream refused the token, also after one refresh; `response` is its last reply, `tried` the last token sent. */
+  | { readonly ok: false; readonly token?: undefined; readonly refreshed: boolean; readonly response?: string; readonly message: string; readonly tried: string };
 
-interface Attempt { ok: boolean; err?: { message: string; response?: string }; renewed: boolean; renewError?: unknown }
+/** `token`: the last token sent, when nodemailer renewed it on the way. */
+interface Attempt { ok: boolean; err?: { message: string; response?: string }; renewed: boolean; renewError?: unknown; token?: string }
 
 /** RFC 4954 §6 535 5.7.8 and Microsoft's 535 5.7.3 / 5.7.139: the credentials, i.e. the token. */
 const tokenRefused = (response: string | undefined) => /^535[ -]/.test(response ?? '') || /^5\d\d[ -]5\.7\.\d+/.test(response ?? '');
 
-export async function oauthLogin(conn: SMTPConnection, source: TokenSource, method: OAuthMechanism, peer: { host: string; port: number }): Promise<OAuthLogin> {
+/** Logs in as `user` (the route's mailbox, or the sender's with login_as = "sender"). */
+export async function oauthLogin(conn: SMTPConnection, source: AccessTokens, user: string, method: OAuthMechanism, peer: { host: string; port: number }): Promise<OAuthLogin> {
   const renew = (rejected: string) => source.renew(rejected);
   let token: string;
   try { token = await source.token(); } catch (e) { return tokenFailure(e); }
-  const first = await attempt(conn, method, source.user, token, peer, renew);
+  const first = await attempt(conn, method, user, token, peer, renew);
   if (first.ok) return { ok: true, refreshed: first.renewed };
   if (first.renewError !== undefined) return tokenFailure(first.renewError);
-  if (first.renewed || !tokenRefused(first.err?.response)) return refused(first, first.renewed);
+  if (first.renewed || !tokenRefused(first.err?.response)) return refused(first, first.renewed, first.token ?? token);
   try { token = await source.renew(token); } catch (e) { return tokenFailure(e); }
-  const second = await attempt(conn, method, source.user, token, peer, undefined);
-  return second.ok ? { ok: true, refreshed: true } : refused(second, true);
+  const second = await attempt(conn, method, user, token, peer, undefined);
+  return second.ok ? { ok: true, refreshed: true } : refused(second, true, token);
 }
 
 function tokenFailure(e: unknown): OAuthLogin {
@@ -38,8 +40,8 @@ function tokenFailure(e: unknown): OAuthLogin {
   throw e; // a bug, not a mail outcome
 }
 
-function refused(a: Attempt, refreshed: boolean): OAuthLogin {
-  return { ok: false, refreshed, message: a.err?.message ?? 'refused', ...(a.err?.response ? { response: a.err.response } : {}) };
+function refused(a: Attempt, refreshed: boolean, tried: string): OAuthLogin {
+  return { ok: false, refreshed, tried, message: a.err?.message ?? 'refused', ...(a.err?.response ? { response: a.err.response } : {}) };
 }
 
 function attempt(conn: SMTPConnection, method: OAuthMechanism, user: string, token: string, peer: { host: string; port: number },
@@ -59,7 +61,7 @@ function xoauth2(conn: SMTPConnection, user: string, token: string, renew: ((rej
       // already refreshed on this connection: send the same token and let the server's refusal stand
       if (!again || !renew) return cb(null, current);
       state.renewed = true;
-      renew(current).then((t) => { current = t; cb(null, t); }, (e: unknown) => { state.renewError = e; cb(e); });
+      renew(current).then((t) => { current = t; state.token = t; cb(null, t); }, (e: unknown) => { state.renewError = e; cb(e); });
     },
     buildXOAuth2Token: (t: string) => xoauth2Response(user, t),
   };

@@ -4,21 +4,21 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { OAuthConfig } from '../config/types.js';
+import type { DelegatedOAuthConfig } from '../config/types.js';
 import { startOAuthServer, type OAuthServer, type OAuthServerOptions } from '../../test/peers/oauth-server.js';
 import { OAuthError, TokenSource, refreshMarginMs } from './token-source.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
-async function setup(server: OAuthServerOptions = {}, cfg: Partial<OAuthConfig> = {}) {
+async function setup(server: OAuthServerOptions = {}, cfg: Partial<DelegatedOAuthConfig> = {}) {
   const oauth = await startOAuthServer(server);
   cleanups.push(() => oauth.close());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-oauth-'));
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'relay.oauth');
   fs.writeFileSync(file, `${oauth.issueRefreshToken()}\n`, { mode: 0o600 });
-  const config: OAuthConfig = { route: 'relay', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: file, ...cfg };
+  const config: DelegatedOAuthConfig = { route: 'relay', grant: 'refresh_token', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: file, ...cfg };
   let clock = 1_000_000;
   const warnings: string[] = [];
   const source = new TokenSource(config, 'alice@example.com', { now: () => clock, warn: (m) => warnings.push(m) });
@@ -105,7 +105,7 @@ describe('TokenSource', () => {
     const { oauth, dir } = await setup({ clientSecret: 'shh' });
     const secretFile = path.join(dir, 'client.secret');
     fs.writeFileSync(secretFile, 'shh\n');
-    const source = new TokenSource({ route: 'relay', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: path.join(dir, 'relay.oauth'), clientSecretFile: secretFile }, 'alice@example.com');
+    const source = new TokenSource({ route: 'relay', grant: 'refresh_token', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: path.join(dir, 'relay.oauth'), clientSecretFile: secretFile }, 'alice@example.com');
     await source.token();
     assert.equal(oauth.refreshes[0]!.form['client_secret'], 'shh');
     assert.equal(oauth.refreshes[0]!.form['grant_type'], 'refresh_token');
@@ -139,7 +139,7 @@ describe('TokenSource failures say what to do', () => {
   it('network error: cannot reach the endpoint', async () => {
     const { file } = await setup();
     const closed = await closedPort();
-    const source = new TokenSource({ route: 'corp', tokenUrl: `http://127.0.0.1:${closed}/token`, clientId: 'c', refreshTokenFile: file }, 'bob@example.com');
+    const source = new TokenSource({ route: 'corp', grant: 'refresh_token', tokenUrl: `http://127.0.0.1:${closed}/token`, clientId: 'c', refreshTokenFile: file }, 'bob@example.com');
     const e = await rejection(source.token());
     assert.match(e.message, /^OAuth2 token refresh for bob@example\.com at http:\S+ failed: cannot reach the token endpoint \(ECONNREFUSED\); smarthost retries/);
     assert.equal(e.status, '4.4.1');
@@ -147,7 +147,7 @@ describe('TokenSource failures say what to do', () => {
 
   it('no refresh token file yet: run oauth login', async () => {
     const { oauth, dir } = await setup();
-    const source = new TokenSource({ route: 'corp', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: path.join(dir, 'missing') }, 'bob@example.com');
+    const source = new TokenSource({ route: 'corp', grant: 'refresh_token', tokenUrl: oauth.tokenUrl, clientId: 'test-client', refreshTokenFile: path.join(dir, 'missing') }, 'bob@example.com');
     assert.match((await rejection(source.token())).message,
       /^OAuth2 for bob@example\.com at http:\S+: no refresh token \(cannot read refresh_token_file \S+missing: ENOENT\); run "smarthost oauth login corp" to sign in$/);
     assert.equal(oauth.refreshes.length, 0);

@@ -2,7 +2,7 @@
 // the refresh_token grant (RFC 6749 §6) shortly before they expire or when the
 // upstream refuses one. Concurrent deliveries share one refresh in flight; a
 // rotated refresh token is written back to refresh_token_file at once.
-import type { OAuthConfig } from '../config/types.js';
+import type { DelegatedOAuthConfig, OAuthConfig } from '../config/types.js';
 import type { Enhanced } from '../mail/reply.js';
 import { readFirstLine, writeSecretFile } from './secret-file.js';
 import { oauthErrorText, postForm, type FetchFn } from './token-endpoint.js';
@@ -10,6 +10,17 @@ import { oauthErrorText, postForm, type FetchFn } from './token-endpoint.js';
 /** A token could not be had; `message` says what happened and what to do. Mail defers with it. */
 export class OAuthError extends Error {
   constructor(readonly status: Enhanced, message: string) { super(message); }
+}
+
+/** Access tokens for AUTH XOAUTH2/OAUTHBEARER: a delegated TokenSource or an app-only AppTokenSource. */
+export interface AccessTokens {
+  readonly config: OAuthConfig;
+  /** Token grants sent so far (a probe tells a fresh token from a cached one). */
+  readonly refreshes: number;
+  /** A token that should still be valid; throws OAuthError. */
+  token(): Promise<string>;
+  /** The upstream refused `rejected`: a new token, unless another delivery already got one. */
+  renew(rejected: string): Promise<string>;
 }
 
 export interface TokenSourceOptions {
@@ -27,7 +38,7 @@ export function refreshMarginMs(lifetimeMs: number): number {
 
 const DEFAULT_LIFETIME_S = 3600; // when expires_in is missing (RFC 6749 §5.1 makes it optional)
 
-export class TokenSource {
+export class TokenSource implements AccessTokens {
   private cached: { token: string; refreshAt: number } | undefined;
   private inflight: Promise<string> | undefined;
   /** A rotated refresh token the file does not hold (the write failed), and the file content it replaced. */
@@ -35,7 +46,7 @@ export class TokenSource {
   /** Refresh grants sent so far (for logs and tests). */
   refreshes = 0;
 
-  constructor(readonly config: OAuthConfig, readonly user: string, private readonly opts: TokenSourceOptions = {}) {}
+  constructor(readonly config: DelegatedOAuthConfig, readonly user: string, private readonly opts: TokenSourceOptions = {}) {}
 
   private now(): number { return (this.opts.now ?? Date.now)(); }
 
@@ -136,7 +147,7 @@ const shared = new Map<string, TokenSource>();
  * The daemon's one source per mailbox and sign-in settings, so every connection pool and a
  * reloaded config share the cached token and a refresh in flight.
  */
-export function sharedTokenSource(config: OAuthConfig, user: string, opts: TokenSourceOptions = {}): TokenSource {
+export function sharedTokenSource(config: DelegatedOAuthConfig, user: string, opts: TokenSourceOptions = {}): TokenSource {
   const key = JSON.stringify([user, config.tokenUrl, config.clientId, config.clientSecretFile ?? '', config.refreshTokenFile, config.scope ?? '', config.route]);
   let s = shared.get(key);
   if (!s) { s = new TokenSource(config, user, opts); shared.set(key, s); }

@@ -2,6 +2,7 @@
 // can run into becomes one sentence and one fix here, and nowhere else, so the wording can be
 // table-tested. Pure: no I/O, no config reading.
 import type { OutboundTls } from '../config/types.js';
+import { explainMicrosoftReply, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { explainTls } from '../smtp/classify.js';
 import { describeShape, shapeFix, type PostfixShape } from '../smtp/password-file.js';
 
@@ -31,11 +32,12 @@ export type Fact =
   | { kind: 'password-file-shape'; file: string; shape: PostfixShape }
   /** auth = "oauth2": no access token; `message` is the token source's own (OAuthError), reason and what to do. */
   | { kind: 'oauth-token'; message: string }
-  /** auth = "oauth2": the server refused the token; `fresh`: it came from a refresh grant made for this probe. */
-  | { kind: 'oauth-rejected'; reply: string; mailbox: string; mechanism: string; fresh: boolean; challenge?: string; scope?: string; route: string }
-  | { kind: 'mail'; reply: string; sender: string; original: string; section: string; username?: string; authenticated: boolean }
+  /** auth = "oauth2": the server refused the token; `fresh`: it came from a token grant made for this probe. */
+  | { kind: 'oauth-rejected'; reply: string; mechanism: string; fresh: boolean; challenge?: string; scope?: string; login: ReplyContext }
+  /** `login`: how the auth step logged in with OAuth2, to explain Microsoft 365's refusals. */
+  | { kind: 'mail'; reply: string; sender: string; original: string; section: string; username?: string; authenticated: boolean; login?: ReplyContext }
   | { kind: 'rcpt'; reply: string; rcpt: string; section: string; authenticated: boolean }
-  | { kind: 'data'; reply: string }
+  | { kind: 'data'; reply: string; login?: ReplyContext }
   | { kind: 'silent'; step: string; timeoutMs: number }
   | { kind: 'lost'; step: string; message: string };
 
@@ -91,11 +93,11 @@ export function advise(f: Fact): Advice {
         : 'this server takes no OAuth2 login: check url against the provider\'s SMTP host for OAuth2' } : {
       diagnosis: `the server offers AUTH ${f.offered.join(' ')}, but mechanisms = [${f.configured.map((m) => `"${m}"`).join(', ')}] allows none of them`,
       fix: `add one of them, e.g. mechanisms = ["${f.offered.find((m) => ['PLAIN', 'LOGIN', 'CRAM-MD5'].includes(m)) ?? f.offered[0] ?? 'PLAIN'}"]` };
-    case 'auth-rejected': return f.postfix ? {
+    case 'auth-rejected': return microsoft(f.reply, { login: 'password', mailbox: f.username, route: '' }, `the server rejected username "${f.username}" with the password from ${f.source} (AUTH ${f.mechanism})`) ?? (f.postfix ? {
       diagnosis: `the server rejected username "${f.username}" with the password from ${f.source} (AUTH ${f.mechanism}): ${f.reply}; ${describeShape(f.postfix.file, f.postfix.shape)}`,
       fix: shapeFix(f.postfix.file) } : {
       diagnosis: `the server rejected username "${f.username}" with the password from ${f.source} (AUTH ${f.mechanism}): ${f.reply}`,
-      fix: `check the username and the password in ${f.source}; many providers want an app password or an API key, not the web login` };
+      fix: `check the username and the password in ${f.source}; many providers want an app password or an API key, not the web login` });
     case 'password-file-shape': return {
       diagnosis: `${describeShape(f.file, f.shape)} (Postfix's sasl_passwd format; smarthost reads the password alone), so smarthost did not try to log in`,
       fix: shapeFix(f.file) };
@@ -103,7 +105,7 @@ export function advise(f: Fact): Advice {
     case 'oauth-rejected': return oauthRejected(f);
     case 'mail': return mail(f);
     case 'rcpt': return rcpt(f);
-    case 'data': return {
+    case 'data': return (f.login && microsoft(f.reply, f.login, 'the server refused the test message')) || {
       diagnosis: `the server refused the test message: ${f.reply}`,
       fix: /^4/.test(f.reply) ? 'a temporary refusal: try again later' : 'read the reply: size limits, content filters and sender policies answer here' };
     case 'silent': return {
@@ -176,13 +178,21 @@ function oauthToken(message: string): Advice {
   return { diagnosis: `no OAuth2 access token: ${message.slice(0, cut)}`, fix: message.slice(cut + 2) };
 }
 
-function oauthRejected(f: { reply: string; mailbox: string; mechanism: string; fresh: boolean; challenge?: string; scope?: string; route: string }): Advice {
-  const token = f.fresh ? 'a freshly refreshed access token (so it has not expired)' : 'an access token';
+/** A refusal Microsoft 365 is known for: what it means, and its fix from oauth/microsoft-replies.ts. */
+function microsoft(reply: string, login: ReplyContext, what: string): Advice | undefined {
+  const e = explainMicrosoftReply(reply, login);
+  return e ? { diagnosis: `${what}: ${reply}; ${e.meaning}`, fix: e.fix } : undefined;
+}
+
+function oauthRejected(f: { reply: string; mechanism: string; fresh: boolean; challenge?: string; scope?: string; login: ReplyContext }): Advice {
+  const app = f.login.login === 'app';
+  const token = `${f.fresh ? `a freshly ${app ? 'issued' : 'refreshed'}` : 'an'} ${app ? 'app-only ' : ''}access token${f.fresh ? ' (so it has not expired)' : ''}`;
   const challenge = f.challenge ? ` (error challenge: ${f.challenge})` : '';
-  return {
-    diagnosis: `the server refused ${token} for mailbox "${f.mailbox}" (AUTH ${f.mechanism})${challenge}: ${f.reply}`,
-    fix: `check that SMTP AUTH is enabled for the mailbox ${f.mailbox} (Microsoft 365: "Authenticated SMTP"), and that the sign-in's scope ` +
-      `${f.scope ? `(scope = "${f.scope}") ` : ''}covers SMTP; after changing the scope run "smarthost oauth login ${f.route}"`,
+  const what = `the server refused ${token} for mailbox "${f.login.mailbox}" (AUTH ${f.mechanism})${challenge}`;
+  return microsoft(f.reply, f.login, what) ?? {
+    diagnosis: `${what}: ${f.reply}`,
+    fix: `check that SMTP AUTH is enabled for the mailbox ${f.login.mailbox} (Microsoft 365: "Authenticated SMTP"), and that the ${f.login.login === 'app' ? 'app\'s' : 'sign-in\'s'} scope ` +
+      `${f.scope ? `(scope = "${f.scope}") ` : ''}covers SMTP${f.login.login === 'app' ? '' : `; after changing the scope run "smarthost oauth login ${f.login.route}"`}`,
   };
 }
 
@@ -190,7 +200,9 @@ function oauthRejected(f: { reply: string; mailbox: string; mechanism: string; f
 const AUTH_REQUIRED = /^530\b|authenticat(ion|e) (is )?required|not authenticated|must (authenticate|log ?in)/i;
 const BAD_SENDER = /^553\b|^5\d\d[ -]5\.1\.[0-8]\b|^5\d\d[ -]5\.7\.1\b|sender|return address|from address|not owned|not allowed to send/i;
 
-function mail(f: { reply: string; sender: string; original: string; section: string; username?: string; authenticated: boolean }): Advice {
+function mail(f: { reply: string; sender: string; original: string; section: string; username?: string; authenticated: boolean; login?: ReplyContext }): Advice {
+  const ms = f.login && microsoft(f.reply, f.login, `the server refused MAIL FROM <${f.sender}>`);
+  if (ms) return ms;
   if (AUTH_REQUIRED.test(f.reply)) {
     if (!f.username) {
       return { diagnosis: `the server wants a login before MAIL FROM: ${f.reply}`, fix: `add username and password_file (or password_env) to ${f.section}` };

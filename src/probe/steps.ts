@@ -5,7 +5,6 @@
 // credentials are read exactly as delivery reads them (smtp/policy.ts), so a green probe means
 // delivery would get as far.
 import dns from 'node:dns/promises';
-import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { OutboundTls, UpstreamConfig } from '../config/types.js';
@@ -13,7 +12,9 @@ import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../sm
 import { checkCertificate, describeCertificate } from './certificate.js';
 import { connectTcp, handshake, LineClient, ProbeIoError, replyText, type SmtpReply } from './client.js';
 import { advise, type Fact } from './diagnose.js';
-import { OAuthError, type TokenSource } from '../oauth/token-source.js';
+import { testMessage } from './test-message.js';
+import { oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
+import { OAuthError, type AccessTokens } from '../oauth/token-source.js';
 import { authenticate, authenticateOAuth, PROBE_MECHANISMS, PROBE_OAUTH_MECHANISMS, type ProbeOAuthMechanism } from './sasl.js';
 
 export type StepName = 'dns' | 'connect' | 'tls' | 'banner' | 'ehlo' | 'starttls' | 'certificate' | 'ehlo-tls'
@@ -98,6 +99,8 @@ class Walk {
   /** `may` and no STARTTLS offered: the session goes on in plaintext. */
   private plaintext = false;
   private authenticated = false;
+  /** How the auth step logged in (OAuth2), so Microsoft's refusals at MAIL FROM and DATA can be explained. */
+  private login: ReplyContext | undefined;
   private identity: (host: string, cert: tls.PeerCertificate) => Error | undefined = tls.checkServerIdentity;
 
   constructor(private readonly target: ProbeTarget, private readonly opts: ProbeOptions, private readonly lookup: Lookup) {
@@ -292,7 +295,7 @@ class Walk {
   private async auth(): Promise<Outcome> {
     const offered = this.authOffered();
     const shown = offered.length ? `AUTH ${offered.join(' ')}` : 'no AUTH';
-    if (this.policy.tokens) return this.oauth(this.policy.tokens(), offered, shown);
+    if (this.policy.oauth) return this.oauth(this.policy.oauth.tokens(), this.policy.oauth.mailbox(this.opts.sender), offered, shown);
     if (!this.policy.credentials) return notApplicable(`no username configured; the server offers ${shown}`);
     let creds;
     try { creds = this.policy.credentials(); } catch (e) {
@@ -325,40 +328,44 @@ class Walk {
   }
 
   /**
-   * auth = "oauth2": a token from the same TokenSource delivery uses (it refreshes, and writes a
-   * rotated refresh token back to refresh_token_file itself). As in oauth/smtp-login.ts, a
+   * auth = "oauth2": a token from the same source delivery uses (delegated: it refreshes, and writes a
+   * rotated refresh token back to refresh_token_file itself; app-only: the app's token), logged in as
+   * the mailbox delivery would use for the probe's sender. As in oauth/smtp-login.ts, a
    * refused token that was not just refreshed is renewed once and tried again on this connection.
    */
-  private async oauth(tokens: TokenSource, offered: readonly string[], shown: string): Promise<Outcome> {
-    const mailbox = tokens.user;
+  private async oauth(tokens: AccessTokens, mailbox: string, offered: readonly string[], shown: string): Promise<Outcome> {
     const blocked = this.loginBlocked(offered, mailbox);
     if (blocked) return blocked;
     const method = this.u.mechanisms.find((m): m is ProbeOAuthMechanism => offered.includes(m) && (PROBE_OAUTH_MECHANISMS as readonly string[]).includes(m));
     if (!method) return failed(`the server offers ${shown}`, { kind: 'auth-mechanisms', offered, configured: this.u.mechanisms });
     const before = tokens.refreshes;
     let token: string;
-    try { token = await tokens.token(); } catch (e) { return this.tokenFailure(e); }
+    try { token = await tokens.token(); } catch (e) { return this.tokenFailure(e, tokens.config.grant); }
     let fresh = tokens.refreshes > before;
     let r = await authenticateOAuth(this.client!, method, mailbox, token, this.peer!, this.t);
     if (r.reply.code !== 235 && !fresh && (r.challenge !== undefined || /^535|^5\d\d[ -]5\.7\./.test(r.reply.lines[0] ?? ''))) {
-      try { token = await tokens.renew(token); } catch (e) { return this.tokenFailure(e); }
+      try { token = await tokens.renew(token); } catch (e) { return this.tokenFailure(e, tokens.config.grant); }
       fresh = true;
       r = await authenticateOAuth(this.client!, method, mailbox, token, this.peer!, this.t);
     }
-    const from = `OAuth2 access token from ${tokens.config.tokenUrl}`;
+    const o = tokens.config;
+    const from = `${o.grant === 'client_credentials' ? 'app-only ' : ''}OAuth2 access token from ${o.tokenUrl}`;
+    this.login = oauthContext(o, mailbox);
     if (r.reply.code === 235) {
       this.authenticated = true;
-      return pass(`logged in as "${mailbox}" with ${method} (${fresh ? 'freshly refreshed ' : ''}${from}): ${replyText(r.reply)}`, r.reply);
+      const freshly = fresh ? `freshly ${o.grant === 'client_credentials' ? 'issued' : 'refreshed'} ` : '';
+      return pass(`logged in as "${mailbox}" with ${method} (${freshly}${from}): ${replyText(r.reply)}`, r.reply);
     }
+    const claims = tokenClaims(token);
     return failed(`${replyText(r.reply)} (mailbox "${mailbox}", ${method})`, {
-      kind: 'oauth-rejected', reply: replyText(r.reply), mailbox, mechanism: method, fresh, route: tokens.config.route,
-      ...(r.challenge ? { challenge: r.challenge } : {}), ...(tokens.config.scope ? { scope: tokens.config.scope } : {}),
+      kind: 'oauth-rejected', reply: replyText(r.reply), mechanism: method, fresh, login: { ...this.login, ...(claims ? { claims } : {}) },
+      ...(r.challenge ? { challenge: r.challenge } : {}), ...(o.scope ? { scope: o.scope } : {}),
     }, r.reply);
   }
 
-  private tokenFailure(e: unknown): Outcome {
+  private tokenFailure(e: unknown, grant: string): Outcome {
     if (!(e instanceof OAuthError)) throw e; // a bug, not an upstream's answer
-    return failed('token refresh failed', { kind: 'oauth-token', message: e.message });
+    return failed(`token ${grant === 'client_credentials' ? 'request' : 'refresh'} failed`, { kind: 'oauth-token', message: e.message });
   }
 
   private async mail(): Promise<Outcome> {
@@ -366,7 +373,7 @@ class Walk {
     const r = await this.client!.command(`MAIL FROM:<${sender}>`, this.t);
     if (r.code === 250) return pass(`<${sender}> accepted: ${replyText(r)}`, r);
     return failed(replyText(r), {
-      kind: 'mail', reply: replyText(r), sender, original: originalSender, section: this.target.section,
+      kind: 'mail', reply: replyText(r), sender, original: originalSender, section: this.target.section, ...(this.login ? { login: { ...this.login, sender } } : {}),
       ...(this.u.username ? { username: this.u.username } : {}), authenticated: this.authenticated,
     }, r);
   }
@@ -384,7 +391,7 @@ class Walk {
     const message = testMessage(this.opts.sender, this.opts.sendTest!, this.opts.ehloName, this.u.url);
     const r = await this.client!.command(`${message}\r\n.`, this.t, `(test message, ${message.length} bytes)\r\nC: .`);
     if (r.code === 250) return pass(`test message sent to <${this.opts.sendTest}>: ${replyText(r)}`, r);
-    return failed(replyText(r), { kind: 'data', reply: replyText(r) }, r);
+    return failed(replyText(r), { kind: 'data', reply: replyText(r), ...(this.login ? { login: { ...this.login, sender: this.opts.sender } } : {}) }, r);
   }
 
   /** RSET (nothing was sent) and QUIT; a server that just hangs up here does no harm. */
@@ -403,16 +410,4 @@ class Walk {
 function tlsMessage(e: unknown): string {
   const err = e as Error & { reason?: string };
   return (typeof err.reason === 'string' && err.reason ? err.reason : err.message).trim();
-}
-
-/** A short test message; no line starts with a dot, so no dot-stuffing is needed (RFC 5321 §4.5.2). */
-export function testMessage(from: string, to: string, host: string, url: string): string {
-  return [
-    `From: <${from}>`, `To: <${to}>`, 'Subject: smarthost probe test message',
-    `Date: ${new Date().toUTCString().replace(/GMT$/, '+0000')}`,
-    `Message-ID: <probe.${Date.now()}.${crypto.randomBytes(4).toString('hex')}@${host}>`,
-    'MIME-Version: 1.0', 'Content-Type: text/plain; charset=us-ascii', '',
-    `This is a test message from \`smarthost probe\` on ${host}, sent through ${url}.`,
-    'If it arrived, the relay works.',
-  ].join('\r\n');
 }

@@ -5,9 +5,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
-import type { MxConfig, OutboundTls, TlsVersion, UpstreamConfig } from '../config/types.js';
+import type { MxConfig, OAuthConfig, OutboundTls, TlsVersion, UpstreamConfig } from '../config/types.js';
 import type { CachedPolicy } from '../mta-sts/cache.js';
-import { sharedTokenSource, type TokenSource } from '../oauth/token-source.js';
+import { sharedAppTokenSource } from '../oauth/app-token-source.js';
+import { sharedTokenSource, type AccessTokens } from '../oauth/token-source.js';
 import { postfixShape, type PostfixShape } from './password-file.js';
 
 /** One concrete address to connect to; `host` is the name for SNI, certificate checks and logs. */
@@ -35,10 +36,17 @@ export interface Policy {
   readonly allowPlaintextAuth: boolean;
   /** Reads the password now (so a changed file applies to the next connection); throws a plain-language Error. */
   readonly credentials?: () => Credentials;
-  /** auth = "oauth2" instead of `credentials`: the mailbox's access tokens (one source shared by all connections). */
-  readonly tokens?: () => TokenSource;
+  /** auth = "oauth2" instead of `credentials`: where tokens come from, and which mailbox a message logs in as. */
+  readonly oauth?: OAuthLoginPolicy;
   /** MX delivery to a domain with an MTA-STS policy in mode enforce or testing. */
   readonly sts?: CachedPolicy;
+}
+
+export interface OAuthLoginPolicy {
+  /** One source per mailbox (delegated) or per app (app-only), shared by all connections. */
+  readonly tokens: () => AccessTokens;
+  /** The mailbox to log in as for mail from `sender` (after [rewrite]); connections are never shared between mailboxes. */
+  readonly mailbox: (sender: string) => string;
 }
 
 export interface TlsFiles { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer }
@@ -66,8 +74,16 @@ export function upstreamPolicy(label: string, u: UpstreamConfig): Policy {
     mechanisms: u.mechanisms, allowPlaintextAuth: u.allowPlaintextAuth,
     tlsFiles: tlsFilesOf(u),
     ...(u.username !== undefined && !u.oauth ? { credentials: () => readCredentials(u) } : {}),
-    ...(u.username !== undefined && u.oauth ? { tokens: () => sharedTokenSource(u.oauth!, u.username!, { warn: (m) => process.stderr.write(`smarthost: ${m}\n`) }) } : {}),
+    ...(u.username !== undefined && u.oauth ? { oauth: oauthPolicy(u.oauth, u.username) } : {}),
   };
+}
+
+function oauthPolicy(o: OAuthConfig, username: string): OAuthLoginPolicy {
+  if (o.grant === 'refresh_token') {
+    return { tokens: () => sharedTokenSource(o, username, { warn: (m) => process.stderr.write(`smarthost: ${m}\n`) }), mailbox: () => username };
+  }
+  // login_as = "sender": the envelope sender's own mailbox; bounces (null sender) log in as username
+  return { tokens: () => sharedAppTokenSource(o), mailbox: (sender) => (o.loginAs === 'sender' && sender ? sender : username) };
 }
 
 export function mxPolicy(domain: string, mx: MxConfig): Policy {

@@ -8,8 +8,10 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
 import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './policy.js';
+import { explainMicrosoftReply, oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
-import type { TokenSource } from '../oauth/token-source.js';
+import type { AccessTokens } from '../oauth/token-source.js';
+import { replyOf } from './slow-down.js';
 import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
 import { describeShape, shapeFix } from './password-file.js';
 
@@ -54,6 +56,8 @@ export class UpstreamSession {
   lostBeforeData = false;
   /** Which credentials this session used, for replies about authentication (x.7.x). Never the password. */
   private authNote = 'smarthost did not log in: no username is configured for this upstream';
+  /** How this session logged in, to explain Microsoft 365's refusals of the mail (SendAsDenied …). */
+  private loggedIn: Omit<ReplyContext, 'sender'> | undefined;
   private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string) {
     conn.on('error', () => { this.broken = true; });
     conn.on('end', () => { this.broken = true; });
@@ -77,8 +81,11 @@ export class UpstreamSession {
   get offersDsn(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('DSN'); }
   get offersSmtputf8(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('SMTPUTF8'); }
 
-  /** Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason. */
-  static async open(peer: Peer, policy: Policy, ehloName: string): Promise<UpstreamSession> {
+  /**
+   * Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason.
+   * `mailbox`: with auth = "oauth2", the mailbox to log in as (policy.oauth.mailbox of the message's sender).
+   */
+  static async open(peer: Peer, policy: Policy, ehloName: string, mailbox?: string): Promise<UpstreamSession> {
     const label = `${peer.host}[${peer.ip}]`;
     const relay = peerLabel(peer);
     let conn: RelayConnection;
@@ -96,7 +103,7 @@ export class UpstreamSession {
     }
     const session = new UpstreamSession(conn, peer, relay);
     try {
-      await session.login(policy, label);
+      await session.login(policy, label, mailbox);
     } catch (e) {
       conn.close();
       throw e;
@@ -104,8 +111,8 @@ export class UpstreamSession {
     return session;
   }
 
-  private async login(policy: Policy, label: string): Promise<void> {
-    if (policy.tokens) return this.loginOAuth(policy, policy.tokens(), label);
+  private async login(policy: Policy, label: string, mailbox: string | undefined): Promise<void> {
+    if (policy.oauth) return this.loginOAuth(policy, policy.oauth.tokens(), mailbox ?? policy.oauth.mailbox(''), label);
     if (!policy.credentials) return;
     const fail = (status: '4.7.0' | '4.7.8' | '4.3.5', reason: string) => { throw new SetupFailure(deferred(status, reason), this.relay, false); };
     let creds: Credentials;
@@ -114,11 +121,16 @@ export class UpstreamSession {
     if (!method) return;
     await new Promise<void>((resolve, reject) => {
       this.conn.login({ user: creds.username, pass: creds.password, method }, (err) => {
-        if (!err) { this.authNote = `smarthost logged in as "${creds.username}" with the password from ${creds.source}`; return resolve(); }
+        if (!err) {
+          this.authNote = `smarthost logged in as "${creds.username}" with the password from ${creds.source}`;
+          this.loggedIn = { login: 'password', mailbox: creds.username, route: policy.label };
+          return resolve();
+        }
         const who = `username "${creds.username}" with the password from ${creds.source}`;
         const said = err.response ? `server ${label} said: ${oneLine(err.response)}` : err.message;
         // the classic migration mistake, named in the log line rather than left to a bare 535
-        const hint = creds.postfix ? `; ${describeShape(creds.postfix.file, creds.postfix.shape)}: ${shapeFix(creds.postfix.file)}` : '';
+        const ms = err.response ? explainMicrosoftReply(err.response, { login: 'password', mailbox: creds.username, route: policy.label }) : undefined;
+        const hint = creds.postfix ? `; ${describeShape(creds.postfix.file, creds.postfix.shape)}: ${shapeFix(creds.postfix.file)}` : ms ? `; ${ms.meaning}; ${ms.fix}` : '';
         reject(new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (tried ${who})${hint}`), this.relay, false));
       });
     });
@@ -145,16 +157,21 @@ export class UpstreamSession {
   }
 
   /** auth = "oauth2": an access token instead of a password; a refused token is refreshed once per connection. */
-  private async loginOAuth(policy: Policy, tokens: TokenSource, label: string): Promise<void> {
-    const method = this.mechanism(policy, label, tokens.user) as OAuthMechanism | undefined;
+  private async loginOAuth(policy: Policy, tokens: AccessTokens, mailbox: string, label: string): Promise<void> {
+    const method = this.mechanism(policy, label, mailbox) as OAuthMechanism | undefined;
     if (!method) return;
-    const r = await oauthLogin(this.conn, tokens, method, this.peer);
-    if (r.ok) { this.authNote = `smarthost logged in as "${tokens.user}" with an OAuth2 access token from ${tokens.config.tokenUrl}`; return; }
+    const o = tokens.config;
+    const r = await oauthLogin(this.conn, tokens, mailbox, method, this.peer);
+    const from = `${o.grant === 'client_credentials' ? 'app-only ' : ''}OAuth2 access token from ${o.tokenUrl}`;
+    const context = oauthContext(o, mailbox);
+    if (r.ok) { this.authNote = `smarthost logged in as "${mailbox}" with an ${from}`; this.loggedIn = context; return; }
     if (r.token) throw new SetupFailure(deferred(r.token.status, r.token.message), this.relay, false);
     const said = r.response ? `server ${label} said: ${oneLine(r.response)}` : r.message;
-    const tried = `tried username "${tokens.user}" with ${r.refreshed ? 'a freshly refreshed' : 'an'} OAuth2 access token from ${tokens.config.tokenUrl}`;
-    throw new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (${tried}); ` +
-      `check that the mailbox may use SMTP AUTH and that the sign-in's scope covers SMTP`), this.relay, false);
+    const tried = `tried username "${mailbox}" with ${r.refreshed ? `a freshly ${context.login === 'app' ? 'issued' : 'refreshed'}` : 'an'} ${from}`;
+    const claims = tokenClaims(r.tried);
+    const ms = r.response ? explainMicrosoftReply(r.response, { ...context, ...(claims ? { claims } : {}) }) : undefined;
+    const todo = ms ? `${ms.meaning}; ${ms.fix}` : 'check that the mailbox may use SMTP AUTH and that the sign-in\'s scope covers SMTP';
+    throw new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (${tried}); ${todo}`), this.relay, false);
   }
 
   /** One transaction; never throws: every recipient gets a result. */
@@ -207,7 +224,14 @@ export class UpstreamSession {
       });
     });
     // "530 5.7.0 Authentication required", "550 5.7.1 Authentication Required": say which credentials were used
-    return results.map((r) => /^[45]\.7\./.test(r.dsn.status) ? { ...r, dsn: { ...r.dsn, reason: `${r.dsn.reason}; ${this.authNote}` } } : r);
+    return results.map((r) => this.explained(/^[45]\.7\./.test(r.dsn.status) ? { ...r, dsn: { ...r.dsn, reason: `${r.dsn.reason}; ${this.authNote}` } } : r, msg.sender));
+  }
+
+  /** A refusal Microsoft 365 is known for (554 5.2.252 SendAsDenied …) gets its meaning and fix in the log line and bounce. */
+  private explained(r: RcptResult, sender: string): RcptResult {
+    const reply = r.outcome === 'sent' || !this.loggedIn ? undefined : replyOf(r.dsn);
+    const ms = reply ? explainMicrosoftReply(reply, { ...this.loggedIn!, sender }) : undefined;
+    return ms ? { ...r, dsn: { ...r.dsn, reason: `${r.dsn.reason}; ${ms.meaning}; ${ms.fix}` } } : r;
   }
 
   /** RSET before the next transaction; false means the session is no longer usable. */

@@ -52,8 +52,8 @@ type Tier = 'primary' | 'fallback';
 /** Somewhere to connect: one URL of an upstream, or a domain's MX hosts. */
 interface Target { peers(): Promise<PeerList>; readonly policy: Policy }
 
-/** A session with what the connection cache needs to know about it. */
-interface Lease { readonly session: UpstreamSession; readonly tier: Tier; readonly openedAt: number; uses: number }
+/** A session with what the connection cache needs to know about it; `mailbox`: whom it logged in as (OAuth2), never reused for another. */
+interface Lease { readonly session: UpstreamSession; readonly tier: Tier; readonly mailbox: string | undefined; readonly openedAt: number; uses: number }
 
 interface SetupFailed { failure: Classified; relay: string; markDead: boolean }
 
@@ -171,12 +171,13 @@ export class SmtpTransport {
   /** One transaction over a cached or new session to one tier's URLs. */
   private async viaTier(pool: Pool, tier: Tier, msg: OutgoingMessage, used: { yes: boolean }): Promise<{ results: RcptResult[]; setup?: SetupFailed }> {
     const rcpts = msg.recipients.map((r) => r.address);
-    let lease = this.takeIdle(pool, tier);
+    const mailbox = pool.tiers[tier][0]?.policy.oauth?.mailbox(msg.sender);
+    let lease = this.takeIdle(pool, tier, mailbox);
     for (let fresh = !lease; ; fresh = true) {
       let connectMs = 0;
       if (!lease) {
         const started = Date.now();
-        const opened = await this.open(pool, tier);
+        const opened = await this.open(pool, tier, mailbox);
         connectMs = Date.now() - started;
         if (!('lease' in opened)) return { results: allRecipients(rcpts, opened.failure.outcome, opened.failure.dsn, opened.relay, connectMs), setup: opened };
         if (tier === 'primary') pool.dead = undefined;
@@ -205,10 +206,10 @@ export class SmtpTransport {
     return false;
   }
 
-  private takeIdle(pool: Pool, tier: Tier): Lease | undefined {
+  private takeIdle(pool: Pool, tier: Tier, mailbox: string | undefined): Lease | undefined {
     for (let i = pool.idle.length - 1; i >= 0; i--) {
       const { lease, timer } = pool.idle[i]!;
-      if (lease.tier !== tier) continue;
+      if (lease.tier !== tier || lease.mailbox !== mailbox) continue;
       pool.idle.splice(i, 1);
       clearTimeout(timer);
       if (lease.session.usable && !this.spent(pool, lease)) return lease;
@@ -240,7 +241,7 @@ export class SmtpTransport {
    * refusals at the greeting move on to the next address, then the next URL; a login failure
    * stops the tier, as every URL shares the credentials.
    */
-  private async open(pool: Pool, tier: Tier): Promise<{ lease: Lease } | SetupFailed> {
+  private async open(pool: Pool, tier: Tier, mailbox: string | undefined): Promise<{ lease: Lease } | SetupFailed> {
     let last: SetupFailed | undefined;
     let throttled = false;
     for (const target of pool.tiers[tier]) {
@@ -249,9 +250,9 @@ export class SmtpTransport {
       const policy = list.sts ? stsPolicy(target.policy, list.sts) : target.policy;
       for (const peer of list.peers) {
         try {
-          const session = await UpstreamSession.open(peer, policy, this.opts.ehloName);
+          const session = await UpstreamSession.open(peer, policy, this.opts.ehloName, mailbox);
           if (policy.sts?.mode === 'testing') this.stsTesting(policy, session);
-          return { lease: { session, tier, openedAt: Date.now(), uses: 0 } };
+          return { lease: { session, tier, mailbox, openedAt: Date.now(), uses: 0 } };
         } catch (e) {
           if (!(e instanceof SetupFailure)) throw e;
           const reply = replyOf(e.result.dsn);

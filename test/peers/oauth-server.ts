@@ -2,7 +2,10 @@
 // device_code grants) and a device authorization endpoint over HTTP on 127.0.0.1.
 // Access tokens live `expiresIn` seconds; every refresh rotates the refresh token
 // (the old one stops working, as with Microsoft). Failures are injected on demand.
+// With `app`, it also takes the client-credentials grant, checked as Microsoft Entra does
+// (entra-token.ts), and stands in for Exchange Online's check of app-only tokens at AUTH.
 import http from 'node:http';
+import { entraTenant, type EntraApp } from './entra-token.js';
 import type net from 'node:net';
 import crypto from 'node:crypto';
 
@@ -18,6 +21,10 @@ export interface OAuthServerOptions {
   readonly pendingPolls?: number;
   /** Device grant interval in seconds (default 1). */
   readonly interval?: number;
+  /** An app registration for grant_type=client_credentials (its secret and/or certificate). */
+  readonly app?: EntraApp;
+  /** Mailboxes the app's service principal may use in Exchange (Add-MailboxPermission); absent: none, as without New-ServicePrincipal. */
+  readonly mailboxes?: readonly string[];
 }
 
 export type TokenFault = 'invalid_grant' | 'server_error' | 'invalid_client';
@@ -30,9 +37,11 @@ export interface OAuthServer {
   readonly refreshes: Array<{ refreshToken: string; ok: boolean; form: Record<string, string> }>;
   /** Device-code polls answered. */
   readonly polls: number;
+  /** Client-credentials requests answered; `error` is the AADSTS code of a refusal. */
+  readonly appGrants: Array<{ form: Record<string, string>; ok: boolean; error?: number }>;
   /** Makes `refreshToken` valid (what `oauth login` would have stored) and returns it. */
   issueRefreshToken(): string;
-  /** The next `times` refresh grants fail this way. */
+  /** The next `times` refresh grants fail this way; 'server_error' also fails client-credentials requests. */
   failNext(fault: TokenFault, times?: number): void;
   /** Every refresh token stops working (the user revoked access). */
   revokeRefreshTokens(): void;
@@ -50,6 +59,7 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
   const accessTokens = new Map<string, number>(); // token -> expiry (ms)
   const devices = new Map<string, number>(); // device_code -> polls so far
   const refreshes: OAuthServer['refreshes'] = [];
+  const tenant = entraTenant({ clientId, expiresIn, app: opts.app ?? {}, mailboxes: opts.mailboxes ?? [] });
   let faults: Array<TokenFault> = [];
   let polls = 0;
   const id = (p: string) => `${p}-${crypto.randomBytes(9).toString('base64url')}`;
@@ -68,6 +78,11 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
   };
 
   const token = (form: Record<string, string>): [number, Record<string, unknown>] => {
+    if (form['grant_type'] === 'client_credentials') {
+      if (faults[0] !== 'server_error') return tenant.grant(form, `${base}/token`);
+      faults.shift();
+      return tenant.fail(form);
+    }
     if (form['client_id'] !== clientId || (opts.clientSecret !== undefined && form['client_secret'] !== opts.clientSecret)) {
       return [401, { error: 'invalid_client', error_description: 'The OAuth client was not found.' }];
     }
@@ -116,13 +131,13 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
   const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
 
   return {
-    url: base, tokenUrl: `${base}/token`, deviceUrl: `${base}/device`, refreshes,
+    url: base, tokenUrl: `${base}/token`, deviceUrl: `${base}/device`, refreshes, appGrants: tenant.grants,
     get polls() { return polls; },
     issueRefreshToken() { const t = id('rt'); refreshTokens.add(t); return t; },
     failNext(fault, times = 1) { faults = [...faults, ...Array<TokenFault>(times).fill(fault)]; },
     revokeRefreshTokens() { refreshTokens.clear(); },
-    revokeAccessTokens() { accessTokens.clear(); },
-    isValid(_user, accessToken) { return (accessTokens.get(accessToken) ?? 0) > Date.now(); },
+    revokeAccessTokens() { accessTokens.clear(); tenant.revoke(); },
+    isValid(user, accessToken) { return tenant.issued(accessToken) ? tenant.valid(user, accessToken) : (accessTokens.get(accessToken) ?? 0) > Date.now(); },
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }

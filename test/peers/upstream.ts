@@ -37,7 +37,11 @@ export interface UpstreamOptions {
    * oauth-server.ts). A bad token gets Gmail's answer (a 334 JSON error challenge, then 535) or,
    * with style 'microsoft', an immediate 535 5.7.3.
    */
-  oauth?: { isValid(user: string, accessToken: string): boolean; style?: 'gmail' | 'microsoft' };
+  oauth?: {
+    isValid(user: string, accessToken: string): boolean; style?: 'gmail' | 'microsoft';
+    /** Exchange Online's rule: MAIL FROM must be the logged-in mailbox, else 554 5.2.252 SendAsDenied after the data. */
+    sendAs?: boolean;
+  };
   /** Advertise DSN (default true). */
   dsn?: boolean;
   /** Advertise SMTPUTF8 (default true). */
@@ -268,6 +272,11 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
         const entry = live.get(session.id);
         const message = toMessage(session, Buffer.concat(chunks), entry);
         const fault = take('dot');
+        const user = session.user as string | undefined;
+        if (opts.oauth?.sendAs && user && session.envelope.mailFrom && session.envelope.mailFrom.address.toLowerCase() !== user.toLowerCase()) {
+          const from = session.envelope.mailFrom.address;
+          return cb(Object.assign(new Error(`5.2.252 SendAsDenied; ${user} not allowed to send as ${from}; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot submit message.`), { responseCode: 554 }));
+        }
         if (fault?.action === 'drop') {
           droppedAfterDot.push(message);
           return void entry?.conn._socket.destroy();
