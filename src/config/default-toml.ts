@@ -73,5 +73,6 @@ timeout = ${duration(d.smtpTimeoutMs)}
 format = "postfix"                     # or "json"; no file: stdout
 
 # No [metrics]: no Prometheus listener.
+# No [[dkim]]: mail leaves unsigned ("smarthost dkim keygen DOMAIN" makes a key).
 `;
 }

@@ -3,6 +3,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
+import { readDkim } from './dkim.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
   Cidr, Config, OAuthConfig, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, RouteConfig, UpstreamConfig, UpstreamUrl,
@@ -41,7 +42,7 @@ export const DEFAULTS = Object.freeze({
 });
 
 /** The top-level keys and sections of smarthost.toml. */
-export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics'];
+export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'dkim'];
 
 /** Where relative paths in the file are anchored: the file's folder, or the cwd for the embedded default. */
 function resolver(baseDir: string) {
@@ -505,6 +506,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   logS?.finish(['file', 'format']);
   const metricsS = root.table_('metrics');
   const metrics = metricsS ? readMetrics(metricsS) : undefined;
+  const dkim = readDkim(root.raw('dkim'), problems, abs);
   root.finish(TOP_KEYS);
 
   if (problems.list.length) return { problems: problems.list };
@@ -514,7 +516,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     auth: Object.freeze({ usersFile, allowAuthzid, authenticatedHeader }),
     ...(relay ? { relay } : {}),
     routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
-    queue, limits, log, mx,
+    queue, limits, log, mx, dkim,
     ...(metrics ? { metrics } : {}),
   });
   return { config, problems: [] };
