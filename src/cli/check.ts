@@ -3,26 +3,30 @@
 // with the daemon stopped; the environment checks live in check-environment.ts.
 import { formatDuration } from '../config/units.js';
 import type { Config, UpstreamConfig } from '../config/types.js';
+import { dkimChecks } from './check-dkim.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
 
 export const help = `usage: smarthost check [-c FILE]
 Validates smarthost.toml (syntax, unknown keys, values) and the environment:
 certificates and keys (server and client), secret file permissions, data
-directory, Maildir folder, aliases file, and whether each listen address can be
-bound. Exit 1 on errors; warnings alone exit 0.`;
+directory, Maildir folder, aliases file, whether each listen address can be
+bound, and whether each [[dkim]] key is published in DNS (asked of [mx]
+nameservers or the system resolver; no answer is a warning). Exit 1 on errors;
+warnings alone exit 0.`;
 
 export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
-  const findings = await environmentFindings(config);
+  const dkim = await dkimChecks(config);
+  const findings = [...await environmentFindings(config), ...dkim.findings];
   for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
-  process.stdout.write(summary(config, findings));
+  process.stdout.write(summary(config, findings, dkim.lines));
   return findings.some((f) => f.level === 'error') ? EXIT.ERROR : EXIT.OK;
 }
 
 /** The effective config in a few lines, headed by the verdict. */
-function summary(config: Config, findings: readonly Finding[]): string {
+function summary(config: Config, findings: readonly Finding[], dkimLines: readonly string[]): string {
   return [
     `configuration ${config.source}: ${verdict(findings)}`,
     `  hostname ${config.hostname}, data_dir ${config.dataDir}`,
@@ -33,6 +37,7 @@ function summary(config: Config, findings: readonly Finding[]): string {
     `  local domains ${config.local.domains.join(', ')} -> ${config.local.maildir}`,
     localUsersLine(config),
     rewriteLine(config),
+    ...dkimLines,
     `  limits message_size=${config.limits.messageSize} recipients=${config.limits.recipients} connections=${config.limits.connections}/${config.limits.connectionsPerIp} per ip, idle_timeout=${formatDuration(config.limits.idleTimeoutMs)}`,
     '',
   ].join('\n');

@@ -13,6 +13,8 @@ export interface DnsRecords {
     MX?: Array<{ preference: number; exchange: string }>;
     A?: string[];
     AAAA?: string[];
+    /** Each record as one string, or as its character-strings (a long DKIM key is several). */
+    TXT?: Array<string | string[]>;
     SERVFAIL?: boolean;
   };
 }
@@ -88,6 +90,8 @@ function answer(table: Map<string, DnsRecords[string]>, q: Question | undefined)
     case 'A':
     case 'AAAA':
       return { rcode: NOERROR, answers: (rrs[q.type] ?? []).map((ip) => ({ type: q.type as 'A' | 'AAAA', name: q.name, ttl, data: ip })) };
+    case 'TXT':
+      return { rcode: NOERROR, answers: (rrs.TXT ?? []).map((t) => ({ type: 'TXT' as const, name: q.name, ttl, data: typeof t === 'string' ? t : t.map((s) => Buffer.from(s)) })) };
     default:
       return { rcode: NOERROR, answers: [] };
   }
