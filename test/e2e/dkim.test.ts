@@ -1,0 +1,171 @@
+// End to end (issue 19, DKIM): keys made by `smarthost dkim keygen`, a daemon with two
+// [[dkim]] selectors for example.com (RSA and Ed25519: dual signing), mail relayed to a real
+// upstream and its signatures verified by mailauth and by python3-dkim with the records keygen
+// printed. Mail delivered locally, mail from other domains and mail already signed with a
+// selector get no (further) signature; a retry and a second recipient batch are signed once.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { mailauthVerdicts, pythonVerdicts, type DkimRecords } from '../helpers/dkim-verify.js';
+import { removeDir, runCli, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
+import { submit } from '../helpers/submit.js';
+import { waitFor } from '../helpers/wait.js';
+import { startUpstream, type ReceivedMessage, type Upstream } from '../peers/upstream.js';
+
+const keys = tempDir('smarthost-dkim-keys-');
+const records: DkimRecords = {};
+let up: Upstream;
+let d: RunningDaemon;
+
+/** Runs keygen and returns the TXT record it printed: [name, joined text]. */
+function keygen(selector: string, type: string, file: string, extra: string[] = []): { status: number | null; name: string; text: string; stderr: string } {
+  const r = runCli(['dkim', 'keygen', 'example.com', '--selector', selector, '--type', type, '-o', file, ...extra]);
+  const line = /^\s*(\S+) IN TXT ((?:"[^"]*" ?)+)$/m.exec(r.stdout);
+  const text = line ? [...line[2]!.matchAll(/"([^"]*)"/g)].map((m) => m[1]).join('') : '';
+  return { status: r.status, name: line?.[1] ?? '', text, stderr: r.stderr };
+}
+
+before(async () => {
+  for (const [selector, type] of [['rsa1', 'rsa2048'], ['ed1', 'ed25519']] as const) {
+    const k = keygen(selector, type, path.join(keys, `${selector}.key`));
+    assert.equal(k.status, 0, k.stderr);
+    records[k.name] = k.text;
+  }
+  up = await startUpstream({});
+  d = await startDaemon({
+    toml: [
+      '[[listen]]', 'address = "127.0.0.1:0"',
+      '[relay]', `url = "${up.url}"`, 'tls = "none"',
+      '[local]', 'domains = ["localhost"]', 'users = ["alice"]',
+      '[rewrite]', 'senders = { "@relay.test" = "@example.com" }',
+      '[queue]', 'retry_min = "1s"', 'retry_max = "2s"',
+      '[[dkim]]', 'domain = "example.com"', 'selector = "rsa1"', `key_file = "${path.join(keys, 'rsa1.key')}"`,
+      '[[dkim]]', 'domain = "example.com"', 'selector = "ed1"', `key_file = "${path.join(keys, 'ed1.key')}"`,
+    ].join('\n'),
+  });
+});
+after(async () => { await d.stop(); removeDir(d.dir); await up.close(); removeDir(keys); });
+
+const dotStuff = (body: string) => body.replace(/^\./gm, '..');
+
+async function arrivedFor(rcpt: string, nth = 1): Promise<ReceivedMessage> {
+  const all = () => up.messages.filter((x) => x.to.includes(rcpt));
+  await waitFor(() => all().length >= nth, () => `message ${nth} for ${rcpt} at the upstream; log:\n${d.logs()}`, 1000, 20);
+  return all()[nth - 1]!;
+}
+
+const signaturesOf = (m: Buffer) => [...m.toString('latin1').matchAll(/^DKIM-Signature:.*(?:\r\n[ \t].*)*/gim)].map((x) => x[0]);
+const BOTH = [{ domain: 'example.com', selector: 'rsa1', result: 'pass' }, { domain: 'example.com', selector: 'ed1', result: 'pass' }];
+
+async function assertBothPass(data: Buffer): Promise<void> {
+  assert.equal(signaturesOf(data).length, 2, data.toString('latin1').slice(0, 2000));
+  assert.deepEqual(await mailauthVerdicts(data, records), BOTH);
+  assert.deepEqual(pythonVerdicts(data, records), BOTH);
+}
+
+describe('DKIM signing of mail that leaves', () => {
+  it('signs with both selectors; folded headers, an 8-bit body and trailing blank lines verify with mailauth and python3-dkim', async () => {
+    const body = 'From: "Ann" <ann@example.com>\r\nTo: <bob@example.net>,\r\n  <carol@example.net>\r\nSubject: folded\r\n\tsubject\r\nMessage-ID: <f1@example.com>\r\n'
+      + 'Content-Type: text/plain; charset=utf-8\r\n\r\nGrüße  aus Köln \t\r\n\r\n\r\n';
+    await submit(d.ports[0]!, 'ann@example.com', ['bob@example.net'], { body: dotStuff(body) });
+    const m = await arrivedFor('bob@example.net');
+    await assertBothPass(m.data);
+    assert.match(signaturesOf(m.data)[0]!, /a=rsa-sha256[^]*c=relaxed\/relaxed/);
+    assert.match(signaturesOf(m.data)[1]!, /a=ed25519-sha256/);
+  });
+
+  it('signs after sender rewriting: From root@relay.test leaves as root@example.com, signed for example.com', async () => {
+    const body = 'From: root@relay.test\r\nTo: dave@example.net\r\nSubject: cron\r\n\r\nreport\r\n';
+    await submit(d.ports[0]!, 'root@relay.test', ['dave@example.net'], { body });
+    const m = await arrivedFor('dave@example.net');
+    assert.equal(m.from, 'root@example.com');
+    assert.match(m.data.toString('latin1'), /^From: root@example\.com\r$/m);
+    await assertBothPass(m.data);
+  });
+
+  it('signs a 100 KB message with dot lines: streaming and dot-stuffing keep it verifiable', async () => {
+    const line = (i: number) => `${i % 7 === 0 ? '.' : ''}line ${i} ${'x'.repeat(90)} ü\r\n`;
+    const text = Array.from({ length: 1000 }, (_, i) => line(i)).join('');
+    const body = `From: ann@example.com\r\nTo: erin@example.net\r\nSubject: big\r\n\r\n${text}.\r\n`;
+    await submit(d.ports[0]!, 'ann@example.com', ['erin@example.net'], { body: dotStuff(body) });
+    const m = await arrivedFor('erin@example.net');
+    assert.ok(m.data.length > 100_000);
+    // the test client writes the text as latin1: 8-bit bytes either way
+    assert.ok(m.data.toString('latin1').endsWith(`${text}.\r\n`), 'the body arrives as sent, dot lines included');
+    await assertBothPass(m.data);
+  });
+
+  it('signs each copy once when one recipient is retried in a later attempt', async () => {
+    up.setFaults([{ stage: 'rcpt', rcpt: 'carol@example.net', action: 'reply', reply: '451 4.3.0 Try again later', times: 1 }]);
+    const body = 'From: ann@example.com\r\nTo: frank@example.net, carol@example.net\r\nSubject: twice\r\n\r\nhi\r\n';
+    const id = await submit(d.ports[0]!, 'ann@example.com', ['frank@example.net', 'carol@example.net'], { body });
+    await d.waitForLog(new RegExp(`${id}: to=<carol@example\\.net>.*status=deferred`));
+    const first = await arrivedFor('frank@example.net');
+    const retried = await arrivedFor('carol@example.net');
+    for (const m of [first, retried]) await assertBothPass(m.data);
+    up.setFaults([]);
+  });
+
+  it('adds no second signature for a d= and s= the message already carries', async () => {
+    const body = 'DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=rsa1;\r\n h=from; bh=AAAA; b=BBBB\r\nFrom: ann@example.com\r\nTo: gina@example.net\r\nSubject: pre-signed\r\n\r\nhi\r\n';
+    await submit(d.ports[0]!, 'ann@example.com', ['gina@example.net'], { body });
+    const m = await arrivedFor('gina@example.net');
+    const sigs = signaturesOf(m.data);
+    assert.equal(sigs.length, 2, 'the one it had, and ed1');
+    assert.equal(sigs.filter((s) => /s=rsa1/.test(s)).length, 1);
+    const ed = (await mailauthVerdicts(m.data, records)).find((v) => v.selector === 'ed1');
+    assert.equal(ed?.result, 'pass');
+  });
+
+  it('leaves mail from a domain without [[dkim]] unsigned', async () => {
+    const body = 'From: hank@example.org\r\nTo: hank@example.net\r\nSubject: other\r\n\r\nhi\r\n';
+    await submit(d.ports[0]!, 'hank@example.org', ['hank@example.net'], { body });
+    assert.deepEqual(signaturesOf((await arrivedFor('hank@example.net')).data), []);
+  });
+
+  it('never signs local (Maildir) delivery; the copy that leaves in the same message is signed', async () => {
+    const body = 'From: ann@example.com\r\nTo: alice@localhost, ivy@example.net\r\nSubject: both\r\n\r\nhi\r\n';
+    const id = await submit(d.ports[0]!, 'ann@example.com', ['alice@localhost', 'ivy@example.net'], { body });
+    await d.waitForLog(new RegExp(`${id}: to=<alice@localhost>, relay=local, .*status=sent`));
+    const dir = path.join(d.dataDir, 'mail', 'alice', 'new');
+    const local = fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), 'latin1')).find((t) => t.includes(id));
+    assert.ok(local, 'the Maildir copy');
+    assert.doesNotMatch(local, /^DKIM-Signature:/im);
+    await assertBothPass((await arrivedFor('ivy@example.net')).data);
+  });
+});
+
+describe('smarthost dkim keygen', () => {
+  it('writes the key with mode 0600, refuses to overwrite it, and replaces it with --force', () => {
+    const file = path.join(keys, 'new.key');
+    const first = keygen('s1', 'ed25519', file);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.equal(first.name, 's1._domainkey.example.com');
+    assert.match(first.text, /^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$/);
+    const before = fs.readFileSync(file);
+    const again = keygen('s1', 'ed25519', file);
+    assert.equal(again.status, 73);
+    assert.match(again.stderr, /new\.key exists; it may be the key your published record matches\.\n {4}fix: choose another --selector, or add --force to replace it/);
+    assert.ok(fs.readFileSync(file).equals(before), 'the key is untouched');
+    const forced = keygen('s1', 'rsa2048', file, ['--force']);
+    assert.equal(forced.status, 0, forced.stderr);
+    assert.match(forced.text, /^v=DKIM1; k=rsa; p=/);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  });
+
+  it('puts the key under data_dir/dkim/ with a dated selector by default, and refuses a bad type', () => {
+    const r = d.cli(['dkim', 'keygen', 'example.org']);
+    assert.equal(r.status, 0, r.stderr);
+    const now = new Date();
+    const selector = `s${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    const file = path.join(d.dataDir, 'dkim', `example.org.${selector}.key`);
+    assert.match(r.stdout, new RegExp(`^wrote ${file.replace(/[.]/g, '\\.')} \\(rsa, 2048 bits, mode 0600\\)`, 'm'));
+    assert.match(r.stdout, new RegExp(`^  ${selector}\\._domainkey\\.example\\.org IN TXT "v=DKIM1; k=rsa; p=[^"]{230,}" "[^"]+"$`, 'm'));
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    const bad = d.cli(['dkim', 'keygen', 'example.org', '--type', 'dsa']);
+    assert.equal(bad.status, 64);
+    assert.match(bad.stderr, /--type must be rsa2048 or ed25519, not "dsa"/);
+  });
+});
