@@ -3,14 +3,17 @@
 // upstream and its signatures verified by mailauth and by python3-dkim with the records keygen
 // printed. Mail delivered locally, mail from other domains and mail already signed with a
 // selector get no (further) signature; a retry and a second recipient batch are signed once.
+// `check` looks the records up at a stub DNS server.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { mailauthVerdicts, pythonVerdicts, type DkimRecords } from '../helpers/dkim-verify.js';
-import { removeDir, runCli, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
+import { CLI, removeDir, runCli, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
 import { submit } from '../helpers/submit.js';
 import { waitFor } from '../helpers/wait.js';
+import { startDnsServer, type DnsServer } from '../peers/dns-server.js';
 import { startUpstream, type ReceivedMessage, type Upstream } from '../peers/upstream.js';
 
 const keys = tempDir('smarthost-dkim-keys-');
@@ -167,5 +170,58 @@ describe('smarthost dkim keygen', () => {
     const bad = d.cli(['dkim', 'keygen', 'example.org', '--type', 'dsa']);
     assert.equal(bad.status, 64);
     assert.match(bad.stderr, /--type must be rsa2048 or ed25519, not "dsa"/);
+  });
+});
+
+describe('smarthost check: is each [[dkim]] key published?', () => {
+  let dns: DnsServer;
+  before(async () => {
+    const other = keygen('other', 'ed25519', path.join(keys, 'other.key'));
+    const split = (t: string) => t.match(/.{1,255}/g)!;
+    dns = await startDnsServer({
+      'rsa1._domainkey.example.com': { TXT: [split(records['rsa1._domainkey.example.com']!)] },
+      'ed1._domainkey.example.com': { TXT: ['some other text', other.text] },
+      'broken._domainkey.example.com': { SERVFAIL: true },
+    });
+  });
+  after(() => dns.close());
+
+  /** `smarthost check`, run without blocking this process: the stub DNS server answers from it. */
+  async function check(nameservers: string, selectors: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+    const dir = tempDir();
+    const file = path.join(dir, 'smarthost.toml');
+    fs.writeFileSync(file, [
+      `data_dir = "${path.join(dir, 'data')}"`, '[[listen]]', 'address = "127.0.0.1:0"', '[mx]', `nameservers = ["${nameservers}"]`,
+      ...selectors.flatMap((s) => ['[[dkim]]', 'domain = "example.com"', `selector = "${s}"`, `key_file = "${path.join(keys, s === 'ed1' ? 'ed1.key' : 'rsa1.key')}"`]),
+    ].join('\n'));
+    const child = spawn(process.execPath, [CLI, 'check', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b; });
+    child.stderr.on('data', (b: Buffer) => { stderr += b; });
+    const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    removeDir(dir);
+    return { status, stdout, stderr };
+  }
+
+  it('says match, different key and not published, and fails on the different key', async () => {
+    const r = await check(dns.address, ['rsa1', 'ed1', 'missing']);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ {2}dkim example\.com selector rsa1 \(rsa 2048\): published, matches the key$/m);
+    assert.match(r.stdout, /^ {2}dkim example\.com selector ed1 \(ed25519 256\): published with a DIFFERENT key$/m);
+    assert.match(r.stdout, /^ {2}dkim example\.com selector missing \(rsa 2048\): NOT published$/m);
+    assert.match(r.stderr, /^error: DKIM record ed1\._domainkey\.example\.com holds another key \(p=.*\) than .*ed1\.key: every signature by it fails\n {4}fix: publish: ed1\._domainkey\.example\.com IN TXT "v=DKIM1; k=ed25519; p=/m);
+    assert.match(r.stderr, /^warning: DKIM record missing\._domainkey\.example\.com is not published: receivers cannot verify the signatures of example\.com\n {4}fix: publish: missing\._domainkey\.example\.com IN TXT "v=DKIM1; k=rsa; p=[^"]+" "[^"]+"/m);
+    assert.doesNotMatch(r.stderr, /rsa1\._domainkey/);
+  });
+
+  it('only warns when DNS cannot be reached or fails', async () => {
+    const down = await check('127.0.0.1:9', ['rsa1']);
+    assert.equal(down.status, 0, down.stdout + down.stderr);
+    assert.match(down.stdout, /selector rsa1 \(rsa 2048\): could not check \(ECONNREFUSED\)/);
+    assert.match(down.stderr, /^warning: could not check DKIM record rsa1\._domainkey\.example\.com: DNS did not answer \(ECONNREFUSED\)\n {4}fix: run check where DNS works, or check \[mx\] nameservers/m);
+    const servfail = await check(dns.address, ['broken']);
+    assert.equal(servfail.status, 0, servfail.stdout + servfail.stderr);
+    assert.match(servfail.stdout, /selector broken \(rsa 2048\): could not check \(ESERVFAIL\)/);
   });
 });
