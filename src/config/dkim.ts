@@ -8,11 +8,10 @@ import { isTable, Section, type Problems } from './reader.js';
 import type { DkimConfig } from './types.js';
 
 /**
- * Signed when present (each instance); From is also oversigned (one more `from` in h= than
- * there are From fields), so a From added on the way breaks the signature (RFC 6376 §8.15).
- * Close to mailauth's and rspamd's defaults; List-Unsubscribe-Post because RFC 8058 §4 requires
- * it signed for one-click unsubscribe. Received, Return-Path and DKIM-Signature are not: they
- * change in transit.
+ * Signed when present (each instance); From, Reply-To, Subject, To and Cc are also oversigned
+ * (dkim/signer.ts OVERSIGNED). Close to mailauth's and rspamd's defaults; List-Unsubscribe-Post
+ * because RFC 8058 §4 requires it signed for one-click unsubscribe. Received, Return-Path and
+ * DKIM-Signature are not: they change in transit.
  */
 export const DEFAULT_SIGNED_HEADERS = Object.freeze([
   'from', 'sender', 'reply-to', 'subject', 'date', 'message-id', 'to', 'cc', 'mime-version',

@@ -1,15 +1,17 @@
-// DKIM signing of mail that leaves (RFC 6376, relaxed/relaxed; RFC 8463 for Ed25519), done by
-// mailauth's dkimSign. Runs at each delivery attempt to an smtp destination, after sender
-// rewriting, on the message as it leaves: the stored copy is never changed, so a retry or a
-// second recipient batch signs the stored (unsigned) message again and signatures never stack.
-// Only the header section is held in memory; the body is read once to hash and again to send.
+// DKIM signing of mail that leaves: which [[dkim]] keys apply to a message, and the message with
+// their DKIM-Signature fields in front (signer.ts makes them). Runs at each delivery attempt to
+// an smtp destination, after sender rewriting, on the message as it leaves: the stored copy is
+// never changed, so a retry or a second recipient batch signs the stored (unsigned) message
+// again and signatures never stack. Only the header section is held in memory; the body is
+// read once to hash and again to send.
+import crypto, { type KeyObject } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import addressparser from 'nodemailer/lib/addressparser';
 import { readHead } from '../cleanup/sender-rewrite.js';
 import type { OutgoingMessage } from '../mail/delivery.js';
 import { parseTags, type DkimAlgorithm } from './key.js';
+import { dkimSignature, headerFields, RelaxedBodyHash } from './signer.js';
 
 /** One [[dkim]] as the delivery thread gets it: plain values (the key as PEM), no KeyObject. */
 export interface DkimSigner {
@@ -69,26 +71,37 @@ export function signersFor(head: Buffer, signers: readonly DkimSigner[]): DkimSi
   return signers.filter((s) => s.domain === domain && !signed.has(`${s.domain}\0${s.selector.toLowerCase()}`));
 }
 
-/** DKIM-Signature fields (CRLF-terminated) for the message `body()` gives. Throws when mailauth could not sign. */
-export async function signatures(body: () => Readable, signers: readonly DkimSigner[]): Promise<Buffer> {
-  const out: string[] = [];
-  // mailauth takes one header list per call: one call per distinct list (usually one)
-  const groups = new Map<string, DkimSigner[]>();
-  for (const s of signers) groups.set(s.headers.join(':'), [...groups.get(s.headers.join(':')) ?? [], s]);
-  for (const [headerList, group] of groups) {
-    const result = await dkimSign(body(), {
-      canonicalization: 'relaxed/relaxed',
-      // a colon-separated string: index.d.ts says string[], but lib/tools.js getSigningHeaderLines
-      // ignores anything but a string and falls back to its own list
-      headerList: headerList as unknown as string[],
-      signatureData: group.map((s) => ({ signingDomain: s.domain, selector: s.selector, privateKey: s.privateKey, algorithm: s.algorithm })),
-    } as Parameters<typeof dkimSign>[1]);
-    if (result.errors.length) {
-      const e = result.errors[0] as { signingDomain?: string; selector?: string; err?: Error };
-      throw new Error(`DKIM signing for d=${e.signingDomain} s=${e.selector} failed: ${e.err?.message ?? 'unknown error'}`);
+const keys = new WeakMap<DkimSigner, KeyObject>();
+
+/** The signer's key, parsed once per signer object (the delivery thread keeps its list). */
+function keyOf(s: DkimSigner): KeyObject {
+  let key = keys.get(s);
+  if (!key) keys.set(s, key = crypto.createPrivateKey(s.privateKey));
+  return key;
+}
+
+/** The relaxed SHA-256 body hash of the message `body()` gives, whose header section is `head`. */
+async function bodyHash(body: Readable, head: Buffer): Promise<string> {
+  const hash = new RelaxedBodyHash();
+  let skip = head.length;
+  try {
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      if (skip >= buf.length) { skip -= buf.length; continue; }
+      hash.update(skip > 0 ? buf.subarray(skip) : buf);
+      skip = 0;
     }
-    out.push(result.signatures);
+  } finally {
+    body.destroy();
   }
+  return hash.digest();
+}
+
+/** DKIM-Signature fields (CRLF-terminated) for the message: one body hash, one field per signer. */
+export async function signatures(head: Buffer, body: Readable, signers: readonly DkimSigner[], now = new Date()): Promise<Buffer> {
+  const bh = await bodyHash(body, head);
+  const fields = headerFields(head.toString('latin1'));
+  const out = signers.map((s) => dkimSignature(fields, bh, { ...s, key: keyOf(s) }, now));
   return Buffer.from(out.join(''), 'latin1');
 }
 
@@ -108,7 +121,7 @@ export async function signOutgoing(msg: OutgoingMessage, signers: readonly DkimS
   const head = await readHead(msg.body());
   const apply = head === undefined ? [] : signersFor(head, signers);
   if (apply.length === 0) return msg;
-  const sig = await signatures(() => msg.body(), apply);
+  const sig = await signatures(head!, msg.body(), apply);
   return {
     ...msg,
     size: msg.size + sig.length,
