@@ -4,7 +4,7 @@
 // fields present, so it cannot oversign; (2) folds whitespace with /\s/, which in its
 // latin1 view of the bytes also matches 0xA0, a byte of many UTF-8 characters ("voilà"),
 // so a strict verifier (dkimpy, RFC 6376 §3.4.2) rejects its signature of such a header;
-// (3) hashes the body byte by byte, about 10 ms per 100 KB. Tests check this signer
+// (3) hashes the body a byte at a time, some 4 times the CPU of this. Tests check this signer
 // against mailauth's body hash and verify its output with mailauth and python3-dkim.
 import crypto, { type KeyObject } from 'node:crypto';
 import type { DkimAlgorithm } from './key.js';
@@ -28,7 +28,8 @@ export class RelaxedBodyHash {
   /** Whole lines, each ending in CRLF: runs of WSP become one SP, WSP before CRLF goes. */
   private lines(text: string): void {
     const canon = text.replace(/[ \t]+/g, ' ').replace(/ \r\n/g, '\r\n');
-    const trailing = /(?:\r\n)+$/.exec(canon)![0].length / 2;
+    let trailing = 1; // CRLFs at the end; counted by hand: /(?:\r\n)+$/ tries every position
+    while (2 * (trailing + 1) <= canon.length && canon.startsWith('\r\n', canon.length - 2 * (trailing + 1))) trailing++;
     const content = canon.slice(0, canon.length - trailing * 2);
     if (content === '') { this.blank += trailing; return; }
     this.hash.update('\r\n'.repeat(this.blank) + content + '\r\n', 'latin1');
