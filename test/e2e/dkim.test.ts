@@ -139,6 +139,29 @@ describe('DKIM signing of mail that leaves', () => {
   });
 });
 
+describe('reload', () => {
+  it('reads a replaced key file at SIGHUP; a broken one keeps the running keys', async () => {
+    const file = path.join(keys, 'ed1.key');
+    const old = fs.readFileSync(file);
+    const k = keygen('ed1', 'ed25519', file, ['--force']);
+    assert.equal(k.status, 0, k.stderr);
+    d.child.kill('SIGHUP');
+    await d.waitForLog(/reload -- configuration/);
+    await submit(d.ports[0]!, 'ann@example.com', ['jack@example.net'], { body: 'From: ann@example.com\r\nSubject: new key\r\n\r\nhi\r\n' });
+    const m = await arrivedFor('jack@example.net');
+    const verdicts = pythonVerdicts(m.data, { ...records, 'ed1._domainkey.example.com': k.text });
+    assert.deepEqual(verdicts.map((v) => v.result), ['pass', 'pass'], 'ed1 now signs with the new key');
+    assert.equal(pythonVerdicts(m.data, records)[1]!.result, 'fail', 'and not with the old one');
+    fs.writeFileSync(file, 'not a key\n'); // (an unreadable mode would not stop root, who runs CI)
+    d.child.kill('SIGHUP');
+    await d.waitForLog(/SIGHUP: the new configuration has 1 problem; keeping the running one/);
+    await d.waitForLog(/dkim\[1\]\.key_file: .*ed1\.key cannot sign: it is not a PEM private key/);
+    fs.writeFileSync(file, old); // the other tests' records stay true
+    d.child.kill('SIGHUP');
+    await waitFor(() => (d.logs().match(/reload -- configuration/g) ?? []).length >= 2, 'the second reload');
+  });
+});
+
 describe('smarthost dkim keygen', () => {
   it('writes the key with mode 0600, refuses to overwrite it, and replaces it with --force', () => {
     const file = path.join(keys, 'new.key');
@@ -187,12 +210,12 @@ describe('smarthost check: is each [[dkim]] key published?', () => {
   after(() => dns.close());
 
   /** `smarthost check`, run without blocking this process: the stub DNS server answers from it. */
-  async function check(nameservers: string, selectors: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  async function check(nameservers: string, selectors: string[], keyFile = (s: string) => path.join(keys, s === 'ed1' ? 'ed1.key' : 'rsa1.key')): Promise<{ status: number | null; stdout: string; stderr: string }> {
     const dir = tempDir();
     const file = path.join(dir, 'smarthost.toml');
     fs.writeFileSync(file, [
       `data_dir = "${path.join(dir, 'data')}"`, '[[listen]]', 'address = "127.0.0.1:0"', '[mx]', `nameservers = ["${nameservers}"]`,
-      ...selectors.flatMap((s) => ['[[dkim]]', 'domain = "example.com"', `selector = "${s}"`, `key_file = "${path.join(keys, s === 'ed1' ? 'ed1.key' : 'rsa1.key')}"`]),
+      ...selectors.flatMap((s) => ['[[dkim]]', 'domain = "example.com"', `selector = "${s}"`, `key_file = "${keyFile(s)}"`]),
     ].join('\n'));
     const child = spawn(process.execPath, [CLI, 'check', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -215,11 +238,21 @@ describe('smarthost check: is each [[dkim]] key published?', () => {
     assert.doesNotMatch(r.stderr, /rsa1\._domainkey/);
   });
 
+  it('warns about a key file that other users can read', async () => {
+    const open = path.join(keys, 'open.key');
+    fs.copyFileSync(path.join(keys, 'rsa1.key'), open);
+    fs.chmodSync(open, 0o644);
+    const r = await check('127.0.0.1:9', ['rsa1'], () => open);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`^warning: DKIM key ${open.replace(/[.]/g, '\\.')} is readable by other users \\(mode 644\\); anyone who reads it can sign mail as example\\.com\n {4}fix: chmod 600 `, 'm'));
+  });
+
   it('only warns when DNS cannot be reached or fails', async () => {
     const down = await check('127.0.0.1:9', ['rsa1']);
     assert.equal(down.status, 0, down.stdout + down.stderr);
     assert.match(down.stdout, /selector rsa1 \(rsa 2048\): could not check \(ECONNREFUSED\)/);
     assert.match(down.stderr, /^warning: could not check DKIM record rsa1\._domainkey\.example\.com: DNS did not answer \(ECONNREFUSED\)\n {4}fix: run check where DNS works, or check \[mx\] nameservers/m);
+    assert.doesNotMatch(down.stderr, /readable by other users/);
     const servfail = await check(dns.address, ['broken']);
     assert.equal(servfail.status, 0, servfail.stdout + servfail.stderr);
     assert.match(servfail.stdout, /selector broken \(rsa 2048\): could not check \(ESERVFAIL\)/);
