@@ -31,20 +31,11 @@ interface HeadFacts {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: false });
 
-/** Unfolded fields of a header section (latin1 text): [lower-case name, value]. */
-function fields(head: string): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const line of head.split('\r\n')) {
-    if (/^[ \t]/.test(line) && out.length) out[out.length - 1]![1] += line;
-    else if (line.includes(':')) out.push([line.slice(0, line.indexOf(':')).trim().toLowerCase(), line.slice(line.indexOf(':') + 1)]);
-  }
-  return out;
-}
-
 function headFacts(head: Buffer): HeadFacts {
   const fromDomains = new Set<string>();
   const signed = new Set<string>();
-  for (const [name, value] of fields(head.toString('latin1'))) {
+  for (const { name, raw } of headerFields(head.toString('latin1'))) {
+    const value = raw.slice(raw.indexOf(':') + 1).replace(/\r\n/g, '');
     if (name === 'from') {
       const text = UTF8.decode(Buffer.from(value, 'latin1'));
       for (const a of addressparser(text, { flatten: true })) {
