@@ -205,6 +205,7 @@ describe('smarthost check: is each [[dkim]] key published?', () => {
       'rsa1._domainkey.example.com': { TXT: [split(records['rsa1._domainkey.example.com']!)] },
       'ed1._domainkey.example.com': { TXT: ['some other text', other.text] },
       'broken._domainkey.example.com': { SERVFAIL: true },
+      'revoked._domainkey.example.com': { TXT: ['v=DKIM1; k=rsa; p='] },
     });
   });
   after(() => dns.close());
@@ -227,14 +228,16 @@ describe('smarthost check: is each [[dkim]] key published?', () => {
     return { status, stdout, stderr };
   }
 
-  it('says match, different key and not published, and fails on the different key', async () => {
-    const r = await check(dns.address, ['rsa1', 'ed1', 'missing']);
+  it('says match, different key, not published and revoked, and fails on the different and the revoked key', async () => {
+    const r = await check(dns.address, ['rsa1', 'ed1', 'missing', 'revoked']);
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /^ {2}dkim example\.com selector rsa1 \(rsa 2048\): published, matches the key$/m);
     assert.match(r.stdout, /^ {2}dkim example\.com selector ed1 \(ed25519 256\): published with a DIFFERENT key$/m);
     assert.match(r.stdout, /^ {2}dkim example\.com selector missing \(rsa 2048\): NOT published$/m);
     assert.match(r.stderr, /^error: DKIM record ed1\._domainkey\.example\.com holds another key \(p=.*\) than .*ed1\.key: every signature by it fails\n {4}fix: publish: ed1\._domainkey\.example\.com IN TXT "v=DKIM1; k=ed25519; p=/m);
     assert.match(r.stderr, /^warning: DKIM record missing\._domainkey\.example\.com is not published: receivers cannot verify the signatures of example\.com\n {4}fix: publish: missing\._domainkey\.example\.com IN TXT "v=DKIM1; k=rsa; p=[^"]+" "[^"]+"/m);
+    assert.match(r.stdout, /^ {2}dkim example\.com selector revoked \(rsa 2048\): revoked in DNS \(empty p=\)$/m);
+    assert.match(r.stderr, /^error: DKIM record revoked\._domainkey\.example\.com revokes its key \(empty p=\): every signature by it fails$/m);
     assert.doesNotMatch(r.stderr, /rsa1\._domainkey/);
   });
 
