@@ -12,6 +12,7 @@ import { UserStore } from './auth/users-file.js';
 import { rewriteOutgoing, type SenderRules } from './cleanup/sender-rewrite.js';
 import type { Config } from './config/types.js';
 import type { Rate } from './config/units.js';
+import { signOutgoing, type DkimSigner } from './dkim/sign.js';
 import type { Problem } from './config/types.js';
 import type { ControlReply, ControlRequest } from './control/protocol.js';
 import { closeControl, listenControl } from './control/server.js';
@@ -75,10 +76,10 @@ interface Outbound {
   close(): Promise<void>;
 }
 
-/** Postfix smtp_generic_maps + myorigin: only mail that leaves the host is rewritten. */
-function inlineOutbound(t: SmtpTransport, rules: SenderRules): Outbound {
+/** Postfix smtp_generic_maps + myorigin, then DKIM: only mail that leaves the host is rewritten and signed. */
+function inlineOutbound(t: SmtpTransport, rules: SenderRules, dkim: readonly DkimSigner[]): Outbound {
   return {
-    deliver: async (dest, msg) => t.deliver(dest, await rewriteOutgoing(msg, rules)),
+    deliver: async (dest, msg) => t.deliver(dest, await signOutgoing(await rewriteOutgoing(msg, rules), dkim)),
     forgetDead: () => t.forgetDead(),
     close: () => t.close(),
   };
@@ -149,10 +150,15 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     if (prev && JSON.stringify(prev.limits.authFailuresPerAccount) !== JSON.stringify(c.limits.authFailuresPerAccount)) accounts = accountThrottle(c.limits.authFailuresPerAccount);
     const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m), c.listen.map((l) => l.host)) : undefined;
     const rules: SenderRules = { map: c.rewrite.senders, hostname: c.hostname };
+    // the keys cross to the delivery thread as PEM text (the config holds KeyObjects)
+    const dkim: DkimSigner[] = c.dkim.map((d) => ({
+      domain: d.domain, selector: d.selector, algorithm: d.algorithm, headers: d.headers,
+      privateKey: d.key.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    }));
     const deadMs = Math.min(60_000, c.queue.retryMinMs);
     // outbound SMTP on a second core by default; SMARTHOST_DELIVERY_THREAD=0 keeps it on this thread
-    const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0' ? inlineOutbound(inlineTransport(c, deadMs), rules)
-      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules }, onSts);
+    const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0' ? inlineOutbound(inlineTransport(c, deadMs), rules, dkim)
+      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules, dkim }, onSts);
     const recipients = LocalRecipients.from(c.local, (m) => log.warning(m, 'local'));
     const local = new LocalTransport({
       recipients, maildir: c.local.maildir, hostname: c.hostname, chown: process.getuid?.() === 0,

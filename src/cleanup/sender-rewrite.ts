@@ -259,7 +259,7 @@ function toBuffer(chunk: unknown): Buffer {
 }
 
 /** The header section up to and including the first CRLFCRLF, or undefined when there is none within HEAD_LIMIT. Destroys the stream. */
-async function readHead(body: Readable): Promise<Buffer | undefined> {
+export async function readHead(body: Readable): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let length = 0;
   let tail = Buffer.alloc(0);   // the last bytes before this chunk, where a CRLFCRLF split across chunks begins

@@ -17,8 +17,8 @@ import { describeShape, postfixShape, shapeFix } from '../smtp/password-file.js'
 /** A note is advice that changes no verdict (a check that could not run). */
 export interface Finding { readonly level: 'error' | 'warning' | 'note'; readonly message: string; readonly fix: string }
 
-const error = (message: string, fix: string): Finding => ({ level: 'error', message, fix });
-const warning = (message: string, fix: string): Finding => ({ level: 'warning', message, fix });
+export const error = (message: string, fix: string): Finding => ({ level: 'error', message, fix });
+export const warning = (message: string, fix: string): Finding => ({ level: 'warning', message, fix });
 
 const EXPIRY_WARNING_DAYS = 14;
 const CAP_NET_BIND_SERVICE = 10n; // bit number in CapEff (linux/capability.h)
@@ -60,7 +60,7 @@ function readOrReport(file: string, what: string, out: Finding[]): Buffer | unde
 }
 
 /** A warning when group or others may read `file`, which holds a secret. */
-function secretModeFindings(file: string, what: string, why: string): Finding[] {
+export function secretModeFindings(file: string, what: string, why: string): Finding[] {
   const mode = fs.statSync(file).mode & 0o777;
   if ((mode & 0o044) === 0) return [];
   return [warning(`${what} ${file} is readable by other users (mode ${mode.toString(8)}); ${why}`, `chmod 600 ${file}`)];

@@ -3,6 +3,7 @@
 // with the daemon stopped; the environment checks live in check-environment.ts.
 import { formatDuration } from '../config/units.js';
 import type { Config, UpstreamConfig } from '../config/types.js';
+import { dkimChecks } from './check-dkim.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
 import { allPresetLines } from './preset-lines.js';
@@ -12,24 +13,27 @@ import { readLedger } from '../qmgr/quota-gate.js';
 export const help = `usage: smarthost check [-c FILE]
 Validates smarthost.toml (syntax, unknown keys, values) and the environment:
 certificates and keys (server and client), secret file permissions, data
-directory, Maildir folder, aliases file, and whether each listen address can be
-bound. Shows what each preset expands to, and looks up SPF and DMARC of the
-sender domains (warnings only). Exit 1 on errors; warnings alone exit 0.`;
+directory, Maildir folder, aliases file, whether each listen address can be
+bound, and whether each [[dkim]] key is published in DNS (asked of [mx]
+nameservers or the system resolver; no answer is a warning). Shows what each
+preset expands to, and looks up SPF and DMARC of the sender domains (warnings
+only). Exit 1 on errors; warnings alone exit 0.`;
 
 export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
   const notes: Finding[] = [];
-  const [environment, domains, quotas] = await Promise.all([environmentFindings(config), senderDomainReport(config),
-    quotaLines(config, (m) => notes.push({ level: 'warning', message: m, fix: 'nothing to do: the daemon counts every quota as used up for one window, then writes the file anew' }))]);
-  const findings = [...environment, ...notes, ...domains.findings];
+  const [environment, domains, quotas, dkim] = await Promise.all([environmentFindings(config), senderDomainReport(config),
+    quotaLines(config, (m) => notes.push({ level: 'warning', message: m, fix: 'nothing to do: the daemon counts every quota as used up for one window, then writes the file anew' })),
+    dkimChecks(config)]);
+  const findings = [...environment, ...dkim.findings, ...notes, ...domains.findings];
   for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
-  process.stdout.write(summary(config, findings, [...quotas, ...domains.summary]));
+  process.stdout.write(summary(config, findings, [...dkim.lines, ...quotas, ...domains.summary]));
   return findings.some((f) => f.level === 'error') ? EXIT.ERROR : EXIT.OK;
 }
 
 /** The effective config in a few lines, headed by the verdict. */
-function summary(config: Config, findings: readonly Finding[], senderDomains: readonly string[]): string {
+function summary(config: Config, findings: readonly Finding[], extra: readonly string[]): string {
   return [
     `configuration ${config.source}: ${verdict(findings)}`,
     `  hostname ${config.hostname}, data_dir ${config.dataDir}`,
@@ -41,7 +45,7 @@ function summary(config: Config, findings: readonly Finding[], senderDomains: re
     `  local domains ${config.local.domains.join(', ')} -> ${config.local.maildir}`,
     localUsersLine(config),
     rewriteLine(config),
-    ...senderDomains,
+    ...extra,
     `  limits message_size=${config.limits.messageSize} recipients=${config.limits.recipients} connections=${config.limits.connections}/${config.limits.connectionsPerIp} per ip, idle_timeout=${formatDuration(config.limits.idleTimeoutMs)}`,
     '',
   ].join('\n');

@@ -12,6 +12,7 @@ import { EXIT, UsageError } from './common.js';
 import * as auth from './auth.js';
 import * as completion from './completion.js';
 import * as configCmd from './config-cmd.js';
+import * as dkim from './dkim.js';
 import * as man from './man.js';
 import { OPTIONS } from './verbs.js';
 import * as check from './check.js';
@@ -37,6 +38,7 @@ commands:
   suppression        list/del recipients that bounce at once (refused as nonexistent)
   auth unblock ADDR  lift the failed-AUTH block of a client address, --user NAME of an account (or all)
   oauth login ROUTE  sign in an upstream mailbox with OAuth2 (auth = "oauth2")
+  dkim keygen DOMAIN make a DKIM key and print the DNS record to publish
   queue              list/show/delete/hold/release queued mail (mailq)
   sendmail           sendmail-compatible submission from stdin (link as /usr/sbin/sendmail)
   newaliases         check the aliases file (smarthost reads it directly)
@@ -51,7 +53,7 @@ default where no daemon keeps a queue). --version prints the version.
 'smarthost <command> --help' shows each command's options.`;
 
 const HELPS: Record<string, string> = { auth: auth.help, start: start.help, check: check.help, probe: probe.help, user: user.help, queue: queue.help, mailq: queue.help, route: route.help, oauth: oauth.help, import: importCmd.help, token: token.help, suppression: suppression.help };
-Object.assign(HELPS, { completion: completion.help, man: man.help, config: configCmd.help });
+Object.assign(HELPS, { completion: completion.help, man: man.help, config: configCmd.help, dkim: dkim.help });
 
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = path.basename(argv[1] ?? 'smarthost');
@@ -126,6 +128,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'completion': return completion.run(positionals, { helps: HELPS, options: OPTIONS });
       case 'man': return man.run(positionals, { help: HELP, helps: HELPS, options: OPTIONS });
       case 'config': return configCmd.run(positionals);
+      case 'dkim': return dkim.run({
+        ...config, force: !!v.force, ...(str('selector') !== undefined ? { selector: str('selector')! } : {}),
+        ...(str('type') !== undefined ? { type: str('type')! } : {}), ...(str('output') !== undefined ? { output: str('output')! } : {}),
+      }, positionals);
       case 'import': return await importCmd.run(positionals, {
         ...(str('output') !== undefined ? { output: str('output')! } : {}), force: !!v.force,
         ...(str('data-dir') !== undefined ? { dataDir: str('data-dir')! } : {}),

@@ -44,6 +44,12 @@ export const OPTIONS: Readonly<Record<string, OptionTable>> = {
     force: { type: 'boolean', help: 'overwrite FILE and its password files' },
     'data-dir': { type: 'string', value: 'DIR', help: 'data_dir of the written configuration (default /var/lib/smarthost)' },
   },
+  dkim: {
+    selector: { type: 'string', value: 'SELECTOR', help: 'keygen: the selector (default s<year><month>)' },
+    type: { type: 'string', value: ['rsa2048', 'ed25519'], help: 'keygen: the key type (default rsa2048)' },
+    output: { type: 'string', short: 'o', value: 'KEYFILE', help: 'keygen: where to write the key (default data_dir/dkim/DOMAIN.SELECTOR.key)' },
+    force: { type: 'boolean', help: 'keygen: replace an existing key file' },
+  },
 };
 
 /** Words that may follow the verb, for completion. */
@@ -59,4 +65,5 @@ export const SUBCOMMANDS: Readonly<Record<string, readonly string[]>> = {
   man: ['smarthost', 'smarthost.toml'],
   config: ['default'],
   import: ['postfix', 'sendmail'],
+  dkim: ['keygen'],
 };

@@ -24,6 +24,6 @@ describe('defaultToml', () => {
 
   it('writes every section except the optional upstream ones', () => {
     const keys = Object.keys(parse(defaultToml()));
-    assert.deepEqual(TOP_KEYS.filter((k) => !keys.includes(k)), ['hostname', 'relay', 'route', 'metrics', 'http', 'webhook']);
+    assert.deepEqual(TOP_KEYS.filter((k) => !keys.includes(k)), ['hostname', 'relay', 'route', 'metrics', 'http', 'webhook', 'dkim']);
   });
 });

@@ -83,5 +83,6 @@ codes = ${list(d.suppression.codes)}
 expire = ${duration(d.suppression.expireMs)}
 
 # No [metrics]: no Prometheus listener. No [http]: no API or console.
+# No [[dkim]]: mail leaves unsigned ("smarthost dkim keygen DOMAIN" makes a key).
 `;
 }

@@ -1,6 +1,7 @@
 // The validated, frozen configuration. Fields already have the types the code
 // uses (milliseconds, bytes, parsed URLs and CIDRs); modules receive only
 // their own slice of it.
+import type { KeyObject } from 'node:crypto';
 import type { IPv4, IPv6 } from 'ipaddr.js';
 import type { ReplyRule } from './presets.js';
 import type { Rate } from './units.js';
@@ -261,6 +262,21 @@ export interface SuppressionConfig {
   readonly expireMs: number;
 }
 
+/** One [[dkim]]: mail whose From: domain is `domain` leaves with a signature by this key. */
+export interface DkimConfig {
+  /** Lower case, without a trailing dot; matched exactly against the From: address's domain. */
+  readonly domain: string;
+  readonly selector: string;
+  readonly keyFile: string;
+  /** Read and parsed once per config load (start, SIGHUP, `check`). */
+  readonly key: KeyObject;
+  /** From the key: RSA (at least 1024 bits) or Ed25519. */
+  readonly algorithm: 'rsa-sha256' | 'ed25519-sha256';
+  readonly bits: number;
+  /** Header fields to sign, lower case; `from` is always among them. */
+  readonly headers: readonly string[];
+}
+
 export interface LogConfig {
   readonly file?: string;
   readonly format: 'postfix' | 'json';
@@ -286,6 +302,8 @@ export interface Config {
   readonly http?: HttpConfig;
   readonly suppression: SuppressionConfig;
   readonly webhooks: readonly WebhookConfig[];
+  /** Signing keys in file order; empty = no DKIM signing. */
+  readonly dkim: readonly DkimConfig[];
   /** Settings that came from environment variables or `start --listen`, not the file (`check` lists them). */
   readonly overrides?: readonly { readonly name: string; readonly value: string }[];
 }

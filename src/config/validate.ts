@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { withPreset } from './preset-merge.js';
 import { OAUTH_KEYS, readOAuth } from './oauth.js';
+import { readDkim } from './dkim.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
   Cidr, Config, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, PresetUse, RouteConfig, UpstreamConfig, UpstreamUrl,
@@ -55,7 +56,7 @@ export const DEFAULTS = Object.freeze({
 export type Defaults = typeof DEFAULTS;
 
 /** The top-level keys and sections of smarthost.toml. */
-export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'http', 'suppression', 'webhook'];
+export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'http', 'suppression', 'webhook', 'dkim'];
 
 /** Where relative paths in the file are anchored: the file's folder, or the cwd for the embedded default. */
 function resolver(baseDir: string) {
@@ -436,6 +437,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   });
   const httpS = root.table_('http');
   const http = httpS ? readHttp(httpS, { dataDir, abs, messageSize: limits.messageSize }) : undefined;
+  const dkim = readDkim(root.raw('dkim'), problems, abs);
   root.finish(TOP_KEYS);
 
   if (problems.list.length) return { problems: problems.list };
@@ -445,7 +447,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     auth,
     ...(relay ? { relay } : {}),
     routes: Object.freeze(routes), local, rewrite: Object.freeze({ senders: Object.freeze(senders) }),
-    queue, limits, log, mx,
+    queue, limits, log, mx, dkim,
     ...(metrics ? { metrics } : {}),
     ...(http ? { http } : {}),
     suppression, webhooks: Object.freeze(webhooks),

@@ -37,7 +37,7 @@ const TRIES = 2;
  * otherwise the given "ip" or "ip:port" / "[ipv6]:port" servers, in order.
  * Throws on a malformed server address, which config validation should catch first.
  */
-export function resolverFor(nameservers: readonly string[]): MxResolver {
+export function resolverFor(nameservers: readonly string[]): MxResolver & Pick<Resolver, 'resolveTxt'> {
   const resolver = new Resolver({ timeout: TIMEOUT_MS, tries: TRIES });
   if (nameservers.length > 0) resolver.setServers([...nameservers]);
   return resolver;

@@ -1,12 +1,13 @@
 // Outbound SMTP on a second core. The queue manager stays on the main thread
 // (it owns the schedule and the spool state); the SMTP client work of each
-// attempt (reading the message, rewriting the sender, TLS, AUTH, dot-stuffing,
+// attempt (reading the message, rewriting the sender, DKIM signing, TLS, AUTH, dot-stuffing,
 // writing to the socket) runs in a worker thread, so intake and delivery no
 // longer share one core. Messages cross as plain values: the destination (a
 // frozen config slice), the envelope, and the results.
 import { Worker } from 'node:worker_threads';
 import type { MxConfig } from '../config/types.js';
 import type { SenderRules } from '../cleanup/sender-rewrite.js';
+import type { DkimSigner } from '../dkim/sign.js';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import type { StsEvent } from '../mta-sts/mta-sts.js';
 import type { RemoteDestination } from './transport.js';
@@ -17,6 +18,8 @@ export interface DeliveryThreadOptions {
   readonly mx: MxConfig;
   readonly deadMs: number;
   readonly rules: SenderRules;
+  /** [[dkim]] keys, applied after sender rewriting. */
+  readonly dkim: readonly DkimSigner[];
 }
 
 /** What goes to the worker: everything of an OutgoingMessage but its body, which the worker reads itself. */

@@ -1,8 +1,9 @@
 // The worker side of delivery-thread.ts: an SmtpTransport of its own, the
-// spool opened read-only for message bodies, sender rewriting on the way out.
+// spool opened read-only for message bodies, sender rewriting then DKIM signing on the way out.
 import { parentPort, workerData } from 'node:worker_threads';
 import { rewriteOutgoing } from '../cleanup/sender-rewrite.js';
 import { MtaSts } from '../mta-sts/mta-sts.js';
+import { signOutgoing } from '../dkim/sign.js';
 import { FsSpool } from '../queue/fs-spool.js';
 import { resolverFor } from '../route/mx.js';
 import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
@@ -27,6 +28,7 @@ parentPort!.on('message', (m: ToWorker) => {
   active++;
   const msg = { ...m.msg, body: () => spool.open(m.msg.id) };
   rewriteOutgoing(msg, opts.rules)
+    .then((rewritten) => signOutgoing(rewritten, opts.dkim))
     .then((out) => transport.deliver(m.dest, out))
     .then((results) => post({ n: m.n, results }), (e: Error) => post({ n: m.n, error: e.message }))
     .finally(() => { if (--active === 0 && closing) closing(); });

@@ -7,6 +7,7 @@
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'smol-toml';
@@ -149,8 +150,12 @@ describe('smarthost config default and contrib/smarthost.example.toml', () => {
     fs.copyFileSync(certs.valid.certFile, path.join(dir, 'etc/relay.pem'));
     fs.copyFileSync(certs.valid.keyFile, path.join(dir, 'etc/relay.key'));
     fs.writeFileSync(path.join(dir, 'etc/relay.secret'), 'secret\n', { mode: 0o600 });
+    fs.mkdirSync(path.join(dir, 'etc/dkim'));
+    const dkimKey = crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' });
+    fs.writeFileSync(path.join(dir, 'etc/dkim/example.com.s2026.key'), dkimKey, { mode: 0o600 });
+    // check looks the DKIM record up: at a closed local port (a warning), never at the real DNS
     const text = example.replaceAll('/etc/smarthost/', `${dir}/etc/`).replaceAll('/var/lib/smarthost', `${dir}/data`)
-      .replace(/(address = "[^"]*):\d+"/g, '$1:0"');
+      .replace(/(address = "[^"]*):\d+"/g, '$1:0"').replace(/^\[mx\].*$/m, '$&\nnameservers = ["127.0.0.1:9"]');
     const file = path.join(dir, 'smarthost.toml');
     fs.writeFileSync(file, text);
     const r = cli(['check', '-c', file], { cwd: dir });
