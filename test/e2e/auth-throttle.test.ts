@@ -24,7 +24,7 @@ trusted_networks = []
 
 [limits]
 auth_failures = "2/10m"
-auth_failures_per_account = "0"   # per address only: alice fails from many addresses here (issue-21-auth.test.ts covers accounts)
+auth_failures_per_account = "0"   # per address only: alice fails from many addresses here (auth-abuse.test.ts covers accounts)
 auth_failures_exempt = ["127.0.0.24/30"]
 `);
     assert.equal(runCli(['user', 'add', 'alice', '--password-stdin', '-c', configFile], { input: PASSWORD + '\n' }).status, 0);
