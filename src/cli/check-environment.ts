@@ -32,6 +32,7 @@ export async function environmentFindings(config: Config): Promise<Finding[]> {
     ...dataDirFindings(config.dataDir),
     ...logFileFindings(config.log.file),
     ...usersFileFindings(config),
+    ...config.webhooks.flatMap(webhookSecretFindings),
     ...localFindings(config.local),
     ...config.listen.flatMap(listenPlaintextFindings),
     ...(await portFindings(config.listen, config.dataDir)),
@@ -102,6 +103,15 @@ function serverTlsFindings(tls: ServerTlsConfig): Finding[] {
 }
 
 // ---- upstreams: credentials, client certificates, plaintext AUTH
+
+/** [[webhook]] secret_file: the daemon will not start without it, and it must stay private. */
+function webhookSecretFindings(w: Config['webhooks'][number]): Finding[] {
+  const out: Finding[] = [];
+  const text = readOrReport(w.secretFile, `secret_file of [[webhook]] ${w.url}`, out);
+  if (!text) return out;
+  if (text.toString('utf8').trim().length < 16) out.push(warning(`secret_file ${w.secretFile} of [[webhook]] ${w.url} holds fewer than 16 characters`, 'put a long random string in it: openssl rand -hex 32 > FILE'));
+  return [...out, ...secretModeFindings(w.secretFile, 'secret_file', `anyone who reads it can forge events for ${w.url}`)];
+}
 
 function upstreamFindings(up: UpstreamConfig, label: string): Finding[] {
   return [...credentialFindings(up), ...clientTlsFindings(up, label), ...upstreamPlaintextFindings(up, label)];

@@ -72,6 +72,11 @@ describe('suppression list', () => {
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /"4\.2\.2" in suppression\.codes is not a permanent enhanced status code/);
     assert.match(bad.stderr, /suppression\.expire cannot be 0/);
+    fs.writeFileSync(d.configFile, fs.readFileSync(d.configFile, 'utf8').replace(/codes = .*\nexpire = "0"/, '') + '[[webhook]]\nurl = "http://hooks.example.com/x"\nsecret_file = "nothere.secret"\nevents = ["sent"]\n');
+    const hook = d.cli(['check']);
+    assert.equal(hook.status, 1);
+    assert.match(hook.stderr, /webhook\[0\]\.url = "http:\/\/hooks\.example\.com\/x" sends delivery events \(addresses\) in clear over the network/);
+    assert.match(hook.stderr, /"sent" in webhook\[0\]\.events is not an event/);
   });
 });
 

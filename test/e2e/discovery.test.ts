@@ -150,6 +150,7 @@ describe('smarthost config default and contrib/smarthost.example.toml', () => {
     fs.copyFileSync(certs.valid.certFile, path.join(dir, 'etc/relay.pem'));
     fs.copyFileSync(certs.valid.keyFile, path.join(dir, 'etc/relay.key'));
     fs.writeFileSync(path.join(dir, 'etc/relay.secret'), 'secret\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'etc/webhook.secret'), crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     fs.mkdirSync(path.join(dir, 'etc/dkim'));
     const dkimKey = crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' });
     fs.writeFileSync(path.join(dir, 'etc/dkim/example.com.s2026.key'), dkimKey, { mode: 0o600 });
