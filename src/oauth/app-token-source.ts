@@ -8,7 +8,7 @@ import { ASSERTION_TYPE, AssertionKeyError, clientAssertion, loadAssertionKey } 
 import { explainTokenError } from './microsoft-replies.js';
 import { readFirstLine } from './secret-file.js';
 import { oauthErrorText, postForm, type FetchFn } from './token-endpoint.js';
-import { OAuthError, type AccessTokens } from './token-source.js';
+import { CachedTokens, OAuthError, type AccessTokens } from './token-source.js';
 import type { Enhanced } from '../mail/reply.js';
 
 export interface AppTokenSourceOptions {
@@ -24,33 +24,15 @@ export function appRefreshMarginMs(lifetimeMs: number): number {
 
 const DEFAULT_LIFETIME_S = 3600; // expires_in is optional (RFC 6749 §5.1); Microsoft's are 60-90 minutes
 
-export class AppTokenSource implements AccessTokens {
-  private cached: { token: string; refreshAt: number } | undefined;
-  private inflight: Promise<string> | undefined;
+export class AppTokenSource extends CachedTokens implements AccessTokens {
   /** Token requests sent so far (for the probe and tests). */
   refreshes = 0;
 
-  constructor(readonly config: AppOAuthConfig, private readonly opts: AppTokenSourceOptions = {}) {}
+  constructor(readonly config: AppOAuthConfig, private readonly opts: AppTokenSourceOptions = {}) { super(); }
 
-  private now(): number { return (this.opts.now ?? Date.now)(); }
+  protected now(): number { return (this.opts.now ?? Date.now)(); }
 
-  token(): Promise<string> {
-    if (this.cached && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
-    return this.request();
-  }
-
-  renew(rejected: string): Promise<string> {
-    if (this.cached && this.cached.token !== rejected && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
-    this.cached = undefined;
-    return this.request();
-  }
-
-  private request(): Promise<string> {
-    this.inflight ??= this.grant().finally(() => { this.inflight = undefined; });
-    return this.inflight;
-  }
-
-  private async grant(): Promise<string> {
+  protected async grant(): Promise<string> {
     const c = this.config;
     const form: Record<string, string> = { client_id: c.clientId, grant_type: 'client_credentials', ...(c.scope !== undefined ? { scope: c.scope } : {}), ...this.proof() };
     this.refreshes++;

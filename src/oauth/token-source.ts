@@ -23,6 +23,35 @@ export interface AccessTokens {
   renew(rejected: string): Promise<string>;
 }
 
+/**
+ * What both token sources share: a token kept in memory until `refreshAt`, and one grant in
+ * flight at a time however many deliveries ask. Subclasses say how a grant is made.
+ */
+export abstract class CachedTokens {
+  protected cached: { token: string; refreshAt: number } | undefined;
+  private inflight: Promise<string> | undefined;
+  protected abstract now(): number;
+  protected abstract grant(): Promise<string>;
+
+  /** A token that should still be valid; asks for a new one first when it is about to expire. Throws OAuthError. */
+  token(): Promise<string> {
+    if (this.cached && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
+    return this.request();
+  }
+
+  /** The upstream refused `rejected`: a new token, unless another delivery already got one. */
+  renew(rejected: string): Promise<string> {
+    if (this.cached && this.cached.token !== rejected && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
+    this.cached = undefined;
+    return this.request();
+  }
+
+  private request(): Promise<string> {
+    this.inflight ??= this.grant().finally(() => { this.inflight = undefined; });
+    return this.inflight;
+  }
+}
+
 export interface TokenSourceOptions {
   readonly fetch?: FetchFn;
   readonly now?: () => number;
@@ -38,37 +67,17 @@ export function refreshMarginMs(lifetimeMs: number): number {
 
 const DEFAULT_LIFETIME_S = 3600; // when expires_in is missing (RFC 6749 §5.1 makes it optional)
 
-export class TokenSource implements AccessTokens {
-  private cached: { token: string; refreshAt: number } | undefined;
-  private inflight: Promise<string> | undefined;
+export class TokenSource extends CachedTokens implements AccessTokens {
   /** A rotated refresh token the file does not hold (the write failed), and the file content it replaced. */
   private unsaved: { token: string; replaced: string } | undefined;
   /** Refresh grants sent so far (for logs and tests). */
   refreshes = 0;
 
-  constructor(readonly config: DelegatedOAuthConfig, readonly user: string, private readonly opts: TokenSourceOptions = {}) {}
+  constructor(readonly config: DelegatedOAuthConfig, readonly user: string, private readonly opts: TokenSourceOptions = {}) { super(); }
 
-  private now(): number { return (this.opts.now ?? Date.now)(); }
+  protected now(): number { return (this.opts.now ?? Date.now)(); }
 
-  /** A token that should still be valid; refreshes first when it is about to expire. Throws OAuthError. */
-  token(): Promise<string> {
-    if (this.cached && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
-    return this.refresh();
-  }
-
-  /** The upstream refused `rejected`: a new token, unless another delivery already got one. */
-  renew(rejected: string): Promise<string> {
-    if (this.cached && this.cached.token !== rejected && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
-    this.cached = undefined;
-    return this.refresh();
-  }
-
-  private refresh(): Promise<string> {
-    this.inflight ??= this.grant().finally(() => { this.inflight = undefined; });
-    return this.inflight;
-  }
-
-  private async grant(): Promise<string> {
+  protected async grant(): Promise<string> {
     const c = this.config;
     const refreshToken = this.refreshToken();
     const form: Record<string, string> = { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: c.clientId };
