@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { WebhookConfig } from '../config/types.js';
+import { GroupCommit } from '../queue/group-commit.js';
 
 export type EventName = 'delivered' | 'deferred' | 'bounced' | 'delayed' | 'suppressed';
 
@@ -51,8 +52,7 @@ export class WebhookOutbox {
   private readonly pending: Stored[][];
   private readonly acked: number[];
   private readonly wake: Array<() => void> = [];
-  private syncing: Promise<void> | undefined;
-  private waiting: Array<() => void> = [];
+  private readonly commit = new GroupCommit(() => new Promise<void>((done, fail) => fs.fdatasync(this.fd, (e) => (e ? fail(e) : done()))));
   private closed = false;
   readonly stats: WebhookStats = { posted: 0, failed: 0, dropped: 0 };
 
@@ -111,25 +111,8 @@ export class WebhookOutbox {
     }
     if (!lines.length) return;
     fs.writeSync(this.fd, lines.join(''));
-    await this.sync();
+    await this.commit.request();
     this.wake.splice(0).forEach((w) => w());
-  }
-
-  /** Group commit: callers that arrive while an fdatasync runs share the next one. */
-  private sync(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.waiting.push(resolve);
-      if (!this.syncing) this.syncing = this.flushWaiting();
-    });
-  }
-
-  private async flushWaiting(): Promise<void> {
-    while (this.waiting.length) {
-      const batch = this.waiting.splice(0);
-      await new Promise<void>((done) => fs.fdatasync(this.fd, () => done()));
-      batch.forEach((r) => r());
-    }
-    this.syncing = undefined;
   }
 
   private async run(i: number): Promise<void> {
@@ -183,7 +166,7 @@ export class WebhookOutbox {
     await fsp.writeFile(tmp, JSON.stringify(state), { mode: 0o600 });
     await fsp.rename(tmp, this.stateFile);
     // every webhook caught up: start the outbox afresh
-    if (this.pending.every((p) => p.length === 0) && !this.syncing) {
+    if (this.pending.every((p) => p.length === 0) && !this.commit.busy) {
       fs.ftruncateSync(this.fd, 0);
     }
   }

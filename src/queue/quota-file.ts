@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { GroupCommit } from './group-commit.js';
 
 export type QuotaFileRead =
   | { readonly kind: 'missing' }
@@ -15,8 +16,7 @@ export type QuotaFileRead =
 
 export class QuotaFile {
   readonly file: string;
-  private waiting: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
-  private running = false;
+  private readonly commit = new GroupCommit(() => this.write(this.snapshot()));
 
   /** `snapshot` gives the text to write; it is called when a write starts, so it holds everything counted so far. */
   constructor(dataDir: string, private readonly snapshot: () => string) {
@@ -36,26 +36,7 @@ export class QuotaFile {
   }
 
   /** Resolves once a write that started after this call is durable. */
-  save(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (this.running || this.waiting.length === 0) return;
-    this.running = true;
-    const batch = this.waiting;
-    this.waiting = [];
-    this.write(this.snapshot()).then(
-      () => batch.forEach((w) => w.resolve()),
-      (e) => batch.forEach((w) => w.reject(e)),
-    ).finally(() => {
-      this.running = false;
-      this.kick();
-    });
-  }
+  save(): Promise<void> { return this.commit.request(); }
 
   private async write(text: string): Promise<void> {
     const tmp = `${this.file}.${process.pid}.tmp`;
