@@ -81,10 +81,10 @@ export interface UpstreamConfig {
   readonly quota?: Rate;
   /** Set with `preset`: where the upstream's settings came from, and the provider's own reply rules. */
   readonly preset?: PresetUse;
-  /** A cached connection carries at most this many messages (absent = DEFAULTS.reuseMessages). */
-  readonly reuseMessages?: number;
-  /** ... and is not reused once this old, counted from its opening (absent = DEFAULTS.reuseTimeMs). */
-  readonly reuseTimeMs?: number;
+  /** A cached connection carries at most this many messages. */
+  readonly reuseMessages: number;
+  /** ... and is not reused once this old, counted from its opening. */
+  readonly reuseTimeMs: number;
 }
 
 /** A `preset` as it was applied: each key it set, and whether the user's own value won. */

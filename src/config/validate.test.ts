@@ -481,3 +481,21 @@ describe('auth = "oauth2" upstreams (issue 5)', () => {
     problemAt(invalid('[relay]\nurl = "smtp://a.example:587"\nauth = "oauth2"\nprovider = "google"\nclient_id = "c"\nrefresh_token_file = "r"\n'), 'relay.username');
   });
 });
+
+describe('upstreamFromUrl (probe --url)', () => {
+  it('reads the URL through the [relay] reader: every default filled, smtps:// at verify, smtp:// at may', async () => {
+    const { upstreamFromUrl, DEFAULTS } = await import('./validate.js');
+    const tls = upstreamFromUrl('smtps://smtp.example.net:465');
+    assert.ok(!('error' in tls));
+    assert.equal(tls.tls, 'verify');
+    assert.equal(tls.reuseMessages, DEFAULTS.reuseMessages);
+    assert.deepEqual(tls.mechanisms, DEFAULTS.mechanisms);
+    const plain = upstreamFromUrl('smtp://127.0.0.1:2525');
+    assert.ok(!('error' in plain));
+    assert.equal(plain.tls, 'may');
+    assert.equal(plain.timeoutMs, DEFAULTS.smtpTimeoutMs);
+    const bad = upstreamFromUrl('[mail.example.net]:587');
+    assert.ok('error' in bad);
+    assert.match(bad.fix, /smtp:\/\/mail\.example\.net:587/);
+  });
+});

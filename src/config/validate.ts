@@ -43,6 +43,15 @@ export const DEFAULTS = Object.freeze({
   mxPort: 25,
   mtaSts: true,               // RFC 8461 for MX delivery, on as in Stalwart, KumoMTA, maddy and mox
   smtpTimeoutMs: 300_000,     // per command and reply (Postfix smtp_*_timeout are 300s)
+  relayTls: 'verify' as const,    // a provider's name is known: check its certificate (smtp_tls_security_level = verify)
+  mxTls: 'may' as const,          // strangers' MX hosts: opportunistic, as Postfix's default
+  relayMinTls: 'TLSv1.2' as const,
+  mxMinTls: 'TLSv1' as const,     // opportunistic TLS to strangers: any TLS beats plaintext (Postfix smtp_tls_protocols default)
+  serverMinTls: 'TLSv1.2' as const,
+  mechanisms: Object.freeze(['PLAIN', 'LOGIN']),
+  oauthMechanisms: Object.freeze(['XOAUTH2']),
+  delayWarningMs: 0,          // off, as Postfix's delay_warning_time = 0
+  logFormat: 'postfix' as const,
   metrics: '127.0.0.1:9325',  // loopback: the scrape page is unauthenticated
   reuseMessages: 100,         // messages per cached upstream connection (Postfix smtp_connection_reuse_count_limit is unlimited; providers cap it)
   reuseTimeMs: 300_000,       // age of a cached upstream connection (Postfix smtp_connection_reuse_time_limit is 300s)
@@ -225,11 +234,24 @@ function uniqueRouteName(s: Section, name: string, i: number, seen: Map<string, 
     `rename one, e.g. name = "${name}-2", or merge the two routes into one (their domains and senders in one list) if they go to the same place`);
 }
 
+/**
+ * An upstream from a URL alone (`smarthost probe --url`): smtp:// at tls "may", smtps:// at
+ * "verify", no credentials, every other key its default, through the same reader as [relay].
+ */
+export function upstreamFromUrl(url: string): UpstreamConfig | { error: string; fix: string } {
+  const parsed = parseRelayUrl(url);
+  if ('error' in parsed) return parsed;
+  const problems = new Problems('--url', () => undefined);
+  const up = readUpstream(new Section({ url, tls: parsed.scheme === 'smtps' ? 'verify' : 'may' }, 'relay', problems), (p) => p);
+  const first = problems.list[0];
+  return up && !first ? up : { error: first?.message ?? `"${url}" is not an upstream URL`, fix: first?.fix ?? 'write smtp://host:port' };
+}
+
 function readUpstream(s: Section, abs: (p: string) => string, preset?: PresetUse): UpstreamConfig | undefined {
   const urls = readUrlList(s, 'url');
   const fallbackUrls = readUrlList(s, 'fallback_urls');
   const parsed = urls?.[0];
-  const tls = s.oneOf('tls', ['none', 'may', 'encrypt', 'verify'] as const, 'verify');
+  const tls = s.oneOf('tls', ['none', 'may', 'encrypt', 'verify'] as const, DEFAULTS.relayTls);
   if ([...urls ?? [], ...fallbackUrls ?? []].some((u) => u.scheme === 'smtps') && (tls === 'none' || tls === 'may')) {
     s.problem('tls', `${s.at('tls')} = "${tls}" contradicts smtps://, which is TLS from the first byte`,
       'write tls = "verify" (or "encrypt" to skip certificate checks)');
@@ -244,7 +266,7 @@ function readUpstream(s: Section, abs: (p: string) => string, preset?: PresetUse
   if (username && !passwordFile && !passwordEnv && !oauth) {
     s.problem('username', `${s.path} has a username but no password`, 'add password_file = "/etc/smarthost/relay.secret" (mode 0600) or password_env = "NAME"');
   }
-  const mechanisms = s.strings('mechanisms', oauth ? ['XOAUTH2'] : ['PLAIN', 'LOGIN']).map((m) => m.toUpperCase());
+  const mechanisms = s.strings('mechanisms', oauth ? DEFAULTS.oauthMechanisms : DEFAULTS.mechanisms).map((m) => m.toUpperCase());
   for (const m of mechanisms) {
     if (!['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'OAUTHBEARER'].includes(m)) {
       s.problem('mechanisms', `unknown SASL mechanism "${m}" in ${s.at('mechanisms')}`, 'use "PLAIN", "LOGIN" or "CRAM-MD5" ("XOAUTH2" or "OAUTHBEARER" with auth = "oauth2")');
@@ -255,7 +277,7 @@ function readUpstream(s: Section, abs: (p: string) => string, preset?: PresetUse
   const cc = opt('client_certificate');
   const ck = opt('client_key');
   const allowPlaintextAuth = s.bool('allow_plaintext_auth', false);
-  const minTlsVersion = s.oneOf('tls_min_version', ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2');
+  const minTlsVersion = s.oneOf('tls_min_version', ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const, DEFAULTS.relayMinTls);
   const concurrency = s.int('concurrency', DEFAULTS.concurrency, 1, 1000);
   const timeoutMs = s.duration('timeout', DEFAULTS.smtpTimeoutMs, '5m');
   if (timeoutMs === 0) s.problem('timeout', `${s.at('timeout')} cannot be 0`, 'write timeout = "5m"');
@@ -339,7 +361,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   if ((certificate === undefined) !== (key === undefined)) {
     tlsS!.problem(certificate === undefined ? 'certificate' : 'key', '[tls] needs both certificate and key, or neither (then a self-signed pair is generated)', 'add the missing one, or remove both');
   }
-  const minVersion = tlsS?.oneOf('min_version', ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2') ?? 'TLSv1.2';
+  const minVersion = tlsS?.oneOf('min_version', ['TLSv1.2', 'TLSv1.3'] as const, DEFAULTS.serverMinTls) ?? DEFAULTS.serverMinTls;
   tlsS?.finish(['certificate', 'key', 'min_version']);
 
   const auth = readAuth(root.table_('auth') ?? new Section({}, 'auth', problems), path.join(dataDir, 'users'), abs);
@@ -384,7 +406,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
     lifetimeMs: q?.duration('lifetime', DEFAULTS.lifetimeMs, '5d') ?? DEFAULTS.lifetimeMs,
     retryMinMs: q?.duration('retry_min', DEFAULTS.retryMinMs, '5m') ?? DEFAULTS.retryMinMs,
     retryMaxMs: q?.duration('retry_max', DEFAULTS.retryMaxMs, '1h') ?? DEFAULTS.retryMaxMs,
-    delayWarningMs: q?.duration('delay_warning', 0, '4h') ?? 0,
+    delayWarningMs: q?.duration('delay_warning', DEFAULTS.delayWarningMs, '4h') ?? DEFAULTS.delayWarningMs,
     deferDelivery: q?.bool('defer_delivery', false) ?? false,
   });
   if (queue.retryMinMs > queue.retryMaxMs) q!.problem('retry_min', 'queue.retry_min is longer than queue.retry_max', 'make retry_min shorter than retry_max');
@@ -395,22 +417,24 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   const mxS = root.table_('mx');
   const mx: MxConfig = Object.freeze({
     port: mxS?.int('port', DEFAULTS.mxPort, 1, 65535) ?? DEFAULTS.mxPort,
-    tls: mxS?.oneOf('tls', ['none', 'may', 'encrypt', 'verify'] as const, 'may') ?? 'may',
+    tls: mxS?.oneOf('tls', ['none', 'may', 'encrypt', 'verify'] as const, DEFAULTS.mxTls) ?? DEFAULTS.mxTls,
     nameservers: Object.freeze(mxS?.strings('nameservers', []) ?? []),
     concurrency: mxS?.int('concurrency', DEFAULTS.concurrency, 1, 1000) ?? DEFAULTS.concurrency,
-    timeoutMs: mxS?.duration('timeout', DEFAULTS.smtpTimeoutMs, '5m') || DEFAULTS.smtpTimeoutMs,
-    minTlsVersion: 'TLSv1' as const, // opportunistic TLS to strangers: any TLS beats plaintext (Postfix smtp_tls_protocols default)
+    timeoutMs: mxS?.duration('timeout', DEFAULTS.smtpTimeoutMs, '5m') ?? DEFAULTS.smtpTimeoutMs,
+    minTlsVersion: DEFAULTS.mxMinTls,
     mtaSts: mxS?.bool('mta_sts', DEFAULTS.mtaSts) ?? DEFAULTS.mtaSts,
   });
   for (const ns of mx.nameservers) {
     if (!splitHostPort(ns) && !parseCidr(ns)) mxS!.problem('nameservers', `"${ns}" in ${mxS!.at('nameservers')} is not an IP address or address:port`, 'write nameservers = ["127.0.0.1"] or ["127.0.0.1:5353"]');
   }
+  // 0 is refused here as for [relay] and [[route]] timeout (it used to mean 5 minutes silently)
+  if (mxS?.has('timeout') && mx.timeoutMs === 0) mxS.problem('timeout', 'mx.timeout cannot be 0', 'write timeout = "5m"');
   mxS?.finish(['port', 'tls', 'nameservers', 'concurrency', 'timeout', 'mta_sts']);
 
   const logS = root.table_('log');
   const logFile = logS?.string('file');
   const log: LogConfig = Object.freeze({
-    format: logS?.oneOf('format', ['postfix', 'json'] as const, 'postfix') ?? 'postfix',
+    format: logS?.oneOf('format', ['postfix', 'json'] as const, DEFAULTS.logFormat) ?? DEFAULTS.logFormat,
     ...(logFile !== undefined ? { file: abs(logFile) } : {}),
   });
   logS?.finish(['file', 'format']);

@@ -11,7 +11,7 @@ after(() => { for (const s of servers) s.close(); });
 
 const at = (port: number): UpstreamUrl => ({ url: `smtp://127.0.0.1:${port}`, scheme: 'smtp', host: '127.0.0.1', port });
 const upstream = (over: Partial<UpstreamConfig>): UpstreamConfig => ({
-  ...at(2525), tls: 'none', mechanisms: ['PLAIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 1, timeoutMs: 1000, ...over,
+  ...at(2525), tls: 'none', mechanisms: ['PLAIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 1, timeoutMs: 1000, reuseMessages: 100, reuseTimeMs: 300_000, ...over,
 });
 
 /** A plain SMTP peer that accepts everything; counts the messages it took. */

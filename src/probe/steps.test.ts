@@ -11,7 +11,7 @@ after(() => { for (const s of servers) s.close(); });
 
 const upstream = (over: Partial<UpstreamConfig>): UpstreamConfig => ({
   url: 'smtp://mail.example.test:2525', scheme: 'smtp', host: 'mail.example.test', port: 2525, tls: 'none',
-  mechanisms: ['PLAIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 1, timeoutMs: 1000, ...over,
+  mechanisms: ['PLAIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 1, timeoutMs: 1000, reuseMessages: 100, reuseTimeMs: 300_000, ...over,
 });
 const OPTS: ProbeOptions = { ehloName: 'relay.test', sender: 'postmaster@relay.test', originalSender: 'postmaster@relay.test', timeoutMs: 1000 };
 

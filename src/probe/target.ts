@@ -1,8 +1,8 @@
 // Which upstream `smarthost probe` walks: "relay", a [[route]] by name, or an ad-hoc --url
 // (tls "may" for smtp://, "verify" for smtps://, no credentials). Also the sender that
 // delivery would use for a probe's MAIL FROM. Pure: the config is already validated.
-import type { Config, UpstreamConfig } from '../config/types.js';
-import { DEFAULTS, parseRelayUrl } from '../config/validate.js';
+import type { Config } from '../config/types.js';
+import { upstreamFromUrl } from '../config/validate.js';
 import { rewriteAddress } from '../cleanup/sender-rewrite.js';
 import type { ProbeTarget } from './steps.js';
 
@@ -10,14 +10,8 @@ import type { ProbeTarget } from './steps.js';
 export type TargetChoice = { readonly target: ProbeTarget } | { readonly usage: string };
 
 function adHoc(url: string): TargetChoice {
-  const parsed = parseRelayUrl(url);
-  if ('error' in parsed) return { usage: `--url ${parsed.error}; ${parsed.fix.replace(/\burl = /, '--url ').replace(/"/g, '')}` };
-  const upstream: UpstreamConfig = {
-    url, scheme: parsed.scheme, host: parsed.host, port: parsed.port,
-    tls: parsed.scheme === 'smtps' ? 'verify' : 'may',
-    mechanisms: ['PLAIN', 'LOGIN'], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2',
-    concurrency: 1, timeoutMs: DEFAULTS.smtpTimeoutMs,
-  };
+  const upstream = upstreamFromUrl(url);
+  if ('error' in upstream) return { usage: `--url ${upstream.error}; ${upstream.fix.replace(/\burl = /, '--url ').replace(/"/g, '')}` };
   return { target: { name: url, section: 'the [relay] or [[route]] for this upstream', upstream } };
 }
 

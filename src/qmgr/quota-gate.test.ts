@@ -15,7 +15,7 @@ const dataDir = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'smartho
 const DAY = 86_400_000;
 const dest = (quota?: { count: number; windowMs: number }): Destination => ({
   kind: 'upstream', key: 'route:m365', name: 'm365',
-  upstream: { url: 'smtp://127.0.0.1:25', scheme: 'smtp', host: '127.0.0.1', port: 25, tls: 'none', mechanisms: [], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 1, timeoutMs: 1000, ...(quota ? { quota } : {}) } as UpstreamConfig,
+  upstream: { url: 'smtp://127.0.0.1:25', scheme: 'smtp', host: '127.0.0.1', port: 25, tls: 'none', mechanisms: [], allowPlaintextAuth: false, minTlsVersion: 'TLSv1.2', concurrency: 1, timeoutMs: 1000, reuseMessages: 100, reuseTimeMs: 300_000, ...(quota ? { quota } : {}) },
 });
 const message = (...to: string[]): OutgoingMessage => ({ id: 'ID1', sender: 'a@example.com', recipients: to.map((address) => ({ address })), size: 10, eightBit: false, body: () => { throw new Error('not read'); } });
 const sentAll = (m: OutgoingMessage): RcptResult[] => allRecipients(m.recipients.map((r) => r.address), 'sent', { status: '2.0.0', reason: '250 ok' }, 'up[127.0.0.1]:25', 0);

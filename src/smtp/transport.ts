@@ -297,7 +297,7 @@ function upstreamPool(name: string, u: UpstreamConfig): Pool {
     ({ peers: () => upstreamPeers(url.host, url.port), policy: { ...policy, implicitTls: url.scheme === 'smtps' } });
   return new Pool(u.concurrency, policy.label,
     { primary: (u.urls ?? [u]).map(target), fallback: (u.fallbackUrls ?? []).map(target) },
-    { messages: u.reuseMessages ?? DEFAULTS.reuseMessages, timeMs: u.reuseTimeMs ?? DEFAULTS.reuseTimeMs },
+    { messages: u.reuseMessages, timeMs: u.reuseTimeMs },
     u.rate ? new RateLimiter(u.rate) : undefined, presetRules(u.preset));
 }
 
