@@ -14,7 +14,6 @@ import type { MailLog, Peer } from '../maillog/maillog.js';
 import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
-import { installFastDataStream } from './data-stream.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
 import { checkMailFrom, checkRcptTo, isTrusted, type LocalLookup } from './policy.js';
@@ -118,7 +117,6 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
   };
 
   let draining = false;
-  installFastDataStream();
   const server = new SmtpdServer({
     name: deps.hostname,
     banner: 'smarthost',
