@@ -44,3 +44,8 @@ export function dotStuff(message: Buffer): Buffer {
   parts.push(Buffer.from(ends ? '.\r\n' : '\r\n.\r\n'));
   return Buffer.concat(parts);
 }
+
+/** What cleanup/line-ends.ts makes of content: every CRLF, bare CR and bare LF becomes CRLF. */
+export function crlfModel(content: Buffer): Buffer {
+  return Buffer.from(content.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
+}
