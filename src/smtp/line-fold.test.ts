@@ -2,10 +2,18 @@
 // chunks, comes out with every line at most 998 octets, broken with CRLF SPACE
 // exactly where the reference breaks it, UTF-8 characters whole.
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { Readable, type Transform } from 'node:stream';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { DataParser } from '../smtpd/data-parser.js';
+import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
 import { foldLongLines, LineFold, LINE_LIMIT } from './line-fold.js';
+
+const require = createRequire(import.meta.url);
+// nodemailer's DATA writer (dot-stuffing and the final dot), as session.ts uses it; not in its exports map
+const DataStream = require(path.join(path.dirname(require.resolve('nodemailer')), 'smtp-connection/data-stream.js')).default as new () => Transform;
 
 /** The reference: line by line, 998 octets, then 997 after each inserted space; never inside a UTF-8 character. */
 function reference(input: Buffer, limit = LINE_LIMIT): Buffer {
@@ -85,5 +93,22 @@ describe('LineFold', () => {
     const out: Buffer[] = [];
     for await (const c of foldLongLines(Readable.from([Buffer.from('a'.repeat(2000)), Buffer.from('\r\n')]))) out.push(c as Buffer);
     assert.equal(Buffer.concat(out).toString(), `${'a'.repeat(998)}\r\n ${'a'.repeat(997)}\r\n ${'a'.repeat(5)}\r\n`);
+  });
+
+  it('folded, then dot-stuffed by nodemailer, a receiver gets exactly the folded message and the end only at its end (fast-check)', async () => {
+    const line = fc.oneof(fc.constantFrom('', '.', '..', '.x', ' .', '\0'), fc.integer({ min: 990, max: 3100 }).chain((n) => fc.constantFrom('.', 'y', ' ').map((c) => c + 'z'.repeat(n))));
+    await fc.assert(fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 6 }), async (lines) => {
+      const msg = Buffer.from(lines.join('\r\n') + '\r\n');
+      const stuffer = new DataStream() as Transform & { _transform: TransformFn };
+      stuffer._transform = fastDotStuffing(stuffer._transform);
+      const wire: Buffer[] = [];
+      stuffer.on('data', (c: Buffer) => wire.push(c));
+      const done = new Promise((r) => stuffer.on('end', r));
+      foldLongLines(Readable.from([msg])).pipe(stuffer);
+      await done;
+      const parsed = new DataParser().push(Buffer.concat(wire));
+      assert.deepEqual(parsed.rest, Buffer.alloc(0), 'DATA ends exactly at the end');
+      assert.deepEqual(Buffer.concat(parsed.content), fold([msg]));
+    }), { numRuns: 300 });
   });
 });
