@@ -8,17 +8,13 @@
 // - `_dataStream`: the message stream startDataMode() created;
 // - `_countDataBytes(n)`: keeps `dataBytes` and `sizeExceeded` right;
 // - `_endDataMode(chunk, rest, done)`: back to commands with the bytes after the dot.
-import { SMTPStream, type SMTPStreamOptions } from 'smtp-server/lib/smtp-stream.js';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { DataParser } from './data-parser.js';
 
 type Done = (err?: Error | null) => void;
 
 export class SmtpdStream extends SMTPStream {
   private data = new DataParser();
-
-  constructor(options?: SMTPStreamOptions) {
-    super(options);
-  }
 
   override startDataMode(maxBytes?: number | string | null): ReturnType<SMTPStream['startDataMode']> {
     this.data = new DataParser();
