@@ -84,6 +84,8 @@ export class DialogFuzz {
   private daemon: RunningDaemon | undefined;
   private acked = new Set<string>();
   private sinceStart = 0;
+  /** How much of the daemon's log was looked at for program errors. */
+  private logScanned = 0;
   readonly stats: DialogStats = { cases: 0, commands: 0, messages: 0, closedEarly: 0, restarts: 0 };
 
   /** `exactAddresses`: also require quoted, UTF-8 and A-label addresses to be stored exactly as sent (issue 21 item 1). */
@@ -95,6 +97,7 @@ export class DialogFuzz {
     this.daemon = await startDaemon({ toml: '[[listen]]\naddress = "127.0.0.1:0"\ntls = "none"\n[queue]\ndefer_delivery = true\n' });
     this.stats.restarts++;
     this.sinceStart = 0;
+    this.logScanned = 0;
     return this.daemon;
   }
 
@@ -120,6 +123,11 @@ export class DialogFuzz {
 
   private assertAlive(d: RunningDaemon): void {
     assert.ok(d.child.exitCode === null && d.child.signalCode === null, `the daemon died (${d.child.exitCode ?? d.child.signalCode}):\n${d.logs().slice(-3000)}`);
+    // a bug caught and logged rather than fatal is a failure too
+    const log = d.logs();
+    const bug = /^.*\b(?:TypeError|ReferenceError|RangeError|AssertionError|ERR_[A-Z_]+)\b.*$/m.exec(log.slice(this.logScanned));
+    this.logScanned = Math.max(0, log.lastIndexOf('\n') + 1);
+    assert.equal(bug, null, `the daemon logged a program error: ${bug?.[0]}`);
   }
 
   async run(groups: readonly Group[]): Promise<void> {
