@@ -46,9 +46,15 @@ async function fuzzTarget(t: Target, args: Args): Promise<{ runs: number; failur
   return { runs, failures };
 }
 
-const args = parseArgs(process.argv.slice(2));
+function usage(message: string): never {
+  console.error(`npm run fuzz: ${message}`);
+  process.exit(64);
+}
+
+let args: Args;
+try { args = parseArgs(process.argv.slice(2)); } catch (e) { usage((e as Error).message); }
 const all = makeTargets({ exactAddresses: args.exactAddresses });
-const chosen = args.targets.length ? args.targets.map((n) => all.find((t) => t.name === n) ?? (() => { throw new Error(`no target ${n}; targets: ${all.map((t) => t.name).join(', ')}`); })()) : all;
+const chosen = args.targets.length ? args.targets.map((n) => all.find((t) => t.name === n) ?? usage(`no target ${n}; targets: ${all.map((t) => t.name).join(', ')}`)) : all;
 let total = 0;
 let failed = 0;
 for (const t of chosen) {
