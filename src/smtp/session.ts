@@ -13,6 +13,7 @@ import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { AccessTokens } from '../oauth/token-source.js';
 import { replyOf } from './slow-down.js';
 import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
+import { foldLongLines } from './line-fold.js';
 import { describeShape, shapeFix } from './password-file.js';
 
 /** Connection setup failed: every recipient of the attempt gets `result`. */
@@ -190,7 +191,7 @@ export class UpstreamSession {
       const args = [r.notify?.length ? `NOTIFY=${r.notify.join(',')}` : '', r.orcpt ? `ORCPT=${orcptArg(r.orcpt)}` : ''].filter(Boolean).join(' ');
       if (args) this.conn.rcptArgs.set(r.address, ' ' + args);
     }
-    const body = msg.body();
+    const body = foldLongLines(msg.body()); // lines > 998 octets broken with CRLF SPACE (line-fold.ts)
     this.lostBeforeData = false;
     let bodyDone = false;
     body.once('end', () => { bodyDone = true; });

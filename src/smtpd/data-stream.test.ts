@@ -1,73 +1,91 @@
-// Property test: for random messages (line-starting dots, stuffed dots, bare
-// CR and LF, terminators in odd places) cut into random chunks, the fast DATA
-// parser gives what smtp-server's own gives: the same content bytes, the same
-// byte count, and the same commands after the terminator.
+// Our DATA phase inside the real smtp-server 3.21.6: the library members
+// data-stream.ts and server.ts rely on exist and are called (these tests fail
+// when an upgrade renames or bypasses one), and a real connection uses our
+// parser before and after STARTTLS.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
-import { fastFeed, originalFeed } from './data-stream.js';
+import { RawSmtp } from '../../test/helpers/smtp-client.js';
+import { testCerts } from '../../test/peers/certs.js';
+import { SmtpdStream } from './data-stream.js';
+import { SmtpdServer, type Connection } from './server.js';
 
-type Feed = typeof originalFeed;
-interface Parsed { data: Buffer; bytes: number; commands: string[] }
-
-async function parse(chunks: Buffer[], feed: Feed): Promise<Parsed> {
-  const s = new SMTPStream() as SMTPStream & { _feedDataStream: Feed; dataBytes: number };
-  s._feedDataStream = feed;
-  const commands: string[] = [];
-  s.oncommand = (cmd: Buffer, cb: () => void) => { commands.push(cmd.toString('latin1')); cb(); };
-  const data: Buffer[] = [];
-  const stream = s.startDataMode();
-  let bytes = 0;
-  const ended = new Promise<void>((resolve) => stream.on('end', () => { bytes = s.dataBytes; s.continue(); resolve(); }));
-  stream.on('data', (c: Buffer) => data.push(c));
-  for (const c of chunks) await new Promise<void>((resolve) => s.write(c, () => resolve()));
-  await ended;
-  await new Promise<void>((resolve) => s.end(() => resolve()));
-  return { data: Buffer.concat(data), bytes, commands };
-}
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 2 ** 32; };
-}
-
-const PIECES = ['a', 'bc', ' ', '.', '..', '\r\n', '\r\n.', '\r\n..', '\r\n.x', '\r', '\n', '\n.', '\n.\r\n', '\r.\r', '\r\n.\r\n'];
-const STARTS = ['', '.', '..', '.\r\n', '..\r\n', '.x', '\r\n.\r\n'];
-
-test('same content, size and following commands as smtp-server for random messages and chunkings', async () => {
-  let fast = 0;
-  let fallback = 0;
-  const counted: Feed = function (this: unknown, chunk, done) { fallback++; return originalFeed.call(this as never, chunk, done); };
-  const patched = fastFeed(counted);
-  const measured: Feed = function (this: unknown, chunk, done) { fast++; return patched.call(this as never, chunk, done); };
-  for (let round = 0; round < 1500; round++) {
-    const r = rng(round + 7);
-    const pick = <T>(a: T[]) => a[Math.floor(r() * a.length)]!;
-    const body = Array.from({ length: Math.floor(r() * (round % 10 === 0 ? 3000 : 120)) }, () => pick(PIECES)).join('');
-    const bytes = Buffer.from(`${pick(STARTS)}${body}\r\n.\r\nQUIT\r\n`, 'latin1');
-    const maxChunk = pick([1, 3, 9, 16, 64, 1000, 70000]);
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < bytes.length;) {
-      const n = 1 + Math.floor(r() * maxChunk);
-      chunks.push(bytes.subarray(i, i + n));
-      i += n;
+describe('smtp-server members we rely on', () => {
+  it('exist with the shapes we call', () => {
+    const stream = SMTPStream.prototype as unknown as Record<string, unknown>;
+    for (const name of ['_feedDataStream', '_countDataBytes', '_endDataMode', 'startDataMode', 'continue']) {
+      assert.equal(typeof stream[name], 'function', `SMTPStream.prototype.${name}`);
     }
-    const want = await parse(chunks, originalFeed);
-    const got = await parse(chunks, measured);
-    assert.deepEqual(got, want, `round ${round}: ${JSON.stringify(bytes.toString('latin1').slice(0, 200))}`);
-  }
-  // the fast path must really have run, not only the fallback (small chunks and dense dots fall back often)
-  assert.ok(fast - fallback > 500, `fast path taken for ${fast - fallback} of ${fast} chunks`);
+    assert.equal((stream['_feedDataStream'] as (...a: unknown[]) => void).length, 2, '_feedDataStream(chunk, done)');
+    assert.equal((stream['_endDataMode'] as (...a: unknown[]) => void).length, 3, '_endDataMode(chunk, remainder, callback)');
+    const conn = SMTPConnection.prototype as unknown as Record<string, unknown>;
+    assert.equal(typeof conn['_createParser'], 'function', 'SMTPConnection.prototype._createParser');
+  });
+
+  it("the library's _write hands DATA chunks to our _feedDataStream, and _endDataMode resumes commands", async () => {
+    const s = new SmtpdStream();
+    const commands: string[] = [];
+    const content: Buffer[] = [];
+    let bytes = -1;
+    let exceeded: boolean | undefined;
+    s.oncommand = (cmd: Buffer, cb?: () => void) => {
+      const line = cmd.toString('latin1');
+      commands.push(line);
+      if (line === 'DATA') {
+        const data = s.startDataMode(5);
+        data.on('data', (c: Buffer) => content.push(c));
+        data.on('end', () => { bytes = s.dataBytes; exceeded = data.sizeExceeded; s.continue(); });
+      }
+      cb?.();
+    };
+    const wire = Buffer.from('MAIL FROM:<a@b>\r\nDATA\r\n.x\r\n..y\r\n.\r\nQUIT\r\n', 'latin1');
+    for (let i = 0; i < wire.length; i += 3) await new Promise<void>((resolve) => s.write(wire.subarray(i, i + 3), () => resolve()));
+    await new Promise<void>((resolve) => s.end(() => resolve()));
+    assert.deepEqual(commands, ['MAIL FROM:<a@b>', 'DATA', 'QUIT']);
+    assert.equal(Buffer.concat(content).toString('latin1'), 'x\r\n.y\r\n');
+    assert.equal(bytes, 7, 'dataBytes counts what was kept');
+    assert.equal(exceeded, true, 'sizeExceeded from _countDataBytes (limit 5)');
+  });
 });
 
-test('a 100 KB message in socket-sized chunks never falls back', async () => {
-  let fallback = 0;
-  const counted: Feed = function (this: unknown, chunk, done) { fallback++; return originalFeed.call(this as never, chunk, done); };
-  const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor\r\n';
-  const body = Buffer.from(`${line.repeat(1300)}..stuffed\r\n${line}.\r\n`, 'latin1');
-  const chunks = [body.subarray(0, 65536), body.subarray(65536)];
-  const got = await parse(chunks, fastFeed(counted));
-  assert.equal(fallback, 0);
-  assert.equal(got.data.toString('latin1'), `${line.repeat(1300)}.stuffed\r\n${line}`);
-  assert.equal(got.bytes, got.data.length);
+describe('a real SmtpdServer connection', () => {
+  const certs = testCerts();
+  const parsers: string[] = [];
+  const messages: string[] = [];
+  const server = new SmtpdServer({
+    logger: false, disableReverseLookup: true, authOptional: true, key: certs.valid.key, cert: certs.valid.cert,
+    onData(stream, _session, cb) {
+      const parts: Buffer[] = [];
+      stream.on('data', (c: Buffer) => parts.push(c));
+      stream.on('end', () => { messages.push(Buffer.concat(parts).toString('latin1')); cb(null, 'ok'); });
+    },
+  }, {
+    pregreet: false,
+    onConnection(conn: Connection) {
+      parsers.push((conn as unknown as { _parser: unknown })._parser instanceof SmtpdStream ? 'ours' : 'other');
+    },
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('uses SmtpdStream, also for the TLS session after STARTTLS', async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.server.address() as AddressInfo).port;
+    const c = await RawSmtp.connect(port);
+    await c.read();
+    await c.cmd('EHLO client.test');
+    assert.equal((await c.starttls()).code, 220);
+    await c.cmd('EHLO client.test');
+    const conn = [...server.connections][0] as unknown as { _parser: unknown };
+    assert.ok(conn._parser instanceof SmtpdStream, 'the TLS session parser is ours');
+    await c.cmd('MAIL FROM:<a@client.test>');
+    await c.cmd('RCPT TO:<b@example.net>');
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('.single dot\r\n..double\r\n.\r\n');
+    assert.equal((await c.read()).code, 250);
+    c.close();
+    assert.deepEqual(parsers, ['ours']);
+    assert.deepEqual(messages, ['single dot\r\n.double\r\n']);
+  });
 });

@@ -15,7 +15,6 @@ import type { MailLog, Peer } from '../maillog/maillog.js';
 import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
-import { installFastDataStream } from './data-stream.js';
 import { EnvelopeAddresses } from './envelope-address.js';
 import { guardConnection, type Guard, type RawConnection } from './guard.js';
 import { intake } from './intake.js';
@@ -126,7 +125,6 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
   };
 
   let draining = false;
-  installFastDataStream();
   const server = new SmtpdServer({
     name: deps.hostname,
     banner: 'smarthost',

@@ -12,15 +12,18 @@
 //
 // The seam (docs/ARCHITECTURE.md, "smtp-server"): connect(), init() and upgrade() are
 // public methods replaced by subclassing; init() calls the library's _setListeners(),
-// and upgrade() reads _upgrading and _socket. smtp-server is pinned to an exact
-// version, and test/e2e/greeting.test.ts fails if the greeting is held again or early
-// input is handled differently.
+// upgrade() reads _upgrading and _socket, and _createParser() gives each connection (and
+// its TLS session after STARTTLS) our SmtpdStream, whose DATA phase is data-parser.ts.
+// smtp-server is pinned to an exact version; test/e2e/greeting.test.ts fails if the
+// greeting is held again or early input is handled differently,
+// src/smtpd/data-stream.test.ts if the parser is not ours.
 import { performance } from 'node:perf_hooks';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { LineLedger } from './line-ledger.js';
+import { SmtpdStream } from './data-stream.js';
 
 /** What a client sent before the greeting was complete (Postfix's PREGREET log line). */
 export interface Pregreet { readonly bytes: number; readonly seconds: number; readonly text: string }
@@ -40,6 +43,18 @@ export class Connection extends SMTPConnection {
   /** `watchEarly`: keep what arrives before the greeting, for pregreet(); only listeners with `pregreet` need it. */
   constructor(server: SMTPServer, private readonly raw: Socket, options: SMTPConnectionOptions | null | undefined, private readonly watchEarly: boolean) {
     super(server, raw, options);
+  }
+
+  /**
+   * The library's _createParser() with our parser class. Called from SMTPConnection's
+   * constructor and again for the TLS session after STARTTLS (upgrade()), so it may use
+   * nothing of this subclass's own fields.
+   */
+  override _createParser(): SmtpdStream {
+    const parser = new SmtpdStream({ maxCommandLength: this._server.options.maxCommandLength });
+    parser.oncommand = (command, callback) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => this.send(421, 'Error: ' + err.message));
+    return parser;
   }
 
   /** Greets at once: the library's init() without its 100 ms pause (and without maxClients, which we do not use). */

@@ -172,3 +172,9 @@ export function spoolMessages(dataDir: string): Array<{ id: string; envelope: Re
     return f.kind === 'message' ? [{ id, envelope: f.envelope, body: f.body }] : [];
   });
 }
+
+/** One stored message by queue id, or undefined when messages/ID is not a committed message. */
+export function spoolMessage(dataDir: string, id: string): { envelope: Record<string, unknown>; body: Buffer } | undefined {
+  const f = queueFile(path.join(dataDir, 'queue', 'messages'), id);
+  return f.kind === 'message' ? { envelope: f.envelope, body: f.body } : undefined;
+}

@@ -45,6 +45,8 @@ export interface PostfixProviderOptions {
   readonly relayTo?: { readonly host: string; readonly port: number };
   /** SASL users, each user@domain; default alice@ and bob@provider.test. Each also gets a mailbox. */
   readonly users?: Record<string, string>;
+  /** More main.cf lines ("name = value"), written last so that they win. */
+  readonly mainCf?: readonly string[];
 }
 
 const DOMAIN = 'provider.test';
@@ -94,7 +96,7 @@ async function startIn(dir: string, users: Record<string, string>, opts: Postfix
   await makeSaslDb(dir, users, postfixUser);
   const mailboxes = [...Object.keys(users).map(localPart), ...EXTRA_MAILBOXES];
   fs.writeFileSync(path.join(dir, 'etc/mailboxes'), [...new Set(mailboxes)].map((u) => `${u}@${DOMAIN} ${u}/\n`).join(''));
-  fs.writeFileSync(path.join(dir, 'etc/main.cf'), mainCf(dir, postfixUser, opts.relayTo));
+  fs.writeFileSync(path.join(dir, 'etc/main.cf'), mainCf(dir, postfixUser, opts.relayTo) + (opts.mainCf ?? []).map((l) => `${l}\n`).join(''));
   fs.writeFileSync(path.join(dir, 'etc/master.cf'), masterCf({ starttlsPort, implicitPort, plainPort }));
   // Postfix rereads a table or main.cf modified within the current second until it looks
   // settled ("being edited"), which costs up to two seconds per start: date them back.

@@ -50,6 +50,8 @@ export interface UpstreamOptions {
   host?: string;
   /** Default 0 (any free port); a fixed one lets two upstreams on different loopback addresses share [mx] port. */
   port?: number;
+  /** Refuse, after the final dot, a message with a line longer than this many octets (CRLF not counted), as strict servers do. */
+  maxLineLength?: number;
 }
 export interface ReceivedMessage {
   from: string; to: string[];
@@ -118,6 +120,17 @@ const replyError = (reply: string | undefined) => {
 
 const params = (args: SMTPServerAddressArgs | false | undefined): Record<string, string> =>
   Object.fromEntries(Object.entries(args || {}).map(([k, v]) => [k, v === true ? '' : v]));
+
+function longestLine(data: Buffer): number {
+  let longest = 0;
+  for (let from = 0; from < data.length;) {
+    const lf = data.indexOf(0x0a, from);
+    const end = lf === -1 ? data.length : lf;
+    longest = Math.max(longest, end - from - (end > from && data[end - 1] === 0x0d ? 1 : 0));
+    from = end + 1;
+  }
+  return longest;
+}
 
 export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstream> {
   const certs = testCerts();
@@ -271,6 +284,8 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
       stream.on('end', () => {
         const entry = live.get(session.id);
         const message = toMessage(session, Buffer.concat(chunks), entry);
+        const tooLong = opts.maxLineLength !== undefined && longestLine(message.data) > opts.maxLineLength;
+        if (tooLong) return cb(Object.assign(new Error(`5.6.0 Message contains a line longer than ${opts.maxLineLength} octets`), { responseCode: 550 }));
         const fault = take('dot');
         const user = session.user as string | undefined;
         if (opts.oauth?.sendAs && user && session.envelope.mailFrom && session.envelope.mailFrom.address.toLowerCase() !== user.toLowerCase()) {
