@@ -23,7 +23,11 @@ export function suggestPreset(value: string): string | undefined {
 
 /** A value as it is written in smarthost.toml. */
 export function tomlValue(v: unknown): string {
-  return Array.isArray(v) ? `[${v.map(tomlValue).join(', ')}]` : typeof v === 'string' ? JSON.stringify(v) : String(v);
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  // a table (smol-toml's have no prototype, so String() would throw) as an inline table
+  if (typeof v === 'object' && v !== null && !(v instanceof Date)) return `{ ${Object.entries(v).map(([k, x]) => `${k} = ${tomlValue(x)}`).join(', ')} }`;
+  return String(v);
 }
 
 /**
