@@ -8,6 +8,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
+import { foldLongLines } from '../cleanup/line-fold.js';
 import { readHead } from '../cleanup/sender-rewrite.js';
 import type { OutgoingMessage } from '../mail/delivery.js';
 import { parseTags, type DkimAlgorithm } from './key.js';
@@ -107,11 +108,14 @@ async function* prepend(first: Buffer, rest: () => Readable): AsyncGenerator<Buf
 }
 
 /** `msg` with its DKIM-Signature fields in front, or `msg` itself when no [[dkim]] applies. */
-export async function signOutgoing(msg: OutgoingMessage, signers: readonly DkimSigner[]): Promise<OutgoingMessage> {
-  if (signers.length === 0) return msg;
+export async function signOutgoing(given: OutgoingMessage, signers: readonly DkimSigner[]): Promise<OutgoingMessage> {
+  if (signers.length === 0) return given;
+  // sign what will be sent: lines over 998 octets are broken now, not after the hash
+  // (the transport's own pass then finds nothing to break)
+  const msg: OutgoingMessage = { ...given, body: () => foldLongLines(given.body()) };
   const head = await readHead(msg.body());
   const apply = head === undefined ? [] : signersFor(head, signers);
-  if (apply.length === 0) return msg;
+  if (apply.length === 0) return given;
   const sig = await signatures(head!, msg.body(), apply);
   return {
     ...msg,

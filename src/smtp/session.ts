@@ -13,7 +13,7 @@ import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { AccessTokens } from '../oauth/token-source.js';
 import { replyOf } from './slow-down.js';
 import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
-import { foldLongLines } from './line-fold.js';
+import { foldLongLines } from '../cleanup/line-fold.js';
 import { describeShape, shapeFix } from './password-file.js';
 
 /** Connection setup failed: every recipient of the attempt gets `result`. */

@@ -99,6 +99,15 @@ describe('DKIM signing of mail that leaves', () => {
     await assertBothPass(m.data);
   });
 
+  it('signs what is sent when a line over 998 octets is broken on the way out (the signature covers the broken line)', async () => {
+    const long = `<p>${'unwrapped html '.repeat(400)}</p>`;
+    const body = `From: ann@example.com\r\nTo: kim@example.net\r\nSubject: long line\r\n\r\n${long}\r\n`;
+    await submit(d.ports[0]!, 'ann@example.com', ['kim@example.net'], { body });
+    const m = await arrivedFor('kim@example.net');
+    assert.ok(m.data.toString('latin1').split('\r\n').every((l) => l.length <= 998), 'every line at most 998 octets');
+    await assertBothPass(m.data);
+  });
+
   it('signs each copy once when one recipient is retried in a later attempt', async () => {
     up.setFaults([{ stage: 'rcpt', rcpt: 'carol@example.net', action: 'reply', reply: '451 4.3.0 Try again later', times: 1 }]);
     const body = 'From: ann@example.com\r\nTo: frank@example.net, carol@example.net\r\nSubject: twice\r\n\r\nhi\r\n';
