@@ -177,6 +177,7 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
         if (reply) {
           const skipped = action === 'flush' ? await flushSkipped(spool, all ? 'ALL' : chosen, reply.done, reply.missing) : 0;
           code = report(action, reply.done.length, reply.missing, skipped);
+          if (reply.recovering && all) process.stdout.write(`smarthost: the daemon is still reading the queue after its start; messages it has not read yet are ${verbed(action)} as it reads them\n`);
         } else if (action === 'flush') {
           process.stderr.write('smarthost: cannot flush the mail queue: smarthost is not running (start it with `smarthost start`; it tries the whole queue when it starts)\n');
           return EXIT.TEMPFAIL;
@@ -223,9 +224,13 @@ async function flushSkipped(spool: FsSpool, asked: readonly string[] | 'ALL', do
   return skipped;
 }
 
+function verbed(action: string): string {
+  return action === 'delete' ? 'deleted' : action === 'hold' ? 'held' : action === 'release' ? 'released' : 'flushed';
+}
+
 function report(action: string, done: number, missing: readonly string[], skipped = 0): number {
   for (const id of missing) process.stderr.write(`smarthost: skipped ${id}: not found (no message ${id} in the queue)\n`);
-  const verb = action === 'delete' ? 'deleted' : action === 'hold' ? 'held' : action === 'release' ? 'released' : 'flushed';
+  const verb = verbed(action);
   const left = skipped + missing.length;
   process.stdout.write(`smarthost: ${verb} ${done} message${done === 1 ? '' : 's'}${left ? `, skipped ${left} (see above)` : ''}\n`);
   return missing.length ? EXIT.NOUSER : EXIT.OK;
