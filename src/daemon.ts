@@ -247,9 +247,9 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
     qmgr,
     reload,
     async listen() {
+      recovery = recoverInBackground(); // (creates data_dir's queue directories first, at once)
       control = await listenControl(config.dataDir, async (req) => req.op === 'pickup' ? pickup(req.ids)
         : req.op === 'unblock' ? unblock(req.ids) : { ok: true, ...await qmgr.act(req.op, req.ids) });
-      recovery = recoverInBackground();
       const out: BoundListener[] = [];
       for (const l of config.listen) out.push(await listeners.bind(l, gen.deps));
       await serveMetrics(config);
