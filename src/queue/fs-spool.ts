@@ -37,6 +37,7 @@ import { mapBounded, retryTransient } from './bounded.js';
 import { DirSync } from './dir-sync.js';
 import { bodyRange, headFrom, readSmall } from './fs-format.js';
 import { FsIncoming, storageError, type Place } from './fs-incoming.js';
+import { scanMessages, unclaimedIds, type Scanned } from './fs-listing.js';
 import { recoverFiles } from './fs-recovery.js';
 import {
   initialState,
@@ -271,30 +272,8 @@ export class FsSpool implements Spool {
     return { envelope: head.envelope, state: opts.hasState === false ? initialState(head.envelope) : await this.readState(id, head.envelope) };
   }
 
-  async unclaimed(known: (id: string) => boolean, before: number): Promise<string[]> {
-    let names: string[];
-    try { names = await fsp.readdir(this.messages); } catch { return []; }
-    const candidates = names.filter((n) => isQueueId(n) && !known(n)).sort();
-    const settled = await mapBounded(candidates, (id) => this.settledMessage(path.join(this.messages, id), id, before));
-    return candidates.filter((_, i) => settled[i]);
-  }
-
-  /**
-   * Whether a file is a message (not empty, nor being received, nor a spare: see examine()) last
-   * written before `before`. The age is taken after the head was read: a spare keeps the old
-   * message's time until it is written over, and what was read is then no older than that time.
-   * Not readable even after retries: not now (the next rescan looks again).
-   */
-  private async settledMessage(file: string, id: string, before: number): Promise<boolean> {
-    return retryTransient(async () => {
-      let fh: fsp.FileHandle | undefined;
-      try {
-        fh = await fsp.open(file, 'r');
-        const size = (await fh.stat()).size;
-        const head = size > 0 ? await headFrom(fh, size) : undefined;
-        return head?.envelope.id === id && (await fh.stat()).mtimeMs < before;
-      } finally { await fh?.close(); }
-    }).catch(() => false);
+  unclaimed(known: (id: string) => boolean, before: number): Promise<string[]> {
+    return unclaimedIds(this.messages, known, before);
   }
 
   /** The messages in the spool, oldest id first; a file that cannot be read is told to `onUnreadable` and left out. */
@@ -307,18 +286,17 @@ export class FsSpool implements Spool {
   /**
    * Every message in the spool, oldest id first, and every file in messages/ that could not be
    * read (after retries of transient errors), with its error: nothing is left out silently.
-   * At most OPEN_AT_ONCE files are open at a time.
    */
   async listAll(): Promise<QueueListing> {
-    let names: string[];
-    try { names = await fsp.readdir(this.messages); } catch { return { entries: [], unreadable: [] }; }
+    const entries: QueueEntry[] = [];
     const unreadable: Array<{ id: string; error: Error }> = [];
-    const entries = await mapBounded(names.filter(isQueueId).sort(), (id) => this.get(id).catch((error: Error) => {
-      unreadable.push({ id, error });
-      return undefined;
-    }));
-    unreadable.sort((a, b) => (a.id < b.id ? -1 : 1));
-    return { entries: entries.filter((e): e is QueueEntry => e !== undefined), unreadable };
+    for await (const s of this.scan()) if (s.entry) entries.push(s.entry); else unreadable.push(s.unreadable);
+    return { entries, unreadable };
+  }
+
+  /** listAll() one message at a time, for a listing printed as it is read (see fs-listing.ts). */
+  scan(): AsyncGenerator<Scanned> {
+    return scanMessages({ messages: this.messages, state: this.state }, (id) => this.get(id));
   }
 
   open(id: string): Readable {
