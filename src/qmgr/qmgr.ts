@@ -12,10 +12,10 @@
 // while new mail already comes in; see act() for the `queue` verbs meanwhile.
 import type { QueueConfig } from '../config/types.js';
 import type { DsnRecipient } from '../bounce/dsn.js';
-import type { ControlOp } from '../control/protocol.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { Envelope, Recipient } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
+import { mapBounded } from '../queue/bounded.js';
 import type { DeliveryState, Recovered, RecoveryReport, Spool } from '../queue/spool.js';
 import { dueOf, initialState, pending } from '../queue/spool.js';
 import { routeFor, type Destination, type RouteTable } from '../route/route.js';
@@ -49,6 +49,9 @@ export interface QmgrOptions {
 /** New mail keeps its envelope in memory for its first attempt while fewer than this many wait for a slot. */
 const KEEP_NEW = 1000;
 
+/** The `smarthost queue` verbs that act through the daemon. */
+export type QueueVerb = 'flush' | 'hold' | 'release' | 'delete';
+
 export interface ActionResult { readonly done: string[]; readonly missing: string[] }
 
 export class QueueManager {
@@ -57,7 +60,7 @@ export class QueueManager {
   private readonly removing = new Set<string>();
   private readonly scheduler: Scheduler;
   /** While start() recovers the spool: ids removed meanwhile (not to be taken back), and `queue` verbs for ALL, applied to what is found later. */
-  private recovering: { readonly gone: Set<string>; readonly late: ControlOp[] } | undefined;
+  private recovering: { readonly gone: Set<string>; readonly late: QueueVerb[] } | undefined;
   private stopped = false;
   private readonly rand: () => number;
 
@@ -309,7 +312,7 @@ export class QueueManager {
    * yet is read from the spool when named by id; with ALL, the verb acts on what is known now
    * and on each message recovery finds later (`recovering` in the reply says so).
    */
-  async act(op: 'flush' | 'hold' | 'release' | 'delete', ids: readonly string[] | 'ALL'): Promise<ActionResult & { recovering?: true }> {
+  async act(op: QueueVerb, ids: readonly string[] | 'ALL'): Promise<ActionResult & { recovering?: true }> {
     if (this.recovering && ids === 'ALL') this.recovering.late.push(op);
     else if (this.recovering && ids !== 'ALL') for (const id of ids) if (!this.has(id)) await this.loadUnknown(id);
     const r = op === 'flush' ? this.flush(ids) : op === 'delete' ? await this.delete(ids) : await this.hold(ids, op === 'hold');
@@ -363,11 +366,9 @@ export class QueueManager {
 
   async delete(ids: readonly string[] | 'ALL'): Promise<ActionResult> {
     const { items, missing } = this.select(ids);
-    for (const it of items) {
-      it.deleted = true;
-      this.scheduler.unschedule(it);
-      if (!it.active) await this.drop(it, 'postsuper'); // an active one goes when its attempt ends
-    }
+    for (const it of items) { it.deleted = true; this.scheduler.unschedule(it); }
+    // an active one goes when its attempt ends; the others a few at a time (ALL of a large queue)
+    await mapBounded(items.filter((it) => !it.active), (it) => this.drop(it, 'postsuper'));
     return { done: items.map((i) => i.id), missing };
   }
 
