@@ -245,7 +245,7 @@ export class QueueManager {
     const byRcpt = new Map(results.map((r) => [r.rcpt, r]));
     for (const r of w.state.recipients) {
       const res = byRcpt.get(r.address);
-      if (res) logDelivery(this.o.log, envelope.id, res, { arrived: Date.parse(envelope.arrived), seen: item.seenAt, now });
+      if (res) logDelivery(this.o.log, envelope.id, res, { arrived: Date.parse(envelope.arrived), seen: item.seenAt(Date.parse(envelope.arrived)), now });
     }
     const { recipients, failed, relayed, anyExpired } = applyResults(w, results, this.o.queue, now, this.rand);
     if (anyExpired) this.o.log.expired(envelope.id, envelope.sender);

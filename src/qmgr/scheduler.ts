@@ -5,30 +5,62 @@
 import { DueHeap, Fifo, type HeapItem } from './due-heap.js';
 import type { Work } from './outcomes.js';
 
-/** What the queue manager keeps of a message between attempts: ids and times, not its envelope. */
+const ACTIVE = 1, QUEUED = 2, DELETED = 4, FORCE = 8, HELD = 16, SAVED = 32;
+/** Arrival is kept in seconds from this moment: a small integer, which V8 stores in the object (an epoch in ms gets a 16-byte box). */
+const BASE = Date.now();
+const SMALL = 2 ** 30;
+
+/**
+ * What the queue manager keeps of a message between attempts: ids and times, not its envelope.
+ * At a million messages each field costs 8 MB: flags share one number, two times are small.
+ */
 export class Item implements HeapItem {
   heapIndex = -1;
-  active = false;
-  queuedToRun = false;
-  deleted = false;
-  forceNext = false;
+  private flags: number;
+  private readonly arrivedS: number;
+  /** ms from arrival to when the queue manager first saw it (at most 12 days: Postfix delays "a"). */
+  private readonly seenAfter: number;
   /** Envelope and state: while an attempt runs, and for new mail until its first attempt. */
   work: Work | undefined;
   /** Saves of its state and its removal, in the order they were started. */
   writes: Promise<unknown> | undefined;
   constructor(
     readonly id: string,
-    /** Epoch ms. */
-    readonly arrived: number,
+    arrived: number,
     readonly size: number,
-    public held: boolean,
+    held: boolean,
     /** Epoch ms of the next attempt of a pending recipient (0: now). */
     public due: number,
-    /** A state file may exist (loaded from the spool, or saved since). */
-    public stateSaved: boolean,
-    /** When the queue manager first saw it (Postfix delays "a" ends here). */
-    readonly seenAt: number,
-  ) {}
+    stateSaved: boolean,
+    seenAt: number,
+  ) {
+    this.flags = (held ? HELD : 0) | (stateSaved ? SAVED : 0);
+    this.arrivedS = Math.round((arrived - BASE) / 1000);
+    this.seenAfter = Math.min(SMALL, Math.max(0, Math.round(seenAt - arrived)));
+  }
+
+  /** Epoch ms, to the second. */
+  get arrived(): number { return BASE + this.arrivedS * 1000; }
+  /** When the queue manager first saw it (epoch ms), given the arrival in the envelope. */
+  seenAt(arrived: number): number { return arrived + this.seenAfter; }
+
+  private flag(bit: number, on: boolean): void { this.flags = on ? this.flags | bit : this.flags & ~bit; }
+  /** An attempt is under way. */
+  get active(): boolean { return (this.flags & ACTIVE) !== 0; }
+  set active(on: boolean) { this.flag(ACTIVE, on); }
+  /** In line for a delivery slot. */
+  get queuedToRun(): boolean { return (this.flags & QUEUED) !== 0; }
+  set queuedToRun(on: boolean) { this.flag(QUEUED, on); }
+  get deleted(): boolean { return (this.flags & DELETED) !== 0; }
+  set deleted(on: boolean) { this.flag(DELETED, on); }
+  /** The next attempt tries every pending recipient, due or not (flush). */
+  get forceNext(): boolean { return (this.flags & FORCE) !== 0; }
+  set forceNext(on: boolean) { this.flag(FORCE, on); }
+  get held(): boolean { return (this.flags & HELD) !== 0; }
+  set held(on: boolean) { this.flag(HELD, on); }
+  /** A state file may exist (loaded from the spool, or saved since). */
+  get stateSaved(): boolean { return (this.flags & SAVED) !== 0; }
+  set stateSaved(on: boolean) { this.flag(SAVED, on); }
 }
 
 export interface SchedulerHooks {
