@@ -10,7 +10,7 @@
 //             against the steady-state relay rate of a relay cell (1 KB,
 //             closed loop) measured in the same run.
 // BENCH_QUEUE_MESSAGES (N, default 1,000,000) and BENCH_QUEUE_DRAIN (M,
-// default 100,000) allow quick runs.
+// default 100,000) allow quick runs; BENCH_QUEUE_CELLS=recovery,listing skips the drain.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +31,8 @@ const SETTINGS = {
   /** sessions of the relay cell the drain is compared with */
   relaySessions: envNumber('BENCH_QUEUE_RELAY_SESSIONS', 50),
   relaySeconds: envNumber('BENCH_SECONDS', 5),
+  /** "recovery,listing,drain" by default (listing needs recovery's queue) */
+  cells: (process.env.BENCH_QUEUE_CELLS ?? 'recovery,listing,drain').split(','),
 };
 const TARGET = { recoverSeconds: 60, rssMB: 500, listSeconds: 60 };
 
@@ -63,7 +65,7 @@ async function recoveryCell(dataDir: string): Promise<Recovery> {
   return r;
 }
 
-interface Listing { entries: number; firstByteS: number; totalS: number; bytes: number; peakMB: number; exit: number | null }
+interface Listing { entries: number; firstByteS: number; totalS: number; bytes: number; peakMB: number; cpuS: number; exit: number | null }
 
 /** `smarthost queue --json`, its output counted as it streams by (never kept). */
 function listingCell(config: string): Promise<Listing> {
@@ -74,7 +76,10 @@ function listingCell(config: string): Promise<Listing> {
   let entries = 0;
   let carry = '';
   let peakMB = 0;
-  const poll = setInterval(() => { try { peakMB = Math.max(peakMB, memMB(child.pid!, 'VmHWM')); } catch { /* exited */ } }, 200);
+  let cpuS = 0;
+  const poll = setInterval(() => {
+    try { peakMB = Math.max(peakMB, memMB(child.pid!, 'VmHWM')); cpuS = cpuMs(child.pid!) / 1000; } catch { /* exited */ }
+  }, 200);
   child.stdout.on('data', (d: Buffer) => {
     if (!bytes) firstByteS = seconds(t0);
     bytes += d.length;
@@ -85,7 +90,7 @@ function listingCell(config: string): Promise<Listing> {
   });
   return new Promise((resolve) => child.once('close', (exit) => {
     clearInterval(poll);
-    resolve({ entries, firstByteS, totalS: seconds(t0), bytes, peakMB, exit });
+    resolve({ entries, firstByteS, totalS: seconds(t0), bytes, peakMB, cpuS, exit });
   }));
 }
 
@@ -115,37 +120,49 @@ async function drainCell(): Promise<Drain> {
 async function main(): Promise<void> {
   say(`smarthost large-queue bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   say(`queues written straight into the spool (1 KB messages, one recipient each); N = ${n(SETTINGS.messages)} deferred (next try in an hour), M = ${n(SETTINGS.drain)} due now`);
-  const dir = tempDir('smarthost-bench-queue-');
-  const dataDir = path.join(dir, 'data');
-  let t = performance.now();
-  await writeQueue(dataDir, SETTINGS.messages, true);
-  progress(`${n(SETTINGS.messages)} deferred messages written in ${f(seconds(t), 0)} s`);
-  const rec = await recoveryCell(dataDir);
-  progress(`recovery: listening after ${f(rec.listenS, 2)} s, recovered after ${f(rec.recoveredS, 1)} s`);
-  const list = await listingCell(rec.config);
-  progress(`queue --json: ${n(list.entries)} entries in ${f(list.totalS, 1)} s`);
-  t = performance.now();
-  fs.rmSync(dir, { recursive: true, force: true });
-  progress(`removed in ${f(seconds(t), 0)} s`);
-  const drain = await drainCell();
-
   const ok = (good: boolean) => (good ? 'yes' : 'NO');
+  const rows: string[][] = [];
+  if (SETTINGS.cells.includes('recovery')) {
+    const dir = tempDir('smarthost-bench-queue-');
+    const dataDir = path.join(dir, 'data');
+    let t = performance.now();
+    await writeQueue(dataDir, SETTINGS.messages, true);
+    progress(`${n(SETTINGS.messages)} deferred messages written in ${f(seconds(t), 0)} s`);
+    const rec = await recoveryCell(dataDir);
+    progress(`recovery: listening after ${f(rec.listenS, 2)} s, recovered after ${f(rec.recoveredS, 1)} s`);
+    rows.push(
+      ['recovery', `listening after start (N = ${n(SETTINGS.messages)})`, `${f(rec.listenS, 2)} s`, 'at once', ok(rec.listenS < 5)],
+      ['recovery', 'fully recovered after start', `${f(rec.recoveredS, 1)} s`, `< ${TARGET.recoverSeconds} s`, ok(rec.recoveredS < TARGET.recoverSeconds)],
+      ['recovery', 'daemon RSS after recovery (peak)', `${f(rec.rssMB, 0)} MB (${f(rec.peakMB, 0)})`, `< ${TARGET.rssMB} MB`, ok(rec.rssMB < TARGET.rssMB)],
+      ['recovery', 'daemon CPU (user+sys) until recovered', `${f(rec.cpuS, 1)} s`, '', ''],
+    );
+    if (SETTINGS.cells.includes('listing')) {
+      const list = await listingCell(rec.config);
+      progress(`queue --json: ${n(list.entries)} entries in ${f(list.totalS, 1)} s`);
+      rows.push(
+        ['listing', 'queue --json entries', n(list.entries), n(SETTINGS.messages), ok(list.entries === SETTINGS.messages && list.exit === 0)],
+        ['listing', 'first byte after (of total)', `${f(list.firstByteS, 2)} s (${f(list.totalS, 1)} s)`, 'streamed', ok(list.firstByteS < list.totalS / 2)],
+        ['listing', 'total time', `${f(list.totalS, 1)} s`, `< ${TARGET.listSeconds} s`, ok(list.totalS < TARGET.listSeconds)],
+        ['listing', 'CLI CPU (user+sys)', `${f(list.cpuS, 1)} s`, '', ''],
+        ['listing', 'CLI peak RSS; output', `${f(list.peakMB, 0)} MB; ${f(list.bytes / 1e6, 0)} MB`, '', ''],
+      );
+    }
+    t = performance.now();
+    fs.rmSync(dir, { recursive: true, force: true });
+    progress(`removed in ${f(seconds(t), 0)} s`);
+  }
+  if (SETTINGS.cells.includes('drain')) {
+    const drain = await drainCell();
+    rows.push(
+      ['drain', `backlog of ${n(SETTINGS.drain)} due now, start to last arrival`, `${f(drain.seconds, 1)} s = ${f(drain.perSecond, 0)} msg/s`, '', ''],
+      ['drain', `steady-state relay, 1 KB x ${SETTINGS.relaySessions} (same run)`, `${f(drain.relayPerSecond, 0)} msg/s`, '', ''],
+      ['drain', 'drain / relay', f(drain.perSecond / drain.relayPerSecond, 2), '>= 1', ok(drain.perSecond >= drain.relayPerSecond)],
+    );
+  }
   say('');
-  say(table(['cell', 'figure', 'value', 'target', 'met'], [
-    ['recovery', `listening after start (N = ${n(SETTINGS.messages)})`, `${f(rec.listenS, 2)} s`, 'at once', ok(rec.listenS < 5)],
-    ['recovery', 'fully recovered after start', `${f(rec.recoveredS, 1)} s`, `< ${TARGET.recoverSeconds} s`, ok(rec.recoveredS < TARGET.recoverSeconds)],
-    ['recovery', 'daemon RSS after recovery (peak)', `${f(rec.rssMB, 0)} MB (${f(rec.peakMB, 0)})`, `< ${TARGET.rssMB} MB`, ok(rec.rssMB < TARGET.rssMB)],
-    ['recovery', 'daemon CPU (user+sys) until stopped', `${f(rec.cpuS, 1)} s`, '', ''],
-    ['listing', 'queue --json entries', n(list.entries), n(SETTINGS.messages), ok(list.entries === SETTINGS.messages && list.exit === 0)],
-    ['listing', 'first byte after (of total)', `${f(list.firstByteS, 2)} s (${f(list.totalS, 1)} s)`, 'streamed', ok(list.firstByteS < list.totalS / 2)],
-    ['listing', 'total time', `${f(list.totalS, 1)} s`, `< ${TARGET.listSeconds} s`, ok(list.totalS < TARGET.listSeconds)],
-    ['listing', 'CLI peak RSS; output', `${f(list.peakMB, 0)} MB; ${f(list.bytes / 1e6, 0)} MB`, 'flat', ''],
-    ['drain', `backlog of ${n(SETTINGS.drain)} due now, start to last arrival`, `${f(drain.seconds, 1)} s = ${f(drain.perSecond, 0)} msg/s`, '', ''],
-    ['drain', `steady-state relay, 1 KB x ${SETTINGS.relaySessions} (same run)`, `${f(drain.relayPerSecond, 0)} msg/s`, '', ''],
-    ['drain', 'drain / relay', f(drain.perSecond / drain.relayPerSecond, 2), '>= 1', ok(drain.perSecond >= drain.relayPerSecond)],
-  ]));
+  say(table(['cell', 'figure', 'value', 'target', 'met'], rows));
   say('');
-  say('  time figures are wall clock on a shared machine (see the load average above); CPU is the daemon\'s own.');
+  say('  time figures are wall clock on a shared machine (see the load average above); CPU figures are the process\'s own.');
 }
 
 main().then(() => removeTempDirs(), (e) => { process.stderr.write(`${(e as Error).stack}\n`); removeTempDirs(); process.exit(1); });
