@@ -233,8 +233,10 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
    */
   let recovery: Promise<void> | undefined;
   let rescanTimer: NodeJS.Timeout | undefined;
+  let closing = false;
   function recoverInBackground(): Promise<void> {
     return qmgr.start().then((report) => {
+      if (closing) return; // cut short by close(): not a report of the queue
       log.spoolRecovered(report.messages, report.discarded, report.corrupt);
       rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
       rescanTimer.unref();
@@ -256,6 +258,7 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       return out;
     },
     async close(graceMs = 30_000) {
+      closing = true;
       // no new connections or transactions; a transaction under way may finish within the grace
       const sessionsDone = listeners.close(graceMs);
       clearInterval(rescanTimer);
@@ -266,7 +269,6 @@ export async function createDaemon(config: Config, opts: { log: MailLog; onQueue
       await metricsListener?.close();
       await spool.close(); // (stops a recovery still under way)
       await recovery;
-      clearInterval(rescanTimer);
     },
   };
 }
