@@ -1,11 +1,12 @@
 // The one file that wires every folder together. createDaemon() builds the
-// whole relay from a Config and recovers the spool, but holds no ports;
-// listen() binds them (fastify's build-then-listen), so tests can build many.
+// whole relay from a Config but holds no ports; listen() binds them
+// (fastify's build-then-listen), so tests can build many, and then recovers
+// the spool in the background: mail is taken at once, however long the queue.
 // reload() swaps in a new Config at module boundaries (SIGHUP); close()
 // drains: no new transactions, open ones finish, deliveries stop cleanly.
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
-import type { AddressInfo, Server } from 'node:net';
+import type { Server } from 'node:net';
 import { AccountThrottle } from './auth/account-throttle.js';
 import { AuthThrottle, plainAddress } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
@@ -14,7 +15,7 @@ import type { Config } from './config/types.js';
 import type { Rate } from './config/units.js';
 import { signOutgoing, type DkimSigner } from './dkim/sign.js';
 import type { Problem } from './config/types.js';
-import type { ControlReply, ControlRequest } from './control/protocol.js';
+import type { ControlReply } from './control/protocol.js';
 import { closeControl, listenControl } from './control/server.js';
 import { LocalTransport } from './local/local.js';
 import { LocalRecipients } from './local/recipients.js';
@@ -31,7 +32,8 @@ import { DeliveryThread } from './smtp/delivery-thread.js';
 import { SmtpTransport, type RemoteDestination } from './smtp/transport.js';
 import type { OutgoingMessage, RcptResult } from './mail/delivery.js';
 import { ConnectionLimits } from './smtpd/connection-limits.js';
-import { createListener, type Listener, type SmtpdDeps } from './smtpd/listener.js';
+import type { SmtpdDeps } from './smtpd/listener.js';
+import { ListenerSet, type BoundListener } from './smtpd/listener-set.js';
 import { ReverseLookup } from './smtpd/reverse-lookup.js';
 import { loadServerCert } from './tls/server-cert.js';
 import { checkAssertionKeys } from './oauth/client-assertion.js';
@@ -49,7 +51,7 @@ const RESCAN_MIN_AGE_MS = 30_000;
 
 export const VERSION = '0.1.0';
 
-export interface BoundListener { readonly address: string; readonly host: string; readonly port: number; readonly tls: string; readonly auth: string }
+export type { BoundListener } from './smtpd/listener-set.js';
 
 export interface Daemon {
   readonly spool: FsSpool;
@@ -85,15 +87,6 @@ function inlineOutbound(t: SmtpTransport, rules: SenderRules, dkim: readonly Dki
   };
 }
 
-/**
- * Stops taking connections on a listener without smtp-server's close(): once that
- * runs, smtp-server answers every command with 421, which would cut off the
- * transactions a drain lets finish. The guard (drain()) ends sessions instead.
- */
-function stopAccepting(s: Listener): void {
-  if (s.server.listening) s.server.close();
-}
-
 export interface DaemonOptions {
   readonly log: MailLog;
   readonly onQueued?: (e: Envelope) => void;
@@ -111,8 +104,6 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
       ? `${id}: queue file cannot be read (${errorCode(e)}); it stays in the queue untouched: give it to the user smarthost runs as (chown) and restart`
       : `${id}: queue file cannot be read (${e.message}); it stays in the queue untouched and is tried again at the next queue rescan`, 'qmgr'),
   });
-  const report = await spool.recover();
-  log.spoolRecovered(report.messages, report.discarded, report.corrupt);
   // route quotas count across reloads and restarts (data_dir/quota.json)
   const quotas = await QuotaGate.open(config.dataDir, (m) => log.warning(m, 'qmgr'));
   const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp, config.limits.connectionRate);
@@ -234,49 +225,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     return { ok: true, done, missing: names === 'ALL' ? [] : names.filter((n) => !had.includes(n)).map((n) => `user ${n}`) };
   }
 
-  /** Each bound [[listen]] address and the smtp-server that takes its new sessions. */
-  const bound = new Map<string, Listener>();
-  /** Servers replaced or removed by a reload, until their last session ends. */
-  const retiring = new Set<Listener>();
-  const pruneRetiring = () => { for (const s of retiring) if (s.sessions() === 0) retiring.delete(s); };
-  const newListener = (l: Config['listen'][number], deps: SmtpdDeps): Listener => {
-    const server = createListener(l, deps);
-    server.on('error', (e: Error) => log.warning(`${l.address}: ${e.message}`, 'smtpd'));
-    return server;
-  };
-  async function bind(l: Config['listen'][number], deps: SmtpdDeps): Promise<BoundListener> {
-    const server = newListener(l, deps);
-    await new Promise<void>((resolve, reject) => {
-      // smtp-server re-emits its net.Server's errors (EADDRINUSE, EACCES) as its own
-      const onError = (e: Error) => reject(e);
-      server.once('error', onError);
-      server.listen(l.port, l.host, () => { server.off('error', onError); resolve(); });
-    });
-    bound.set(l.address, server);
-    const a = server.server.address() as AddressInfo;
-    const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-    log.listening(address, l.tls, l.auth);
-    return { address, host: a.address, port: a.port, tls: l.tls, auth: l.auth };
-  }
-
-  /**
-   * A listener whose address stays: the new smtp-server takes over the bound
-   * socket (its connection handler moves over), so new sessions get the new
-   * config while open ones finish on the old server. Hand-written because
-   * smtp-server has no reconfigure; it touches only its public `server` field.
-   */
-  function takeOver(old: Listener, l: Config['listen'][number], deps: SmtpdDeps): void {
-    const next = newListener(l, deps);
-    const live = old.server;
-    const spare = next.server;
-    live.removeAllListeners('connection');
-    for (const h of spare.listeners('connection')) live.on('connection', h as (...a: unknown[]) => void);
-    spare.removeAllListeners('connection');
-    next.server = live;
-    old.server = spare; // the retired server must never close the live socket
-    retiring.add(old);
-    bound.set(l.address, next);
-  }
+  const listeners = new ListenerSet(log);
 
   async function reload(next: Config): Promise<readonly Problem[]> {
     const refuse = (path: string, what: string): Problem[] => [{ file: next.source, path, message: `${what} cannot change while smarthost runs`, fix: 'restart smarthost to apply it' }];
@@ -286,26 +235,11 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
       return [{ file: next.source, path: 'tls', message: `cannot load the new configuration: ${(e as Error).message}`, fix: 'fix the certificate or key files, then send SIGHUP again' }];
     }
     const old = gen;
-    // new addresses first: if one cannot be bound, nothing has changed yet
-    const added = next.listen.filter((l) => !bound.has(l.address));
-    for (const l of added) {
-      try { await bind(l, g.deps); } catch (e) {
-        for (const a of added) { const s = bound.get(a.address); if (s) { stopAccepting(s); bound.delete(a.address); } }
-        void g.smtp.close();
-        return [{ file: next.source, path: 'listen', message: `cannot listen on ${l.address}: ${(e as Error).message}`, fix: 'free the address or choose another, then send SIGHUP again' }];
-      }
+    try { await listeners.apply(next.listen, g.deps); } catch (e) {
+      void g.smtp.close();
+      const l = (e as { listen?: Config['listen'][number] }).listen;
+      return [{ file: next.source, path: 'listen', message: `cannot listen on ${l?.address}: ${(e as Error).message}`, fix: 'free the address or choose another, then send SIGHUP again' }];
     }
-    const wanted = new Set(next.listen.map((l) => l.address));
-    for (const [address, s] of bound) {
-      if (wanted.has(address)) continue;
-      s.drain();
-      stopAccepting(s);
-      retiring.add(s);
-      bound.delete(address);
-      log.warning(`${address}: no longer in the configuration, stopped listening (sessions end after their transaction)`, 'master');
-    }
-    for (const l of next.listen) if (!added.includes(l)) takeOver(bound.get(l.address)!, l, g.deps);
-    pruneRetiring();
     // [log] is applied by cli/start.ts, which owns the log's destination
     connections.setLimits(next.limits.connections, next.limits.connectionsPerIp, next.limits.connectionRate);
     await serveMetrics(next).catch((e: Error) => log.warning(`metrics: cannot listen on ${next.metrics?.address}: ${e.message}`));
@@ -343,8 +277,8 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
       spool, log, version: VERSION, config: () => gen.config, ...(cert ? { cert } : {}),
       localExists: (r) => gen.deps.localExists?.(r) ?? true, queued: queueNew,
       act: async (op, ids) => {
-        const r = await controlAction(qmgr, { op, ids });
-        return r.ok ? { done: [...r.done], missing: [...r.missing] } : { done: [], missing: ids === 'ALL' ? [] : [...ids] };
+        const r = await qmgr.act(op, ids);
+        return { done: [...r.done], missing: [...r.missing] };
       },
       queueSize: () => { const q = qmgr.snapshot(); return q.active + q.deferred + q.held; },
       suppression, observe: (route, method, status) => metrics.apiRequest(route, method, status),
@@ -371,32 +305,42 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     }
   }
 
-  let control: Server | undefined;
+  /**
+   * Recovery starts before the first port is bound (the spool must know, before any mail comes
+   * in, which files are its own), and goes on in the background; the rescan starts after it.
+   */
+  let recovery: Promise<void> | undefined;
   let rescanTimer: NodeJS.Timeout | undefined;
+  let closing = false;
+  function recoverInBackground(): Promise<void> {
+    return qmgr.start().then((report) => {
+      if (closing) return; // cut short by close(): not a report of the queue
+      log.spoolRecovered(report.messages, report.discarded, report.corrupt);
+      rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
+      rescanTimer.unref();
+    }, (e: Error) => log.warning(`queue recovery failed: ${e.message}; mail already queued is delivered only after a restart`, 'qmgr'));
+  }
+
+  let control: Server | undefined;
   return {
     spool,
     qmgr,
     reload,
     async listen() {
+      recovery = recoverInBackground(); // (creates data_dir's queue directories first, at once)
       control = await listenControl(config.dataDir, async (req) => req.op === 'pickup' ? pickup(req.ids)
-        : req.op === 'unblock' ? unblock(req.ids) : req.op === 'unblock-user' ? unblockUsers(req.ids) : controlAction(qmgr, req));
-      await qmgr.start();
-      rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
-      rescanTimer.unref();
+        : req.op === 'unblock' ? unblock(req.ids) : req.op === 'unblock-user' ? unblockUsers(req.ids) : { ok: true, ...await qmgr.act(req.op, req.ids) });
       const out: BoundListener[] = [];
-      for (const l of config.listen) out.push(await bind(l, gen.deps));
+      for (const l of config.listen) out.push(await listeners.bind(l, gen.deps));
       await serveMetrics(config);
       await serveHttp(config);
       return out;
     },
     async close(graceMs = 30_000) {
+      closing = true;
       const apiClosed = api?.close(); // no new API requests; those under way finish
-      const servers = [...bound.values(), ...retiring];
       // no new connections or transactions; a transaction under way may finish within the grace
-      for (const s of servers) { s.drain(); stopAccepting(s); }
-      const sessionsDone = waitUntil(() => servers.every((s) => s.sessions() === 0), graceMs)
-        .then(() => { for (const s of servers) s.closeAll(); })
-        .then(() => waitUntil(() => servers.every((s) => s.sessions() === 0), 2000));
+      const sessionsDone = listeners.close(graceMs);
       clearInterval(rescanTimer);
       if (control) await closeControl(control);
       // deliveries under way finish (or are cut at the grace and retried after restart)
@@ -405,24 +349,10 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
       await metricsListener?.close();
       await apiClosed;
       webhooks?.close();
-      await spool.close();
+      await spool.close(); // (stops a recovery still under way)
+      await recovery;
     },
   };
-}
-
-function waitUntil(done: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve) => {
-    const tick = () => { if (done() || Date.now() >= end) resolve(); else setTimeout(tick, 50); };
-    tick();
-  });
-}
-
-async function controlAction(qmgr: QueueManager, req: ControlRequest): Promise<ControlReply> {
-  const r = req.op === 'flush' ? qmgr.flush(req.ids)
-    : req.op === 'delete' ? await qmgr.delete(req.ids)
-    : await qmgr.hold(req.ids, req.op === 'hold');
-  return { ok: true, ...r };
 }
 
 /** Free bytes under `dir`, for MAIL FROM's SIZE=: one statfs a second at most, not one per message. */

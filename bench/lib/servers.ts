@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const BASELINE = path.join(ROOT, 'dist/bench/baseline-server.js');
 
 /**
@@ -126,11 +126,13 @@ export interface StartOptions {
   readonly users?: Record<string, string>;
   /** Gets every chunk the child writes to stdout (its mail log) and stderr. */
   readonly onOutput?: (text: string) => void;
+  /** smarthost: this data_dir (filled beforehand, e.g. with a large queue) instead of a fresh one. */
+  readonly dataDir?: string;
 }
 
 export async function startServer(kind: ServerKind, env: NodeJS.ProcessEnv = {}, opts: StartOptions = {}): Promise<Server> {
   const dir = tempDir(`smarthost-bench-${kind}-`);
-  const dataDir = path.join(dir, 'data');
+  const dataDir = opts.dataDir ?? path.join(dir, 'data');
   let args: string[];
   if (kind === 'smarthost') {
     const config = path.join(dir, 'smarthost.toml');

@@ -51,27 +51,68 @@ export function queueFilter(f: CliFilter | undefined, now = Date.now()): ((e: Qu
 }
 
 /** Postfix mailq layout: "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------". */
-export function formatMailq(entries: readonly QueueEntry[]): string {
-  if (!entries.length) return 'Mail queue is empty\n';
-  const lines = ['-Queue ID-         --Size-- ----Arrival Time---- -Sender/Recipient-------'];
-  let bytes = 0;
-  for (const e of entries) {
-    const when = new Date(e.envelope.arrived).toString().slice(0, 24).replace(/ \d{4} /, ' '); // "Sun Nov 22 10:00:01"
-    const mark = e.state.held ? '!' : ' ';
-    lines.push(`${(e.envelope.id + mark).padEnd(18)} ${String(e.envelope.size).padStart(8)} ${when.padEnd(20)} ${e.envelope.sender || 'MAILER-DAEMON'}`);
-    let shown: string | undefined;
-    for (const r of e.state.recipients) {
-      if (r.state === 'sent' || r.state === 'bounced') continue;
-      // like Postfix: the reason once, then every recipient it applies to
-      if (r.lastReply && r.lastReply !== shown) lines.push(`${' '.repeat(49)}(${r.lastReply})`);
-      shown = r.lastReply;
-      lines.push(`${' '.repeat(49)}${r.address}`);
-    }
-    lines.push('');
-    bytes += e.envelope.size;
+const MAILQ_HEADER = '-Queue ID-         --Size-- ----Arrival Time---- -Sender/Recipient-------\n';
+
+/** One message in mailq's layout, with the empty line after it. */
+function mailqEntry(e: QueueEntry): string {
+  const when = new Date(e.envelope.arrived).toString().slice(0, 24).replace(/ \d{4} /, ' '); // "Sun Nov 22 10:00:01"
+  const mark = e.state.held ? '!' : ' ';
+  const lines = [`${(e.envelope.id + mark).padEnd(18)} ${String(e.envelope.size).padStart(8)} ${when.padEnd(20)} ${e.envelope.sender || 'MAILER-DAEMON'}`];
+  let shown: string | undefined;
+  for (const r of e.state.recipients) {
+    if (r.state === 'sent' || r.state === 'bounced') continue;
+    // like Postfix: the reason once, then every recipient it applies to
+    if (r.lastReply && r.lastReply !== shown) lines.push(`${' '.repeat(49)}(${r.lastReply})`);
+    shown = r.lastReply;
+    lines.push(`${' '.repeat(49)}${r.address}`);
   }
-  lines.push(`-- ${Math.ceil(bytes / 1024)} Kbytes in ${entries.length} Request${entries.length === 1 ? '' : 's'}.`);
-  return lines.join('\n') + '\n';
+  return lines.join('\n') + '\n\n';
+}
+
+function mailqTotal(count: number, bytes: number): string {
+  return `-- ${Math.ceil(bytes / 1024)} Kbytes in ${count} Request${count === 1 ? '' : 's'}.\n`;
+}
+
+/**
+ * Prints the queue (or what matches) as it is read, oldest first, as JSON or in mailq's
+ * layout; returns the files that could not be read. Memory stays flat however long the queue:
+ * output waits for the terminal or pipe to take it (backpressure), entries are not kept.
+ */
+async function printListing(spool: FsSpool, match: ((e: QueueEntry) => boolean) | undefined, json: boolean): Promise<Array<{ id: string; error: Error }>> {
+  const out = new Output();
+  const unreadable: Array<{ id: string; error: Error }> = [];
+  let count = 0;
+  let bytes = 0;
+  for await (const s of spool.scan()) {
+    if (!s.entry) { unreadable.push(s.unreadable); continue; }
+    if (match && !match(s.entry)) continue;
+    await out.write(json ? `${count ? ',' : '['}${JSON.stringify(toJson(s.entry))}` : `${count ? '' : MAILQ_HEADER}${mailqEntry(s.entry)}`);
+    count++;
+    bytes += s.entry.envelope.size;
+  }
+  // a filter that matches nothing, or files that cannot be read, must not read as an empty queue
+  const none = match ? 'Mail queue: no message matches the filters\n' : unreadable.length ? 'Mail queue: no message could be read (see below)\n' : 'Mail queue is empty\n';
+  await out.write(json ? `${count ? '' : '['}]\n` : count ? mailqTotal(count, bytes) : none);
+  await out.end();
+  return unreadable;
+}
+
+/** stdout in pieces of 64 KiB, each written once the one before was taken. */
+class Output {
+  private pending: string[] = [];
+  private size = 0;
+  async write(text: string): Promise<void> {
+    this.pending.push(text);
+    this.size += text.length;
+    if (this.size >= 64 * 1024) await this.flush();
+  }
+  async end(): Promise<void> { await this.flush(); }
+  private flush(): Promise<void> {
+    const text = this.pending.join('');
+    this.pending = [];
+    this.size = 0;
+    return new Promise((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
+  }
 }
 
 function formatShow(e: QueueEntry): string {
@@ -114,13 +155,8 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
     switch (action) {
       case 'list': {
         if (ids.length) throw new UsageError(`list takes no IDs (use: smarthost queue show ${ids[0]})`);
-        const listing = await spool.listAll();
-        const entries = listing.entries.filter((e) => !match || match(e));
-        // a filter that matches nothing, or files that cannot be read, must not read as an empty queue
-        const none = entries.length || opts.json ? undefined : match ? 'Mail queue: no message matches the filters\n'
-          : listing.unreadable.length ? 'Mail queue: no message could be read (see below)\n' : undefined;
-        process.stdout.write(opts.json ? JSON.stringify(entries.map(toJson)) + '\n' : none ?? formatMailq(entries));
-        return reportUnreadable(listing, 'not listed') ? EXIT.IOERR : EXIT.OK;
+        const unreadable = await printListing(spool, match, opts.json === true);
+        return reportUnreadable({ entries: [], unreadable }, 'not listed') ? EXIT.IOERR : EXIT.OK;
       }
       case 'show': {
         if (ids.length !== 1) throw new UsageError('usage: smarthost queue show ID [--headers | --body | --raw]');
@@ -148,6 +184,7 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
         if (reply) {
           const skipped = action === 'flush' ? await flushSkipped(spool, all ? 'ALL' : chosen, reply.done, reply.missing) : 0;
           code = report(action, reply.done.length, reply.missing, skipped);
+          if (reply.recovering && all) process.stdout.write(`smarthost: the daemon is still reading the queue after its start; messages it has not read yet are ${verbed(action)} as it reads them\n`);
         } else if (action === 'flush') {
           process.stderr.write('smarthost: cannot flush the mail queue: smarthost is not running (start it with `smarthost start`; it tries the whole queue when it starts)\n');
           return EXIT.TEMPFAIL;
@@ -194,9 +231,13 @@ async function flushSkipped(spool: FsSpool, asked: readonly string[] | 'ALL', do
   return skipped;
 }
 
+function verbed(action: string): string {
+  return action === 'delete' ? 'deleted' : action === 'hold' ? 'held' : action === 'release' ? 'released' : 'flushed';
+}
+
 function report(action: string, done: number, missing: readonly string[], skipped = 0): number {
   for (const id of missing) process.stderr.write(`smarthost: skipped ${id}: not found (no message ${id} in the queue)\n`);
-  const verb = action === 'delete' ? 'deleted' : action === 'hold' ? 'held' : action === 'release' ? 'released' : 'flushed';
+  const verb = verbed(action);
   const left = skipped + missing.length;
   process.stdout.write(`smarthost: ${verb} ${done} message${done === 1 ? '' : 's'}${left ? `, skipped ${left} (see above)` : ''}\n`);
   return missing.length ? EXIT.NOUSER : EXIT.OK;

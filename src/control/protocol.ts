@@ -14,7 +14,8 @@ export type ControlOp = 'flush' | 'hold' | 'release' | 'delete' | 'pickup' | 'un
 export interface ControlRequest { readonly op: ControlOp; readonly ids: readonly string[] | 'ALL' }
 
 export type ControlReply =
-  | { readonly ok: true; readonly done: readonly string[]; readonly missing: readonly string[] }
+  /** recovering: the daemon is still reading the queue at start; a verb for ALL also applies to what it reads later. */
+  | { readonly ok: true; readonly done: readonly string[]; readonly missing: readonly string[]; readonly recovering?: boolean }
   | { readonly ok: false; readonly error: string };
 
 export function controlSocketPath(dataDir: string): string {

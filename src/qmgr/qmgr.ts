@@ -2,18 +2,26 @@
 // pending recipients by destination, hands them to the transport and records
 // one outcome per recipient. Deferred recipients come back after a backoff;
 // after queue.lifetime they bounce. The schedule lives in the spool's state
-// files, so it survives restarts. It sees ids, times and outcomes only.
+// files, so it survives restarts.
+//
+// In memory it keeps only what scheduling needs (an Item: id, times, size,
+// held), some 200 bytes a message, like OpenSMTPD's scheduler; the envelope
+// and the per-recipient state are read from the spool when an attempt starts
+// and let go when it ends (new mail keeps them until its first attempt).
+// At start, start() schedules messages as the spool's recovery reports them,
+// while new mail already comes in; see act() for the `queue` verbs meanwhile.
 import type { QueueConfig } from '../config/types.js';
 import type { DsnRecipient } from '../bounce/dsn.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { Envelope, Recipient } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
-import type { Enhanced } from '../mail/reply.js';
-import type { DeliveryState, RecipientState, Spool } from '../queue/spool.js';
-import { initialState } from '../queue/spool.js';
+import { mapBounded } from '../queue/bounded.js';
+import type { DeliveryState, Recovered, RecoveryReport, Spool } from '../queue/spool.js';
+import { dueOf, initialState, pending } from '../queue/spool.js';
 import { routeFor, type Destination, type RouteTable } from '../route/route.js';
 import { spoolNotice } from './notices.js';
-import { expired, formatDelay, retryDelay } from './schedule.js';
+import { Item, Scheduler } from './scheduler.js';
+import { applyResults, delayWarning, logDelivery, work, type Work } from './outcomes.js';
 
 /** What the queue manager needs from smtp and local delivery. */
 export interface Transports {
@@ -38,24 +46,11 @@ export interface QmgrOptions {
   readonly onResult?: (route: string, result: RcptResult, arrivedMs: number) => void;
 }
 
-interface Item {
-  envelope: Envelope;
-  state: DeliveryState;
-  /** When the queue manager first saw it (Postfix delays "a" ends here). */
-  readonly seenAt: number;
-  active: boolean;
-  queuedToRun: boolean;
-  timer: NodeJS.Timeout | undefined;
-  deleted: boolean;
-  forceNext: boolean;
-  /** A state file may exist (loaded from the spool, or saved since). */
-  stateSaved: boolean;
-  /** The envelope's recipients (NOTIFY, ORCPT) by address. */
-  readonly rcpt: ReadonlyMap<string, Recipient>;
-}
+/** New mail keeps its envelope in memory for its first attempt while fewer than this many wait for a slot. */
+const KEEP_NEW = 1000;
 
-const PENDING = new Set(['queued', 'deferred']);
-const MAX_TIMER = 2 ** 31 - 1;
+/** The `smarthost queue` verbs that act through the daemon. */
+export type QueueVerb = 'flush' | 'hold' | 'release' | 'delete';
 
 export interface ActionResult { readonly done: string[]; readonly missing: string[] }
 
@@ -63,35 +58,51 @@ export class QueueManager {
   private readonly items = new Map<string, Item>();
   /** Finished messages whose file is being removed: a spool rescan must not take them for new mail. */
   private readonly removing = new Set<string>();
-  private readonly ready: Item[] = [];
-  private active = 0;
+  private readonly scheduler: Scheduler;
+  /** While start() recovers the spool: ids removed meanwhile (not to be taken back), and `queue` verbs for ALL, applied to what is found later. */
+  private recovering: { readonly gone: Set<string>; readonly late: QueueVerb[] } | undefined;
   private stopped = false;
-  private idle: Array<() => void> = [];
-  private readonly roomWaiters: Array<() => void> = [];
-  private readonly maxActive: number;
-  private readonly inflowLimit: number;
   private readonly rand: () => number;
 
   constructor(private o: QmgrOptions) {
-    this.maxActive = o.maxActive ?? 200;
-    this.inflowLimit = o.inflowLimit ?? 100;
     this.rand = o.rand ?? Math.random;
+    this.scheduler = new Scheduler({
+      run: (item) => this.attempt(item).catch((e) => this.o.log.warning(`${item.id}: delivery attempt failed: ${(e as Error).message}`, 'qmgr')),
+      ended: (item) => {
+        item.work = undefined; // read again for the next attempt
+        if (item.deleted) void this.drop(item, 'postsuper');
+        else if (this.items.get(item.id) === item) this.scheduler.schedule(item);
+      },
+      live: (item) => this.items.get(item.id) === item,
+      deferring: () => this.o.queue.deferDelivery,
+    }, o.maxActive ?? 200, o.inflowLimit ?? 100);
   }
 
-  /** A reload: new routes and queue times apply from the next attempt; timers already set keep their times. */
+  /** A reload: new routes and queue times apply from the next attempt; messages already waiting keep their times. */
   reconfigure(patch: Pick<QmgrOptions, 'routes' | 'queue' | 'hostname'>): void {
     const wasDeferring = this.o.queue.deferDelivery;
     this.o = { ...this.o, ...patch };
     if (wasDeferring === this.o.queue.deferDelivery) return;
     this.logDeferring();
-    if (wasDeferring) for (const it of this.items.values()) this.schedule(it); // what waited is due now
+    if (wasDeferring) for (const it of this.items.values()) this.scheduler.schedule(it); // what waited is due now
   }
 
-  /** Loads everything in the spool and schedules it by its saved next-attempt times. */
-  async start(): Promise<void> {
+  /**
+   * Recovers the spool and schedules each message as it is found, by its saved next attempt.
+   * New mail may be enqueued meanwhile; resolves with the spool's report when recovery ends.
+   */
+  async start(): Promise<RecoveryReport> {
     if (this.o.queue.deferDelivery) this.logDeferring();
-    for (const e of await this.o.spool.list()) this.add(e.envelope, e.state);
+    this.recovering = { gone: new Set(), late: [] };
+    try {
+      return await this.o.spool.recover((m) => this.recovered(m));
+    } finally {
+      this.recovering = undefined;
+    }
   }
+
+  /** True while start() is still reading the spool. */
+  get isRecovering(): boolean { return this.recovering !== undefined; }
 
   private logDeferring(): void {
     this.o.log.warning(this.o.queue.deferDelivery
@@ -104,96 +115,88 @@ export class QueueManager {
 
   /** A message just committed by intake (or a notice we spooled). */
   enqueue(envelope: Envelope): void {
-    if (!this.stopped) this.add(envelope, initialState(envelope), false);
+    if (this.stopped || this.items.has(envelope.id)) return;
+    const item = new Item(envelope.id, Date.parse(envelope.arrived) || 0, envelope.size, false, 0, false, Date.now());
+    if (this.scheduler.waitingForSlot < KEEP_NEW && !this.o.queue.deferDelivery) item.work = work(envelope, initialState(envelope));
+    this.items.set(item.id, item);
+    this.scheduler.schedule(item);
   }
 
-  private add(envelope: Envelope, state: DeliveryState, stateSaved = true): void {
-    if (this.items.has(envelope.id)) return;
-    const item: Item = { envelope, state, seenAt: Date.now(), active: false, queuedToRun: false, timer: undefined, deleted: false, forceNext: false, stateSaved,
-      rcpt: new Map(envelope.recipients.map((r) => [r.address, r])) };
-    this.items.set(envelope.id, item);
-    if (!state.recipients.some((r) => PENDING.has(r.state))) { void this.drop(item, 'qmgr'); return; } // finished before a crash
-    this.schedule(item);
+  /** A message found by recovery (or loaded for a `queue` verb before recovery reached it). */
+  private recovered(m: Recovered): void {
+    if (this.stopped || this.has(m.id) || this.recovering?.gone.has(m.id)) return;
+    const item = new Item(m.id, m.arrived, m.size, m.held, m.due ?? 0, m.hasState, Date.now());
+    this.items.set(m.id, item);
+    if (m.due === undefined) { void this.drop(item, 'qmgr'); return; } // finished before a crash
+    for (const op of this.recovering?.late ?? []) {
+      if (op === 'delete') { item.deleted = true; void this.drop(item, 'postsuper'); return; }
+      if (op === 'flush' && !item.held) { item.forceNext = true; item.due = 0; }
+      if ((op === 'hold' || op === 'release') && item.held !== (op === 'hold')) {
+        item.held = op === 'hold';
+        this.persistHeld(item).catch((e: Error) => this.o.log.warning(`${m.id}: cannot save its state: ${e.message}`, 'qmgr'));
+      }
+    }
+    this.scheduler.schedule(item);
   }
 
   /** Forgets a message and removes it from the spool: done ('qmgr') or deleted by `queue delete` ('postsuper'). */
   private async drop(item: Item, program: 'qmgr' | 'postsuper'): Promise<void> {
-    const { id } = item.envelope;
-    this.items.delete(id);
+    const { id } = item;
+    if (this.items.get(id) === item) this.items.delete(id);
+    this.scheduler.unschedule(item);
     this.removing.add(id);
+    this.recovering?.gone.add(id);
     try {
-      if (await this.o.spool.remove(id, { hasState: item.stateSaved, size: item.envelope.size })) this.o.log.removed(id, program);
+      const removed = await this.serially(item, () => this.o.spool.remove(id, { hasState: item.stateSaved, size: item.size }));
+      if (removed) this.o.log.removed(id, program);
     } finally {
       this.removing.delete(id);
     }
   }
 
-  private dueAt(item: Item): number | undefined {
-    let due: number | undefined;
-    for (const r of item.state.recipients) {
-      if (!PENDING.has(r.state)) continue;
-      const t = r.nextAttempt ? Date.parse(r.nextAttempt) : 0;
-      due = due === undefined ? t : Math.min(due, t);
-    }
-    return due;
+  /** Runs `fn` after the item's earlier state writes: two saves of one state file never race. */
+  private serially<T>(item: Item, fn: () => Promise<T>): Promise<T> {
+    const p = (item.writes ?? Promise.resolve()).catch(() => undefined).then(fn);
+    item.writes = p;
+    void p.catch(() => undefined).finally(() => { if (item.writes === p) item.writes = undefined; });
+    return p;
   }
 
-  private schedule(item: Item): void {
-    clearTimeout(item.timer);
-    item.timer = undefined;
-    // defer_delivery: nothing starts by itself; flush() hands items to makeReady() directly
-    if (this.stopped || item.active || item.state.held || item.deleted || this.o.queue.deferDelivery) return;
-    const due = this.dueAt(item);
-    if (due === undefined) return;
-    const wait = due - Date.now();
-    if (wait <= 0) return this.makeReady(item);
-    item.timer = setTimeout(() => this.schedule(item), Math.min(wait, MAX_TIMER));
+  private saveState(item: Item, state: DeliveryState): Promise<void> {
+    item.stateSaved = true;
+    return this.serially(item, () => this.o.spool.saveState(item.id, state));
   }
 
-  private makeReady(item: Item): void {
-    if (item.queuedToRun || item.active) return;
-    item.queuedToRun = true;
-    this.ready.push(item);
-    this.pump();
-  }
-
-  private pump(): void {
-    while (!this.stopped && this.active < this.maxActive && this.ready.length) {
-      const item = this.ready.shift()!;
-      item.queuedToRun = false;
-      if (item.deleted || item.state.held || !this.items.has(item.envelope.id)) continue;
-      this.active++;
-      item.active = true;
-      this.attempt(item)
-        .catch((e) => this.o.log.warning(`${item.envelope.id}: delivery attempt failed: ${(e as Error).message}`, 'qmgr'))
-        .finally(() => {
-          item.active = false;
-          this.active--;
-          if (item.deleted) void this.drop(item, 'postsuper');
-          else if (this.items.has(item.envelope.id)) this.schedule(item);
-          if (this.active === 0) this.idle.splice(0).forEach((f) => f());
-          this.pump();
-          if (this.hasRoom()) this.roomWaiters.splice(0).forEach((f) => f());
-        });
-    }
+  /** Saves the item's held flag into its state (read from the spool unless an attempt has it). */
+  private persistHeld(item: Item): Promise<void> {
+    return this.serially(item, async () => {
+      const state = item.work?.state ?? (await this.o.spool.get(item.id, { hasState: item.stateSaved }))?.state;
+      if (!state) return;
+      const next = { ...state, held: item.held };
+      if (item.work) item.work.state = next;
+      await this.o.spool.saveState(item.id, next);
+      item.stateSaved = true;
+    });
   }
 
   /** One delivery attempt for every recipient that is due, grouped by destination. */
   private async attempt(item: Item): Promise<void> {
-    const { envelope } = item;
     const started = Date.now();
     const force = item.forceNext;
     item.forceNext = false;
-    const due = item.state.recipients.filter((r) =>
-      PENDING.has(r.state) && (force || !r.nextAttempt || Date.parse(r.nextAttempt) <= started));
+    const w = item.work ?? (item.work = await this.load(item));
+    if (!w) return;
+    const due = w.state.recipients.filter((r) =>
+      pending(r) && (force || !r.nextAttempt || Date.parse(r.nextAttempt) <= started));
     if (!due.length) return;
     const groups = new Map<string, { dest: Destination; rcpts: Recipient[] }>();
     for (const r of due) {
-      const dest = routeFor(this.o.routes, envelope.sender, r.address);
+      const dest = routeFor(this.o.routes, w.envelope.sender, r.address);
       const g = groups.get(dest.key) ?? { dest, rcpts: [] };
-      g.rcpts.push(item.rcpt.get(r.address) ?? { address: r.address });
+      g.rcpts.push(w.rcpt.get(r.address) ?? { address: r.address });
       groups.set(dest.key, g);
     }
+    const { envelope } = w;
     const results = (await Promise.all([...groups.values()].map(async ({ dest, rcpts }) => {
       // a transport that throws (an unreadable queue file, a bug) defers its recipients: the other
       // groups' results are still recorded, so nothing delivered is tried again at once
@@ -204,7 +207,27 @@ export class QueueManager {
       for (const r of res) this.o.onResult?.(dest.key, r, Date.parse(envelope.arrived));
       return res;
     }))).flat();
-    await this.record(item, results, started);
+    await this.record(item, w, results);
+  }
+
+  /**
+   * The envelope and state of a message about to be tried, from the spool. Gone (deleted
+   * behind our back): forgotten. Unreadable: tried again after queue.retry_min.
+   */
+  private async load(item: Item): Promise<Work | undefined> {
+    let entry;
+    try { entry = await this.o.spool.get(item.id, { hasState: item.stateSaved }); } catch (e) {
+      this.o.log.warning(`${item.id}: queue file cannot be read (${(e as Error).message}); it stays in the queue and is tried again later`, 'qmgr');
+      item.due = Date.now() + this.o.queue.retryMinMs;
+      return undefined;
+    }
+    const due = entry && dueOf(entry.state);
+    if (!entry || due === undefined) {
+      if (entry) await this.drop(item, 'qmgr'); else if (this.items.get(item.id) === item) this.items.delete(item.id);
+      return undefined;
+    }
+    item.due = due;
+    return work(entry.envelope, entry.state);
   }
 
   private outgoing(envelope: Envelope, recipients: Recipient[]): OutgoingMessage {
@@ -216,46 +239,19 @@ export class QueueManager {
   }
 
   /** Applies one attempt's outcomes: log lines, notices, new state, removal. */
-  private async record(item: Item, results: RcptResult[], started: number): Promise<void> {
-    const { envelope } = item;
+  private async record(item: Item, w: Work, results: RcptResult[]): Promise<void> {
+    const { envelope } = w;
     const now = Date.now();
-    const arrived = Date.parse(envelope.arrived);
-    const isExpired = expired(arrived, this.o.queue.lifetimeMs, now);
     const byRcpt = new Map(results.map((r) => [r.rcpt, r]));
-    const failed: DsnRecipient[] = [];
-    const relayed: DsnRecipient[] = [];
-    const notify = (address: string, what: string) => {
-      const n = item.rcpt.get(address)?.notify;
-      return n === undefined ? what !== 'SUCCESS' : n.includes(what);
-    };
-    let anyExpired = false;
-    const recipients: RecipientState[] = item.state.recipients.map((r) => {
+    for (const r of w.state.recipients) {
       const res = byRcpt.get(r.address);
-      if (!res) return r;
-      this.logResult(envelope.id, res, { arrived, seen: item.seenAt, started, now });
-      const attempts = r.attempts + 1;
-      const base = { address: r.address, attempts, lastReply: res.dsn.reason, dsn: res.dsn.status };
-      const entry: DsnRecipient = {
-        address: r.address, action: 'failed', status: res.dsn.status, reason: res.dsn.reason, lastAttempt: new Date(now),
-        ...(res.dsn.diagnostic ? { diagnostic: res.dsn.diagnostic } : {}), ...(res.dsn.remoteMta ? { remoteMta: res.dsn.remoteMta } : {}),
-        ...orcptField(item, r.address),
-      };
-      if (res.outcome === 'sent') {
-        if (notify(r.address, 'SUCCESS') && !res.dsnPassed) relayed.push({ ...entry, action: 'relayed' });
-        return { ...base, state: 'sent' };
-      }
-      if (res.outcome === 'bounced' || isExpired) {
-        if (res.outcome !== 'bounced') anyExpired = true;
-        if (notify(r.address, 'FAILURE')) failed.push(entry);
-        return { ...base, state: 'bounced' };
-      }
-      const backoff = now + retryDelay(attempts, this.o.queue.retryMinMs, this.o.queue.retryMaxMs, this.rand);
-      return { ...base, state: 'deferred', nextAttempt: new Date(Math.max(backoff, res.notBefore ?? 0)).toISOString() };
-    });
+      if (res) logDelivery(this.o.log, envelope.id, res, { arrived: Date.parse(envelope.arrived), seen: item.seenAt(Date.parse(envelope.arrived)), now });
+    }
+    const { recipients, failed, relayed, anyExpired } = applyResults(w, results, this.o.queue, now, this.rand);
     if (anyExpired) this.o.log.expired(envelope.id, envelope.sender);
 
-    let state: DeliveryState = { ...item.state, recipients };
-    const delayed = this.delayWarning(item, state, now);
+    let state: DeliveryState = { ...w.state, held: item.held, recipients };
+    const delayed = delayWarning(w, state, this.o.queue, now);
     if (delayed.length) state = { ...state, warned: true };
     for (const [kind, list] of [['failure', failed], ['delay', delayed], ['success', relayed]] as const) {
       if (!list.length) continue;
@@ -266,28 +262,12 @@ export class QueueManager {
           ? { ...r, state: 'deferred', nextAttempt: new Date(now + this.o.queue.retryMinMs).toISOString() } : r) };
       }
     }
-    item.state = state;
+    w.state = state;
     if (item.deleted) return;
-    if (state.recipients.some((r) => PENDING.has(r.state))) {
-      await this.o.spool.saveState(envelope.id, state);
-      item.stateSaved = true;
-    } else {
-      await this.drop(item, 'qmgr');
-    }
-  }
-
-  private delayWarning(item: Item, state: DeliveryState, now: number): DsnRecipient[] {
-    const { envelope } = item;
-    const after = this.o.queue.delayWarningMs;
-    if (!after || state.warned || envelope.sender === '' || now - Date.parse(envelope.arrived) < after) return [];
-    const until = new Date(Date.parse(envelope.arrived) + this.o.queue.lifetimeMs);
-    return state.recipients
-      .filter((r) => r.state === 'deferred')
-      .filter((r) => { const n = item.rcpt.get(r.address)?.notify; return n === undefined || n.includes('DELAY'); })
-      .map((r) => ({
-        address: r.address, action: 'delayed' as const, status: (r.dsn ?? '4.0.0') as Enhanced, reason: r.lastReply ?? 'delivery temporarily deferred',
-        willRetryUntil: until, lastAttempt: new Date(now), ...orcptField(item, r.address),
-      }));
+    const due = dueOf(state);
+    if (due === undefined) return this.drop(item, 'qmgr');
+    item.due = due;
+    await this.saveState(item, state);
   }
 
   /** Spools a notice to the sender; false when it could not be stored. A bounce never bounces. */
@@ -308,51 +288,42 @@ export class QueueManager {
     }
   }
 
-  private logResult(id: string, r: RcptResult, t: { arrived: number; seen: number; started: number; now: number }): void {
-    const a = Math.max(0, t.seen - t.arrived);
-    const c = r.connectMs;
-    const d = r.transmitMs;
-    const total = Math.max(0, t.now - t.arrived);
-    const b = Math.max(0, total - a - c - d);
-    this.o.log.delivery(id, r.relay === 'local' ? 'local' : 'smtp', {
-      to: r.rcpt, relay: r.relay, delay: formatDelay(total), delays: [formatDelay(a), formatDelay(b), formatDelay(c), formatDelay(d)],
-      dsn: r.dsn.status, status: r.outcome, reason: r.dsn.reason,
-    });
-  }
 
   /** What is queued right now, for metrics: messages in delivery or due, waiting for a retry, held; the oldest arrival. */
   snapshot(): { active: number; deferred: number; held: number; oldestArrivedMs?: number } {
     let active = 0, deferred = 0, held = 0;
     let oldest: number | undefined;
     for (const it of this.items.values()) {
-      if (it.state.held) held++; else if (it.active || it.queuedToRun) active++; else deferred++;
-      const t = Date.parse(it.envelope.arrived);
-      if (oldest === undefined || t < oldest) oldest = t;
+      if (it.held) held++; else if (it.active || it.queuedToRun) active++; else deferred++;
+      if (oldest === undefined || it.arrived < oldest) oldest = it.arrived;
     }
     return { active, deferred, held, ...(oldest !== undefined ? { oldestArrivedMs: oldest } : {}) };
   }
 
-  // --- flow control: intake waits a little while delivery is behind -------
-
-  private hasRoom(): boolean {
-    return this.active + this.ready.length < this.inflowLimit;
-  }
-
-  /**
-   * Resolves at once while delivery keeps up, else when it catches up or
-   * after `maxMs` (Postfix in_flow_delay, 1s). Slowing intake a little leaves
-   * the CPU to delivery, so the queue does not grow without bound under load.
-   */
+  /** Resolves at once while delivery keeps up, else when it catches up or after `maxMs` (see Scheduler.inflow()). */
   inflow(maxMs = 1000): Promise<void> {
-    if (this.stopped || this.hasRoom()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => { clearTimeout(t); resolve(); };
-      const t = setTimeout(() => { const i = this.roomWaiters.indexOf(done); if (i >= 0) this.roomWaiters.splice(i, 1); resolve(); }, maxMs);
-      this.roomWaiters.push(done);
-    });
+    return this.scheduler.inflow(maxMs);
   }
 
   // --- control: the `smarthost queue` verbs on the running daemon --------
+
+  /**
+   * A `queue` verb from the control socket. While recovery runs, a message it has not reached
+   * yet is read from the spool when named by id; with ALL, the verb acts on what is known now
+   * and on each message recovery finds later (`recovering` in the reply says so).
+   */
+  async act(op: QueueVerb, ids: readonly string[] | 'ALL'): Promise<ActionResult & { recovering?: true }> {
+    if (this.recovering && ids === 'ALL') this.recovering.late.push(op);
+    else if (this.recovering && ids !== 'ALL') for (const id of ids) if (!this.has(id)) await this.loadUnknown(id);
+    const r = op === 'flush' ? this.flush(ids) : op === 'delete' ? await this.delete(ids) : await this.hold(ids, op === 'hold');
+    return this.recovering ? { ...r, recovering: true } : r;
+  }
+
+  private async loadUnknown(id: string): Promise<void> {
+    const e = await this.o.spool.get(id).catch(() => undefined);
+    if (!e || this.has(id)) return;
+    this.recovered({ id, arrived: Date.parse(e.envelope.arrived) || 0, size: e.envelope.size, held: e.state.held, due: dueOf(e.state), hasState: true });
+  }
 
   private select(ids: readonly string[] | 'ALL'): { items: Item[]; missing: string[] } {
     if (ids === 'ALL') return { items: [...this.items.values()], missing: [] };
@@ -368,13 +339,12 @@ export class QueueManager {
     const { items, missing } = this.select(ids);
     const done: string[] = [];
     for (const it of items) {
-      if (it.state.held || !it.state.recipients.some((r) => PENDING.has(r.state))) continue;
+      if (it.held) continue;
       it.forceNext = true;
-      done.push(it.envelope.id);
-      this.o.log.queueAction(it.envelope.id, 'flush');
+      done.push(it.id);
+      this.o.log.queueAction(it.id, 'flush');
       if (it.active) continue; // this attempt is under way; it is the retry
-      clearTimeout(it.timer);
-      this.makeReady(it);
+      this.scheduler.makeReady(it);
     }
     return { done, missing };
   }
@@ -383,42 +353,28 @@ export class QueueManager {
     const { items, missing } = this.select(ids);
     const done: string[] = [];
     for (const it of items) {
-      if (it.state.held === held) { done.push(it.envelope.id); continue; }
-      it.state = { ...it.state, held };
-      await this.o.spool.saveState(it.envelope.id, it.state);
-      it.stateSaved = true;
-      this.o.log.queueAction(it.envelope.id, held ? 'hold' : 'release');
-      done.push(it.envelope.id);
-      if (held) clearTimeout(it.timer);
-      else { it.forceNext = true; this.schedule(it); if (!it.active && !this.o.queue.deferDelivery) this.makeReady(it); }
+      if (it.held === held) { done.push(it.id); continue; }
+      it.held = held;
+      if (held) this.scheduler.unschedule(it);
+      await this.persistHeld(it);
+      this.o.log.queueAction(it.id, held ? 'hold' : 'release');
+      done.push(it.id);
+      if (!held) { it.forceNext = true; this.scheduler.schedule(it); if (!it.active && !this.o.queue.deferDelivery) this.scheduler.makeReady(it); }
     }
     return { done, missing };
   }
 
   async delete(ids: readonly string[] | 'ALL'): Promise<ActionResult> {
     const { items, missing } = this.select(ids);
-    for (const it of items) {
-      it.deleted = true;
-      clearTimeout(it.timer);
-      if (!it.active) await this.drop(it, 'postsuper'); // an active one goes when its attempt ends
-    }
-    return { done: items.map((i) => i.envelope.id), missing };
+    for (const it of items) { it.deleted = true; this.scheduler.unschedule(it); }
+    // an active one goes when its attempt ends; the others a few at a time (ALL of a large queue)
+    await mapBounded(items.filter((it) => !it.active), (it) => this.drop(it, 'postsuper'));
+    return { done: items.map((i) => i.id), missing };
   }
 
   /** Stops starting attempts and waits (at most `graceMs`) for those under way; unfinished ones are retried after restart. */
   async close(graceMs = 10_000): Promise<void> {
     this.stopped = true;
-    for (const it of this.items.values()) clearTimeout(it.timer);
-    this.roomWaiters.splice(0).forEach((f) => f());
-    if (this.active === 0) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, graceMs);
-      this.idle.push(() => { clearTimeout(t); resolve(); });
-    });
+    await this.scheduler.stop(graceMs);
   }
-}
-
-function orcptField(item: Item, address: string): { orcpt?: string } {
-  const orcpt = item.rcpt.get(address)?.orcpt;
-  return orcpt ? { orcpt } : {};
 }

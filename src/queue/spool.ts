@@ -44,6 +44,19 @@ export interface Incoming {
   abort(): Promise<void>;
 }
 
+/** What recovery tells the queue manager about each message it finds: enough to schedule it, not its envelope. */
+export interface Recovered {
+  readonly id: string;
+  /** Epoch ms. */
+  readonly arrived: number;
+  readonly size: number;
+  readonly held: boolean;
+  /** Earliest next attempt of a recipient still to deliver (epoch ms; 0: now); undefined: none left (finished before a crash). */
+  readonly due: number | undefined;
+  /** A state file was found (remove() and get() can skip looking for one when not). */
+  readonly hasState: boolean;
+}
+
 export interface RecoveryReport {
   readonly messages: number;
   /** Partial files of messages being received (never acknowledged) that were removed. */
@@ -57,11 +70,16 @@ export class SpoolFullError extends Error {
 }
 
 export interface Spool {
-  /** Creates the layout if needed and discards what was never acknowledged. */
-  recover(): Promise<RecoveryReport>;
+  /**
+   * Creates the layout if needed, discards what was never acknowledged, and tells `found` about
+   * each message as it is read (the same id at most once). receive() and the rest may be used
+   * while it runs: messages received meanwhile are not reported. Stops early after close().
+   */
+  recover(found?: (m: Recovered) => void): Promise<RecoveryReport>;
   receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming>;
   list(): Promise<QueueEntry[]>;
-  get(id: string): Promise<QueueEntry | undefined>;
+  /** `hasState: false` says no state was ever saved for it (every recipient queued: skips looking). */
+  get(id: string, opts?: { hasState?: boolean }): Promise<QueueEntry | undefined>;
   /** Ids of committed messages written before `before` (epoch ms) that `known` does not know. */
   unclaimed(known: (id: string) => boolean, before: number): Promise<string[]>;
   /** The message bytes exactly as stored (CRLF line ends, Received header first). */
@@ -78,6 +96,22 @@ export function initialState(envelope: Envelope): DeliveryState {
     held: false,
     recipients: envelope.recipients.map((r) => ({ address: r.address, state: 'queued', attempts: 0 })),
   };
+}
+
+const PENDING = new Set(['queued', 'deferred']);
+
+/** Whether a recipient is still to be delivered. */
+export function pending(r: RecipientState): boolean { return PENDING.has(r.state); }
+
+/** The earliest next attempt of a pending recipient (epoch ms; 0: now); undefined when none is pending. */
+export function dueOf(state: DeliveryState): number | undefined {
+  let due: number | undefined;
+  for (const r of state.recipients) {
+    if (!pending(r)) continue;
+    const t = r.nextAttempt ? Date.parse(r.nextAttempt) || 0 : 0;
+    due = due === undefined ? t : Math.min(due, t);
+  }
+  return due;
 }
 
 /** Stores a message built in memory (a notice, a forwarded copy) in one go; throws on storage errors, leaving nothing behind. */

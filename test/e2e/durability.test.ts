@@ -54,7 +54,8 @@ describe('durability', () => {
 
     const again = await launch(d.dir, d.configFile);
     try {
-      const recovered = /queue recovered: (\d+) messages? waiting, (\d+) unacknowledged/.exec(again.logs());
+      // recovery runs after the daemon listens: its line follows the "listening on" lines
+      const recovered = /queue recovered: (\d+) messages? waiting, (\d+) unacknowledged/.exec(await again.waitForLog(/queue recovered: [^\n]*/));
       assert.ok(recovered, again.logs());
       const stored = new Map(spoolMessages(again.dataDir).map((m) => [m.id, m.body.toString('latin1')]));
       let intact = 0;

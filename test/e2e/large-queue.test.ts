@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, launch, removeDir, spoolMessages, tempDir, writeConfig } from '../helpers/daemon.js';
 import { writeQueueFiles } from '../helpers/spool-files.js';
+import { submit } from '../helpers/submit.js';
+import { startUpstream } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
@@ -92,5 +94,32 @@ describe(`a queue of ${MESSAGES} messages under ulimit -n ${LIMIT}`, () => {
     assert.doesNotMatch(d.logs(), /chown|EMFILE/);
     assert.equal((d.logs().match(/cannot be read/g) ?? []).length, 1);
     await d.stop();
+  });
+});
+
+/** Enough files that reading them takes far longer than one SMTP transaction over loopback. */
+const BIG = 30_000;
+
+describe(`a daemon starting on a queue of ${BIG} deferred messages`, () => {
+  it('listens before recovery ends: mail sent meanwhile gets its 250 and is relayed; every queued message is recovered, none twice', async () => {
+    const up = await startUpstream({});
+    cleanups.push(() => up.close());
+    const dir = tempDir();
+    cleanups.push(() => removeDir(dir));
+    const config = writeConfig(dir, `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "${up.url}"\ntls = "none"\n`);
+    const ids = writeQueueFiles(path.join(dir, 'data'), BIG, { deferred: true }); // next attempt in an hour: not tried here
+    const d = await launch(dir, config);
+    cleanups.push(async () => { await d.stop(); });
+    const id = await submit(d.ports[0]!, 'alice@client.test', ['bob@example.net']);
+    assert.doesNotMatch(d.logs(), /queue recovered/, 'the 250 came while recovery was still reading the queue');
+    const [m] = await up.waitForMessages(1, 30_000);
+    assert.match(m!.data.toString('latin1'), new RegExp(`with ESMTP id ${id}`));
+    await d.waitForLog(new RegExp(`queue recovered: ${BIG} messages waiting, 0 unacknowledged`), 120_000);
+    await d.waitForLog(new RegExp(`${id}: removed`));
+    const json = spawnSync(process.execPath, [CLI, 'queue', '--json', '-c', config], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const listed = JSON.parse(json.stdout) as Array<{ id: string }>;
+    assert.deepEqual(listed.map((e) => e.id), ids, 'every queued message is still there, in id order, none twice; the new one is gone');
+    assert.equal(up.messages.length, 1, 'nothing else was sent');
+    assert.equal(await d.stop(), 0);
   });
 });

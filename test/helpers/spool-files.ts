@@ -10,6 +10,8 @@ export interface QueueFileOptions {
   readonly recipient?: string;
   /** Also write state/ID.json: the recipient deferred, next try in an hour. */
   readonly deferred?: boolean;
+  /** Arrival of the first message (epoch ms; the ids follow from it): the same value writes over the same files. Default: an hour ago. */
+  readonly at?: number;
 }
 
 /** `count` messages of about 1 KB each in dataDir/queue/messages; returns their ids, sorted. */
@@ -18,7 +20,7 @@ export function writeQueueFiles(dataDir: string, count: number, opts: QueueFileO
   for (const d of ['tmp', 'messages', 'state', 'corrupt']) fs.mkdirSync(path.join(queue, d), { recursive: true, mode: 0o700 });
   const sender = opts.sender ?? 'app@client.test';
   const recipient = opts.recipient ?? 'someone@example.net';
-  const base = Date.now() - 3_600_000;
+  const base = opts.at ?? Date.now() - 3_600_000;
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
     // 11 hex digits of milliseconds, 3 of sequence, 4 "pid" digits that no real writer uses here
