@@ -410,13 +410,16 @@ describe('FsSpool', () => {
     it('without one named ahead, creates the file in messages/ and fsyncs messages/ before the commit resolves', async () => {
       const sp = new FsSpool(dir, { recycle: true });
       extraSpools.push(sp);
-      await sp.recover(); // starts the refill, which has not finished yet
+      // every fsync of messages/ held from the start: the refill's batch cannot be handed out, so
+      // no file is named ahead when the message comes (whatever the machine's speed)
       const { held, release } = holdDirSyncs(sp);
+      await sp.recover();
       const m = await sp.receive(envelopeFor());
       await m.write(Buffer.from('x\r\n'));
       let done = false;
+      const before = held.length;
       const committed = m.commit().then(() => { done = true; });
-      await waitFor(() => held.length > 0, 'a directory fsync');
+      await waitFor(() => held.length > before, 'the commit\'s fsync of messages/');
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(done, false, 'the commit waits for the fsync of messages/');
       release();
