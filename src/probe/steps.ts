@@ -219,7 +219,7 @@ class Walk {
       const greeting = await this.plainGreeting();
       if (greeting || /wrong version number|packet length too long|unknown protocol|http request/i.test(message)) {
         const plain = greeting ? replyText(greeting) : undefined;
-        return failed(`handshake failed: ${message}`, { kind: 'tls-on-plain-port', host: this.u.host, port: this.u.port, message, ...(plain ? { reply: plain } : {}) }, greeting);
+        return failed(`handshake failed: ${message}`, { kind: 'tls-on-plain-port', label: this.label, host: this.u.host, port: this.u.port, message, ...(plain ? { reply: plain } : {}) }, greeting);
       }
       return failed(`handshake failed: ${message}`, { kind: 'tls-handshake', label: this.label, message, tls: this.u.tls });
     });
@@ -374,7 +374,7 @@ class Walk {
     if (r.code === 250) return pass(`<${sender}> accepted: ${replyText(r)}`, r);
     return failed(replyText(r), {
       kind: 'mail', reply: replyText(r), sender, original: originalSender, section: this.target.section, ...(this.login ? { login: { ...this.login, sender } } : {}),
-      ...(this.u.username ? { username: this.u.username } : {}), authenticated: this.authenticated,
+      ...(this.u.username ? { username: this.u.username } : {}), authenticated: this.authenticated, authOffered: this.authOffered().length > 0,
     }, r);
   }
 

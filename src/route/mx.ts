@@ -6,7 +6,6 @@ import { Resolver } from 'node:dns/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { MxRecord } from 'node:dns';
-import type { Dsn } from '../mail/delivery.js';
 
 export interface MxHost { readonly host: string; readonly preference: number }
 
@@ -89,15 +88,6 @@ export function orderByPreference(hosts: readonly MxHost[], rand: () => number =
     [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
   }
   return shuffled.sort((a, b) => a.preference - b.preference); // Array#sort is stable: the shuffle survives within a preference
-}
-
-/**
- * The DSN for a lookup that found no host: null MX 5.1.10 (RFC 7505 §4.2),
- * no such domain 5.1.2, DNS trouble 4.4.3 (RFC 3463). For the smtp transport's classifier.
- */
-export function mxDsn(result: Exclude<MxResult, { kind: 'hosts' }>): Dsn {
-  const status = result.kind === 'nullMx' ? '5.1.10' : result.kind === 'notFound' ? '5.1.2' : '4.4.3';
-  return { status, reason: result.detail };
 }
 
 /** "[192.0.2.1]" and "[IPv6:2001:db8::1]" (RFC 5321 §4.1.3) need no DNS. */

@@ -1,107 +1,154 @@
-// Every outbound failure becomes a Dsn here, in one place: nodemailer's error
-// code and the upstream's reply give sent / deferred / bounced and a reason in
-// Postfix's words ("host x[ip] said: ... (in reply to RCPT TO command)").
+// Every outbound failure becomes a Failure (failure.ts) here, and only here: nodemailer's
+// error code and command, the upstream's reply, a lookup's result and a login's refusal give
+// the stage, the kind, the enhanced status and the log's words in Postfix's shape ("host
+// x[ip] said: ... (in reply to RCPT TO command)", "connect to x[ip]:25: Connection refused")
+// followed by the cause and fix from wording.ts, the table probe uses too.
 // Unknown means temporary: a wrong guess must never bounce mail.
-import type { Dsn, Outcome } from '../mail/delivery.js';
+import type { Dsn } from '../mail/delivery.js';
 import type { Enhanced } from '../mail/reply.js';
+import type { OutboundTls } from '../config/types.js';
+import { parseReply, replyLine, replyStatus, type Failure, type FailureKind, type Stage, type UpstreamReply } from './failure.js';
+import { connectAdvice, greetingRefusedAdvice, noGreetingAdvice, starttlsMissingAdvice, tlsAdvice, tlsOnPlainPortAdvice, type Advice } from './wording.js';
 
-export interface Classified { readonly outcome: Outcome; readonly dsn: Dsn }
-
-/** The enhanced status of a reply ("550 5.1.1 ..."), or one derived from its basic code; the basic code's class wins. */
-export function statusOf(reply: string): Enhanced {
-  const m = /^([245])\d\d[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply);
-  if (m) return `${m[1]}.${m[3]}.${m[4]}` as Enhanced;
-  const c = reply.charAt(0);
-  return (c === '2' || c === '5' ? `${c}.0.0` : '4.0.0') as Enhanced;
+/** Where a failure happened and which settings a fix names. */
+export interface Where {
+  /** "host[ip]" */
+  readonly label: string;
+  readonly host: string;
+  readonly port: number;
+  readonly timeoutMs: number;
+  readonly tls: OutboundTls;
+  /** Where the port and the timeout are set: "url" and "timeout of [relay]", or "[mx] port" and "[mx] timeout". */
+  readonly portKnob: string;
+  readonly timeoutKnob: string;
 }
 
-/** A multi-line reply as one line, the way Postfix logs it. */
-export function oneLine(reply: string): string {
-  const lines = reply.split(/\r?\n/).filter(Boolean);
-  return lines.map((l, i) => (i === 0 ? l : l.replace(/^\d{3}[ -](?:\d\.\d{1,3}\.\d{1,3} )?/, ''))).join(' ').trim();
-}
+interface NodemailerError extends Error { code?: string; originalCode?: string; response?: string; responseCode?: number; command?: string }
 
-/** What an upstream said, as a Dsn: "host mx[1.2.3.4] said: 550 5.1.1 ... (in reply to RCPT TO command)". */
-export function fromReply(reply: string, hostLabel: string, command: string): Classified {
-  const text = oneLine(reply);
-  const status = statusOf(text);
-  const outcome: Outcome = status.startsWith('5') ? 'bounced' : status.startsWith('2') ? 'sent' : 'deferred';
-  return { outcome, dsn: { status, reason: `host ${hostLabel} said: ${text} (in reply to ${command} command)`, diagnostic: text, remoteMta: hostLabel.replace(/\[.*$/, '') } };
-}
-
-export function deferred(status: Enhanced, reason: string, remoteMta?: string): Classified {
-  return { outcome: 'deferred', dsn: { status, reason, ...(remoteMta ? { remoteMta } : {}) } };
-}
-
-export function bounced(status: Enhanced, reason: string): Classified {
-  return { outcome: 'bounced', dsn: { status, reason } };
-}
-
-/** Node's certificate errors in plain words: what failed and what to do. */
-export function explainTls(message: string, hostLabel: string): string {
-  // OpenSSL messages carry newlines and library prefixes: one log line, one plain sentence
-  const m = message.replace(/^Error initiating TLS - /, '').replace(/\s*\n\s*/g, ' ').trim();
-  if (/certificate has expired/i.test(m)) return `the certificate of ${hostLabel} has expired (${m}); the upstream must renew it, or set tls = "encrypt" to skip verification`;
-  if (/not yet valid/i.test(m)) return `the certificate of ${hostLabel} is not valid yet (${m}); check both clocks`;
-  if (/self[- ]signed certificate in certificate chain/i.test(m)) return `the certificate chain of ${hostLabel} ends in a self-signed CA that is not trusted (${m}); add that CA as ca_file, or set tls = "encrypt"`;
-  if (/self[- ]signed/i.test(m)) return `the certificate of ${hostLabel} is self-signed (${m}); add it as ca_file, or set tls = "encrypt" to skip verification`;
-  if (/altnames|does not match/i.test(m)) return `the certificate of ${hostLabel} is for other names: ${m}; use a url with one of those names, or set tls = "encrypt"`;
-  if (/unable to (get local issuer|verify the first)/i.test(m)) return `the certificate of ${hostLabel} is not signed by a trusted CA (${m}); set ca_file to the CA that signed it`;
-  // "packet length too long" / "wrong version number" with smtps://: the server greeted in plaintext
-  if (/packet length too long|http request|wrong version number/i.test(m)) return `TLS handshake with ${hostLabel} failed: the server does not speak TLS from the first byte on this port (${m}); if it is a STARTTLS port (587, 25) use smtp://, smtps:// is for port 465`;
-  if (/unsupported protocol|no protocols available|protocol version/i.test(m)) return `TLS handshake with ${hostLabel} failed: no common TLS version (${m}); the upstream may need tls_min_version lowered, or it does not speak TLS on this port (smtps:// vs smtp://)`;
-  return `TLS handshake with ${hostLabel} failed: ${m}`;
-}
+const STAGE_OF: Record<string, Stage> = {
+  CONN: 'greeting', EHLO: 'ehlo', HELO: 'ehlo', LHLO: 'ehlo', STARTTLS: 'starttls', AUTH: 'auth', 'AUTH PLAIN': 'auth', 'AUTH LOGIN': 'auth',
+  'AUTH CRAM-MD5': 'auth', 'AUTH XOAUTH2': 'auth', 'MAIL FROM': 'mail', 'RCPT TO': 'rcpt', DATA: 'data', 'end of DATA': 'data',
+};
 
 const NET: Record<string, string> = {
   ECONNREFUSED: 'Connection refused', EHOSTUNREACH: 'No route to host', ENETUNREACH: 'Network is unreachable',
   ECONNRESET: 'Connection reset by peer', ETIMEDOUT: 'Connection timed out', EADDRNOTAVAIL: 'Cannot assign requested address',
 };
 
-interface NodemailerError extends Error { code?: string; originalCode?: string; response?: string; responseCode?: number; command?: string }
+function make(stage: Stage, kind: FailureKind, status: Enhanced, text: string, advice?: Advice | { fix: string }, reply?: UpstreamReply, remoteMta?: string): Failure {
+  const cause = advice && 'diagnosis' in advice ? `; ${advice.diagnosis}` : '';
+  return {
+    stage, kind, status, temporary: !status.startsWith('5'), text: text + cause,
+    ...(advice ? { fix: advice.fix } : {}), ...(reply ? { reply } : {}), ...(remoteMta ? { remoteMta } : {}),
+  };
+}
 
-/**
- * A failure while connecting and greeting (before any mail command): the
- * whole attempt to this peer failed. `nextPeer` says whether another MX or
- * address could do better (connection and TLS problems) or not (AUTH).
- */
-export function classifyConnectError(e: unknown, hostLabel: string, port: number): Classified & { nextPeer: boolean } {
+/** What an upstream said: "host mx[1.2.3.4] said: 550 5.1.1 ... (in reply to RCPT TO command)", every line kept. */
+export function replied(response: string, label: string, command: string): Failure {
+  const reply = parseReply(response) ?? { code: 451, lines: [response.trim() || '(no reply)'] };
+  const status = replyStatus(reply);
+  const kind: FailureKind = /^[45]\.7\./.test(status) ? 'policy' : 'protocol';
+  return make(STAGE_OF[command] ?? 'data', kind, status, `host ${label} said: ${replyLine(reply)} (in reply to ${command} command)`, undefined, reply, label.replace(/\[.*$/, ''));
+}
+
+/** An accepted message: Postfix logs "status=sent (250 ...)". */
+export function sentDsn(response: string, label: string): Dsn {
+  const reply = parseReply(response);
+  const text = reply ? replyLine(reply) : response.trim();
+  return { status: reply ? replyStatus(reply) : '2.0.0', reason: text, diagnostic: text, remoteMta: label.replace(/\[.*$/, '') };
+}
+
+/** A failure while connecting, greeting, EHLO or STARTTLS: the whole attempt to this peer failed. */
+export function connectFailure(e: unknown, w: Where): Failure {
   const err = e as NodemailerError;
   const code = err.code ?? '';
-  if (err.response && err.command && err.command !== 'CONN' && code !== 'ETLS') {
-    const c = fromReply(err.response, hostLabel, err.command === 'EHLO' ? 'EHLO' : err.command);
-    return { ...c, outcome: c.outcome === 'sent' ? 'deferred' : c.outcome, nextPeer: true };
+  const reply = parseReply(err.response);
+  if (reply && err.command && err.command !== 'CONN' && code !== 'ETLS') {
+    const f = replied(err.response!, w.label, err.command);
+    return { ...f, temporary: f.temporary || f.status.startsWith('2') };
   }
-  if (code === 'ETLS' || /certificate|TLS|SSL/i.test(err.message) && code !== 'EAUTH') {
-    if (err.command === 'STARTTLS' && err.response) {
-      return { ...deferred('4.7.4', `TLS is required, but host ${hostLabel} did not start TLS: ${oneLine(err.response)}`), nextPeer: true };
+  if (code === 'ETLS' || (/certificate|TLS|SSL/i.test(err.message) && code !== 'EAUTH')) {
+    if (err.command === 'STARTTLS' && reply) {
+      return make('starttls', 'tls', '4.7.4', `TLS is required, but host ${w.label} did not start TLS: ${replyLine(reply)}`, { fix: starttlsMissingAdvice({ host: w.host, tls: w.tls }).fix }, reply);
     }
-    return { ...deferred('4.7.5', explainTls(err.message, hostLabel)), nextPeer: true };
+    const a = tlsAdvice(err.message, w.label);
+    return make('tls', 'tls', '4.7.5', a.diagnosis, { fix: a.fix });
   }
-  if (code === 'ETIMEDOUT' || /timeout/i.test(err.message)) {
-    const what = /greeting/i.test(err.message) ? 'while receiving the initial server greeting' : err.command === 'CONN' || !err.command ? 'while connecting' : `after ${err.command}`;
-    return { ...deferred('4.4.2', `conversation with ${hostLabel} timed out ${what}`), nextPeer: true };
-  }
-  if (err.response && /^421/.test(err.response)) {
-    return { ...deferred('4.4.2', `host ${hostLabel} refused to talk to me: ${oneLine(err.response)}`), nextPeer: true };
+  if (code === 'ETIMEDOUT' || /timeout/i.test(err.message)) return timedOut(err, w);
+  if (reply && err.command === 'CONN') {
+    return make('greeting', 'protocol', reply.code === 421 ? '4.4.2' : '4.4.1', `host ${w.label} refused to talk to me: ${replyLine(reply)}`, { fix: greetingRefusedAdvice().fix }, reply);
   }
   // nodemailer replaces a system error's code with its own and keeps the system one as originalCode
-  const netText = NET[err.originalCode ?? ''] ?? NET[code];
-  if (netText) return { ...deferred('4.4.1', `connect to ${hostLabel}:${port}: ${netText}`), nextPeer: true };
-  if (/closed|ended|reset|socket/i.test(err.message)) return { ...deferred('4.4.2', `lost connection with ${hostLabel} while connecting: ${err.message}`), nextPeer: true };
-  return { ...deferred('4.4.1', `connect to ${hostLabel}:${port}: ${err.message}`), nextPeer: true };
+  const sys = NET[err.originalCode ?? ''] ? err.originalCode! : NET[code] ? code : undefined;
+  const where = `${w.label}:${w.port}`;
+  if (sys) {
+    const a = connectAdvice({ where, host: w.host, port: w.port, code: sys, timeoutMs: w.timeoutMs, portKnob: w.portKnob });
+    const cause = a.diagnosis.replace(/^.*refused the connection: /, ''); // the Postfix part already names the host
+    return make('connect', 'network', '4.4.1', `connect to ${where}: ${NET[sys]}`, { diagnosis: cause, fix: a.fix });
+  }
+  if (/closed|ended|reset|socket/i.test(err.message)) return make('greeting', 'network', '4.4.2', `lost connection with ${w.label} while connecting (${err.message})`);
+  return make('connect', 'network', '4.4.1', `connect to ${where}: ${err.message}`);
+}
+
+function timedOut(err: NodemailerError, w: Where): Failure {
+  if (/greeting/i.test(err.message)) return noGreeting(w, false);
+  if (err.command === 'CONN' || !err.command) {
+    const where = `${w.label}:${w.port}`;
+    return make('connect', 'network', '4.4.2', `connect to ${where}: Connection timed out`,
+      connectAdvice({ where, host: w.host, port: w.port, code: 'ETIMEDOUT', timeoutMs: w.timeoutMs, portKnob: w.portKnob }));
+  }
+  return make(STAGE_OF[err.command] ?? 'ehlo', 'network', '4.4.2', `conversation with ${w.label} timed out after ${err.command}`);
+}
+
+/** No greeting in time; `expectsTls`: a TLS handshake on a new connection to the port succeeded (smtp:// to an smtps:// port). */
+export function noGreeting(w: Where, expectsTls: boolean): Failure {
+  return make('greeting', 'network', '4.4.2', `conversation with ${w.label} timed out while receiving the initial server greeting`,
+    noGreetingAdvice({ host: w.host, port: w.port, timeoutMs: w.timeoutMs, expectsTls, timeoutKnob: w.timeoutKnob }));
+}
+
+/** smtps:// to a port that greeted in plaintext on a new connection. */
+export function tlsOnPlainPort(w: Where, greeting: string): Failure {
+  const a = tlsOnPlainPortAdvice({ label: w.label, host: w.host, port: w.port, reply: greeting });
+  return make('tls', 'tls', '4.7.5', a.diagnosis, { fix: a.fix });
 }
 
 /** A failure after MAIL FROM was sent: a reply to a command, or the connection lost mid-transaction. */
-export function classifySendError(e: unknown, hostLabel: string, afterData: boolean): Classified {
+export function sendFailure(e: unknown, label: string, afterData: boolean): Failure {
   const err = e as NodemailerError;
   if (err.response && err.command && err.command !== 'CONN' && err.command !== 'API') {
-    return fromReply(err.response, hostLabel, err.command === 'DATA' && afterData ? 'end of DATA' : err.command);
+    return replied(err.response, label, err.command === 'DATA' && afterData ? 'end of DATA' : err.command);
   }
   if (err.code === 'EMESSAGE' && /larger than allowed/.test(err.message)) {
-    return bounced('5.3.4', `message size exceeds the limit of ${hostLabel}: ${err.message}`);
+    return make('mail', 'policy', '5.3.4', `message size exceeds the limit of ${label} (${err.message})`);
   }
   const when = afterData ? 'while sending end of data -- message may be sent more than once' : 'while sending the envelope';
-  if (err.code === 'ETIMEDOUT' || /timeout/i.test(err.message)) return deferred('4.4.2', `conversation with ${hostLabel} timed out ${when}`);
-  return deferred('4.4.2', `lost connection with ${hostLabel} ${when}`);
+  const stage: Stage = afterData ? 'data' : 'mail';
+  if (err.code === 'ETIMEDOUT' || /timeout/i.test(err.message)) return make(stage, 'network', '4.4.2', `conversation with ${label} timed out ${when}`);
+  return make(stage, 'network', '4.4.2', `lost connection with ${label} ${when}`);
+}
+
+export type LoginProblem = 'refused' | 'unreadable' | 'not-encrypted' | 'no-mechanism' | 'token';
+
+/** A login that failed or was not attempted: the mail waits, credentials are the cause. */
+export function loginFailure(problem: LoginProblem, text: string, advice?: Advice | { fix: string }, response?: string, tokenStatus?: Enhanced): Failure {
+  const status: Enhanced = problem === 'unreadable' ? '4.3.5' : problem === 'token' && tokenStatus ? tokenStatus : '4.7.0';
+  return make('auth', problem === 'token' && status.startsWith('4.4') ? 'network' : 'auth', status, text, advice, parseReply(response));
+}
+
+/** A destination with no address to try: null MX 5.1.10 (RFC 7505 §4.2), no such domain 5.1.2, DNS trouble 4.4.3/4.4.4 (RFC 3463). */
+export function lookupFailure(problem: 'nullMx' | 'notFound' | 'tempfail' | 'noHost' | 'noAddress', text: string): Failure {
+  const status: Enhanced = problem === 'nullMx' ? '5.1.10' : problem === 'notFound' ? '5.1.2' : problem === 'noHost' ? '4.4.4' : '4.4.3';
+  return make('connect', 'network', status, text);
+}
+
+/** MTA-STS refused every MX host, or a TLS failure under an MTA-STS policy in mode enforce: deferred until the policy changes. */
+export function policyFailure(text: string, base?: Failure): Failure {
+  if (!base) return make('connect', 'policy', '4.7.5', text);
+  const { fix: _advice, ...rest } = base; // the advice for the TLS problem (ca_file, tls = "encrypt") does not apply under a policy
+  return { ...rest, kind: 'policy', text };
+}
+
+/** A UTF-8 address to a server without SMTPUTF8 (RFC 6531 §3.4): Postfix bounces (smtp_proto.c), and so do we. */
+export function smtputf8Missing(label: string): Failure {
+  return make('mail', 'policy', '5.6.7', `SMTPUTF8 is required, but was not offered by host ${label}`);
 }

@@ -6,8 +6,9 @@ import net from 'node:net';
 import type { CachedPolicy } from '../mta-sts/cache.js';
 import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { allowedBy, describePolicy, stsName } from '../mta-sts/policy.js';
-import { lookupMx, mxDsn, type MxHost, type MxResolver } from '../route/mx.js';
-import type { Classified } from './classify.js';
+import { lookupMx, type MxHost, type MxResolver } from '../route/mx.js';
+import { lookupFailure, policyFailure } from './classify.js';
+import type { Failure } from './failure.js';
 import type { Peer } from './policy.js';
 
 /** Postfix smtp_mx_address_limit: enough to get past a dead host or two, not a whole farm. */
@@ -16,7 +17,7 @@ const MAX_PEERS = 5;
 export type PeerList =
   /** `sts`: the domain's MTA-STS policy (enforce or testing) that the connections must meet. */
   | { readonly peers: readonly Peer[]; readonly sts?: CachedPolicy }
-  | { readonly failure: Classified };
+  | { readonly failure: Failure };
 
 export async function upstreamPeers(host: string, port: number): Promise<PeerList> {
   if (net.isIP(host)) return { peers: [{ host, ip: host, port }] };
@@ -25,7 +26,7 @@ export async function upstreamPeers(host: string, port: number): Promise<PeerLis
     return { peers: addrs.slice(0, MAX_PEERS).map((a) => ({ host, ip: a.address, port })) };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { failure: { outcome: 'deferred', dsn: { status: '4.4.4', reason: `Host or domain name not found. Name service error for name=${host} type=A: ${code === 'ENOTFOUND' ? 'Host not found' : code ?? (e as Error).message}` } } };
+    return { failure: lookupFailure('noHost', `Host or domain name not found. Name service error for name=${host} type=A: ${code === 'ENOTFOUND' ? 'Host not found' : code ?? (e as Error).message}`) };
   }
 }
 
@@ -34,8 +35,7 @@ export async function mxPeers(domain: string, port: number, resolver: MxResolver
   const ascii = stsName(domain);
   const [mx, policy] = await Promise.all([lookupMx(domain, resolver), sts && ascii ? sts.policyFor(ascii) : undefined]);
   if (mx.kind !== 'hosts') {
-    const dsn = mxDsn(mx);
-    return { failure: { outcome: dsn.status.startsWith('5') ? 'bounced' : 'deferred', dsn } };
+    return { failure: lookupFailure(mx.kind, mx.detail) };
   }
   const active = policy && policy.mode !== 'none' ? policy : undefined;
   let hosts: readonly MxHost[] = mx.hosts;
@@ -46,11 +46,11 @@ export async function mxPeers(domain: string, port: number, resolver: MxResolver
     else hosts = hosts.filter((h) => allowedBy(h.host, active.mx) !== undefined);
     if (!hosts.length) {
       sts!.report({ kind: 'refused', domain, why: 'mx', text: what });
-      return { failure: { outcome: 'deferred', dsn: { status: '4.7.5', reason: `${what}; delivery deferred until the policy or the MX records change` } } };
+      return { failure: policyFailure(`${what}; delivery deferred until the policy or the MX records change`) };
     }
   }
   const found = await addressesOf(hosts, port, resolver);
-  if ('failure' in found) return { failure: { outcome: 'deferred', dsn: { status: '4.4.3', reason: `${found.failure} (domain ${domain})` } } };
+  if ('failure' in found) return { failure: lookupFailure('noAddress', `${found.failure} (domain ${domain})`) };
   return { peers: found.peers, ...(active ? { sts: active } : {}) };
 }
 

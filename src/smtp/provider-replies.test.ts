@@ -1,11 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PRESETS, replyMatches } from '../config/presets.js';
-import type { RcptResult } from '../mail/delivery.js';
-import { fromReply } from './classify.js';
+import { replied } from './classify.js';
+import { dsnOf, outcomeOf } from './failure.js';
 import { providerReading } from './provider-replies.js';
+import type { SmtpResult } from './session.js';
 
-const at = (reply: string, command = 'END OF DATA'): RcptResult => ({ rcpt: 'bob@example.net', relay: 'smtp.example[192.0.2.1]:587', connectMs: 0, transmitMs: 0, ...fromReply(reply, 'smtp.example[192.0.2.1]', command) });
+const at = (reply: string, command = 'end of DATA'): SmtpResult => {
+  const failure = replied(reply, 'smtp.example[192.0.2.1]', command);
+  return { rcpt: 'bob@example.net', relay: 'smtp.example[192.0.2.1]:587', connectMs: 0, transmitMs: 0, outcome: outcomeOf(failure), dsn: dsnOf(failure), failure };
+};
 const rules = (name: string) => ({ throttle: PRESETS[name]!.throttle, temporary: PRESETS[name]!.temporary });
 
 describe('replyMatches (the rules of presets.ts)', () => {

@@ -3,17 +3,17 @@
 // 5xx replies as limits that pass (Microsoft's daily SubmissionQuotaExceeded, Google's "Daily
 // SMTP relay limit exceeded"). Those are deferred instead of bounced, and both slow the route down.
 import { replyMatches, type ReplyRule } from '../config/presets.js';
-import type { RcptResult } from '../mail/delivery.js';
 import type { Enhanced } from '../mail/reply.js';
-import { replyOf } from './slow-down.js';
+import { replyLine } from './failure.js';
+import type { SmtpResult } from './session.js';
 
 export interface ProviderRules { readonly throttle: readonly ReplyRule[]; readonly temporary: readonly ReplyRule[] }
 
 /** The results with documented temporary 5xx replies deferred; `throttled` when any reply asked to slow down. */
-export function providerReading(results: readonly RcptResult[], rules: ProviderRules): { results: RcptResult[]; throttled: boolean } {
+export function providerReading(results: readonly SmtpResult[], rules: ProviderRules): { results: SmtpResult[]; throttled: boolean } {
   let throttled = false;
   const out = results.map((r) => {
-    const reply = r.outcome === 'sent' ? undefined : replyOf(r.dsn);
+    const reply = r.outcome === 'sent' || !r.failure?.reply ? undefined : replyLine(r.failure.reply);
     if (reply === undefined) return r;
     if (r.outcome === 'deferred' && replyMatches(reply, rules.throttle)) throttled = true;
     if (r.outcome !== 'bounced' || !replyMatches(reply, rules.temporary)) return r;

@@ -6,23 +6,41 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
-import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
+import { connectFailure, loginFailure, noGreeting, replied, sendFailure, sentDsn, smtputf8Missing, tlsOnPlainPort, type Where } from './classify.js';
+import { dsnOf, fallsBackToPlaintext, outcomeOf, replyLine, triesNextPeer, type Failure } from './failure.js';
 import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './policy.js';
+import type { PortSense } from './port-sense.js';
+import { explainReply, type LoginFacts } from './reply-advice.js';
+import { authMechanismsAdvice, authPlaintextAdvice, authRejectedAdvice, starttlsMissingAdvice, tlsReason } from './wording.js';
 import { explainMicrosoftReply, oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { AccessTokens } from '../oauth/token-source.js';
-import { replyOf } from './slow-down.js';
 import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
 import { foldLongLines } from '../cleanup/line-fold.js';
 import { describeShape, shapeFix } from './password-file.js';
 
-/** Connection setup failed: every recipient of the attempt gets `result`. */
+/** Connection setup failed: every recipient of the attempt gets `failure`. */
 export class SetupFailure extends Error {
-  constructor(readonly result: Classified, readonly relay: string, readonly nextPeer: boolean) { super(result.dsn.reason); }
+  constructor(readonly failure: Failure, readonly relay: string) { super(failure.text); }
+  /** Another address or URL may do better (not after a login failure). */
+  get nextPeer(): boolean { return triesNextPeer(this.failure); }
 }
 
-/** nodemailer's internals we read (it keeps no public copy of the EHLO facts, nor of the TLS socket after STARTTLS). */
-interface Internals { _recipientQueue: string[]; _supportedExtensions: string[]; _supportedAuth: string[]; _socket: TLSSocket | Socket | false }
+/** A recipient's result with the failure behind it, for the transport's decisions (slow down, provider rules). */
+export type SmtpResult = RcptResult & { readonly failure?: Failure };
+
+/**
+ * nodemailer's internals we read (it keeps no public copy of the EHLO facts, nor of the TLS socket after STARTTLS).
+ * _ehloLines: its own _supportedAuth keeps only the mechanisms it implements, and a refusal must list all offered.
+ */
+interface Internals { _recipientQueue: string[]; _supportedExtensions: string[]; _ehloLines?: string[]; _socket: TLSSocket | Socket | false }
+
+/** Where a failure happened, and the settings its fix names. */
+function whereOf(peer: Peer, policy: Policy): Where {
+  const mx = policy.label.startsWith('MX of ');
+  return { label: `${peer.host}[${peer.ip}]`, host: peer.host, port: peer.port, timeoutMs: policy.timeoutMs, tls: policy.tls,
+    portKnob: mx ? '[mx] port' : 'url', timeoutKnob: mx ? '[mx] timeout' : `timeout in ${policy.label}` };
+}
 
 /**
  * nodemailer sends one NOTIFY/ORCPT for the whole envelope; RFC 3461 makes
@@ -55,11 +73,12 @@ export class UpstreamSession {
   private broken = false;
   /** The last send() lost the connection before the message data went out (a stale cached connection). */
   lostBeforeData = false;
-  /** Which credentials this session used, for replies about authentication (x.7.x). Never the password. */
-  private authNote = 'smarthost did not log in: no username is configured for this upstream';
+  /** Which credentials this session used, for replies that want a login. Never the password. */
+  private login: LoginFacts;
   /** How this session logged in, to explain Microsoft 365's refusals of the mail (SendAsDenied …). */
   private loggedIn: Omit<ReplyContext, 'sender'> | undefined;
-  private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string) {
+  private constructor(private readonly conn: RelayConnection, readonly peer: Peer, readonly relay: string, policy: Policy) {
+    this.login = { section: policy.label, authenticated: false, authOffered: conn.allowsAuth, note: 'smarthost did not log in: no username is configured for this upstream' };
     conn.on('error', () => { this.broken = true; });
     conn.on('end', () => { this.broken = true; });
   }
@@ -86,25 +105,21 @@ export class UpstreamSession {
    * Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason.
    * `mailbox`: with auth = "oauth2", the mailbox to log in as (policy.oauth.mailbox of the message's sender).
    */
-  static async open(peer: Peer, policy: Policy, ehloName: string, mailbox?: string): Promise<UpstreamSession> {
-    const label = `${peer.host}[${peer.ip}]`;
+  static async open(peer: Peer, policy: Policy, ehloName: string, mailbox: string | undefined, sense: PortSense): Promise<UpstreamSession> {
     const relay = peerLabel(peer);
     let conn: RelayConnection;
     try {
       conn = await connect(connectionOptions(peer, policy, ehloName));
     } catch (e) {
-      const c = classifyConnectError(e, label, peer.port);
-      // `may` is opportunistic: a failed handshake is retried in plaintext, as Postfix does
-      if (policy.tls === 'may' && c.dsn.status === '4.7.5') {
-        try { conn = await connect(connectionOptions(peer, policy, ehloName, { plaintextRetry: true })); } catch (e2) {
-          const c2 = classifyConnectError(e2, label, peer.port);
-          throw new SetupFailure(c2, relay, c2.nextPeer);
-        }
-      } else throw new SetupFailure(c, relay, c.nextPeer);
+      const f = connectFailure(e, whereOf(peer, policy));
+      if (!fallsBackToPlaintext(f, policy.tls)) throw new SetupFailure(await portMismatch(e, f, peer, policy, sense), relay);
+      try { conn = await connect(connectionOptions(peer, policy, ehloName, { plaintextRetry: true })); } catch (e2) {
+        throw new SetupFailure(await portMismatch(e2, connectFailure(e2, whereOf(peer, policy)), peer, policy, sense), relay);
+      }
     }
-    const session = new UpstreamSession(conn, peer, relay);
+    const session = new UpstreamSession(conn, peer, relay, policy);
     try {
-      await session.login(policy, label, mailbox);
+      await session.logIn(policy, whereOf(peer, policy), mailbox);
     } catch (e) {
       conn.close();
       throw e;
@@ -112,79 +127,87 @@ export class UpstreamSession {
     return session;
   }
 
-  private async login(policy: Policy, label: string, mailbox: string | undefined): Promise<void> {
-    if (policy.oauth) return this.loginOAuth(policy, policy.oauth.tokens(), mailbox ?? policy.oauth.mailbox(''), label);
+  private async logIn(policy: Policy, w: Where, mailbox: string | undefined): Promise<void> {
+    if (policy.oauth) return this.loginOAuth(policy, policy.oauth.tokens(), mailbox ?? policy.oauth.mailbox(''), w);
     if (!policy.credentials) return;
-    const fail = (status: '4.7.0' | '4.7.8' | '4.3.5', reason: string) => { throw new SetupFailure(deferred(status, reason), this.relay, false); };
     let creds: Credentials;
-    try { creds = policy.credentials(); } catch (e) { return fail('4.3.5', `cannot log in to ${label} for ${policy.label}: ${(e as Error).message}`); }
-    const method = this.mechanism(policy, label, creds.username);
+    try { creds = policy.credentials(); } catch (e) {
+      throw new SetupFailure(loginFailure('unreadable', `cannot log in to ${w.label} for ${policy.label}: ${(e as Error).message}`), this.relay);
+    }
+    const method = this.mechanism(policy, w, creds.username);
     if (!method) return;
     await new Promise<void>((resolve, reject) => {
       this.conn.login({ user: creds.username, pass: creds.password, method }, (err) => {
         if (!err) {
-          this.authNote = `smarthost logged in as "${creds.username}" with the password from ${creds.source}`;
+          this.login = { ...this.login, username: creds.username, authenticated: true, note: `smarthost logged in as "${creds.username}" with the password from ${creds.source}` };
           this.loggedIn = { login: 'password', mailbox: creds.username, route: policy.label };
           return resolve();
         }
-        const who = `username "${creds.username}" with the password from ${creds.source}`;
-        const said = err.response ? `server ${label} said: ${oneLine(err.response)}` : err.message;
+        const said = err.response ? `server ${w.label} said: ${err.response.split(/\r?\n/).join(' ')}` : err.message;
         // the classic migration mistake, named in the log line rather than left to a bare 535
         const ms = err.response ? explainMicrosoftReply(err.response, { login: 'password', mailbox: creds.username, route: policy.label }) : undefined;
-        const hint = creds.postfix ? `; ${describeShape(creds.postfix.file, creds.postfix.shape)}: ${shapeFix(creds.postfix.file)}` : ms ? `; ${ms.meaning}; ${ms.fix}` : '';
-        reject(new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (tried ${who})${hint}`), this.relay, false));
+        const base = authRejectedAdvice({ username: creds.username, source: creds.source, mechanism: method });
+        const advice = creds.postfix ? { diagnosis: `${base.diagnosis}; ${describeShape(creds.postfix.file, creds.postfix.shape)}`, fix: shapeFix(creds.postfix.file) }
+          : ms ? { diagnosis: `${base.diagnosis}; ${ms.meaning}`, fix: ms.fix } : base;
+        reject(new SetupFailure(loginFailure('refused', `SASL ${method} authentication failed; ${said}`, advice, err.response), this.relay));
       });
     });
+  }
+
+  /** Every mechanism the server offers, as its EHLO said it (nodemailer's own list holds only those it implements). */
+  private offeredMechanisms(): string[] {
+    const line = ((this.conn as unknown as Internals)._ehloLines ?? []).find((l) => /^AUTH[ =]/i.test(l));
+    return line ? line.slice(5).trim().toUpperCase().split(/[\s=]+/).filter(Boolean) : [];
   }
 
   /**
    * The SASL mechanism to log in with, or undefined when the server offers no AUTH (then we send
    * without, as Postfix does). Throws SetupFailure before any credential could cross plaintext.
    */
-  private mechanism(policy: Policy, label: string, username: string): string | undefined {
-    const fail = (reason: string) => { throw new SetupFailure(deferred('4.7.0', reason), this.relay, false); };
+  private mechanism(policy: Policy, w: Where, username: string): string | undefined {
+    this.login = { ...this.login, username };
     if (!this.conn.secure && !policy.allowPlaintextAuth) {
-      return fail(`AUTH not attempted: the connection to ${label} is not encrypted ` +
-        `(${policy.tls === 'none' ? 'tls = "none"' : 'the server did not offer STARTTLS'}), and credentials are never sent in clear text; ` +
-        `use tls = "encrypt" or "verify" (or allow_plaintext_auth = true, only for a local tunnel)`);
+      const advice = policy.tls === 'none' ? authPlaintextAdvice({ tls: 'none', username }) : starttlsMissingAdvice({ host: w.host, tls: policy.tls, username });
+      throw new SetupFailure(loginFailure('not-encrypted', `AUTH not attempted for ${w.label}`, advice), this.relay);
     }
-    const offered = (this.conn as unknown as Internals)._supportedAuth;
-    if (!this.conn.allowsAuth) { // nothing to log in to (Postfix sends without AUTH too); a later 5.7.x reply names the credentials
-      this.authNote = `smarthost did not log in as "${username}": ${label} did not offer AUTH`;
+    if (!this.conn.allowsAuth) { // nothing to log in to (Postfix sends without AUTH too); a later "login required" reply says so
+      this.login = { ...this.login, authOffered: false, note: `smarthost did not log in as "${username}": ${w.label} did not offer AUTH` };
       return undefined;
     }
+    const offered = this.offeredMechanisms();
     const method = policy.mechanisms.find((m) => offered.includes(m));
-    return method ?? fail(`host ${label} offers AUTH ${offered.join(' ') || '(none we know)'}, but mechanisms = [${policy.mechanisms.join(', ')}] allows none of them`);
+    if (method) return method;
+    throw new SetupFailure(loginFailure('no-mechanism', `no common SASL mechanism with ${w.label}`, authMechanismsAdvice({ offered, configured: policy.mechanisms })), this.relay);
   }
 
   /** auth = "oauth2": an access token instead of a password; a refused token is refreshed once per connection. */
-  private async loginOAuth(policy: Policy, tokens: AccessTokens, mailbox: string, label: string): Promise<void> {
-    const method = this.mechanism(policy, label, mailbox) as OAuthMechanism | undefined;
+  private async loginOAuth(policy: Policy, tokens: AccessTokens, mailbox: string, w: Where): Promise<void> {
+    const method = this.mechanism(policy, w, mailbox) as OAuthMechanism | undefined;
     if (!method) return;
     const o = tokens.config;
     const r = await oauthLogin(this.conn, tokens, mailbox, method, this.peer);
     const from = `${o.grant === 'client_credentials' ? 'app-only ' : ''}OAuth2 access token from ${o.tokenUrl}`;
     const context = oauthContext(o, mailbox);
-    if (r.ok) { this.authNote = `smarthost logged in as "${mailbox}" with an ${from}`; this.loggedIn = context; return; }
-    if (r.token) throw new SetupFailure(deferred(r.token.status, r.token.message), this.relay, false);
-    const said = r.response ? `server ${label} said: ${oneLine(r.response)}` : r.message;
+    if (r.ok) { this.login = { ...this.login, authenticated: true, note: `smarthost logged in as "${mailbox}" with an ${from}` }; this.loggedIn = context; return; }
+    if (r.token) throw new SetupFailure(loginFailure('token', r.token.message, undefined, undefined, r.token.status), this.relay);
+    const said = r.response ? `server ${w.label} said: ${r.response.split(/\r?\n/).join(' ')}` : r.message;
     const tried = `tried username "${mailbox}" with ${r.refreshed ? `a freshly ${context.login === 'app' ? 'issued' : 'refreshed'}` : 'an'} ${from}`;
     const claims = tokenClaims(r.tried);
     const ms = r.response ? explainMicrosoftReply(r.response, { ...context, ...(claims ? { claims } : {}) }) : undefined;
     const todo = ms ? `${ms.meaning}; ${ms.fix}` : 'check that the mailbox may use SMTP AUTH and that the sign-in\'s scope covers SMTP';
-    throw new SetupFailure(deferred('4.7.0', `SASL ${method} authentication failed; ${said} (${tried}); ${todo}`), this.relay, false);
+    throw new SetupFailure(loginFailure('refused', `SASL ${method} authentication failed; ${said} (${tried}); ${todo}`, undefined, r.response), this.relay);
   }
 
   /** One transaction; never throws: every recipient gets a result. */
-  async send(msg: OutgoingMessage): Promise<RcptResult[]> {
+  async send(msg: OutgoingMessage): Promise<SmtpResult[]> {
     const started = Date.now();
     const label = `${this.peer.host}[${this.peer.ip}]`;
     const addrs = msg.recipients.map((r) => r.address);
     // A UTF-8 address needs SMTPUTF8 (RFC 6531 §3.4), which nodemailer adds when the server offers it;
     // without, it would send the raw bytes anyway. Postfix bounces (smtp_proto.c), and so do we.
     if (!this.offersSmtputf8 && [msg.sender, ...addrs].some((a) => /[^\x00-\x7f]/.test(a))) {
-      const dsn = { status: '5.6.7', reason: `SMTPUTF8 is required, but was not offered by host ${label}` } as const;
-      return addrs.map((rcpt) => ({ rcpt, outcome: 'bounced', dsn, relay: this.relay, connectMs: 0, transmitMs: 0 }));
+      const failure = smtputf8Missing(label);
+      return addrs.map((rcpt) => ({ rcpt, outcome: outcomeOf(failure), dsn: dsnOf(failure), failure, relay: this.relay, connectMs: 0, transmitMs: 0 }));
     }
     this.conn.rcptArgs.clear();
     for (const r of msg.recipients) {
@@ -200,39 +223,38 @@ export class UpstreamSession {
       ...(msg.ret || msg.envid ? { dsn: { ...(msg.ret ? { ret: msg.ret } : {}), ...(msg.envid ? { envid: msg.envid } : {}) } } : {}),
     };
     const dsnPassed = this.offersDsn;
-    const results = await new Promise<RcptResult[]>((resolve) => {
+    return new Promise<SmtpResult[]>((resolve) => {
       this.conn.send(envelope, body, (err, info) => {
         const transmitMs = Date.now() - started;
+        const failed = (rcpt: string, f: Failure): SmtpResult => {
+          const failure = this.explained(f, msg.sender);
+          return { rcpt, outcome: outcomeOf(failure), dsn: dsnOf(failure), failure, relay: this.relay, connectMs: 0, transmitMs };
+        };
         if (err) {
           body.destroy();
           const e = err as { rejectedErrors?: Array<{ recipient?: string; response?: string }> };
           const perRcpt = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient ?? '', r.response ?? ''] as const));
-          const whole = classifySendError(err, label, bodyDone);
+          const whole = sendFailure(err, label, bodyDone);
           this.lostBeforeData = !bodyDone && !this.usable && !(err as { response?: string }).response;
-          resolve(addrs.map((rcpt) => {
-            const c = perRcpt.has(rcpt) ? fromReply(perRcpt.get(rcpt)!, label, 'RCPT TO') : whole;
-            return { rcpt, outcome: c.outcome === 'sent' ? 'deferred' : c.outcome, dsn: c.dsn, relay: this.relay, connectMs: 0, transmitMs };
-          }));
+          resolve(addrs.map((rcpt) => failed(rcpt, perRcpt.has(rcpt) ? replied(perRcpt.get(rcpt)!, label, 'RCPT TO') : { ...whole, temporary: whole.temporary || whole.status.startsWith('2') })));
           return;
         }
         const rejected = new Map((info.rejectedErrors ?? []).map((r) => [(r as { recipient?: string }).recipient ?? '', r.response ?? ''] as const));
-        const ok = fromReply(info.response, label, 'end of DATA');
-        resolve(addrs.map((rcpt) => {
-          const c = rejected.has(rcpt) ? fromReply(rejected.get(rcpt)!, label, 'RCPT TO') : ok;
-          const dsn = c.outcome === 'sent' ? { ...c.dsn, reason: c.dsn.diagnostic ?? c.dsn.reason } : c.dsn; // Postfix logs "status=sent (250 ...)"
-          return { rcpt, outcome: c.outcome, dsn, relay: this.relay, connectMs: 0, transmitMs, ...(c.outcome === 'sent' ? { dsnPassed } : {}) };
-        }));
+        const ok = sentDsn(info.response, label);
+        resolve(addrs.map((rcpt) => rejected.has(rcpt) ? failed(rcpt, replied(rejected.get(rcpt)!, label, 'RCPT TO'))
+          : { rcpt, outcome: 'sent', dsn: ok, relay: this.relay, connectMs: 0, transmitMs, dsnPassed }));
       });
     });
-    // "530 5.7.0 Authentication required", "550 5.7.1 Authentication Required": say which credentials were used
-    return results.map((r) => this.explained(/^[45]\.7\./.test(r.dsn.status) ? { ...r, dsn: { ...r.dsn, reason: `${r.dsn.reason}; ${this.authNote}` } } : r, msg.sender));
   }
 
-  /** A refusal Microsoft 365 is known for (554 5.2.252 SendAsDenied …) gets its meaning and fix in the log line and bounce. */
-  private explained(r: RcptResult, sender: string): RcptResult {
-    const reply = r.outcome === 'sent' || !this.loggedIn ? undefined : replyOf(r.dsn);
-    const ms = reply ? explainMicrosoftReply(reply, { ...this.loggedIn!, sender }) : undefined;
-    return ms ? { ...r, dsn: { ...r.dsn, reason: `${r.dsn.reason}; ${ms.meaning}; ${ms.fix}` } } : r;
+  /**
+   * A refusal gets its cause and fix (a login wanted, the sender refused, the message refused) as probe words it;
+   * one Microsoft 365 is known for (554 5.2.252 SendAsDenied …) gets its meaning and fix.
+   */
+  private explained(f: Failure, sender: string): Failure {
+    const ms = f.reply && this.loggedIn ? explainMicrosoftReply(replyLine(f.reply), { ...this.loggedIn, sender }) : undefined;
+    if (ms) return { ...f, text: `${f.text}; ${ms.meaning}`, fix: ms.fix };
+    return explainReply(f, this.login, sender);
   }
 
   /** RSET before the next transaction; false means the session is no longer usable. */
@@ -265,4 +287,19 @@ function connect(options: ConstructorParameters<typeof SMTPConnection>[0]): Prom
       if (err) { conn.close(); reject(err); } else resolve(conn);
     });
   });
+}
+
+/**
+ * smtp:// to an smtps:// port (no greeting) or smtps:// to a STARTTLS port (no TLS record): asked on a
+ * new connection the way probe asks (port-sense.ts), once per address and port, so the log says which URL to use.
+ */
+async function portMismatch(e: unknown, f: Failure, peer: Peer, policy: Policy, sense: PortSense): Promise<Failure> {
+  const w = whereOf(peer, policy);
+  const message = (e as Error).message ?? '';
+  if (f.stage === 'greeting' && !policy.implicitTls && /greeting/i.test(message)) return noGreeting(w, await sense.speaksTls(peer, policy.timeoutMs));
+  if (f.stage === 'tls' && policy.implicitTls && /wrong version number|packet length too long|unknown protocol|http request/i.test(tlsReason(message))) {
+    const greeting = await sense.plainGreeting(peer, policy.timeoutMs);
+    if (greeting) return tlsOnPlainPort(w, greeting);
+  }
+  return f;
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SlowDown, isThrottleReply, replyOf } from './slow-down.js';
+import { SlowDown, isThrottleReply } from './slow-down.js';
 
 describe('isThrottleReply', () => {
   const cases: Array<[string, boolean]> = [
@@ -20,14 +20,6 @@ describe('isThrottleReply', () => {
     ['421 4.4.2 upstream.test closing connection', false],
   ];
   for (const [reply, want] of cases) it(`${want ? 'is' : 'is not'}: ${reply}`, () => assert.equal(isThrottleReply(reply), want));
-});
-
-describe('replyOf', () => {
-  it('takes the diagnostic, else the reply quoted in the reason', () => {
-    assert.equal(replyOf({ status: '4.7.0', reason: 'x', diagnostic: '451 4.7.0 later' }), '451 4.7.0 later');
-    assert.equal(replyOf({ status: '4.4.2', reason: 'host a[1.2.3.4] refused to talk to me: 421 4.7.0 Too many connections' }), '421 4.7.0 Too many connections');
-    assert.equal(replyOf({ status: '4.4.1', reason: 'connect to a[1.2.3.4]:25: Connection refused' }), undefined);
-  });
 });
 
 describe('SlowDown', () => {

@@ -3,7 +3,6 @@
 // connections (down to one) and a pause before its next attempt, then
 // recovers one connection at a time as mail goes through again (additive
 // increase, multiplicative decrease, as TCP does with congestion).
-import type { Dsn } from '../mail/delivery.js';
 
 const CODES = new Set(['421', '432', '451']);
 const ENHANCED = new Set(['4.7.0', '4.3.2', '4.4.5']);
@@ -18,11 +17,6 @@ export function isThrottleReply(reply: string): boolean {
   const m = /^(\d{3})[ -](?:(\d\.\d{1,3}\.\d{1,3}) )?(.*)$/s.exec(reply.trim());
   if (!m || !CODES.has(m[1]!)) return false;
   return ENHANCED.has(m[2] ?? '') || TEXT.test(m[3]!);
-}
-
-/** The upstream's reply inside a Dsn, if there was one: its diagnostic, or the reply quoted in the reason. */
-export function replyOf(dsn: Dsn): string | undefined {
-  return dsn.diagnostic ?? /(?:said|refused to talk to me): ([2-5]\d\d[ -].*?)(?: \(in reply to [A-Z ]+ command\))?$/.exec(dsn.reason)?.[1];
 }
 
 export interface SlowDownOptions {

@@ -14,13 +14,14 @@ import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { describePolicy } from '../mta-sts/policy.js';
 import type { MxResolver } from '../route/mx.js';
 import type { Destination } from '../route/route.js';
-import { replyMatches } from '../config/presets.js';
-import type { Classified } from './classify.js';
+import { policyFailure } from './classify.js';
+import { dsnOf, marksDestinationDead, outcomeOf, slowsDown, type Failure } from './failure.js';
 import { mxPeers, upstreamPeers, type PeerList } from './peers.js';
 import { mxPolicy, peerLabel, stsPolicy, upstreamPolicy, type Policy } from './policy.js';
 import { RateLimiter, type Permit } from './rate-limit.js';
-import { SetupFailure, UpstreamSession } from './session.js';
-import { SlowDown, isThrottleReply, replyOf } from './slow-down.js';
+import { PortSense } from './port-sense.js';
+import { SetupFailure, UpstreamSession, type SmtpResult } from './session.js';
+import { SlowDown } from './slow-down.js';
 import { providerReading, type ProviderRules } from './provider-replies.js';
 
 export type RemoteDestination = Exclude<Destination, { kind: 'local' }>;
@@ -55,14 +56,14 @@ interface Target { peers(): Promise<PeerList>; readonly policy: Policy }
 /** A session with what the connection cache needs to know about it; `mailbox`: whom it logged in as (OAuth2), never reused for another. */
 interface Lease { readonly session: UpstreamSession; readonly tier: Tier; readonly mailbox: string | undefined; readonly openedAt: number; uses: number }
 
-interface SetupFailed { failure: Classified; relay: string; markDead: boolean }
+interface SetupFailed { failure: Failure; relay: string; markDead: boolean }
 
 class Pool {
   active = 0;
   /** Cached sessions, each with the timer that closes it if nobody takes it. */
   readonly idle: Array<{ lease: Lease; timer: NodeJS.Timeout }> = [];
   readonly waiters: Array<() => void> = [];
-  dead: { until: number; result: Classified } | undefined;
+  dead: { until: number; failure: Failure } | undefined;
   readonly slow: SlowDown;
   constructor(
     concurrency: number,
@@ -98,6 +99,8 @@ export class SmtpTransport {
   private readonly idleMs: number;
   private closed = false;
   private parked = 0;
+  /** What each upstream port speaks, when a connection suggests the wrong scheme (smtp:// vs smtps://). */
+  private readonly sense = new PortSense();
 
   constructor(private readonly opts: SmtpTransportOptions) {
     this.idleMs = opts.idleMs ?? 5000;
@@ -124,7 +127,7 @@ export class SmtpTransport {
     const rcpts = msg.recipients.map((r) => r.address);
     const pool = this.pool(dest);
     const suspended = () => pool.dead && pool.dead.until > Date.now()
-      ? allRecipients(rcpts, 'deferred', { ...pool.dead.result.dsn, reason: `delivery temporarily suspended: ${pool.dead.result.dsn.reason}` }, 'none', 0)
+      ? allRecipients(rcpts, 'deferred', { ...dsnOf(pool.dead.failure), reason: `delivery temporarily suspended: ${dsnOf(pool.dead.failure).reason}` }, 'none', 0)
       : undefined;
     const early = suspended();
     if (early) return early;
@@ -142,7 +145,7 @@ export class SmtpTransport {
       if (parks) { this.parked--; }
       const late = suspended(); // it may have died while we waited for a slot
       if (late) return late;
-      return await this.viaTiers(pool, msg, used);
+      return (await this.viaTiers(pool, msg, used)).map(({ failure: _, ...r }) => r); // the Failure stays inside smtp/
     } finally {
       permit?.release(used.yes);
       pool.release();
@@ -150,7 +153,7 @@ export class SmtpTransport {
   }
 
   /** The primary URLs, then the fallback URLs for the recipients the primary deferred (Postfix smtp_fallback_relay). */
-  private async viaTiers(pool: Pool, msg: OutgoingMessage, used: { yes: boolean }): Promise<RcptResult[]> {
+  private async viaTiers(pool: Pool, msg: OutgoingMessage, used: { yes: boolean }): Promise<SmtpResult[]> {
     const first = await this.viaTier(pool, 'primary', msg, used);
     const again = first.results.filter((r) => r.outcome === 'deferred').map((r) => r.rcpt);
     if (!again.length || !pool.tiers.fallback.length) {
@@ -165,11 +168,11 @@ export class SmtpTransport {
   }
 
   private markDead(pool: Pool, setup: SetupFailed): void {
-    pool.dead = { until: Date.now() + this.opts.deadMs, result: setup.failure };
+    pool.dead = { until: Date.now() + this.opts.deadMs, failure: setup.failure };
   }
 
   /** One transaction over a cached or new session to one tier's URLs. */
-  private async viaTier(pool: Pool, tier: Tier, msg: OutgoingMessage, used: { yes: boolean }): Promise<{ results: RcptResult[]; setup?: SetupFailed }> {
+  private async viaTier(pool: Pool, tier: Tier, msg: OutgoingMessage, used: { yes: boolean }): Promise<{ results: SmtpResult[]; setup?: SetupFailed }> {
     const rcpts = msg.recipients.map((r) => r.address);
     const mailbox = pool.tiers[tier][0]?.policy.oauth?.mailbox(msg.sender);
     let lease = this.takeIdle(pool, tier, mailbox);
@@ -179,7 +182,10 @@ export class SmtpTransport {
         const started = Date.now();
         const opened = await this.open(pool, tier, mailbox);
         connectMs = Date.now() - started;
-        if (!('lease' in opened)) return { results: allRecipients(rcpts, opened.failure.outcome, opened.failure.dsn, opened.relay, connectMs), setup: opened };
+        if (!('lease' in opened)) {
+          const failure = opened.failure;
+          return { results: allRecipients(rcpts, outcomeOf(failure), dsnOf(failure), opened.relay, connectMs).map((r) => ({ ...r, failure })), setup: opened };
+        }
         if (tier === 'primary') pool.dead = undefined;
         lease = opened.lease;
       }
@@ -198,10 +204,8 @@ export class SmtpTransport {
    * Tells the route's SlowDown how a transaction went; true when the upstream said "slow down": at
    * MAIL FROM in general words, or at any stage in words its preset knows (Gmail's 4.7.x at DATA).
    */
-  private observe(pool: Pool, results: readonly RcptResult[], presetSaysSlow: boolean): boolean {
-    const atMail = results.find((r) => r.outcome === 'deferred' && r.dsn.reason.includes('(in reply to MAIL FROM command)'));
-    const reply = atMail && replyOf(atMail.dsn);
-    if ((reply && isThrottleReply(reply)) || presetSaysSlow) { pool.slow.throttled(); return true; }
+  private observe(pool: Pool, results: readonly SmtpResult[], presetSaysSlow: boolean): boolean {
+    if (presetSaysSlow || results.some((r) => r.outcome === 'deferred' && r.failure && slowsDown(r.failure))) { pool.slow.throttled(); return true; }
     if (results.some((r) => r.outcome === 'sent')) { pool.slow.succeeded(); pool.wake(); }
     return false;
   }
@@ -250,21 +254,20 @@ export class SmtpTransport {
       const policy = list.sts ? stsPolicy(target.policy, list.sts) : target.policy;
       for (const peer of list.peers) {
         try {
-          const session = await UpstreamSession.open(peer, policy, this.opts.ehloName, mailbox);
+          const session = await UpstreamSession.open(peer, policy, this.opts.ehloName, mailbox, this.sense);
           if (policy.sts?.mode === 'testing') this.stsTesting(policy, session);
           return { lease: { session, tier, mailbox, openedAt: Date.now(), uses: 0 } };
         } catch (e) {
           if (!(e instanceof SetupFailure)) throw e;
-          const reply = replyOf(e.result.dsn);
-          const slow = reply !== undefined && (isThrottleReply(reply) || replyMatches(reply, pool.rules.throttle));
+          const slow = slowsDown(e.failure, pool.rules.throttle);
           if (slow && !throttled) { throttled = true; pool.slow.throttled(); }
           // a server that asks for fewer connections is alive: slow down, do not suspend the route
-          last = { failure: stsFailure(policy, e.result, peer.host), relay: e.relay, markDead: !slow };
+          last = { failure: stsFailure(policy, e.failure, peer.host), relay: e.relay, markDead: marksDestinationDead(e.failure, pool.rules.throttle) };
           if (!e.nextPeer) return last;
         }
       }
-      if (policy.sts?.mode === 'enforce' && last && /^MTA-STS policy of /.test(last.failure.dsn.reason)) {
-        this.opts.sts?.report({ kind: 'refused', domain: policy.sts.domain, why: 'tls', text: last.failure.dsn.reason });
+      if (policy.sts?.mode === 'enforce' && last && /^MTA-STS policy of /.test(last.failure.text)) {
+        this.opts.sts?.report({ kind: 'refused', domain: policy.sts.domain, why: 'tls', text: last.failure.text });
       }
     }
     return last!;
@@ -306,8 +309,7 @@ function presetRules(p: PresetUse | undefined): ProviderRules {
 }
 
 /** enforce: a TLS failure says which policy demanded verified TLS of which MX host. */
-function stsFailure(policy: Policy, failure: Classified, host: string): Classified {
-  if (policy.sts?.mode !== 'enforce' || !failure.dsn.status.startsWith('4.7.')) return failure;
-  const why = failure.dsn.reason.split('; ')[0]; // explainTls's advice (ca_file, tls = "encrypt") does not apply here
-  return { ...failure, dsn: { ...failure.dsn, reason: `${describePolicy(policy.sts.domain, policy.sts)} requires verified TLS with MX host ${host}: ${why}` } };
+function stsFailure(policy: Policy, failure: Failure, host: string): Failure {
+  if (policy.sts?.mode !== 'enforce' || !failure.status.startsWith('4.7.')) return failure;
+  return policyFailure(`${describePolicy(policy.sts.domain, policy.sts)} requires verified TLS with MX host ${host}: ${failure.text}`, failure);
 }
