@@ -38,6 +38,8 @@ test('connection failures are temporary, never bounced, with stage, kind, cause 
   const table: Array<[Error, RegExp, string, string, RegExp | undefined]> = [
     [err('connect ECONNREFUSED', { code: 'ESOCKET', originalCode: 'ECONNREFUSED' }), /^connect to mx\.example\.net\[192\.0\.2\.1\]:25: Connection refused; nothing listens on port 25 there$/, '4.4.1', 'connect', /check the port in url/],
     [err('Greeting never received', { code: 'ETIMEDOUT' }), /timed out while receiving the initial server greeting; .* \(it does not speak TLS on this port either\)/, '4.4.2', 'greeting', /timeout in \[relay\]/],
+    [err('Timeout', { code: 'ETIMEDOUT', command: 'CONN', timeoutType: 'SOCKET_TIMEOUT', greeted: false }), /timed out while receiving the initial server greeting/, '4.4.2', 'greeting', /check the port/],
+    [err('Timeout', { code: 'ETIMEDOUT', command: 'EHLO', timeoutType: 'SOCKET_TIMEOUT', greeted: true }), /timed out after EHLO/, '4.4.2', 'ehlo', undefined],
     [err('Connection timeout', { code: 'ETIMEDOUT', command: 'CONN' }), /^connect to .*:25: Connection timed out; .*block outgoing port 25/, '4.4.2', 'connect', /submission port/],
     [err('Error initiating TLS - certificate has expired', { code: 'ETLS' }), /^the certificate of .* has expired$/, '4.7.5', 'tls', /renew it/],
     [err('Error upgrading connection with STARTTLS', { code: 'ETLS', command: 'STARTTLS', response: '502 5.5.1 not implemented' }), /^TLS is required, but host .* did not start TLS: 502/, '4.7.4', 'starttls', /smtps:\/\//],

@@ -23,7 +23,13 @@ export interface Where {
   readonly timeoutKnob: string;
 }
 
-interface NodemailerError extends Error { code?: string; originalCode?: string; response?: string; responseCode?: number; command?: string }
+interface NodemailerError extends Error {
+  code?: string; originalCode?: string; response?: string; responseCode?: number; command?: string;
+  /** nodemailer's kind of timeout: CONNECT_TIMEOUT, GREETING_TIMEOUT, SOCKET_TIMEOUT. */
+  timeoutType?: string;
+  /** Set by session.ts: whether any reply had come before the error. */
+  greeted?: boolean;
+}
 
 const STAGE_OF: Record<string, Stage> = {
   CONN: 'greeting', EHLO: 'ehlo', HELO: 'ehlo', LHLO: 'ehlo', STARTTLS: 'starttls', AUTH: 'auth', 'AUTH PLAIN': 'auth', 'AUTH LOGIN': 'auth',
@@ -91,7 +97,8 @@ export function connectFailure(e: unknown, w: Where): Failure {
 }
 
 function timedOut(err: NodemailerError, w: Where): Failure {
-  if (/greeting/i.test(err.message)) return noGreeting(w, false);
+  // the idle-socket timeout can fire before the greeting timer set at the same moment
+  if (err.timeoutType === 'GREETING_TIMEOUT' || /greeting/i.test(err.message) || (err.greeted === false && err.timeoutType === 'SOCKET_TIMEOUT')) return noGreeting(w, false);
   if (err.command === 'CONN' || !err.command) {
     const where = `${w.label}:${w.port}`;
     return make('connect', 'network', '4.4.2', `connect to ${where}: Connection timed out`,

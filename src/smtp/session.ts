@@ -280,11 +280,12 @@ function connect(options: ConstructorParameters<typeof SMTPConnection>[0]): Prom
   return new Promise((resolve, reject) => {
     const conn = new RelayConnection(options);
     let done = false;
-    conn.once('error', (e) => { if (!done) { done = true; conn.close(); reject(e); } });
+    // `greeted`: whether any reply came, for a timeout that nodemailer reports alike before and after the greeting
+    const fail = (e: Error) => { done = true; conn.close(); reject(Object.assign(e, { greeted: conn.lastServerResponse !== false })); };
+    conn.once('error', (e) => { if (!done) fail(e); });
     conn.connect((err) => {
       if (done) return;
-      done = true;
-      if (err) { conn.close(); reject(err); } else resolve(conn);
+      if (err) fail(err); else { done = true; resolve(conn); }
     });
   });
 }
@@ -295,9 +296,9 @@ function connect(options: ConstructorParameters<typeof SMTPConnection>[0]): Prom
  */
 async function portMismatch(e: unknown, f: Failure, peer: Peer, policy: Policy, sense: PortSense): Promise<Failure> {
   const w = whereOf(peer, policy);
-  const message = (e as Error).message ?? '';
-  if (f.stage === 'greeting' && !policy.implicitTls && /greeting/i.test(message)) return noGreeting(w, await sense.speaksTls(peer, policy.timeoutMs));
-  if (f.stage === 'tls' && policy.implicitTls && /wrong version number|packet length too long|unknown protocol|http request/i.test(tlsReason(message))) {
+  const err = e as Error & { code?: string };
+  if (f.stage === 'greeting' && err.code === 'ETIMEDOUT' && !policy.implicitTls) return noGreeting(w, await sense.speaksTls(peer, policy.timeoutMs));
+  if (f.stage === 'tls' && policy.implicitTls && /wrong version number|packet length too long|unknown protocol|http request/i.test(tlsReason(err.message ?? ''))) {
     const greeting = await sense.plainGreeting(peer, policy.timeoutMs);
     if (greeting) return tlsOnPlainPort(w, greeting);
   }
