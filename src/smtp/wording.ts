@@ -82,7 +82,7 @@ export function tlsAdvice(message: string, label: string): Advice {
 export function starttlsMissingAdvice(f: { host: string; tls: OutboundTls; username?: string }): Advice {
   const ports = `use the provider's TLS port smtps://${f.host}:465 or its STARTTLS port smtp://${f.host}:587`;
   if (f.tls === 'may') {
-    return { diagnosis: `the server does not offer STARTTLS, so with tls = "may" mail would go in plaintext, and the credentials for "${f.username ?? ''}" would not be sent (AUTH not attempted)`,
+    return { diagnosis: `the server does not offer STARTTLS, so with tls = "may" mail would go in plaintext, and the credentials for "${f.username ?? ''}" would not be sent`,
       fix: `${ports}; allow_plaintext_auth = true only for a tunnel on 127.0.0.1` };
   }
   return { diagnosis: `the server does not offer STARTTLS, so with tls = "${f.tls}" mail to this upstream is deferred (a mandatory level never falls back to plaintext)`,

@@ -121,7 +121,7 @@ describe('delivery through [relay]', () => {
     const { up, d } = await setup();
     await up.stop();
     const id = await submit(d.ports[0]!, 'alice@client.test', ['bob@example.net']);
-    await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${up.port}, .*dsn=4\\.4\\.1, status=deferred \\(connect to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${up.port}: Connection refused\\)`));
+    await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${up.port}, .*dsn=4\\.4\\.1, status=deferred \\(connect to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${up.port}: Connection refused; nothing listens on port ${up.port} there; check the port in url `));
     assert.equal(await d.stop(), 0);
     await up.restart();
     const again = await launch(d.dir, d.configFile);

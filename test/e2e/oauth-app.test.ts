@@ -120,7 +120,7 @@ describe('app-only OAuth2 (client credentials) to Microsoft 365', () => {
     cleanups.push(async () => { await d.stop(); });
     const id = await submit(d.ports[0]!, RELAY, ['bob@example.net']);
     const line = await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, .*status=deferred \\(.*\\)`));
-    assert.match(line, /said: 550 5\.7\.30 Basic authentication is not supported for Client Submission\. \(tried username "relay@contoso\.test" with the password from password_file \S+\); Microsoft 365 no longer takes a password for SMTP .*; switch to OAuth2 app-only tokens: auth = "oauth2", provider = "microsoft", grant = "client_credentials"/);
+    assert.match(line, /said: 550 5\.7\.30 Basic authentication is not supported for Client Submission\.; the server rejected username "relay@contoso\.test" with the password from password_file \S+ \(AUTH PLAIN\); Microsoft 365 no longer takes a password for SMTP .*; switch to OAuth2 app-only tokens: auth = "oauth2", provider = "microsoft", grant = "client_credentials"/);
   });
 
   it('smarthost oauth login on such a route says no sign-in is needed, and why', async () => {
