@@ -8,8 +8,7 @@ import { ASSERTION_TYPE, AssertionKeyError, clientAssertion, loadAssertionKey } 
 import { explainTokenError } from './microsoft-replies.js';
 import { readFirstLine } from './secret-file.js';
 import { oauthErrorText, postForm, type FetchFn } from './token-endpoint.js';
-import { CachedTokens, OAuthError, type AccessTokens } from './token-source.js';
-import type { Enhanced } from '../mail/reply.js';
+import { CachedTokens, OAuthError, type AccessTokens, type TokenProblem } from './token-source.js';
 
 export interface AppTokenSourceOptions {
   readonly fetch?: FetchFn;
@@ -38,7 +37,7 @@ export class AppTokenSource extends CachedTokens implements AccessTokens {
     this.refreshes++;
     const started = this.now();
     const answer = await postForm(c.tokenUrl, form, { ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}), timeoutMs: this.opts.timeoutMs ?? 30_000 });
-    if (answer.kind === 'network') throw this.failure('4.4.1', `cannot reach the token endpoint (${answer.detail})`, 'smarthost retries; check the network and token_url');
+    if (answer.kind === 'network') throw this.failure('network', `cannot reach the token endpoint (${answer.detail})`, 'smarthost retries; check the network and token_url');
     const json = answer.json;
     const accessToken = json?.['access_token'];
     if (answer.status !== 200 || typeof accessToken !== 'string' || !accessToken) throw this.refused(answer.status, json);
@@ -52,7 +51,7 @@ export class AppTokenSource extends CachedTokens implements AccessTokens {
     const cred = this.config.credential;
     if (cred.kind === 'secret') {
       try { return { client_secret: readFirstLine(cred.file) }; } catch (e) {
-        throw this.failure('4.3.5', `cannot read client_secret_file ${cred.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'fix the file or its permissions');
+        throw this.failure('unreadable', `cannot read client_secret_file ${cred.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'fix the file or its permissions');
       }
     }
     try {
@@ -60,22 +59,22 @@ export class AppTokenSource extends CachedTokens implements AccessTokens {
       return { client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion(key, this.config.clientId, this.config.tokenUrl, this.now()) };
     } catch (e) {
       if (!(e instanceof AssertionKeyError)) throw e;
-      throw this.failure('4.3.5', e.message, e.fix);
+      throw this.failure('unreadable', e.message, e.fix);
     }
   }
 
   private refused(status: number, json: Readonly<Record<string, unknown>> | undefined): OAuthError {
     // Microsoft appends Trace ID, Correlation ID and Timestamp to every description: noise in a log line
     const err = oauthErrorText(json)?.replace(/ Trace ID: [^)]*(?=\)$)/, '');
-    if (status >= 500 || status === 429) return this.failure('4.3.0', `HTTP ${status}${err ? ` ${err}` : ''} from the token endpoint`, 'the provider has trouble; smarthost retries');
+    if (status >= 500 || status === 429) return this.failure('provider', `HTTP ${status}${err ? ` ${err}` : ''} from the token endpoint`, 'the provider has trouble; smarthost retries');
     const known = explainTokenError(json);
     const said = err ?? `HTTP ${status} without an access token`;
-    if (known) return this.failure('4.7.0', `${known.meaning}: ${said}`, known.fix);
-    return this.failure('4.7.0', said, `check token_url, client_id and the app's credential in ${this.config.route === 'relay' ? '[relay]' : `route ${this.config.route}`}`);
+    if (known) return this.failure('refused', `${known.meaning}: ${said}`, known.fix);
+    return this.failure('refused', said, `check token_url, client_id and the app's credential in ${this.config.route === 'relay' ? '[relay]' : `route ${this.config.route}`}`);
   }
 
-  private failure(status: Enhanced, what: string, todo: string): OAuthError {
-    return new OAuthError(status, `OAuth2 app-only token request for client_id ${this.config.clientId} at ${this.config.tokenUrl} failed: ${what}; ${todo}`);
+  private failure(problem: TokenProblem, what: string, todo: string): OAuthError {
+    return new OAuthError(problem, `OAuth2 app-only token request for client_id ${this.config.clientId} at ${this.config.tokenUrl} failed: ${what}; ${todo}`);
   }
 }
 

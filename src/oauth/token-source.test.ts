@@ -118,7 +118,7 @@ describe('TokenSource failures say what to do', () => {
     oauth.revokeRefreshTokens();
     const e = await rejection(source.token());
     assert.equal(e.message, `OAuth2 token refresh for alice@example.com at ${oauth.tokenUrl} failed: invalid_grant (Token has been expired or revoked.); run "smarthost oauth login relay" to sign in again`);
-    assert.equal(e.status, '4.7.0');
+    assert.equal(e.problem, 'refused');
   });
 
   it('HTTP 500: the provider has trouble, retried later', async () => {
@@ -126,7 +126,7 @@ describe('TokenSource failures say what to do', () => {
     oauth.failNext('server_error');
     const e = await rejection(source.token());
     assert.match(e.message, /failed: HTTP 500 server_error from the token endpoint; the provider has trouble; smarthost retries$/);
-    assert.equal(e.status, '4.3.0');
+    assert.equal(e.problem, 'provider');
     assert.ok(await source.token(), 'the next try works');
   });
 
@@ -142,7 +142,7 @@ describe('TokenSource failures say what to do', () => {
     const source = new TokenSource({ route: 'corp', grant: 'refresh_token', tokenUrl: `http://127.0.0.1:${closed}/token`, clientId: 'c', refreshTokenFile: file }, 'bob@example.com');
     const e = await rejection(source.token());
     assert.match(e.message, /^OAuth2 token refresh for bob@example\.com at http:\S+ failed: cannot reach the token endpoint \(ECONNREFUSED\); smarthost retries/);
-    assert.equal(e.status, '4.4.1');
+    assert.equal(e.problem, 'network');
   });
 
   it('no refresh token file yet: run oauth login', async () => {

@@ -3,13 +3,18 @@
 // upstream refuses one. Concurrent deliveries share one refresh in flight; a
 // rotated refresh token is written back to refresh_token_file at once.
 import type { DelegatedOAuthConfig, OAuthConfig } from '../config/types.js';
-import type { Enhanced } from '../mail/reply.js';
 import { readFirstLine, writeSecretFile } from './secret-file.js';
 import { oauthErrorText, postForm, type FetchFn } from './token-endpoint.js';
 
+/**
+ * Why no token could be had: the endpoint unreachable, the provider in trouble (5xx, 429), the grant
+ * or client refused, or a local file unreadable. smtp/classify.ts turns it into the mail's status.
+ */
+export type TokenProblem = 'network' | 'provider' | 'refused' | 'unreadable';
+
 /** A token could not be had; `message` says what happened and what to do. Mail defers with it. */
 export class OAuthError extends Error {
-  constructor(readonly status: Enhanced, message: string) { super(message); }
+  constructor(readonly problem: TokenProblem, message: string) { super(message); }
 }
 
 /** Access tokens for AUTH XOAUTH2/OAUTHBEARER: a delegated TokenSource or an app-only AppTokenSource. */
@@ -86,7 +91,7 @@ export class TokenSource extends CachedTokens implements AccessTokens {
     this.refreshes++;
     const started = this.now();
     const answer = await postForm(c.tokenUrl, form, { ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}), timeoutMs: this.opts.timeoutMs ?? 30_000 });
-    if (answer.kind === 'network') throw this.failure('4.4.1', `cannot reach the token endpoint (${answer.detail})`, 'smarthost retries; check the network and token_url');
+    if (answer.kind === 'network') throw this.failure('network', `cannot reach the token endpoint (${answer.detail})`, 'smarthost retries; check the network and token_url');
     const json = answer.json;
     const accessToken = json?.['access_token'];
     if (answer.status !== 200 || typeof accessToken !== 'string' || !accessToken) throw this.refused(answer.status, json);
@@ -101,9 +106,9 @@ export class TokenSource extends CachedTokens implements AccessTokens {
     const file = this.config.refreshTokenFile;
     let fromFile: string;
     try { fromFile = readFirstLine(file); } catch (e) {
-      throw this.failure('4.7.0', `no refresh token (cannot read refresh_token_file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, this.loginHint('to sign in'), 'OAuth2 for');
+      throw this.failure('refused', `no refresh token (cannot read refresh_token_file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, this.loginHint('to sign in'), 'OAuth2 for');
     }
-    if (!fromFile) throw this.failure('4.7.0', `no refresh token (refresh_token_file ${file} is empty)`, this.loginHint('to sign in'), 'OAuth2 for');
+    if (!fromFile) throw this.failure('refused', `no refresh token (refresh_token_file ${file} is empty)`, this.loginHint('to sign in'), 'OAuth2 for');
     // the file still holds what a rotation replaced: the newer token is only in memory
     if (this.unsaved && this.unsaved.replaced === fromFile) return this.unsaved.token;
     this.unsaved = undefined;
@@ -114,7 +119,7 @@ export class TokenSource extends CachedTokens implements AccessTokens {
     const file = this.config.clientSecretFile;
     if (file === undefined) return undefined;
     try { return readFirstLine(file); } catch (e) {
-      throw this.failure('4.3.5', `cannot read client_secret_file ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'fix the file or its permissions', 'OAuth2 for');
+      throw this.failure('unreadable', `cannot read client_secret_file ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'fix the file or its permissions', 'OAuth2 for');
     }
   }
 
@@ -133,17 +138,17 @@ export class TokenSource extends CachedTokens implements AccessTokens {
   private refused(status: number, json: Readonly<Record<string, unknown>> | undefined): OAuthError {
     const err = oauthErrorText(json);
     const code = typeof json?.['error'] === 'string' ? json['error'] : '';
-    if (status >= 500 || status === 429) return this.failure('4.3.0', `HTTP ${status}${err ? ` ${err}` : ''} from the token endpoint`, 'the provider has trouble; smarthost retries');
-    if (code === 'invalid_grant') return this.failure('4.7.0', err!, this.loginHint('to sign in again'));
-    if (code === 'invalid_client' || code === 'unauthorized_client') return this.failure('4.7.0', err!, 'check client_id and client_secret_file against the app registration');
-    if (code === 'invalid_scope') return this.failure('4.7.0', err!, `check scope (now ${this.config.scope ?? 'unset'}), then run "smarthost oauth login ${this.config.route}"`);
-    if (err) return this.failure('4.7.0', err, `check the OAuth2 settings of ${this.section()}`);
-    return this.failure('4.7.0', `HTTP ${status} without an access token`, `check token_url in ${this.section()}`);
+    if (status >= 500 || status === 429) return this.failure('provider', `HTTP ${status}${err ? ` ${err}` : ''} from the token endpoint`, 'the provider has trouble; smarthost retries');
+    if (code === 'invalid_grant') return this.failure('refused', err!, this.loginHint('to sign in again'));
+    if (code === 'invalid_client' || code === 'unauthorized_client') return this.failure('refused', err!, 'check client_id and client_secret_file against the app registration');
+    if (code === 'invalid_scope') return this.failure('refused', err!, `check scope (now ${this.config.scope ?? 'unset'}), then run "smarthost oauth login ${this.config.route}"`);
+    if (err) return this.failure('refused', err, `check the OAuth2 settings of ${this.section()}`);
+    return this.failure('refused', `HTTP ${status} without an access token`, `check token_url in ${this.section()}`);
   }
 
-  private failure(status: Enhanced, what: string, todo: string, lead = 'OAuth2 token refresh for'): OAuthError {
+  private failure(problem: TokenProblem, what: string, todo: string, lead = 'OAuth2 token refresh for'): OAuthError {
     const verb = lead === 'OAuth2 for' ? ':' : ' failed:';
-    return new OAuthError(status, `${lead} ${this.user} at ${this.config.tokenUrl}${verb} ${what}; ${todo}`);
+    return new OAuthError(problem, `${lead} ${this.user} at ${this.config.tokenUrl}${verb} ${what}; ${todo}`);
   }
 
   private loginHint(why: string): string { return `run "smarthost oauth login ${this.config.route}" ${why}`; }

@@ -26,6 +26,11 @@ export function replyText(r: SmtpReply): string {
   return r.lines.map((l, i) => (i === 0 ? l : l.replace(/^\d{3}[ -]?/, ''))).join(' ').trim();
 }
 
+/** A refusal as the delivery log quotes it: every line whole, joined with spaces (Postfix's way). */
+export function refusalText(r: SmtpReply): string {
+  return r.lines.join(' ').trim();
+}
+
 /** TCP connect with a deadline; rejects with Node's error (ECONNREFUSED …) or ETIMEDOUT. */
 export function connectTcp(ip: string, port: number, timeoutMs: number): Promise<net.Socket> {
   return readyWithin(net.connect({ host: ip, port }), 'connect', timeoutMs, `no answer within ${timeoutMs} ms`);

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import type { OutboundTls, UpstreamConfig } from '../config/types.js';
 import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../smtp/policy.js';
 import { checkCertificate, describeCertificate } from './certificate.js';
-import { connectTcp, handshake, LineClient, ProbeIoError, replyText, type SmtpReply } from './client.js';
+import { connectTcp, handshake, LineClient, ProbeIoError, refusalText, replyText, type SmtpReply } from './client.js';
 import { advise, type Fact } from './diagnose.js';
 import { testMessage } from './test-message.js';
 import { oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
@@ -373,7 +373,7 @@ class Walk {
     const r = await this.client!.command(`MAIL FROM:<${sender}>`, this.t);
     if (r.code === 250) return pass(`<${sender}> accepted: ${replyText(r)}`, r);
     return failed(replyText(r), {
-      kind: 'mail', reply: replyText(r), sender, original: originalSender, section: this.target.section, ...(this.login ? { login: { ...this.login, sender } } : {}),
+      kind: 'mail', reply: refusalText(r), sender, original: originalSender, section: this.target.section, ...(this.login ? { login: { ...this.login, sender } } : {}),
       ...(this.u.username ? { username: this.u.username } : {}), authenticated: this.authenticated, authOffered: this.authOffered().length > 0,
     }, r);
   }
@@ -382,16 +382,16 @@ class Walk {
     const rcpt = this.opts.sendTest!;
     const r = await this.client!.command(`RCPT TO:<${rcpt}>`, this.t);
     if (r.code === 250 || r.code === 251) return pass(`<${rcpt}> accepted: ${replyText(r)}`, r);
-    return failed(replyText(r), { kind: 'rcpt', reply: replyText(r), rcpt, section: this.target.section, authenticated: this.authenticated }, r);
+    return failed(replyText(r), { kind: 'rcpt', reply: refusalText(r), rcpt, section: this.target.section, authenticated: this.authenticated }, r);
   }
 
   private async data(): Promise<Outcome> {
     const go = await this.client!.command('DATA', this.t);
-    if (go.code !== 354) return failed(replyText(go), { kind: 'data', reply: replyText(go) }, go);
+    if (go.code !== 354) return failed(replyText(go), { kind: 'data', reply: refusalText(go) }, go);
     const message = testMessage(this.opts.sender, this.opts.sendTest!, this.opts.ehloName, this.u.url);
     const r = await this.client!.command(`${message}\r\n.`, this.t, `(test message, ${message.length} bytes)\r\nC: .`);
     if (r.code === 250) return pass(`test message sent to <${this.opts.sendTest}>: ${replyText(r)}`, r);
-    return failed(replyText(r), { kind: 'data', reply: replyText(r), ...(this.login ? { login: { ...this.login, sender: this.opts.sender } } : {}) }, r);
+    return failed(replyText(r), { kind: 'data', reply: refusalText(r), ...(this.login ? { login: { ...this.login, sender: this.opts.sender } } : {}) }, r);
   }
 
   /** RSET (nothing was sent) and QUIT; a server that just hangs up here does no harm. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connectFailure, lookupFailure, loginFailure, noGreeting, replied, sendFailure, tlsOnPlainPort, type Where } from './classify.js';
+import { OAuthError } from '../oauth/token-source.js';
+import { connectFailure, lookupFailure, loginFailure, noGreeting, replied, sendFailure, tlsOnPlainPort, tokenFailure, type Where } from './classify.js';
 import { parseReply, reasonOf, replyLine } from './failure.js';
 
 const H = 'mx.example.net[192.0.2.1]';
@@ -80,7 +81,9 @@ test('failures after MAIL FROM: replies keep their class; a lost connection afte
 test('logins and lookups: their enhanced codes are chosen here', () => {
   assert.deepEqual([loginFailure('refused', 'x').status, loginFailure('refused', 'x').kind, loginFailure('refused', 'x').stage], ['4.7.0', 'auth', 'auth']);
   assert.equal(loginFailure('unreadable', 'x').status, '4.3.5');
-  assert.equal(loginFailure('token', 'x', undefined, undefined, '4.4.1').kind, 'network');
+  assert.deepEqual([tokenFailure(new OAuthError('network', 'x')).status, tokenFailure(new OAuthError('network', 'x')).kind], ['4.4.1', 'network']);
+  assert.equal(tokenFailure(new OAuthError('provider', 'x')).status, '4.3.0');
+  assert.deepEqual([tokenFailure(new OAuthError('refused', 'x')).status, tokenFailure(new OAuthError('refused', 'x')).kind], ['4.7.0', 'auth']);
   for (const [problem, status, temporary] of [['nullMx', '5.1.10', false], ['notFound', '5.1.2', false], ['tempfail', '4.4.3', true], ['noHost', '4.4.4', true], ['noAddress', '4.4.3', true]] as const) {
     const f = lookupFailure(problem, 'x');
     assert.deepEqual([f.status, f.temporary], [status, temporary], problem);

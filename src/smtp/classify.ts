@@ -7,7 +7,9 @@
 import type { Dsn } from '../mail/delivery.js';
 import type { Enhanced } from '../mail/reply.js';
 import type { OutboundTls } from '../config/types.js';
+import type { OAuthError, TokenProblem } from '../oauth/token-source.js';
 import { parseReply, replyLine, replyStatus, type Failure, type FailureKind, type Stage, type UpstreamReply } from './failure.js';
+import { isThrottleReply } from './slow-down.js';
 import { connectAdvice, greetingRefusedAdvice, noGreetingAdvice, starttlsMissingAdvice, tlsAdvice, tlsOnPlainPortAdvice, type Advice } from './wording.js';
 
 /** Where a failure happened and which settings a fix names. */
@@ -35,6 +37,8 @@ const STAGE_OF: Record<string, Stage> = {
   CONN: 'greeting', EHLO: 'ehlo', HELO: 'ehlo', LHLO: 'ehlo', STARTTLS: 'starttls', AUTH: 'auth', 'AUTH PLAIN': 'auth', 'AUTH LOGIN': 'auth',
   'AUTH CRAM-MD5': 'auth', 'AUTH XOAUTH2': 'auth', 'MAIL FROM': 'mail', 'RCPT TO': 'rcpt', DATA: 'data', 'end of DATA': 'data',
 };
+
+const SLOW_DOWN: Advice = { diagnosis: 'the server asks for fewer connections', fix: 'smarthost slows down this route and tries again' };
 
 const NET: Record<string, string> = {
   ECONNREFUSED: 'Connection refused', EHOSTUNREACH: 'No route to host', ENETUNREACH: 'Network is unreachable',
@@ -82,7 +86,8 @@ export function connectFailure(e: unknown, w: Where): Failure {
   }
   if (code === 'ETIMEDOUT' || /timeout/i.test(err.message)) return timedOut(err, w);
   if (reply && err.command === 'CONN') {
-    return make('greeting', 'protocol', reply.code === 421 ? '4.4.2' : '4.4.1', `host ${w.label} refused to talk to me: ${replyLine(reply)}`, { fix: greetingRefusedAdvice().fix }, reply);
+    const advice = isThrottleReply(replyLine(reply)) ? SLOW_DOWN : { fix: greetingRefusedAdvice().fix };
+    return make('greeting', 'protocol', reply.code === 421 ? '4.4.2' : '4.4.1', `host ${w.label} refused to talk to me: ${replyLine(reply)}`, advice, reply);
   }
   // nodemailer replaces a system error's code with its own and keeps the system one as originalCode
   const sys = NET[err.originalCode ?? ''] ? err.originalCode! : NET[code] ? code : undefined;
@@ -102,7 +107,7 @@ function timedOut(err: NodemailerError, w: Where): Failure {
   if (err.command === 'CONN' || !err.command) {
     const where = `${w.label}:${w.port}`;
     return make('connect', 'network', '4.4.2', `connect to ${where}: Connection timed out`,
-      connectAdvice({ where, host: w.host, port: w.port, code: 'ETIMEDOUT', timeoutMs: w.timeoutMs, portKnob: w.portKnob }));
+      connectAdvice({ where, host: w.host, port: w.port, code: 'ETIMEDOUT', timeoutMs: Math.min(30_000, w.timeoutMs), portKnob: w.portKnob })); // policy.ts connectionTimeout
   }
   return make(STAGE_OF[err.command] ?? 'ehlo', 'network', '4.4.2', `conversation with ${w.label} timed out after ${err.command}`);
 }
@@ -134,12 +139,18 @@ export function sendFailure(e: unknown, label: string, afterData: boolean): Fail
   return make(stage, 'network', '4.4.2', `lost connection with ${label} ${when}`);
 }
 
-export type LoginProblem = 'refused' | 'unreadable' | 'not-encrypted' | 'no-mechanism' | 'token';
+export type LoginProblem = 'refused' | 'unreadable' | 'not-encrypted' | 'no-mechanism';
 
 /** A login that failed or was not attempted: the mail waits, credentials are the cause. */
-export function loginFailure(problem: LoginProblem, text: string, advice?: Advice | { fix: string }, response?: string, tokenStatus?: Enhanced): Failure {
-  const status: Enhanced = problem === 'unreadable' ? '4.3.5' : problem === 'token' && tokenStatus ? tokenStatus : '4.7.0';
-  return make('auth', problem === 'token' && status.startsWith('4.4') ? 'network' : 'auth', status, text, advice, parseReply(response));
+export function loginFailure(problem: LoginProblem, text: string, advice?: Advice | { fix: string }, response?: string): Failure {
+  return make('auth', 'auth', problem === 'unreadable' ? '4.3.5' : '4.7.0', text, advice, parseReply(response));
+}
+
+const TOKEN_STATUS: Record<TokenProblem, Enhanced> = { network: '4.4.1', provider: '4.3.0', refused: '4.7.0', unreadable: '4.3.5' };
+
+/** auth = "oauth2" and no access token: the token source's message says what failed and what to do. */
+export function tokenFailure(e: OAuthError): Failure {
+  return make('auth', e.problem === 'network' || e.problem === 'provider' ? 'network' : 'auth', TOKEN_STATUS[e.problem], e.message);
 }
 
 /** A destination with no address to try: null MX 5.1.10 (RFC 7505 §4.2), no such domain 5.1.2, DNS trouble 4.4.3/4.4.4 (RFC 3463). */
@@ -158,4 +169,15 @@ export function policyFailure(text: string, base?: Failure): Failure {
 /** A UTF-8 address to a server without SMTPUTF8 (RFC 6531 §3.4): Postfix bounces (smtp_proto.c), and so do we. */
 export function smtputf8Missing(label: string): Failure {
   return make('mail', 'policy', '5.6.7', `SMTPUTF8 is required, but was not offered by host ${label}`);
+}
+
+/** The destination is at its rate or connection limit and too many deliveries already wait (4.4.5, RFC 3463 "system congestion"). */
+export function postponed(text: string): Failure {
+  return make('connect', 'policy', '4.4.5', text);
+}
+
+/** A 5xx the route's provider documents as a limit that passes (a daily quota): deferred as 4.x.x, not bounced. */
+export function limitThatPasses(f: Failure): Failure {
+  const { fix: _refusal, ...rest } = f; // the advice for a refusal (read the reply, change the sender) does not apply
+  return { ...rest, status: `4${f.status.slice(1)}` as Enhanced, temporary: true, text: `${f.text} (the provider documents this as a limit that passes: deferred, not bounced)` };
 }

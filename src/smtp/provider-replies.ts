@@ -3,8 +3,8 @@
 // 5xx replies as limits that pass (Microsoft's daily SubmissionQuotaExceeded, Google's "Daily
 // SMTP relay limit exceeded"). Those are deferred instead of bounced, and both slow the route down.
 import { replyMatches, type ReplyRule } from '../config/presets.js';
-import type { Enhanced } from '../mail/reply.js';
-import { replyLine } from './failure.js';
+import { limitThatPasses } from './classify.js';
+import { dsnOf, outcomeOf, replyLine } from './failure.js';
 import type { SmtpResult } from './session.js';
 
 export interface ProviderRules { readonly throttle: readonly ReplyRule[]; readonly temporary: readonly ReplyRule[] }
@@ -18,8 +18,8 @@ export function providerReading(results: readonly SmtpResult[], rules: ProviderR
     if (r.outcome === 'deferred' && replyMatches(reply, rules.throttle)) throttled = true;
     if (r.outcome !== 'bounced' || !replyMatches(reply, rules.temporary)) return r;
     throttled = true;
-    const status = `4${r.dsn.status.slice(1)}` as Enhanced;
-    return { ...r, outcome: 'deferred' as const, dsn: { ...r.dsn, status, reason: `${r.dsn.reason} (the provider documents this as a limit that passes: deferred, not bounced)` } };
+    const failure = limitThatPasses(r.failure!);
+    return { ...r, outcome: outcomeOf(failure), dsn: dsnOf(failure), failure };
   });
   return { results: out, throttled };
 }

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
-import { connectFailure, loginFailure, noGreeting, replied, sendFailure, sentDsn, smtputf8Missing, tlsOnPlainPort, type Where } from './classify.js';
+import { connectFailure, loginFailure, noGreeting, replied, sendFailure, sentDsn, smtputf8Missing, tlsOnPlainPort, tokenFailure, type Where } from './classify.js';
 import { dsnOf, fallsBackToPlaintext, outcomeOf, replyLine, triesNextPeer, type Failure } from './failure.js';
 import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './policy.js';
 import type { PortSense } from './port-sense.js';
@@ -189,7 +189,7 @@ export class UpstreamSession {
     const from = `${o.grant === 'client_credentials' ? 'app-only ' : ''}OAuth2 access token from ${o.tokenUrl}`;
     const context = oauthContext(o, mailbox);
     if (r.ok) { this.login = { ...this.login, authenticated: true, note: `smarthost logged in as "${mailbox}" with an ${from}` }; this.loggedIn = context; return; }
-    if (r.token) throw new SetupFailure(loginFailure('token', r.token.message, undefined, undefined, r.token.status), this.relay);
+    if (r.token) throw new SetupFailure(tokenFailure(r.token), this.relay);
     const said = r.response ? `server ${w.label} said: ${r.response.split(/\r?\n/).join(' ')}` : r.message;
     const tried = `tried username "${mailbox}" with ${r.refreshed ? `a freshly ${context.login === 'app' ? 'issued' : 'refreshed'}` : 'an'} ${from}`;
     const claims = tokenClaims(r.tried);

@@ -14,7 +14,7 @@ import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { describePolicy } from '../mta-sts/policy.js';
 import type { MxResolver } from '../route/mx.js';
 import type { Destination } from '../route/route.js';
-import { policyFailure } from './classify.js';
+import { policyFailure, postponed } from './classify.js';
 import { dsnOf, marksDestinationDead, outcomeOf, slowsDown, type Failure } from './failure.js';
 import { mxPeers, upstreamPeers, type PeerList } from './peers.js';
 import { mxPolicy, peerLabel, stsPolicy, upstreamPolicy, type Policy } from './policy.js';
@@ -133,7 +133,8 @@ export class SmtpTransport {
     if (early) return early;
     const parks = pool.limited;
     if (parks && this.parked >= MAX_PARKED) {
-      return allRecipients(rcpts, 'deferred', { status: '4.4.5', reason: `delivery temporarily postponed: ${pool.label} is at its rate or connection limit and ${MAX_PARKED} messages already wait for their turn` }, 'none', 0);
+      const f = postponed(`delivery temporarily postponed: ${pool.label} is at its rate or connection limit and ${MAX_PARKED} messages already wait for their turn`);
+      return allRecipients(rcpts, outcomeOf(f), dsnOf(f), 'none', 0);
     }
     if (parks) this.parked++;
     await pool.slot();
@@ -310,6 +311,6 @@ function presetRules(p: PresetUse | undefined): ProviderRules {
 
 /** enforce: a TLS failure says which policy demanded verified TLS of which MX host. */
 function stsFailure(policy: Policy, failure: Failure, host: string): Failure {
-  if (policy.sts?.mode !== 'enforce' || !failure.status.startsWith('4.7.')) return failure;
+  if (policy.sts?.mode !== 'enforce' || failure.kind !== 'tls') return failure;
   return policyFailure(`${describePolicy(policy.sts.domain, policy.sts)} requires verified TLS with MX host ${host}: ${failure.text}`, failure);
 }

@@ -16,7 +16,8 @@ export function connectAdvice(f: { where: string; port: number; code: string; ti
   const knob = f.portKnob ?? 'url';
   if (f.code === 'ETIMEDOUT' && f.port === 25) {
     return { diagnosis: `no answer from ${f.where} within ${seconds(f.timeoutMs)}; many ISPs and cloud providers block outgoing port 25`,
-      fix: `use the provider's submission port, smtp://${hostPort(f.host, 587)} or smtps://${hostPort(f.host, 465)}` };
+      fix: knob === '[mx] port' ? 'deliver through a provider\'s submission port instead, [relay] url = "smtp://smtp.provider.example:587" with username and password_file'
+        : `use the provider's submission port, smtp://${hostPort(f.host, 587)} or smtps://${hostPort(f.host, 465)}` };
   }
   if (f.code === 'ETIMEDOUT') {
     return { diagnosis: `no answer from ${f.where} within ${seconds(f.timeoutMs)}; a firewall drops the packets, or the host is down`,

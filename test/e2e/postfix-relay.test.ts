@@ -55,6 +55,6 @@ describe('relaying to a real Postfix provider', () => {
     const d = await relay(`smtp://127.0.0.1:${pf.starttlsPort}`, 'not-the-password');
     const id = await submit(d.ports[0]!, 'app@relay.test', ['alice@provider.test']);
     const line = await d.waitForLog(new RegExp(`${id}: to=<alice@provider\\.test>, .*status=deferred \\(.*\\)`), 15_000);
-    assert.match(line, /SASL PLAIN authentication failed; server 127\.0\.0\.1\[127\.0\.0\.1\] said: 535 5\.7\.8 Error: authentication failed: .* \(tried username "alice@provider\.test" with the password from password_file .*provider\.secret\)/);
+    assert.match(line, /SASL PLAIN authentication failed; server 127\.0\.0\.1\[127\.0\.0\.1\] said: 535 5\.7\.8 Error: authentication failed: .*; the server rejected username "alice@provider\.test" with the password from password_file .*provider\.secret \(AUTH PLAIN\); check the username and the password/);
   });
 });

@@ -112,7 +112,7 @@ describe('per-upstream limits', () => {
     const up = await upstream({ faults: [{ stage: 'connect', action: 'reply', reply: '421 4.7.0 Too many connections', times: 1 }] });
     const d = await daemon(`url = "${up.url}"\ntls = "none"`);
     const id = await submit(d.ports[0]!, 'alice@client.test', ['bob@example.net']);
-    await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, .*status=deferred \\(.*421 4\\.7\\.0 Too many connections\\)`));
+    await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, .*status=deferred \\(.*421 4\\.7\\.0 Too many connections; the server asks for fewer connections; smarthost slows down`));
     await up.waitForMessages(1, 15_000);
     await d.waitForLog(sentVia(id, up));
     await d.waitForLog(new RegExp(`${id}: removed`));
