@@ -12,6 +12,7 @@ import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../sm
 import { checkCertificate, describeCertificate } from './certificate.js';
 import { connectTcp, handshake, LineClient, ProbeIoError, refusalText, replyText, type SmtpReply } from './client.js';
 import { advise, type Fact } from './diagnose.js';
+import { NET_TEXT } from '../smtp/wording.js';
 import { testMessage } from './test-message.js';
 import { oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { OAuthError, type AccessTokens } from '../oauth/token-source.js';
@@ -59,9 +60,6 @@ const systemLookup: Lookup = (host) => dns.lookup(host, { all: true });
 
 /** Postfix smtp_mx_address_limit, as smtp/peers.ts. */
 const MAX_ADDRESSES = 5;
-const NET_TEXT: Record<string, string> = {
-  ECONNREFUSED: 'Connection refused', ETIMEDOUT: 'Connection timed out', EHOSTUNREACH: 'No route to host', ENETUNREACH: 'Network is unreachable',
-};
 const STEP_WORDS: Record<StepName, string> = {
   dns: 'the name lookup', connect: 'the connection', tls: 'the TLS handshake', banner: 'the greeting', ehlo: 'EHLO', starttls: 'STARTTLS',
   certificate: 'the certificate check', 'ehlo-tls': 'EHLO after TLS', auth: 'AUTH', mail: 'MAIL FROM', rcpt: 'RCPT TO', data: 'DATA', quit: 'QUIT',

@@ -11,6 +11,12 @@ export const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 export const hostPort = (host: string, port: number): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
 export const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1);
 
+/** System error codes in the words Postfix logs them with ("connect to host[addr]:port: Connection refused"). */
+export const NET_TEXT: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'Connection refused', EHOSTUNREACH: 'No route to host', ENETUNREACH: 'Network is unreachable',
+  ECONNRESET: 'Connection reset by peer', ETIMEDOUT: 'Connection timed out', EADDRNOTAVAIL: 'Cannot assign requested address',
+};
+
 /** A connection that failed: `where` is "host[ip]:port"; `portKnob` where the port is set ("url", or "[mx] port"). */
 export function connectAdvice(f: { where: string; port: number; code: string; timeoutMs: number; host: string; portKnob?: string }): Advice {
   const knob = f.portKnob ?? 'url';
