@@ -5,10 +5,10 @@
 // credentials are read exactly as delivery reads them (smtp/policy.ts), so a green probe means
 // delivery would get as far.
 import dns from 'node:dns/promises';
-import net from 'node:net';
 import tls from 'node:tls';
 import type { OutboundTls, UpstreamConfig } from '../config/types.js';
 import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../smtp/policy.js';
+import { PortSense } from '../smtp/port-sense.js';
 import { checkCertificate, describeCertificate } from './certificate.js';
 import { connectTcp, handshake, LineClient, ProbeIoError, refusalText, replyText, type SmtpReply } from './client.js';
 import { advise, type Fact } from './diagnose.js';
@@ -223,25 +223,15 @@ class Walk {
     });
   }
 
-  /** A new plaintext connection: its greeting, when the port speaks plain SMTP. */
+  /** A new plaintext connection: its greeting, when the port speaks plain SMTP (asked as delivery asks, smtp/port-sense.ts). */
   private async plainGreeting(): Promise<SmtpReply | undefined> {
-    let client: LineClient | undefined;
-    try {
-      client = new LineClient(await connectTcp(this.peer!.ip, this.peer!.port, this.t));
-      const r = await client.read(Math.min(this.t, 5000));
-      return r.code >= 200 ? r : undefined;
-    } catch { return undefined; } finally { client?.close(); }
+    const line = await new PortSense().plainGreeting(this.peer!, this.t);
+    return line ? { code: Number(line.slice(0, 3)), lines: [line] } : undefined;
   }
 
   /** A new connection and a TLS handshake at once: does this port expect TLS from the first byte? */
-  private async speaksTls(): Promise<boolean> {
-    let socket: net.Socket | undefined;
-    try {
-      socket = await connectTcp(this.peer!.ip, this.peer!.port, this.t);
-      const s = await handshake(socket, { rejectUnauthorized: false, minVersion: 'TLSv1', ...(net.isIP(this.u.host) ? {} : { servername: this.u.host }) }, Math.min(this.t, 5000));
-      s.destroy();
-      return true;
-    } catch { return false; } finally { socket?.destroy(); }
+  private speaksTls(): Promise<boolean> {
+    return new PortSense().speaksTls(this.peer!, this.t);
   }
 
   private async banner(): Promise<Outcome> {
