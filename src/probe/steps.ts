@@ -229,18 +229,14 @@ class Walk {
     return line ? { code: Number(line.slice(0, 3)), lines: [line] } : undefined;
   }
 
-  /** A new connection and a TLS handshake at once: does this port expect TLS from the first byte? */
-  private speaksTls(): Promise<boolean> {
-    return new PortSense().speaksTls(this.peer!, this.t);
-  }
-
   private async banner(): Promise<Outcome> {
     let r: SmtpReply;
     try {
       r = await this.client!.read(this.t);
     } catch (e) {
       if (!(e instanceof ProbeIoError) || e.code !== 'ETIMEDOUT') return this.ioFailure('banner', e);
-      const expectsTls = !this.client!.secure && await this.speaksTls();
+      // a TLS handshake on a new connection: does this port expect TLS from the first byte?
+      const expectsTls = !this.client!.secure && await new PortSense().speaksTls(this.peer!, this.t);
       return failed(`no greeting within ${this.t} ms`, { kind: 'no-greeting', host: this.u.host, port: this.u.port, timeoutMs: this.t, expectsTls });
     }
     if (r.code === 220) return pass(replyText(r), r);
