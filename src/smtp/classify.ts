@@ -10,7 +10,7 @@ import type { OutboundTls } from '../config/types.js';
 import type { OAuthError, TokenProblem } from '../oauth/token-source.js';
 import { parseReply, replyLine, replyStatus, type Failure, type FailureKind, type Stage, type UpstreamReply } from './failure.js';
 import { isThrottleReply } from './slow-down.js';
-import { connectAdvice, greetingRefusedAdvice, NET_TEXT, noGreetingAdvice, starttlsMissingAdvice, tlsAdvice, tlsOnPlainPortAdvice, type Advice } from './wording.js';
+import { connectAdvice, greetingRefusedAdvice, NET_TEXT, noGreetingAdvice, refusedAdvice, starttlsMissingAdvice, tlsAdvice, tlsOnPlainPortAdvice, type Advice } from './wording.js';
 
 /** Where a failure happened and which settings a fix names. */
 export interface Where {
@@ -40,7 +40,7 @@ const STAGE_OF: Record<string, Stage> = {
 
 const SLOW_DOWN: Advice = { diagnosis: 'the server asks for fewer connections', fix: 'smarthost slows down this route and tries again' };
 
-
+/** The one constructor: a 5xx status is permanent, anything else temporary; the advice's cause follows the Postfix text. */
 function make(stage: Stage, kind: FailureKind, status: Enhanced, text: string, advice?: Advice | { fix: string }, reply?: UpstreamReply, remoteMta?: string): Failure {
   const cause = advice && 'diagnosis' in advice ? `; ${advice.diagnosis}` : '';
   return {
@@ -89,9 +89,9 @@ export function connectFailure(e: unknown, w: Where): Failure {
   const sys = NET_TEXT[err.originalCode ?? ''] ? err.originalCode! : NET_TEXT[code] ? code : undefined;
   const where = `${w.label}:${w.port}`;
   if (sys) {
-    const a = connectAdvice({ where, host: w.host, port: w.port, code: sys, timeoutMs: w.timeoutMs, portKnob: w.portKnob });
-    const cause = a.diagnosis.replace(/^.*refused the connection: /, ''); // the Postfix part already names the host
-    return make('connect', 'network', '4.4.1', `connect to ${where}: ${NET_TEXT[sys]}`, { diagnosis: cause, fix: a.fix });
+    const advice = sys === 'ECONNREFUSED' ? refusedAdvice(w.port, w.portKnob)
+      : connectAdvice({ where, host: w.host, port: w.port, code: sys, timeoutMs: w.timeoutMs, portKnob: w.portKnob });
+    return make('connect', 'network', '4.4.1', `connect to ${where}: ${NET_TEXT[sys]}`, advice);
   }
   if (/closed|ended|reset|socket/i.test(err.message)) return make('greeting', 'network', '4.4.2', `lost connection with ${w.label} while connecting (${err.message})`);
   return make('connect', 'network', '4.4.1', `connect to ${where}: ${err.message}`);

@@ -17,6 +17,12 @@ export const NET_TEXT: Readonly<Record<string, string>> = {
   ECONNRESET: 'Connection reset by peer', ETIMEDOUT: 'Connection timed out', EADDRNOTAVAIL: 'Cannot assign requested address',
 };
 
+/** A refused connection; the log's Postfix part ("connect to h[a]:p: Connection refused") already names the host. */
+export function refusedAdvice(port: number, portKnob = 'url'): Advice {
+  return { diagnosis: `nothing listens on port ${port} there`,
+    fix: `check the port in ${portKnob} (587 is submission with STARTTLS, 465 is TLS from the first byte); the server may be down` };
+}
+
 /** A connection that failed: `where` is "host[ip]:port"; `portKnob` where the port is set ("url", or "[mx] port"). */
 export function connectAdvice(f: { where: string; port: number; code: string; timeoutMs: number; host: string; portKnob?: string }): Advice {
   const knob = f.portKnob ?? 'url';
@@ -30,8 +36,8 @@ export function connectAdvice(f: { where: string; port: number; code: string; ti
       fix: `check the host and port; make sure outgoing connections to port ${f.port} are allowed here` };
   }
   if (f.code === 'ECONNREFUSED') {
-    return { diagnosis: `${f.where} refused the connection: nothing listens on port ${f.port} there`,
-      fix: `check the port in ${knob} (587 is submission with STARTTLS, 465 is TLS from the first byte); the server may be down` };
+    const r = refusedAdvice(f.port, knob);
+    return { diagnosis: `${f.where} refused the connection: ${r.diagnosis}`, fix: r.fix };
   }
   if (f.code === 'EHOSTUNREACH' || f.code === 'ENETUNREACH') {
     return { diagnosis: `${f.where} cannot be reached (${f.code}), no route to that network`, fix: 'check the network and firewall of this host (IPv6 without a route is a common case)' };
