@@ -19,9 +19,11 @@ import { allRecipients, type OutgoingMessage } from '../mail/delivery.js';
 import { MailLog } from '../maillog/maillog.js';
 import { QuotaGate } from '../qmgr/quota-gate.js';
 import { resolverFor } from '../route/mx.js';
+import { DeliveryThread } from '../smtp/delivery-thread.js';
 import { SmtpTransport, type RemoteDestination } from '../smtp/transport.js';
 import { ConnectionLimits } from '../smtpd/connection-limits.js';
 import { createListener } from '../smtpd/listener.js';
+import { waitFor } from '../../test/helpers/wait.js';
 import { FsSpool } from './fs-spool.js';
 import { ensureLimitsSchema, PgLimits } from './pg-limits.js';
 
@@ -107,6 +109,42 @@ describe('callers of the cluster-wide limits', () => {
     const [r] = await t.deliver(route({}), message('back@x.test'));
     assert.equal(r!.outcome, 'sent');
     assert.deepEqual(n1!.warnings.slice(1), ['cluster limits: the database can be reached again']);
+  });
+
+  it('the delivery thread takes route limits from its own pool, defers while the database is away, and its warnings reach the main thread', async () => {
+    const url = await cluster.createDatabase(`callers_${++dbs}`);
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => undefined);
+    cleanups.push(() => pool.end());
+    await ensureLimitsSchema(pool);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-limits-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const spool = new FsSpool(dir);
+    await spool.recover();
+    cleanups.push(() => spool.close());
+    const inc = await spool.receive({ sender: 'app@example.com', recipients: [{ address: 'w@x.test' }], client: { address: '127.0.0.1', hostname: 'localhost', helo: 'x', protocol: 'ESMTP' }, arrived: new Date().toISOString() });
+    await inc.write(Buffer.from('Subject: from the worker\r\n\r\nhello\r\n'));
+    const env = await inc.commit();
+    const msg = { id: env.id, sender: env.sender, recipients: env.recipients, size: env.size, eightBit: false, body: () => spool.open(env.id) };
+    const warnings: string[] = [];
+    const t = new DeliveryThread({ dataDir: dir, ehloName: 'node.test', deadMs: 1000, rules: { map: {}, hostname: 'node.test' }, dkim: [],
+      mx: { port: 25, tls: 'may', nameservers: [], concurrency: 2, minTlsVersion: 'TLSv1.2', timeoutMs: 5000, mtaSts: false },
+      limits: { db: { connectionString: url }, node: 'worker-node' } }, undefined, (w) => warnings.push(w));
+    cleanups.push(() => t.close());
+    const dest = route({ rate: { count: 5, windowMs: 60_000 } });
+    assert.equal((await t.deliver(dest, msg))[0]!.outcome, 'sent');
+    assert.deepEqual((await pool.query(`SELECT node FROM limit_holds WHERE key = 'rate:route:m365'`)).rows, [{ node: 'worker-node' }], 'the sent message counts for the window');
+    await cluster.halt();
+    try {
+      const [r] = await t.deliver(dest, msg);
+      assert.equal(r!.dsn.status, '4.3.0');
+      await waitFor(() => warnings.length === 1, 'the warning from the worker');
+      assert.match(warnings[0]!, /^cluster limits: the database cannot be reached/);
+    } finally {
+      await cluster.resume();
+    }
+    assert.equal((await t.deliver(dest, msg))[0]!.outcome, 'sent');
+    await waitFor(() => warnings.length === 2, 'the all-clear from the worker');
   });
 
   it('route quotas: two nodes count into one quota, and a database that cannot be reached defers with the reason', async () => {

@@ -51,6 +51,12 @@ export class PgQuotaCounts {
     })).then(({ id, granted, ...rest }) => ({ granted, ...rest, giveBack: this.giveBack(id, granted) }));
   }
 
+  /** Recipients counted for `key` in the window that ends now, on every node (for `smarthost check`). */
+  async used(key: string, windowMs: number): Promise<number> {
+    const sql = `SELECT COALESCE(sum(n), 0)::int AS n FROM limit_quota_counts WHERE key = $1 AND at > clock_timestamp() - ${WINDOW}`;
+    return (await this.outage.run(() => this.pool.query<{ n: number }>(sql, [key, windowMs]))).rows[0]!.n;
+  }
+
   /** Hands back recipients not sent after all, once; a failure leaves them counted (too many, never too few). */
   private giveBack(id: string | null, granted: number): (n: number) => void {
     let open = id !== null;

@@ -118,6 +118,7 @@ describe('cluster-wide limits on PostgreSQL', () => {
     const before = await dbNow(three[0]!.pool);
     const taken = await Promise.all(Array.from({ length: 30 }, (_, i) => counts[i % 3]!.take('route:m365', quota, 2)));
     assert.equal(taken.reduce((s, t) => s + t.granted, 0), 25);
+    assert.equal(await three[0]!.limits.quotas().used('route:m365', quota.windowMs), 25, 'as `smarthost check` would show it');
     for (const t of taken.filter((x) => x.granted < 2)) {
       assert.ok(t.freesAt! >= before + quota.windowMs && t.freesAt! < before + quota.windowMs + 60_000, `frees a window after the first count (${t.freesAt})`);
     }

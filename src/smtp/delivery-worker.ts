@@ -38,9 +38,13 @@ parentPort!.on('message', (m: ToWorker) => {
     .finally(() => { if (--active === 0 && closing) closing(); });
 });
 
-/** A few connections are enough: each route asks one at a time, and holds are renewed in one statement. */
+/**
+ * A few connections are enough: each route asks one at a time, and holds are renewed in one
+ * statement. A database that stops answering must not hold deliveries for ever: past the
+ * timeouts a check fails, and the mail is deferred.
+ */
 function sharedLimits(o: NonNullable<typeof opts.limits>): PgLimits {
-  const pool = new pg.Pool({ max: 4, ...o.db });
+  const pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...o.db });
   pool.on('error', () => undefined); // an idle connection the server dropped: the next query reports the outage
   return new PgLimits(pool, { node: o.node, warn: (warning) => post({ n: 0, warning }) });
 }
