@@ -112,7 +112,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   const freeBytes = freeSpace(config.dataDir); // data_dir cannot change at a reload
   // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
   let users = new UserStore(config.auth.usersFile);
-  // in memory; on a shared store the lead's wiring hands in PgLimits' counts instead (queue/pg-limits.ts)
+  // in memory; on a shared store PgLimits' counts take their place (queue/pg-limits.ts)
   let throttle: AuthFailureCounts = new AuthThrottle(config.limits.authFailures);
   const accountThrottle = (r: Rate | undefined): AccountFailureCounts | undefined => (r ? new AccountThrottle(r) : undefined);
   let accounts = accountThrottle(config.limits.authFailuresPerAccount);
