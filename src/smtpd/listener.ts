@@ -16,7 +16,7 @@ import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import { EnvelopeAddresses } from './envelope-address.js';
-import { guardConnection, type Guard, type RawConnection } from './guard.js';
+import { guardConnection, type Guard } from './guard.js';
 import { intake } from './intake.js';
 import type { LineLedger } from './line-ledger.js';
 import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type LocalLookup } from './policy.js';
@@ -304,7 +304,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       const trusted = isTrusted(conn.remoteAddress, listen.trustedNetworks);
       conn.handshake = { ms: limits.tlsHandshakeTimeoutMs, onTimeout: () => handshakeTimeout(metas.get(conn.session.id)?.peer, conn.remoteAddress, 'STARTTLS') };
       // Postfix smtpd_forbid_bare_newline_exclusions = $mynetworks: trusted clients stay lenient
-      attachGuard(conn as unknown as RawConnection, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
+      attachGuard(conn, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
     },
     ...(listen.tls === 'implicit' ? {
       implicitHandshake: { ms: limits.tlsHandshakeTimeoutMs, onTimeout: (ip: string) => handshakeTimeout(undefined, ip, 'CONNECT') },
@@ -340,7 +340,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     log.lostConnection(p, after);
   }
 
-  function attachGuard(conn: RawConnection, lineEnds: LineLedger | undefined): void {
+  function attachGuard(conn: Connection, lineEnds: LineLedger | undefined): void {
     const guard = guardConnection(conn, {
       hostname: deps.hostname,
       starttlsRequired: listen.tls === 'starttls-required',
@@ -369,8 +369,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     closeAll() {
       for (const c of server.connections) {
         const r = replies.shuttingDown(deps.hostname);
-        (c as RawConnection).send(r.code, `${r.enhanced} ${r.text}`);
-        setTimeout(() => (c as RawConnection)._socket?.destroy(), 1000).unref();
+        (c as Connection).send(r.code, `${r.enhanced} ${r.text}`);
+        setTimeout(() => (c as Connection).socket?.destroy(), 1000).unref();
       }
     },
   });
