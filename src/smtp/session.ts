@@ -2,7 +2,6 @@
 // then any number of transactions, each returning one result per recipient.
 // Built on nodemailer's SMTPConnection; the only thing it cannot do for us is
 // a different NOTIFY/ORCPT per recipient (RFC 3461 §4), see nodemailer-seam.ts.
-import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
