@@ -218,8 +218,8 @@ describe('QueueManager', () => {
     await m.inflow(100); // behind: waits out maxMs
     assert.ok(Date.now() - start2 >= 90, `waited ${Date.now() - start2} ms`);
     const waiting = m.inflow(5000).then(() => { passed = true; });
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(passed, false);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(passed, false, 'behind: waits for room');
     release();
     await waiting;
     assert.equal(passed, true);

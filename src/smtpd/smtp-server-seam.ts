@@ -51,18 +51,24 @@ export class SeamConnection extends SMTPConnection {
     this._setListeners(ready);
   }
 
-  /** `_whenWritable()`: resume the parser once the replies are flushed, as the library's own handlers do. */
+  /** `_whenWritable()`: resume the parser once the replies are flushed, as the library's own handlers do (its socket is private too). */
   whenWritable(next: () => void): void {
     this._whenWritable(next);
   }
 
-  /** `_upgrading`: a STARTTLS handshake is under way (replies are dropped, lines discarded). */
+  /**
+   * `_upgrading`: a STARTTLS handshake is under way (replies are dropped, lines discarded). upgrade()
+   * shows the start, but a failed handshake has no public end short of the socket closing.
+   */
   get upgrading(): boolean { return this._upgrading; }
 
-  /** `_nextHandler`: the next line continues an AUTH exchange (SASL), it is not a command. */
+  /** `_nextHandler`: the next line continues an AUTH exchange (SASL), it is not a command; the library says so nowhere else. */
   get authContinues(): boolean { return !!this._nextHandler; }
 
-  /** `_handlerPending`: a command handler (ours: onAuth, onMailFrom, onRcptTo…) has not called back. */
+  /**
+   * `_handlerPending`: a command handler has not called back (ours: onAuth, onMailFrom, onRcptTo;
+   * or the library's own). Counting our callbacks would miss the library's.
+   */
   get handlerPending(): boolean { return this._handlerPending; }
 
   /** `_dataStream`: a DATA phase is open (message arriving, or waiting for onData's answer). */
@@ -74,10 +80,10 @@ export class SeamConnection extends SMTPConnection {
     return !!this._dataStream && !!parser && !parser._dataMode;
   }
 
-  /** `_closing`, `_closed`: close() was called or the socket is gone; nothing more may be sent. */
+  /** `_closing`, `_closed`: close() was called or the socket is gone; onClose only comes a turn later. */
   get ended(): boolean { return this._closing || this._closed; }
 
-  /** `_socket`: the socket replies are written to (the TLS one after STARTTLS). */
+  /** `_socket`: the socket replies are written to (the TLS one after STARTTLS); for cork() and destroy(). */
   get socket(): net.Socket | tls.TLSSocket { return this._socket; }
 }
 
