@@ -1,5 +1,5 @@
 // Every use of nodemailer's private members, in one place. nodemailer is pinned to
-// exactly 10.6.0 (package.json); test/library-seams.test.ts drives a real
+// exactly 10.6.0 (package.json); nodemailer-seam.test.ts drives a real
 // SMTPConnection against a real smtp-server over loopback through each member below
 // and fails when one disappears or changes meaning.
 //

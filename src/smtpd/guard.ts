@@ -15,7 +15,7 @@
 //    where the listener records line endings (line-ledger.ts)
 // The library state it reads (a handler pending, AUTH continuing, a STARTTLS handshake…)
 // comes from SeamConnection (smtp-server-seam.ts), and smtp-server's canned replies are
-// recognised by libraryReply() there, whose texts test/library-seams.test.ts checks.
+// recognised by libraryReply() there, whose texts smtp-server-seam.test.ts checks.
 import type { Reply } from '../mail/reply.js';
 import { replies } from '../mail/replies.js';
 import type { LineLedger } from './line-ledger.js';

@@ -12,7 +12,7 @@
 //
 // The library's private members (the parser, init()'s _setListeners(), the STARTTLS
 // state) are reached only through SeamConnection (smtp-server-seam.ts), which says
-// why each has no public way; test/library-seams.test.ts drives them in the real
+// why each has no public way; smtp-server-seam.test.ts drives them in the real
 // library. init(), upgrade(), send() and connect() are public methods replaced by
 // subclassing. test/e2e/greeting.test.ts fails if the greeting is held again or
 // early input is handled differently.

@@ -1,5 +1,5 @@
 // Every use of smtp-server's private members, in one place. smtp-server is pinned to
-// exactly 3.21.6 (package.json); test/library-seams.test.ts drives the real library
+// exactly 3.21.6 (package.json); smtp-server-seam.test.ts drives the real library
 // through each member below and fails when one disappears or changes meaning, and
 // when one of the canned reply texts we recognise changes.
 //
@@ -117,7 +117,9 @@ export type LibraryReply =
 /**
  * send(code, text) is the only sign of which canned reply smtp-server gives (it passes no
  * reason). The texts are 3.21.6's; the seam test makes the real library say each one.
- * 'Error: Command line too long' is the parser error our _createParser() reports.
+ * 'Error: Command line too long' is the parser error our _createParser() reports. Its 538 "Error:
+ * Must issue a STARTTLS command first" is not here: with allowInsecureAuth (listener.ts) smtp-server
+ * never sends it, the guard refuses AUTH before TLS itself.
  */
 const TEXTS: ReadonlyMap<string, LibraryReply> = new Map([
   ['Timeout - closing connection', 'timeout'],
