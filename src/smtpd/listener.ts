@@ -159,7 +159,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       }
       m.counted = true;
       deps.observe?.connection(listen.address, true);
-      (session as { disabledCommands?: string[] }).disabledCommands = disabled(session.secure);
+      session.disabledCommands = disabled(session.secure);
       log.connect(m.peer);
       const conn = conns.get(session.id);
       if (!listen.pregreetMs || m.trusted || !conn) return cb();
@@ -176,7 +176,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       const tlsSocket = socket as import('node:tls').TLSSocket;
       meta(session).tls = { version: tlsSocket.getProtocol() ?? 'TLS', cipher: tlsSocket.getCipher()?.name ?? 'unknown' };
       conns.get(session.id)?.observe(tlsSocket); // line endings inside TLS, before smtp-server reads them
-      (session as { disabledCommands?: string[] }).disabledCommands = disabled(true);
+      session.disabledCommands = disabled(true);
       cb();
     },
 
@@ -256,7 +256,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         ...(session.user ? { authUser: String(session.user), authMethod: m.authMethod ?? 'PLAIN' } : {}),
       };
       const recipients: Recipient[] = env.rcptTo.map((r) => {
-        const dsn = (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+        const dsn = r.dsn;
         return { address: exact(r), ...(dsn?.notify ? { notify: dsn.notify } : {}), ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}) };
       });
       const ret = typeof args.RET === 'string' ? args.RET.toUpperCase() : undefined;
