@@ -1,10 +1,9 @@
 // One SMTP session with an upstream: connect, (START)TLS per the policy, AUTH,
 // then any number of transactions, each returning one result per recipient.
 // Built on nodemailer's SMTPConnection; the only thing it cannot do for us is
-// a different NOTIFY/ORCPT per recipient (RFC 3461 §4), see RelayConnection.
-import type { Socket } from 'node:net';
+// a different NOTIFY/ORCPT per recipient (RFC 3461 §4), see nodemailer-seam.ts.
 import { TLSSocket } from 'node:tls';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { classifyConnectError, classifySendError, deferred, fromReply, oneLine, type Classified } from './classify.js';
 import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './policy.js';
@@ -12,38 +11,13 @@ import { explainMicrosoftReply, oauthContext, tokenClaims, type ReplyContext } f
 import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { AccessTokens } from '../oauth/token-source.js';
 import { replyOf } from './slow-down.js';
-import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
+import { SeamConnection as RelayConnection } from './nodemailer-seam.js';
 import { foldLongLines } from '../cleanup/line-fold.js';
 import { describeShape, shapeFix } from './password-file.js';
 
 /** Connection setup failed: every recipient of the attempt gets `result`. */
 export class SetupFailure extends Error {
   constructor(readonly result: Classified, readonly relay: string, readonly nextPeer: boolean) { super(result.dsn.reason); }
-}
-
-/** nodemailer's internals we read (it keeps no public copy of the EHLO facts, nor of the TLS socket after STARTTLS). */
-interface Internals { _recipientQueue: string[]; _supportedExtensions: string[]; _supportedAuth: string[]; _socket: TLSSocket | Socket | false }
-
-/**
- * nodemailer sends one NOTIFY/ORCPT for the whole envelope; RFC 3461 makes
- * them per recipient, so this subclass supplies each RCPT's own parameters.
- * _getDsnRcptToArgs is called right after the recipient is pushed onto
- * _recipientQueue (smtp-connection _sendRcpt), so the last entry is the one.
- */
-class RelayConnection extends SMTPConnection {
-  rcptArgs = new Map<string, string>();
-  /** The message data stream, with dot-stuffing by Buffer.indexOf instead of a loop per byte (see dot-stuff.ts). */
-  _createSendStream(callback: unknown): { _transform: TransformFn } {
-    const create = (SMTPConnection.prototype as unknown as { _createSendStream(cb: unknown): { _transform: TransformFn } })._createSendStream;
-    const stream = create.call(this, callback);
-    stream._transform = fastDotStuffing(stream._transform);
-    return stream;
-  }
-  _getDsnRcptToArgs(): string {
-    const self = this as unknown as Internals;
-    if (!self._supportedExtensions.includes('DSN')) return '';
-    return this.rcptArgs.get(self._recipientQueue[self._recipientQueue.length - 1] ?? '') ?? '';
-  }
 }
 
 /** RFC 3461 xtext for ENVID and ORCPT values. */
@@ -72,15 +46,15 @@ export class UpstreamSession {
    * at [mx] tls, where Node records the verification result without acting on it.
    */
   verifiedTls(): string | undefined {
-    const socket = (this.conn as unknown as Internals)._socket;
+    const socket = this.conn.socket;
     if (!this.conn.secure || !(socket instanceof TLSSocket)) return 'did not start TLS';
     if (!socket.authorized) return `has a certificate that does not verify (${socket.authorizationError})`;
     const version = socket.getProtocol();
     if (version === 'TLSv1' || version === 'TLSv1.1') return `negotiated ${version}, older than TLS 1.2`;
     return undefined;
   }
-  get offersDsn(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('DSN'); }
-  get offersSmtputf8(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('SMTPUTF8'); }
+  get offersDsn(): boolean { return this.conn.offers('DSN'); }
+  get offersSmtputf8(): boolean { return this.conn.offers('SMTPUTF8'); }
 
   /**
    * Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason.
@@ -148,7 +122,7 @@ export class UpstreamSession {
         `(${policy.tls === 'none' ? 'tls = "none"' : 'the server did not offer STARTTLS'}), and credentials are never sent in clear text; ` +
         `use tls = "encrypt" or "verify" (or allow_plaintext_auth = true, only for a local tunnel)`);
     }
-    const offered = (this.conn as unknown as Internals)._supportedAuth;
+    const offered = this.conn.authMechanisms;
     if (!this.conn.allowsAuth) { // nothing to log in to (Postfix sends without AUTH too); a later 5.7.x reply names the credentials
       this.authNote = `smarthost did not log in as "${username}": ${label} did not offer AUTH`;
       return undefined;
@@ -186,10 +160,10 @@ export class UpstreamSession {
       const dsn = { status: '5.6.7', reason: `SMTPUTF8 is required, but was not offered by host ${label}` } as const;
       return addrs.map((rcpt) => ({ rcpt, outcome: 'bounced', dsn, relay: this.relay, connectMs: 0, transmitMs: 0 }));
     }
-    this.conn.rcptArgs.clear();
+    this.conn.rcptParams.clear();
     for (const r of msg.recipients) {
       const args = [r.notify?.length ? `NOTIFY=${r.notify.join(',')}` : '', r.orcpt ? `ORCPT=${orcptArg(r.orcpt)}` : ''].filter(Boolean).join(' ');
-      if (args) this.conn.rcptArgs.set(r.address, ' ' + args);
+      if (args) this.conn.rcptParams.set(r.address, ' ' + args);
     }
     const body = foldLongLines(msg.body()); // lines > 998 octets broken with CRLF SPACE (line-fold.ts)
     this.lostBeforeData = false;

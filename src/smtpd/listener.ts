@@ -16,7 +16,7 @@ import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import { EnvelopeAddresses } from './envelope-address.js';
-import { guardConnection, type Guard, type RawConnection } from './guard.js';
+import { guardConnection, type Guard } from './guard.js';
 import { intake } from './intake.js';
 import type { LineLedger } from './line-ledger.js';
 import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type LocalLookup } from './policy.js';
@@ -160,7 +160,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       }
       m.counted = true;
       deps.observe?.connection(listen.address, true);
-      (session as { disabledCommands?: string[] }).disabledCommands = disabled(session.secure);
+      session.disabledCommands = disabled(session.secure);
       log.connect(m.peer);
       const conn = conns.get(session.id);
       if (!listen.pregreetMs || m.trusted || !conn) return cb();
@@ -177,7 +177,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       const tlsSocket = socket as import('node:tls').TLSSocket;
       meta(session).tls = { version: tlsSocket.getProtocol() ?? 'TLS', cipher: tlsSocket.getCipher()?.name ?? 'unknown' };
       conns.get(session.id)?.observe(tlsSocket); // line endings inside TLS, before smtp-server reads them
-      (session as { disabledCommands?: string[] }).disabledCommands = disabled(true);
+      session.disabledCommands = disabled(true);
       cb();
     },
 
@@ -240,7 +240,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         ...(session.user ? { authUser: String(session.user), authMethod: m.authMethod ?? 'PLAIN' } : {}),
       };
       const recipients: Recipient[] = env.rcptTo.map((r) => {
-        const dsn = (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+        const dsn = r.dsn;
         return { address: exact(r), ...(dsn?.notify ? { notify: dsn.notify } : {}), ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}) };
       });
       const ret = typeof args.RET === 'string' ? args.RET.toUpperCase() : undefined;
@@ -288,7 +288,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       const trusted = isTrusted(conn.remoteAddress, listen.trustedNetworks);
       conn.handshake = { ms: limits.tlsHandshakeTimeoutMs, onTimeout: () => handshakeTimeout(metas.get(conn.session.id)?.peer, conn.remoteAddress, 'STARTTLS') };
       // Postfix smtpd_forbid_bare_newline_exclusions = $mynetworks: trusted clients stay lenient
-      attachGuard(conn as unknown as RawConnection, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
+      attachGuard(conn, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
     },
     ...(listen.tls === 'implicit' ? {
       implicitHandshake: { ms: limits.tlsHandshakeTimeoutMs, onTimeout: (ip: string) => handshakeTimeout(undefined, ip, 'CONNECT') },
@@ -350,7 +350,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     log.lostConnection(p, after);
   }
 
-  function attachGuard(conn: RawConnection, lineEnds: LineLedger | undefined): void {
+  function attachGuard(conn: Connection, lineEnds: LineLedger | undefined): void {
     const guard = guardConnection(conn, {
       hostname: deps.hostname,
       starttlsRequired: listen.tls === 'starttls-required',
@@ -379,8 +379,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     closeAll() {
       for (const c of server.connections) {
         const r = replies.shuttingDown(deps.hostname);
-        (c as RawConnection).send(r.code, `${r.enhanced} ${r.text}`);
-        setTimeout(() => (c as RawConnection)._socket?.destroy(), 1000).unref();
+        (c as Connection).send(r.code, `${r.enhanced} ${r.text}`);
+        setTimeout(() => (c as Connection).socket?.destroy(), 1000).unref();
       }
     },
   });
