@@ -7,8 +7,8 @@
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import type { Server } from 'node:net';
-import { AccountThrottle } from './auth/account-throttle.js';
-import { AuthThrottle, plainAddress } from './auth/throttle.js';
+import { AccountThrottle, type AccountFailureCounts } from './auth/account-throttle.js';
+import { AuthThrottle, plainAddress, type AuthFailureCounts } from './auth/throttle.js';
 import { UserStore } from './auth/users-file.js';
 import { rewriteOutgoing, type SenderRules } from './cleanup/sender-rewrite.js';
 import type { Config } from './config/types.js';
@@ -112,8 +112,9 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   const freeBytes = freeSpace(config.dataDir); // data_dir cannot change at a reload
   // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
   let users = new UserStore(config.auth.usersFile);
-  let throttle = new AuthThrottle(config.limits.authFailures);
-  const accountThrottle = (r: Rate | undefined) => (r ? new AccountThrottle(r) : undefined);
+  // in memory; on a shared store PgLimits' counts take their place (queue/pg-limits.ts)
+  let throttle: AuthFailureCounts = new AuthThrottle(config.limits.authFailures);
+  const accountThrottle = (r: Rate | undefined): AccountFailureCounts | undefined => (r ? new AccountThrottle(r) : undefined);
   let accounts = accountThrottle(config.limits.authFailuresPerAccount);
 
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
@@ -149,7 +150,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     const deadMs = Math.min(60_000, c.queue.retryMinMs);
     // outbound SMTP on a second core by default; SMARTHOST_DELIVERY_THREAD=0 keeps it on this thread
     const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0' ? inlineOutbound(inlineTransport(c, deadMs), rules, dkim)
-      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules, dkim }, onSts);
+      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules, dkim }, onSts, (m) => log.warning(m, 'smtp'));
     const recipients = LocalRecipients.from(c.local, (m) => log.warning(m, 'local'));
     const local = new LocalTransport({
       recipients, maildir: c.local.maildir, hostname: c.hostname, chown: process.getuid?.() === 0,
@@ -210,16 +211,16 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   }
 
   /** `smarthost auth unblock`: forget the failed-AUTH counts of these client addresses (ALL: of every address and account). */
-  function unblock(ips: readonly string[] | 'ALL'): ControlReply {
-    const done = [...throttle.unblock(ips), ...(ips === 'ALL' ? accounts?.unblock('ALL') ?? [] : []).map((a) => `user ${a}`)];
+  async function unblock(ips: readonly string[] | 'ALL'): Promise<ControlReply> {
+    const done = [...await throttle.unblock(ips), ...(ips === 'ALL' ? await accounts?.unblock('ALL') ?? [] : []).map((a) => `user ${a}`)];
     if (done.length) log.authUnblocked(done);
     const missing = ips === 'ALL' ? [] : ips.filter((ip) => !done.includes(plainAddress(ip)));
     return { ok: true, done, missing };
   }
 
   /** `smarthost auth unblock --user NAME`: forget the failed-AUTH counts of these accounts. */
-  function unblockUsers(names: readonly string[] | 'ALL'): ControlReply {
-    const had = accounts?.unblock(names) ?? [];
+  async function unblockUsers(names: readonly string[] | 'ALL'): Promise<ControlReply> {
+    const had = await accounts?.unblock(names) ?? [];
     const done = had.map((a) => `user ${a}`);
     if (done.length) log.authUnblocked(done);
     return { ok: true, done, missing: names === 'ALL' ? [] : names.filter((n) => !had.includes(n)).map((n) => `user ${n}`) };

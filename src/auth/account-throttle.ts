@@ -4,24 +4,15 @@
 // 30 days ("known"); from anywhere else it gets 454 4.7.0 before any password check, so
 // the real user keeps working where they work and a guesser learns nothing, not even a
 // right password. The block ends when the oldest counted failure leaves the window, or
-// with `smarthost auth unblock --user NAME`. In memory only, like the per-address counts.
-import ipaddr from 'ipaddr.js';
+// with `smarthost auth unblock --user NAME`. In memory here, like the per-address counts; in
+// one table for every node on a shared store (queue/pg-limits-auth.ts).
 import type { Rate } from '../config/units.js';
-import { plainAddress } from './throttle.js';
+import { KNOWN_PLACE_MS as KNOWN_MS, KNOWN_PLACES_PER_ACCOUNT as KNOWN_PER_ACCOUNT, loginPlace } from '../mail/client-address.js';
+import type { Maybe } from './throttle.js';
 
 const MAX_TRACKED = 100_000; // accounts, bounds memory under an attack on many names
-const KNOWN_MS = 30 * 86_400_000;
-const KNOWN_PER_ACCOUNT = 32;
 
-/** Where a client logs in from: its address, or its /64 for IPv6 (privacy addresses change within it). */
-export function loginPlace(ip: string): string {
-  const plain = plainAddress(ip);
-  try {
-    const a = ipaddr.parse(plain);
-    if (a.kind() === 'ipv6') return `${(a as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16)).join(':')}::/64`;
-  } catch { /* not an address: as given */ }
-  return plain;
-}
+export { loginPlace };
 
 /** Keeps at most `max` keys: the oldest inserted goes first. */
 function bound<V>(map: Map<string, V>, max: number): void {
@@ -32,7 +23,22 @@ function bound<V>(map: Map<string, V>, max: number): void {
   }
 }
 
-export class AccountThrottle {
+/** Failed-AUTH counts per account and the places it logs in from; the cluster-wide one rejects when it cannot ask its store. */
+export interface AccountFailureCounts {
+  readonly rate: Rate;
+  /** How long the account stays closed to unknown addresses: 0 when it is not over its budget. */
+  blockedForMs(account: string): Maybe<number>;
+  /** How long this address must wait to log in as this account: 0 when it may try now. */
+  retryAfterMs(account: string, ip: string): Maybe<number>;
+  /** Counts a failure; returns how long the account is now closed to unknown addresses (0: under its budget). */
+  fail(account: string): Maybe<number>;
+  /** A good login: this address is known for this account from now on (for 30 days). */
+  succeeded(account: string, ip: string): Maybe<void>;
+  /** Forgets the failures of these accounts ('ALL': of every account); returns those that had any. Known addresses stay. */
+  unblock(accounts: readonly string[] | 'ALL'): Maybe<string[]>;
+}
+
+export class AccountThrottle implements AccountFailureCounts {
   private readonly failures = new Map<string, number[]>();
   private readonly known = new Map<string, Map<string, number>>();
   constructor(readonly rate: Rate) {}

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Dsn } from '../mail/delivery.js';
 import type { Envelope } from '../mail/envelope.js';
+import { splitMessage } from '../mail/header-section.js';
 
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
 
@@ -215,7 +216,7 @@ interface Returned { readonly type: string; readonly description: string; readon
 function returnedContent(input: DsnInput, kind: Kind, global: boolean): Returned {
   const original = crlf(input.original);
   const headersOnly = (description: string, note: string): Returned => ({
-    type: global ? 'message/global-headers' : 'text/rfc822-headers', description, body: headerSection(original), note,
+    type: global ? 'message/global-headers' : 'text/rfc822-headers', description, body: splitMessage(original).head, note,
   });
   if (kind === 'delay') return headersOnly('Delayed Message Headers', '');
   if (kind === 'success') return headersOnly('Delivered Message Headers', '');
@@ -237,13 +238,6 @@ function crlf(buf: Buffer): Buffer {
   let s = buf.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
   if (s.length > 0 && !s.endsWith('\r\n')) s += '\r\n';
   return Buffer.from(s, 'latin1');
-}
-
-/** The header section up to and including the CRLF before the empty line (RFC 5322 §2.1). */
-function headerSection(message: Buffer): Buffer {
-  if (message.subarray(0, 2).toString('latin1') === '\r\n') return Buffer.alloc(0);
-  const end = message.indexOf('\r\n\r\n');
-  return end < 0 ? message : message.subarray(0, end + 2);
 }
 
 function longestLine(buf: Buffer): number {

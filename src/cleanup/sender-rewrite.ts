@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import type { OutgoingMessage } from '../mail/delivery.js';
 import { domainOf } from '../mail/address.js';
+import { readHead } from '../mail/header-section.js';
 
 export interface SenderRules {
   /** As in the config: an exact address, or "@domain" for every address there -> the new address. Keys match case-insensitively. */
@@ -251,36 +252,9 @@ export function rewriteHead(head: Buffer, rules: SenderRules): Buffer {
 // ---------------------------------------------------------------------------------------------
 // The message as it leaves
 
-const HEAD_LIMIT = 1024 * 1024;   // a header section longer than this is left alone, not buffered
-const HEAD_END = Buffer.from('\r\n\r\n');
 
 function toBuffer(chunk: unknown): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-}
-
-/** The header section up to and including the first CRLFCRLF, or undefined when there is none within HEAD_LIMIT. Destroys the stream. */
-export async function readHead(body: Readable): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  let tail = Buffer.alloc(0);   // the last bytes before this chunk, where a CRLFCRLF split across chunks begins
-  try {
-    for await (const raw of body) {
-      const chunk = toBuffer(raw);
-      const window = Buffer.concat([tail, chunk]);
-      const at = window.indexOf(HEAD_END);
-      chunks.push(chunk);
-      if (at >= 0) {
-        const end = length - tail.length + at + HEAD_END.length;
-        return end <= HEAD_LIMIT ? Buffer.concat(chunks).subarray(0, end) : undefined;
-      }
-      length += chunk.length;
-      if (length >= HEAD_LIMIT) return undefined;
-      tail = window.subarray(Math.max(0, window.length - HEAD_END.length + 1));
-    }
-    return undefined;
-  } finally {
-    body.destroy();   // leaving for-await early destroys it too; this also covers a stream that ended
-  }
 }
 
 /** `head`, then what `open()` gives after its first `skip` bytes. Opens the source only when read; destroys it when done, failed or abandoned. */

@@ -3,6 +3,7 @@
 // its bytes (Postfix postcat -q). Reads the spool files directly, so it works
 // with the daemon stopped.
 import { parseDuration } from '../config/units.js';
+import { splitMessage } from '../mail/header-section.js';
 import { errorCode, isPermission, mapBounded } from '../queue/bounded.js';
 import { FsSpool, type QueueListing } from '../queue/fs-spool.js';
 import type { QueueEntry } from '../queue/spool.js';
@@ -206,9 +207,8 @@ async function printMessage(spool: FsSpool, id: string, part: 'headers' | 'body'
   const chunks: Buffer[] = [];
   for await (const c of spool.open(id)) chunks.push(c as Buffer);
   const bytes = Buffer.concat(chunks);
-  const end = bytes.indexOf('\r\n\r\n');
-  const split = end < 0 ? bytes.length : end + 2;
-  const out = part === 'raw' ? bytes : part === 'headers' ? bytes.subarray(0, split) : bytes.subarray(end < 0 ? bytes.length : end + 4);
+  const { head, body } = splitMessage(bytes);
+  const out = part === 'raw' ? bytes : part === 'headers' ? head : body;
   await new Promise<void>((resolve, reject) => process.stdout.write(out, (err) => err ? reject(err) : resolve()));
 }
 

@@ -1,6 +1,7 @@
 // `smarthost user add|del|list|passwd NAME`: the SASL users of inbound AUTH.
 // Passwords are prompted (not echoed) or read from stdin with --password-stdin.
 import readline from 'node:readline';
+import { Writable } from 'node:stream';
 import { hashPassword, readUsers, validUserName, writeUsers } from '../auth/users-file.js';
 import { EXIT, spoolConfigOrReport, UsageError } from './common.js';
 
@@ -23,10 +24,12 @@ async function readPassword(fromStdin: boolean, action: string, name: string): P
     return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
   }
   const ask = (q: string) => new Promise<string>((resolve) => {
-    const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-    // mute the echo of what is typed
-    (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => { if (s.includes(q)) process.stderr.write(q); };
+    // readline echoes what is typed to its output: give it one that drops everything while muted
+    let muted = false;
+    const output = new Writable({ write(chunk, _enc, done) { if (!muted) process.stderr.write(chunk); done(); } });
+    const rl = readline.createInterface({ input: process.stdin, output, terminal: true });
     rl.question(q, (a) => { rl.close(); process.stderr.write('\n'); resolve(a); });
+    muted = true;
   });
   const a = await ask('Password: ');
   const b = await ask('Again: ');

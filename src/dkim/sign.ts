@@ -9,10 +9,10 @@ import { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { foldLongLines } from '../cleanup/line-fold.js';
-import { readHead } from '../cleanup/sender-rewrite.js';
 import type { OutgoingMessage } from '../mail/delivery.js';
+import { headerFields, readHead } from '../mail/header-section.js';
 import { parseTags, type DkimAlgorithm } from './key.js';
-import { dkimSignature, headerFields, RelaxedBodyHash } from './signer.js';
+import { dkimSignature, RelaxedBodyHash } from './signer.js';
 
 /** One [[dkim]] as the delivery thread gets it: plain values (the key as PEM), no KeyObject. */
 export interface DkimSigner {

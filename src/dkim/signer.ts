@@ -7,6 +7,7 @@
 // (3) hashes the body a byte at a time, some 4 times the CPU of this. Tests check this signer
 // against mailauth's body hash and verify its output with mailauth and python3-dkim.
 import crypto, { type KeyObject } from 'node:crypto';
+import type { HeaderField } from '../mail/header-section.js';
 import type { DkimAlgorithm } from './key.js';
 
 /** Relaxed body canonicalization (§3.4.4) into SHA-256, fed the body in any chunking. */
@@ -42,19 +43,6 @@ export class RelaxedBodyHash {
     this.partial = '';
     return this.hash.digest('base64');
   }
-}
-
-/** One header field as it stands: its name (lower case) and its text without the final CRLF. */
-export interface HeaderField { readonly name: string; readonly raw: string }
-
-/** The fields of a header section (latin1 text, CRLF line ends), continuation lines kept. */
-export function headerFields(head: string): HeaderField[] {
-  const out: Array<{ name: string; raw: string }> = [];
-  for (const line of head.split('\r\n')) {
-    if (/^[ \t]/.test(line) && out.length) out[out.length - 1]!.raw += `\r\n${line}`;
-    else if (line.includes(':')) out.push({ name: line.slice(0, line.indexOf(':')).replace(/[ \t]+$/, '').toLowerCase(), raw: line });
-  }
-  return out;
 }
 
 /** Relaxed header canonicalization (§3.4.2), without the CRLF. WSP is SP and HTAB only. */

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { parseDuration } from '../config/units.js';
 import { entryFilter, FilterError, STATES, toJson } from '../queue/filter.js';
+import { splitMessage } from '../mail/header-section.js';
 import type { QueueEntry } from '../queue/spool.js';
 import { fail } from './server.js';
 
@@ -77,10 +78,9 @@ export function registerQueue(app: FastifyInstance, q: QueueAccess): void {
     const e = await q.get(req.params.id);
     if (!e) return fail(reply, 404, 'not_found', `no message ${req.params.id} in the queue (delivered, deleted, or never queued)`);
     const bytes = await head(q.open(e.envelope.id), 64 * 1024);
-    const text = bytes.toString('utf8');
-    const end = text.indexOf('\r\n\r\n');
-    const headers = end < 0 ? text : text.slice(0, end);
-    const preview = end < 0 ? '' : text.slice(end + 4, end + 4 + 4096);
+    const parts = splitMessage(bytes);
+    const headers = parts.head.toString('utf8').replace(/\r\n$/, '');
+    const preview = parts.body.subarray(0, 4096).toString('utf8');
     return { ...toJson(e), client: e.envelope.client, headers, preview, truncated: e.envelope.size > bytes.length };
   });
 

@@ -5,6 +5,7 @@
 // (through `resubmit`, so this folder never touches the spool).
 import { domainOf } from '../mail/address.js';
 import { outcomeOf, type Dsn, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
+import { splitMessage } from '../mail/header-section.js';
 import { deliverToMaildir } from './maildir.js';
 import type { LocalRecipients, LocalTarget } from './recipients.js';
 
@@ -92,8 +93,7 @@ async function readAll(msg: OutgoingMessage): Promise<Buffer> {
 
 /** The header section (UTF-8, RFC 6532), at most MAX_HEAD bytes: enough for the Delivered-To check. */
 function headerSection(message: Buffer): string {
-  const end = message.indexOf('\r\n\r\n');
-  return message.subarray(0, end < 0 ? Math.min(message.length, MAX_HEAD) : Math.min(end + 2, MAX_HEAD)).toString('utf8');
+  return splitMessage(message).head.subarray(0, MAX_HEAD).toString('utf8');
 }
 
 function deliveredTo(head: string): string[] {

@@ -4,7 +4,7 @@
 // the same identity check delivery uses (smtp/policy.ts connectionOptions).
 import type tls from 'node:tls';
 
-/** OpenSSL's verify codes as Node reports them, in the words of its error messages (which explainTls reads). */
+/** OpenSSL's verify codes as Node reports them, in the words of its error messages (which smtp/wording.ts tlsAdvice reads). */
 const CHAIN_ERRORS: Record<string, string> = {
   CERT_HAS_EXPIRED: 'certificate has expired',
   CERT_NOT_YET_VALID: 'certificate is not yet valid',

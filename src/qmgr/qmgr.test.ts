@@ -16,6 +16,11 @@ import { QueueManager, type Transports } from './qmgr.js';
 
 type Script = (rcpt: string, attempt: number) => RcptResult['outcome'];
 
+/** The queue gauge without the oldest arrival. */
+const pick = ({ active, deferred, held }: ReturnType<QueueManager['snapshot']>) => ({ active, deferred, held });
+/** The one message waits for its time: neither in delivery nor in line for it (what snapshot() counts as active). */
+const waits = (m: QueueManager) => { const s = m.snapshot(); return s.active === 0 && s.deferred === 1; };
+
 class RecordingTransport implements Transports {
   calls: Array<{ dest: Destination; msg: OutgoingMessage }> = [];
   forgot = 0;
@@ -97,7 +102,8 @@ describe('QueueManager', () => {
     const env = await put('a@client.test', ['ok@example.net', 'x@broken.example']);
     m.enqueue(env);
     await until(async () => (await spool.get(env.id))?.state.recipients.some((r) => r.state === 'deferred') ?? false, 'deferred state');
-    await new Promise((r) => setTimeout(r, 100));
+    // the attempt has ended and the message waits for its retry: not in delivery, nor in line for it
+    await until(() => waits(m), 'the attempt to end');
     assert.equal(t.calls.length, 1, 'the delivered recipient is not sent again');
     const state = (await spool.get(env.id))!.state;
     assert.deepEqual(state.recipients.map((r) => [r.address, r.state]), [['ok@example.net', 'sent'], ['x@broken.example', 'deferred']]);
@@ -114,7 +120,7 @@ describe('QueueManager', () => {
     await first.close();
     const second = qmgr(t);
     await second.start();
-    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(waits(second), 'recovered to wait for its saved next attempt, not put in line');
     assert.equal(t.calls.length, 1, 'not retried before its time');
     assert.deepEqual(second.flush('ALL').done, [env.id]);
     assert.equal(t.forgot, 1);
@@ -146,7 +152,7 @@ describe('QueueManager', () => {
     assert.deepEqual((await m.hold([env.id], true)).done, [env.id]);
     assert.equal((await spool.get(env.id))!.state.held, true);
     m.flush([env.id]);
-    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(pick(m.snapshot()), { active: 0, deferred: 0, held: 1 }, 'a held message is not put in line by flush');
     assert.equal(t.calls.length, 1);
     await m.hold([env.id], false);
     await until(() => t.calls.length === 2, 'retry on release');
@@ -165,9 +171,12 @@ describe('QueueManager', () => {
     const two = await put('a@client.test', ['two@example.org']);
     m.enqueue(one);
     m.enqueue(two);
-    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(pick(m.snapshot()), { active: 0, deferred: 3, held: 0 }, 'nothing is put in line by itself');
     assert.equal(t.calls.length, 0, 'nothing is tried by itself');
-    await Promise.race([m.inflow(), new Promise((_, no) => setTimeout(() => no(new Error('inflow() waited')), 50))]);
+    let letIn = false;
+    void m.inflow().then(() => { letIn = true; });
+    await new Promise((r) => setImmediate(r));
+    assert.ok(letIn, 'inflow() does not wait');
     assert.deepEqual(m.flush([one.id]), { done: [one.id], missing: [] });
     await until(async () => (await spool.get(one.id))?.state.recipients[0]!.attempts === 1, 'the flushed attempt');
     assert.deepEqual(t.calls.map((c) => c.msg.id), [one.id]);
@@ -186,7 +195,7 @@ describe('QueueManager', () => {
     m.enqueue(env);
     await m.hold([env.id], true);
     await m.hold([env.id], false); // a release does not bypass the deferral either
-    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(waits(m), 'released, not put in line');
     assert.equal(t.calls.length, 0);
     m.reconfigure({ routes: { localDomains: ['relay.test'], routes: [] }, hostname: 'relay.test',
       queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false } });
@@ -209,8 +218,8 @@ describe('QueueManager', () => {
     await m.inflow(100); // behind: waits out maxMs
     assert.ok(Date.now() - start2 >= 90, `waited ${Date.now() - start2} ms`);
     const waiting = m.inflow(5000).then(() => { passed = true; });
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(passed, false);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(passed, false, 'behind: waits for room');
     release();
     await waiting;
     assert.equal(passed, true);

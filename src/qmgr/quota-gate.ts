@@ -3,56 +3,78 @@
 // so a crash at any moment can only leave recipients counted that were never sent, never the
 // reverse. Recipients that were not sent are handed back after the attempt. Those over the
 // quota are deferred (never bounced), and come back when the oldest counted ones leave the window.
+// The counts live in data_dir/quota.json on one node, or in the store's database for several
+// (queue/pg-limits-quota.ts); either is a `QuotaCounts`.
 import type { Rate } from '../config/units.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import { QuotaFile } from '../queue/quota-file.js';
 import type { Destination } from '../route/route.js';
-import { QuotaLedger, type QuotaState } from './quota.js';
+import { QuotaLedger, type QuotaState, type Taken } from './quota.js';
 
 const DAY = 86_400_000;
 
+/** Where route quotas are counted. */
+export interface QuotaCounts {
+  /** Where the counts are kept, for the reason of a deferral when one cannot be recorded. */
+  readonly where: string;
+  /**
+   * Counts up to `n` recipients against the route key's quota and resolves once the count is
+   * durable (it survives a crash). Rejects when it cannot be recorded; nothing is counted then.
+   */
+  take(key: string, quota: Rate, n: number): Promise<Taken>;
+}
+
+/** This node's counts (quota.ts), written to data_dir/quota.json before a take resolves. */
+class FileQuotaCounts implements QuotaCounts {
+  constructor(private readonly ledger: QuotaLedger, private readonly file: QuotaFile, private readonly now: () => number) {}
+
+  get where(): string { return this.file.file; }
+
+  async take(key: string, quota: Rate, n: number): Promise<Taken> {
+    const taken = this.ledger.take(key, quota, n, this.now());
+    if (taken.granted === 0) return taken;
+    try { await this.file.save(); } catch (e) {
+      taken.giveBack(taken.granted);
+      throw e;
+    }
+    // counts only go down: waiting for the disk would gain nothing, and the next count writes it again
+    return { ...taken, giveBack: (k) => { taken.giveBack(k); if (k > 0) this.file.save().catch(() => undefined); } };
+  }
+}
+
 export class QuotaGate {
-  private constructor(private readonly ledger: QuotaLedger, private readonly file: QuotaFile, private readonly now: () => number) {}
+  constructor(private readonly counts: QuotaCounts) {}
 
   /** Reads data_dir/quota.json; a file that cannot be read counts every quota as used up for one window from its last change. */
   static async open(dataDir: string, warn: (message: string) => void, now: () => number = Date.now): Promise<QuotaGate> {
     const ledger = await readLedger(dataDir, warn, now);
-    const gate: QuotaGate = new QuotaGate(ledger, new QuotaFile(dataDir, () => JSON.stringify(gate.ledger)), now);
-    return gate;
+    return new QuotaGate(new FileQuotaCounts(ledger, new QuotaFile(dataDir, () => JSON.stringify(ledger)), now));
   }
 
   /** Delivers through `send` what the destination's quota allows; one result per recipient. */
   async deliver(dest: Destination, msg: OutgoingMessage, send: (msg: OutgoingMessage) => Promise<RcptResult[]>): Promise<RcptResult[]> {
     const quota = dest.kind === 'upstream' ? dest.upstream.quota : undefined;
     if (!quota || dest.kind !== 'upstream') return send(msg);
-    const taken = this.ledger.take(dest.key, quota, msg.recipients.length, this.now());
+    let taken: Taken;
+    try {
+      taken = await this.counts.take(dest.key, quota, msg.recipients.length);
+    } catch (e) {
+      return allRecipients(msg.recipients.map((r) => r.address), 'deferred',
+        { status: '4.3.0', reason: `cannot record the quota count in ${this.counts.where} (${(e as Error).message}), so nothing was sent` }, 'none', 0);
+    }
     const going = msg.recipients.slice(0, taken.granted);
     const over = taken.freesAt === undefined ? [] : allRecipients(msg.recipients.slice(taken.granted).map((r) => r.address), 'deferred',
       { status: '4.4.5', reason: usedUp(dest.name, quota, taken.freesAt) }, 'none', 0).map((r) => ({ ...r, notBefore: taken.freesAt! }));
     if (!going.length) return over;
-    try {
-      await this.file.save();
-    } catch (e) {
-      taken.giveBack(going.length);
-      return [...allRecipients(going.map((r) => r.address), 'deferred',
-        { status: '4.3.0', reason: `cannot record the quota count in ${this.file.file} (${(e as Error).message}), so nothing was sent` }, 'none', 0), ...over];
-    }
     let results: RcptResult[];
     try {
       results = await send({ ...msg, recipients: going });
     } catch (e) {
       taken.giveBack(going.length);
-      this.saveLater();
       throw e;
     }
-    const unsent = results.filter((r) => r.outcome !== 'sent').length;
-    taken.giveBack(unsent);
-    if (unsent) this.saveLater(); // counts only went down: waiting for the disk would gain nothing
+    taken.giveBack(results.filter((r) => r.outcome !== 'sent').length);
     return [...results, ...over];
-  }
-
-  private saveLater(): void {
-    this.file.save().catch(() => { /* the next count writes it again */ });
   }
 }
 

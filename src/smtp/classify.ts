@@ -172,6 +172,11 @@ export function postponed(text: string): Failure {
   return make('connect', 'policy', '4.4.5', text);
 }
 
+/** The shared store of cluster-wide limits cannot be asked: nothing is sent unchecked (4.3.0, "mail system" trouble). */
+export function limitsUnavailable(text: string): Failure {
+  return make('connect', 'network', '4.3.0', text);
+}
+
 /** A 5xx the route's provider documents as a limit that passes (a daily quota): deferred as 4.x.x, not bounced. */
 export function limitThatPasses(f: Failure): Failure {
   const { fix: _refusal, ...rest } = f; // the advice for a refusal (read the reply, change the sender) does not apply

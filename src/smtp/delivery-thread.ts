@@ -5,6 +5,7 @@
 // longer share one core. Messages cross as plain values: the destination (a
 // frozen config slice), the envelope, and the results.
 import { Worker } from 'node:worker_threads';
+import type { PoolConfig } from 'pg';
 import type { MxConfig } from '../config/types.js';
 import type { SenderRules } from '../cleanup/sender-rewrite.js';
 import type { DkimSigner } from '../dkim/sign.js';
@@ -20,6 +21,12 @@ export interface DeliveryThreadOptions {
   readonly rules: SenderRules;
   /** [[dkim]] keys, applied after sender rewriting. */
   readonly dkim: readonly DkimSigner[];
+  /**
+   * On a shared store: the database the routes' rate and concurrency are counted in for every
+   * node (queue/pg-limits.ts). The worker opens its own small pool (a pg.Pool cannot cross
+   * threads), so `db` holds plain values only. Absent: this process alone counts them.
+   */
+  readonly limits?: { readonly db: PoolConfig; readonly node: string };
 }
 
 /** What goes to the worker: everything of an OutgoingMessage but its body, which the worker reads itself. */
@@ -34,7 +41,9 @@ export type FromWorker =
   | { readonly n: number; readonly results: RcptResult[] }
   | { readonly n: number; readonly error: string }
   /** Something MTA-STS reports for the log and metrics, which live on the main thread. */
-  | { readonly n: 0; readonly sts: StsEvent };
+  | { readonly n: 0; readonly sts: StsEvent }
+  /** A line for the log (the cluster limits' database lost or back). */
+  | { readonly n: 0; readonly warning: string };
 
 /** The SmtpTransport's interface, served by a worker thread. */
 export class DeliveryThread {
@@ -44,7 +53,11 @@ export class DeliveryThread {
   private closing = false;
   private exited = false;
 
-  constructor(private readonly opts: DeliveryThreadOptions, private readonly onSts: (e: StsEvent) => void = () => {}) {
+  constructor(
+    private readonly opts: DeliveryThreadOptions,
+    private readonly onSts: (e: StsEvent) => void = () => {},
+    private readonly onWarning: (message: string) => void = () => {},
+  ) {
     this.worker = this.spawn();
   }
 
@@ -54,6 +67,7 @@ export class DeliveryThread {
     this.exited = false;
     worker.on('message', (m: FromWorker) => {
       if ('sts' in m) return this.onSts(m.sts);
+      if ('warning' in m) return this.onWarning(m.warning);
       const p = this.pending.get(m.n);
       if (!p) return;
       this.pending.delete(m.n);

@@ -1,10 +1,13 @@
 // The worker side of delivery-thread.ts: an SmtpTransport of its own, the
 // spool opened read-only for message bodies, sender rewriting then DKIM signing on the way out.
+// On a shared store, its own small pool to the database of the cluster-wide route limits.
 import { parentPort, workerData } from 'node:worker_threads';
+import pg from 'pg';
 import { rewriteOutgoing } from '../cleanup/sender-rewrite.js';
 import { MtaSts } from '../mta-sts/mta-sts.js';
 import { signOutgoing } from '../dkim/sign.js';
 import { FsSpool } from '../queue/fs-spool.js';
+import { PgLimits } from '../queue/pg-limits.js';
 import { resolverFor } from '../route/mx.js';
 import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
 import { SmtpTransport } from './transport.js';
@@ -14,14 +17,15 @@ const spool = new FsSpool(opts.dataDir);
 const post = (m: FromWorker) => parentPort!.postMessage(m);
 const resolver = resolverFor(opts.mx.nameservers);
 const sts = opts.mx.mtaSts ? new MtaSts({ resolver, dataDir: opts.dataDir, onEvent: (e) => post({ n: 0, sts: e }) }) : undefined;
-const transport = new SmtpTransport({ ehloName: opts.ehloName, mx: opts.mx, resolver, deadMs: opts.deadMs, ...(sts ? { sts } : {}) });
+const limits = opts.limits ? sharedLimits(opts.limits) : undefined;
+const transport = new SmtpTransport({ ehloName: opts.ehloName, mx: opts.mx, resolver, deadMs: opts.deadMs, ...(sts ? { sts } : {}), ...(limits ? { shared: limits.routes() } : {}) });
 let active = 0;
 let closing: (() => void) | undefined;
 
 parentPort!.on('message', (m: ToWorker) => {
   if (m.op === 'forgetDead') return transport.forgetDead();
   if (m.op === 'close') {
-    const done = () => { void transport.close().then(() => post({ n: m.n, results: [] })); };
+    const done = () => { void transport.close().then(() => { limits?.close(); return limits?.pool.end(); }).catch(() => undefined).then(() => post({ n: m.n, results: [] })); };
     if (active === 0) done(); else closing = done;
     return;
   }
@@ -33,3 +37,14 @@ parentPort!.on('message', (m: ToWorker) => {
     .then((results) => post({ n: m.n, results }), (e: Error) => post({ n: m.n, error: e.message }))
     .finally(() => { if (--active === 0 && closing) closing(); });
 });
+
+/**
+ * A few connections are enough: each route asks one at a time, and holds are renewed in one
+ * statement. A database that stops answering must not hold deliveries for ever: past the
+ * timeouts a check fails, and the mail is deferred.
+ */
+function sharedLimits(o: NonNullable<typeof opts.limits>): PgLimits {
+  const pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...o.db });
+  pool.on('error', () => undefined); // an idle connection the server dropped: the next query reports the outage
+  return new PgLimits(pool, { node: o.node, warn: (warning) => post({ n: 0, warning }) });
+}

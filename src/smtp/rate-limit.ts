@@ -1,6 +1,9 @@
 // A per-upstream message rate ("30/1m"): at most `count` messages in any
 // window of `windowMs`, as the upstream counts them. Deliveries over the
 // limit wait for a permit in arrival order; nothing is refused here.
+// RateLimiter counts for this process; on a shared store the transport takes
+// its permits and connection slots from `SharedRouteLimits` instead
+// (queue/pg-limits.ts), so every node counts against one limit.
 import type { Rate } from '../config/units.js';
 
 /** Time, injectable so tests run on a fake clock. */
@@ -18,7 +21,22 @@ export const systemClock: Clock = {
 /** One message's right to go; `release(true)` once it was handed to the upstream, `release(false)` if it never was. */
 export interface Permit { release(used: boolean): void }
 
-export class RateLimiter {
+/**
+ * A limit a delivery waits for: `acquire()` resolves with a permit once one more fits, in
+ * arrival order. An in-process gate never rejects; a shared one rejects when its store cannot
+ * be asked, and the delivery is then deferred ("not now"), never sent past the limit.
+ */
+export interface Gate { acquire(): Promise<Permit> }
+
+/** Cluster-wide limits of routes, by route key ("relay", "route:m365"), shared by every node on a store. */
+export interface SharedRouteLimits {
+  /** The route's `rate`, counted for every node. */
+  rate(key: string, rate: Rate): Gate;
+  /** The route's `concurrency`, as connection slots held by every node (besides each node's own count). */
+  slots(key: string, concurrency: number): Gate;
+}
+
+export class RateLimiter implements Gate {
   /** When each message of the last window finished, oldest first. */
   private readonly finished: number[] = [];
   private inFlight = 0;

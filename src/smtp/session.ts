@@ -1,10 +1,9 @@
 // One SMTP session with an upstream: connect, (START)TLS per the policy, AUTH,
 // then any number of transactions, each returning one result per recipient.
 // Built on nodemailer's SMTPConnection; the only thing it cannot do for us is
-// a different NOTIFY/ORCPT per recipient (RFC 3461 §4), see RelayConnection.
-import type { Socket } from 'node:net';
+// a different NOTIFY/ORCPT per recipient (RFC 3461 §4), see nodemailer-seam.ts.
 import { TLSSocket } from 'node:tls';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { connectFailure, loginFailure, noGreeting, replied, sendFailure, sentDsn, smtputf8Missing, tlsOnPlainPort, tokenFailure, type Where } from './classify.js';
 import { dsnOf, fallsBackToPlaintext, outcomeOf, replyLine, triesNextPeer, type Failure } from './failure.js';
@@ -15,7 +14,7 @@ import { authMechanismsAdvice, authPlaintextAdvice, authRejectedAdvice, starttls
 import { explainMicrosoftReply, oauthContext, tokenClaims, type ReplyContext } from '../oauth/microsoft-replies.js';
 import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { AccessTokens } from '../oauth/token-source.js';
-import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
+import { SeamConnection as RelayConnection } from './nodemailer-seam.js';
 import { foldLongLines } from '../cleanup/line-fold.js';
 import { describeShape, shapeFix } from './password-file.js';
 
@@ -29,39 +28,11 @@ export class SetupFailure extends Error {
 /** A recipient's result with the failure behind it, for the transport's decisions (slow down, provider rules). */
 export type SmtpResult = RcptResult & { readonly failure?: Failure };
 
-/**
- * nodemailer's internals we read (it keeps no public copy of the EHLO facts, nor of the TLS socket after STARTTLS).
- * _ehloLines: its own _supportedAuth keeps only the mechanisms it implements, and a refusal must list all offered.
- */
-interface Internals { _recipientQueue: string[]; _supportedExtensions: string[]; _ehloLines?: string[]; _socket: TLSSocket | Socket | false }
-
 /** Where a failure happened, and the settings its fix names. */
 function whereOf(peer: Peer, policy: Policy): Where {
   const mx = policy.label.startsWith('MX of ');
   return { label: `${peer.host}[${peer.ip}]`, host: peer.host, port: peer.port, timeoutMs: policy.timeoutMs, tls: policy.tls,
     portKnob: mx ? '[mx] port' : 'url', timeoutKnob: mx ? '[mx] timeout' : `timeout in ${policy.label}` };
-}
-
-/**
- * nodemailer sends one NOTIFY/ORCPT for the whole envelope; RFC 3461 makes
- * them per recipient, so this subclass supplies each RCPT's own parameters.
- * _getDsnRcptToArgs is called right after the recipient is pushed onto
- * _recipientQueue (smtp-connection _sendRcpt), so the last entry is the one.
- */
-class RelayConnection extends SMTPConnection {
-  rcptArgs = new Map<string, string>();
-  /** The message data stream, with dot-stuffing by Buffer.indexOf instead of a loop per byte (see dot-stuff.ts). */
-  _createSendStream(callback: unknown): { _transform: TransformFn } {
-    const create = (SMTPConnection.prototype as unknown as { _createSendStream(cb: unknown): { _transform: TransformFn } })._createSendStream;
-    const stream = create.call(this, callback);
-    stream._transform = fastDotStuffing(stream._transform);
-    return stream;
-  }
-  _getDsnRcptToArgs(): string {
-    const self = this as unknown as Internals;
-    if (!self._supportedExtensions.includes('DSN')) return '';
-    return this.rcptArgs.get(self._recipientQueue[self._recipientQueue.length - 1] ?? '') ?? '';
-  }
 }
 
 /** RFC 3461 xtext for ENVID and ORCPT values. */
@@ -91,15 +62,15 @@ export class UpstreamSession {
    * at [mx] tls, where Node records the verification result without acting on it.
    */
   verifiedTls(): string | undefined {
-    const socket = (this.conn as unknown as Internals)._socket;
+    const socket = this.conn.socket;
     if (!this.conn.secure || !(socket instanceof TLSSocket)) return 'did not start TLS';
     if (!socket.authorized) return `has a certificate that does not verify (${socket.authorizationError})`;
     const version = socket.getProtocol();
     if (version === 'TLSv1' || version === 'TLSv1.1') return `negotiated ${version}, older than TLS 1.2`;
     return undefined;
   }
-  get offersDsn(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('DSN'); }
-  get offersSmtputf8(): boolean { return (this.conn as unknown as Internals)._supportedExtensions.includes('SMTPUTF8'); }
+  get offersDsn(): boolean { return this.conn.offers('DSN'); }
+  get offersSmtputf8(): boolean { return this.conn.offers('SMTPUTF8'); }
 
   /**
    * Connects, starts TLS as the policy demands, logs in. Throws SetupFailure with the reason.
@@ -154,12 +125,6 @@ export class UpstreamSession {
     });
   }
 
-  /** Every mechanism the server offers, as its EHLO said it (nodemailer's own list holds only those it implements). */
-  private offeredMechanisms(): string[] {
-    const line = ((this.conn as unknown as Internals)._ehloLines ?? []).find((l) => /^AUTH[ =]/i.test(l));
-    return line ? line.slice(5).trim().toUpperCase().split(/[\s=]+/).filter(Boolean) : [];
-  }
-
   /**
    * The SASL mechanism to log in with, or undefined when the server offers no AUTH (then we send
    * without, as Postfix does). Throws SetupFailure before any credential could cross plaintext.
@@ -174,7 +139,7 @@ export class UpstreamSession {
       this.login = { ...this.login, authOffered: false, note: `smarthost did not log in as "${username}": ${w.label} did not offer AUTH` };
       return undefined;
     }
-    const offered = this.offeredMechanisms();
+    const offered = this.conn.authMechanisms;
     const method = policy.mechanisms.find((m) => offered.includes(m));
     if (method) return method;
     throw new SetupFailure(loginFailure('no-mechanism', `no common SASL mechanism with ${w.label}`, authMechanismsAdvice({ offered, configured: policy.mechanisms })), this.relay);
@@ -209,10 +174,10 @@ export class UpstreamSession {
       const failure = smtputf8Missing(label);
       return addrs.map((rcpt) => ({ rcpt, outcome: outcomeOf(failure), dsn: dsnOf(failure), failure, relay: this.relay, connectMs: 0, transmitMs: 0 }));
     }
-    this.conn.rcptArgs.clear();
+    this.conn.rcptParams.clear();
     for (const r of msg.recipients) {
       const args = [r.notify?.length ? `NOTIFY=${r.notify.join(',')}` : '', r.orcpt ? `ORCPT=${orcptArg(r.orcpt)}` : ''].filter(Boolean).join(' ');
-      if (args) this.conn.rcptArgs.set(r.address, ' ' + args);
+      if (args) this.conn.rcptParams.set(r.address, ' ' + args);
     }
     const body = foldLongLines(msg.body()); // lines > 998 octets broken with CRLF SPACE (line-fold.ts)
     this.lostBeforeData = false;

@@ -6,6 +6,7 @@
 // fallback_urls for what they deferred. A destination that cannot be reached
 // is marked dead for a short while, so queued mail for it defers at once
 // instead of each message waiting for its own timeout (Postfix qmgr "dead").
+// On a shared store a route's slots and rate also come from `shared`, for every node.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MxConfig, PresetUse, UpstreamConfig } from '../config/types.js';
 import { DEFAULTS } from '../config/validate.js';
@@ -14,11 +15,11 @@ import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { describePolicy } from '../mta-sts/policy.js';
 import type { MxResolver } from '../route/mx.js';
 import type { Destination } from '../route/route.js';
-import { policyFailure, postponed } from './classify.js';
+import { limitsUnavailable, policyFailure, postponed } from './classify.js';
 import { dsnOf, marksDestinationDead, outcomeOf, slowsDown, type Failure } from './failure.js';
 import { mxPeers, upstreamPeers, type PeerList } from './peers.js';
 import { mxPolicy, peerLabel, stsPolicy, upstreamPolicy, type Policy } from './policy.js';
-import { RateLimiter, type Permit } from './rate-limit.js';
+import { RateLimiter, type Gate, type Permit, type SharedRouteLimits } from './rate-limit.js';
 import { PortSense } from './port-sense.js';
 import { SetupFailure, UpstreamSession, type SmtpResult } from './session.js';
 import { SlowDown } from './slow-down.js';
@@ -36,6 +37,8 @@ export interface SmtpTransportOptions {
   readonly deadMs: number;
   /** How long an unused connection stays open for the next message (Postfix smtp_connection_cache_time_limit). */
   readonly idleMs?: number;
+  /** Routes' rate and concurrency counted for every node on the store; absent: this process alone counts them. */
+  readonly shared?: SharedRouteLimits;
 }
 
 /**
@@ -70,9 +73,11 @@ class Pool {
     readonly label: string,
     readonly tiers: Readonly<Record<Tier, readonly Target[]>>,
     readonly reuse: { readonly messages: number; readonly timeMs: number },
-    readonly rate: RateLimiter | undefined,
+    readonly rate: Gate | undefined,
     /** A preset's reading of its provider's replies (none for MX and for upstreams without one). */
     readonly rules: ProviderRules = { throttle: [], temporary: [] },
+    /** The route's connection slots counted for every node (shared store), taken after one of this node's. */
+    readonly sharedSlots: Gate | undefined = undefined,
   ) {
     this.slow = new SlowDown(concurrency);
   }
@@ -109,7 +114,7 @@ export class SmtpTransport {
   private pool(dest: RemoteDestination): Pool {
     let p = this.pools.get(dest.key);
     if (!p) {
-      p = dest.kind === 'upstream' ? upstreamPool(dest.name, dest.upstream) : this.mxPool(dest.domain);
+      p = dest.kind === 'upstream' ? upstreamPool(dest, this.opts.shared) : this.mxPool(dest.domain);
       this.pools.set(dest.key, p);
     }
     return p;
@@ -138,17 +143,26 @@ export class SmtpTransport {
     }
     if (parks) this.parked++;
     await pool.slot();
+    let slot: Permit | undefined;
     let permit: Permit | undefined;
     const used = { yes: false };
     try {
       for (let ms = pool.slow.waitMs(); ms > 0; ms = pool.slow.waitMs()) await sleep(ms); // the pause after a "slow down"
-      permit = await pool.rate?.acquire();
-      if (parks) { this.parked--; }
+      try {
+        slot = await pool.sharedSlots?.acquire();
+        permit = await pool.rate?.acquire();
+      } catch (e) { // a shared limit that cannot be asked: not now, and nothing past the limit
+        const f = limitsUnavailable(`the cluster-wide limits of ${pool.label} cannot be checked (${(e as Error).message}), so nothing was sent`);
+        return allRecipients(rcpts, outcomeOf(f), dsnOf(f), 'none', 0);
+      } finally {
+        if (parks) this.parked--;
+      }
       const late = suspended(); // it may have died while we waited for a slot
       if (late) return late;
       return (await this.viaTiers(pool, msg, used)).map(({ failure: _, ...r }) => r); // the Failure stays inside smtp/
     } finally {
       permit?.release(used.yes);
+      slot?.release(used.yes);
       pool.release();
     }
   }
@@ -294,7 +308,8 @@ export class SmtpTransport {
 }
 
 /** A route's or [relay]'s pool: its URLs in order, each with the upstream's TLS and credentials. */
-function upstreamPool(name: string, u: UpstreamConfig): Pool {
+function upstreamPool(dest: Extract<RemoteDestination, { kind: 'upstream' }>, shared: SharedRouteLimits | undefined): Pool {
+  const { name, upstream: u, key } = dest;
   const policy = upstreamPolicy(name === 'relay' ? '[relay]' : `route ${name}`, u);
   // smtps:// or smtp:// is per URL; everything else (tls level, CA, credentials) is the upstream's
   const target = (url: { scheme: 'smtp' | 'smtps'; host: string; port: number }): Target =>
@@ -302,7 +317,7 @@ function upstreamPool(name: string, u: UpstreamConfig): Pool {
   return new Pool(u.concurrency, policy.label,
     { primary: (u.urls ?? [u]).map(target), fallback: (u.fallbackUrls ?? []).map(target) },
     { messages: u.reuseMessages, timeMs: u.reuseTimeMs },
-    u.rate ? new RateLimiter(u.rate) : undefined, presetRules(u.preset));
+    u.rate ? (shared?.rate(key, u.rate) ?? new RateLimiter(u.rate)) : undefined, presetRules(u.preset), shared?.slots(key, u.concurrency));
 }
 
 function presetRules(p: PresetUse | undefined): ProviderRules {

@@ -1,35 +1,29 @@
 // smtp-server's command parser with our DATA phase (data-parser.ts): a subclass,
-// created per connection by Connection._createParser() (server.ts); nothing of
-// the library is replaced or patched.
-//
-// The SMTPStream members relied on (smtp-server is pinned to 3.21.6;
-// src/smtpd/data-stream.test.ts fails if any disappears or stops being called):
-// - `_feedDataStream(chunk, done)`: its _write() hands every DATA-mode chunk here;
-// - `_dataStream`: the message stream startDataMode() created;
-// - `_countDataBytes(n)`: keeps `dataBytes` and `sizeExceeded` right;
-// - `_endDataMode(chunk, rest, done)`: back to commands with the bytes after the dot.
-import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+// created per connection by Connection.newParser() (server.ts); nothing of the
+// library is replaced or patched. The library members it needs are reached through
+// SeamStream (smtp-server-seam.ts), which says why each has no public way.
 import { DataParser } from './data-parser.js';
+import { SeamStream } from './smtp-server-seam.js';
 
 type Done = (err?: Error | null) => void;
 
-export class SmtpdStream extends SMTPStream {
+export class SmtpdStream extends SeamStream {
   private data = new DataParser();
 
-  override startDataMode(maxBytes?: number | string | null): ReturnType<SMTPStream['startDataMode']> {
+  override startDataMode(maxBytes?: number | string | null): ReturnType<SeamStream['startDataMode']> {
     this.data = new DataParser();
     return super.startDataMode(maxBytes);
   }
 
-  override _feedDataStream(chunk: Buffer, done: Done): void {
-    const out = this._dataStream!;
+  protected override feedData(chunk: Buffer, done: Done): void {
+    const out = this.messageStream;
     const { content, rest } = this.data.push(chunk);
     let flowing = true;
     for (const part of content) {
-      this._countDataBytes(part.length);
+      this.countDataBytes(part.length);
       if (out.writable) flowing = out.write(part);
     }
-    if (rest) return this._endDataMode(false, rest, done);
+    if (rest) return this.endDataMode(rest, done);
     if (flowing || !out.writable || out.destroyed) return done();
     // wait for drain like the library (a stream the application destroys never drains, it closes)
     const resume = () => { out.removeListener('drain', resume); out.removeListener('close', resume); done(); };

@@ -13,32 +13,19 @@
 //  - too many MAIL commands in one session ends it (Exim smtp_accept_max_per_connection)
 //  - a command line ending in a bare LF ends it (Postfix smtpd_forbid_bare_newline),
 //    where the listener records line endings (line-ledger.ts)
-// These are smtp-server internals (stable since 3.x; package.json requires >= 3.21.6)
-// and covered by the e2e tests, which fail loudly if they change.
+// The library state it reads (a handler pending, AUTH continuing, a STARTTLS handshake…)
+// comes from SeamConnection (smtp-server-seam.ts), and smtp-server's canned replies are
+// recognised by libraryReply() there, whose texts smtp-server-seam.test.ts checks.
 import type { Reply } from '../mail/reply.js';
 import { replies } from '../mail/replies.js';
 import type { LineLedger } from './line-ledger.js';
+import type { Connection } from './server.js';
+import { libraryReply } from './smtp-server-seam.js';
 
-/** The parts of smtp-server's SMTPConnection this module touches. */
-export interface RawConnection {
-  send(code: number, data?: string | string[], context?: string | false): void;
-  _onCommand(command: Buffer, callback?: () => void): void;
-  _whenWritable(next: () => void): void;
-  close(): void;
-  secure: boolean;
-  _upgrading: boolean;
-  _ready: boolean;
-  _nextHandler: unknown;
-  _handlerPending: boolean;
-  _dataStream: unknown;
-  _parser: { _dataMode: boolean } | false;
-  _closing: boolean;
-  _closed: boolean;
-  /** Emitted ('connect') just before smtp-server sends its greeting. */
-  once(event: 'connect', listener: () => void): unknown;
-  _socket?: { cork(): void; uncork(): void; destroy(): void; destroyed: boolean };
-  session: { id: string; envelope?: { mailFrom: unknown } };
-}
+/** The parts of our Connection (server.ts) this module touches. */
+export type GuardedConnection = Pick<Connection,
+  'send' | 'close' | 'secure' | 'session' | 'once' | 'commandFilter' | 'replyFilter' | 'dispatch' | 'whenWritable' |
+  'upgrading' | 'authContinues' | 'handlerPending' | 'inData' | 'awaitingDataReply' | 'ended' | 'socket'>;
 
 export interface GuardRules {
   readonly hostname: string;
@@ -75,22 +62,21 @@ const PIPELINED = new Set(['MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP']);
 const CONTROL = /[\x00-\x1f\x7f]/;
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
-/** smtp-server's own canned replies, mapped to our catalogue. */
+/** smtp-server's own canned replies (smtp-server-seam.ts), mapped to our catalogue. */
 function translate(code: number, text: string, host: string): Reply | { code: number; text: string } | undefined {
-  switch (text) {
-    case 'Timeout - closing connection': return replies.timeout(host);
-    case 'Error: too many unrecognized commands': return replies.tooManyErrors(host);
-    case 'Error: command not recognized': return replies.commandNotRecognized();
-    case 'Error: Command line too long': return replies.lineTooLong(host);
-    case 'Server shutting down': return replies.shuttingDown(host);
-    case 'Error: Bad sender address syntax': return replies.badSenderSyntax();
-    case 'Error: Bad recipient address syntax': return replies.badRecipientSyntax();
-    case 'Error: too many recipients': return replies.tooManyRecipients();
-    case 'Error: Must issue a STARTTLS command first': return replies.mustStartTls();
-    case 'Accepted': case 'Flushed': case 'OK': return { code, text: 'Ok' };
+  switch (libraryReply(code, text)) {
+    case 'timeout': return replies.timeout(host);
+    case 'too many unrecognized': return replies.tooManyErrors(host);
+    case 'unrecognized': return replies.commandNotRecognized();
+    case 'line too long': return replies.lineTooLong(host);
+    case 'shutting down': return replies.shuttingDown(host);
+    case 'bad sender': return replies.badSenderSyntax();
+    case 'bad recipient': return replies.badRecipientSyntax();
+    case 'too many recipients': return replies.tooManyRecipients();
+    case 'size exceeded': return replies.sizeExceeded();
+    case 'ok': return { code, text: 'Ok' };
+    case undefined: return undefined;
   }
-  if (code === 552 && text.startsWith('Error: message exceeds fixed maximum message size')) return replies.sizeExceeded();
-  return undefined;
 }
 
 export interface Guard {
@@ -107,9 +93,7 @@ export interface Guard {
   readonly drain: () => void;
 }
 
-export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
-  const origSend = conn.send.bind(conn);
-  const origOnCommand = conn._onCommand.bind(conn);
+export function guardConnection(conn: GuardedConnection, rules: GuardRules): Guard {
   const ok = new Map<string, number>();
   const total = new Map<string, number>();
   let last = 'CONNECT';
@@ -119,6 +103,9 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
   let mails = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  // smtp-server emits 'connect' as it greets (the public sign of its private _ready)
+  let greeted = false;
+  conn.once('connect', () => { greeted = true; });
 
   const arm = (ms: number) => {
     clearTimeout(timer);
@@ -128,11 +115,10 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
   };
 
   const onDeadline = () => {
-    if (stopped || conn._closing || conn._closed) return;
+    if (stopped || conn.ended) return;
     // Waiting for us (a handler, or the spool's fsync after the final dot) is not the client's fault;
     // a TLS handshake has its own, shorter deadline (server.ts, limits.tls_handshake_timeout).
-    const dataIn = conn._dataStream && conn._parser && !conn._parser._dataMode;
-    if (conn._handlerPending || dataIn || conn._upgrading) return arm(rules.idleTimeoutMs);
+    if (conn.handlerPending || conn.awaitingDataReply || conn.upgrading) return arm(rules.idleTimeoutMs);
     rules.onDrop('timeout', last);
     reply(replies.timeout(rules.hostname));
   };
@@ -145,16 +131,16 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
    */
   let corked = false;
   const coalesce = () => {
-    const socket = conn._socket;
-    if (corked || !socket || socket.destroyed || conn._upgrading) return;
+    const socket = conn.socket;
+    if (corked || !socket || socket.destroyed || conn.upgrading) return;
     corked = true;
     socket.cork();
     setImmediate(() => { corked = false; socket.uncork(); });
   };
   /** A transaction under way: MAIL given, or DATA streaming or waiting for the spool. */
-  const busy = () => !!conn.session.envelope?.mailFrom || !!conn._dataStream || conn._handlerPending;
+  const busy = () => !!conn.session.envelope?.mailFrom || conn.inData || conn.handlerPending;
 
-  conn.send = (code, data, context) => {
+  conn.replyFilter = (code, data, context, origSend) => {
     if (typeof data === 'string') {
       const t = translate(code, data, rules.hostname);
       if (t) { code = t.code; data = 'enhanced' in t ? `${t.enhanced} ${t.text}` : t.text; }
@@ -173,12 +159,12 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
     // rather than wait for the client's next command, so a drain does not hang on idle clients
     if (rules.draining?.() && code < 400 && code !== 354) {
       setImmediate(() => {
-        if (stopped || conn._closing || conn._closed || busy()) return;
+        if (stopped || conn.ended || busy()) return;
         rules.onDrop('shutdown', last);
         reply(replies.shuttingDown(rules.hostname));
       });
     }
-    if (code >= 400 && code !== 421 && ++errors >= rules.maxErrors && !conn._closing) {
+    if (code >= 400 && code !== 421 && ++errors >= rules.maxErrors && !conn.ended) {
       rules.onDrop('too many errors', last);
       reply(replies.tooManyErrors(rules.hostname));
     }
@@ -186,19 +172,19 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
 
   const answer = (r: Reply, callback?: () => void) => {
     reply(r);
-    setImmediate(() => conn._whenWritable(callback ?? (() => undefined)));
+    setImmediate(() => conn.whenWritable(callback ?? (() => undefined)));
   };
 
-  conn._onCommand = (command, callback) => {
-    if (!conn._ready && !conn._upgrading) return beforeGreeting(command, callback);
+  conn.commandFilter = (command, callback, pass) => {
+    if (!greeted && !conn.upgrading) return beforeGreeting(command, callback);
     // every line the parser hands over takes its record, AUTH continuation lines too
     const bare = rules.lineEnds?.nextIsBare() === true;
-    if (conn._upgrading || (conn._nextHandler && !bare)) return origOnCommand(command, callback);
+    if (conn.upgrading || (conn.authContinues && !bare)) return pass();
     const line = command.toString('latin1');
-    const name = conn._nextHandler ? 'AUTH' : (line.split(' ', 1)[0] ?? '').toUpperCase();
+    const name = conn.authContinues ? 'AUTH' : (line.split(' ', 1)[0] ?? '').toUpperCase();
     last = /^[A-Z]{3,10}$/.test(name) ? name : 'UNKNOWN';
     const key = last.toLowerCase();
-    if (!conn._nextHandler) total.set(key, (total.get(key) ?? 0) + 1);
+    if (!conn.authContinues) total.set(key, (total.get(key) ?? 0) + 1);
     clearTimeout(timer);
     if (bare) {
       rules.onDrop('bare <LF> received', last);
@@ -216,12 +202,12 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
     }
     // past the junk limit each junk command also counts as an error, so a client looping on NOOP
     // meets the error limit (Postfix)
-    if (JUNK.has(name) && ++junk > rules.maxJunk && ++errors >= rules.maxErrors && !conn._closing) {
+    if (JUNK.has(name) && ++junk > rules.maxJunk && ++errors >= rules.maxErrors && !conn.ended) {
       rules.onDrop('too many errors', last);
       return answer(replies.tooManyErrors(rules.hostname), callback);
     }
     // Exim smtp_accept_max_per_connection: every MAIL counts, whatever became of it
-    if (name === 'MAIL' && ++mails > rules.maxMessages && !conn._closing) {
+    if (name === 'MAIL' && ++mails > rules.maxMessages && !conn.ended) {
       rules.onDrop('too many messages', last);
       return answer(replies.tooManyMessages(rules.hostname), callback);
     }
@@ -232,7 +218,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
       if (refusal) return answer(refusal, callback);
     }
     envelopeLine = name === 'MAIL' || name === 'RCPT' ? command : undefined;
-    return origOnCommand(command, callback);
+    return pass();
   };
 
   /**
@@ -242,8 +228,8 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
    * session is closing and the command is dropped.
    */
   const beforeGreeting = (command: Buffer, callback?: () => void) => {
-    if (conn._closing || conn._closed) return;
-    conn.once('connect', () => setImmediate(() => conn._onCommand(command, callback)));
+    if (conn.ended) return;
+    conn.once('connect', () => setImmediate(() => conn.dispatch(command, callback)));
   };
 
   arm(rules.idleTimeoutMs);
@@ -263,7 +249,7 @@ export function guardConnection(conn: RawConnection, rules: GuardRules): Guard {
     envelopeLine: () => envelopeLine,
     stop: () => { stopped = true; clearTimeout(timer); },
     drain: () => {
-      if (stopped || conn._closing || conn._closed || !conn._ready || busy()) return;
+      if (stopped || conn.ended || !greeted || busy()) return;
       rules.onDrop('shutdown', last);
       reply(replies.shuttingDown(rules.hostname));
     },

@@ -5,8 +5,8 @@ import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession } f
 import type { Readable } from 'node:stream';
 import type { AuthConfig, ListenConfig, LimitsConfig } from '../config/types.js';
 import { formatDuration, type Rate } from '../config/units.js';
-import type { AccountThrottle } from '../auth/account-throttle.js';
-import type { AuthThrottle } from '../auth/throttle.js';
+import type { AccountFailureCounts } from '../auth/account-throttle.js';
+import type { AuthFailureCounts } from '../auth/throttle.js';
 import type { UserStore } from '../auth/users-file.js';
 import type { ClientInfo, Envelope, Recipient } from '../mail/envelope.js';
 import { replies } from '../mail/replies.js';
@@ -16,7 +16,7 @@ import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import { EnvelopeAddresses } from './envelope-address.js';
-import { guardConnection, type Guard, type RawConnection } from './guard.js';
+import { guardConnection, type Guard } from './guard.js';
 import { intake } from './intake.js';
 import type { LineLedger } from './line-ledger.js';
 import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type LocalLookup } from './policy.js';
@@ -32,9 +32,10 @@ export interface SmtpdDeps {
   readonly spool: Spool;
   readonly log: MailLog;
   readonly users: UserStore;
-  readonly throttle: AuthThrottle;
+  /** limits.auth_failures: in memory, or for every node on a shared store. */
+  readonly throttle: AuthFailureCounts;
   /** limits.auth_failures_per_account; absent: failures are counted per address only. */
-  readonly accounts?: AccountThrottle;
+  readonly accounts?: AccountFailureCounts;
   readonly connections: ConnectionLimits;
   readonly cert?: CertPair;
   readonly minTlsVersion: 'TLSv1.2' | 'TLSv1.3';
@@ -159,7 +160,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       }
       m.counted = true;
       deps.observe?.connection(listen.address, true);
-      (session as { disabledCommands?: string[] }).disabledCommands = disabled(session.secure);
+      session.disabledCommands = disabled(session.secure);
       log.connect(m.peer);
       const conn = conns.get(session.id);
       if (!listen.pregreetMs || m.trusted || !conn) return cb();
@@ -176,7 +177,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       const tlsSocket = socket as import('node:tls').TLSSocket;
       meta(session).tls = { version: tlsSocket.getProtocol() ?? 'TLS', cipher: tlsSocket.getCipher()?.name ?? 'unknown' };
       conns.get(session.id)?.observe(tlsSocket); // line endings inside TLS, before smtp-server reads them
-      (session as { disabledCommands?: string[] }).disabledCommands = disabled(true);
+      session.disabledCommands = disabled(true);
       cb();
     },
 
@@ -186,28 +187,11 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       // limits.auth_failures_exempt: never counted, never blocked (monitoring, a NAT of known users)
       const counted = !isTrusted(ip, limits.authFailuresExempt);
       const username = auth.username ?? '';
-      const refusal = counted ? throttled(m.peer, ip, username) : undefined;
-      if (refusal) return cb(replyError(refusal));
-      // RFC 4616: "act as someone else" needs a policy we do not have; Postfix/Cyrus refuse it too
-      const actAs = auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid ? auth.authzid : undefined;
-      if (actAs !== undefined && !deps.auth?.allowAuthzid) {
-        log.authFailed(m.peer, auth.method, username, `authorization identity "${actAs}" differs from the user ([auth] allow_authzid)`);
-        return cb(replyError(replies.authFailed()));
-      }
-      deps.users.check(username, auth.password ?? '').then((good) => {
-        if (!good) {
-          deps.observe?.authFailed();
-          log.authFailed(m.peer, auth.method, username, 'authentication failure');
-          if (counted) countFailure(m.peer, ip, username);
-          return cb(replyError(replies.authFailed()));
-        }
-        deps.accounts?.succeeded(username, ip);
-        m.authMethod = auth.method;
-        cb(null, { user: username });
-      }, (e: Error) => {
-        log.warning(`cannot read users file: ${e.message}`, 'smtpd');
-        cb(replyError(replies.authTemporaryFailure()));
-      });
+      // counts kept by a shared store may be out of reach: then AUTH is refused for now (454), never let through unchecked
+      (counted ? throttled(m.peer, ip, username) : Promise.resolve(undefined)).then((refusal) => {
+        if (refusal) return cb(replyError(refusal));
+        authenticate(auth, m, ip, username, counted, cb);
+      }, () => cb(replyError(replies.authTemporaryFailure())));
     },
 
     onMailFrom(address: SMTPServerAddress, session, cb) {
@@ -256,7 +240,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
         ...(session.user ? { authUser: String(session.user), authMethod: m.authMethod ?? 'PLAIN' } : {}),
       };
       const recipients: Recipient[] = env.rcptTo.map((r) => {
-        const dsn = (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+        const dsn = r.dsn;
         return { address: exact(r), ...(dsn?.notify ? { notify: dsn.notify } : {}), ...(dsn?.orcpt ? { orcpt: dsn.orcpt } : {}) };
       });
       const ret = typeof args.RET === 'string' ? args.RET.toUpperCase() : undefined;
@@ -304,32 +288,58 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
       const trusted = isTrusted(conn.remoteAddress, listen.trustedNetworks);
       conn.handshake = { ms: limits.tlsHandshakeTimeoutMs, onTimeout: () => handshakeTimeout(metas.get(conn.session.id)?.peer, conn.remoteAddress, 'STARTTLS') };
       // Postfix smtpd_forbid_bare_newline_exclusions = $mynetworks: trusted clients stay lenient
-      attachGuard(conn as unknown as RawConnection, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
+      attachGuard(conn, limits.forbidBareNewline && !trusted ? conn.recordLineEnds() : undefined);
     },
     ...(listen.tls === 'implicit' ? {
       implicitHandshake: { ms: limits.tlsHandshakeTimeoutMs, onTimeout: (ip: string) => handshakeTimeout(undefined, ip, 'CONNECT') },
     } : {}),
   });
 
+  type AuthDone = (err: Error | null | undefined, response?: { user: string }) => void;
+  /** After the throttles let the client try: the password check, and a failure counted before the 535 goes out. */
+  function authenticate(auth: SMTPServerAuthentication, m: Meta, ip: string, username: string, counted: boolean, cb: AuthDone): void {
+    // RFC 4616: "act as someone else" needs a policy we do not have; Postfix/Cyrus refuse it too
+    const actAs = auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid ? auth.authzid : undefined;
+    if (actAs !== undefined && !deps.auth?.allowAuthzid) {
+      log.authFailed(m.peer, auth.method, username, `authorization identity "${actAs}" differs from the user ([auth] allow_authzid)`);
+      return cb(replyError(replies.authFailed()));
+    }
+    deps.users.check(username, auth.password ?? '').then((good) => {
+      if (!good) {
+        deps.observe?.authFailed();
+        log.authFailed(m.peer, auth.method, username, 'authentication failure');
+        // a count the store could not take is lost, not the reply: the next check asks the store again
+        const counting = counted ? countFailure(m.peer, ip, username).catch(() => undefined) : Promise.resolve();
+        return void counting.then(() => cb(replyError(replies.authFailed())));
+      }
+      void Promise.resolve(deps.accounts?.succeeded(username, ip)).catch(() => undefined);
+      m.authMethod = auth.method;
+      cb(null, { user: username });
+    }, (e: Error) => {
+      log.warning(`cannot read users file: ${e.message}`, 'smtpd');
+      cb(replyError(replies.authTemporaryFailure()));
+    });
+  }
+
   const rateText = (r: Rate) => ({ count: r.count, window: formatDuration(r.windowMs) });
   /** limits.auth_failures (421, per address), then limits.auth_failures_per_account (454, unknown addresses): the refusal, logged. */
-  function throttled(peer: Peer, ip: string, username: string): Reply | undefined {
-    const waitMs = deps.throttle.retryAfterMs(ip);
+  async function throttled(peer: Peer, ip: string, username: string): Promise<Reply | undefined> {
+    const waitMs = await deps.throttle.retryAfterMs(ip);
     if (waitMs > 0) {
       log.authBlocked(peer, waitMs, rateText(deps.throttle.rate), false);
       return replies.authThrottled(waitMs);
     }
-    const accountMs = deps.accounts?.retryAfterMs(username, ip) ?? 0;
+    const accountMs = (await deps.accounts?.retryAfterMs(username, ip)) ?? 0;
     if (accountMs === 0) return undefined;
     log.accountBlocked(peer, username, accountMs, rateText(deps.accounts!.rate), false);
     // no reason given: the client, maybe a guesser, learns nothing about the account
     return replies.authTemporaryFailure();
   }
-  function countFailure(peer: Peer, ip: string, username: string): void {
-    const blockedMs = deps.throttle.fail(ip);
+  async function countFailure(peer: Peer, ip: string, username: string): Promise<void> {
+    const blockedMs = await deps.throttle.fail(ip);
     if (blockedMs > 0) log.authBlocked(peer, blockedMs, rateText(deps.throttle.rate), true);
-    const before = deps.accounts?.blockedForMs(username) ?? 0;
-    const accountMs = deps.accounts?.fail(username) ?? 0;
+    const before = (await deps.accounts?.blockedForMs(username)) ?? 0;
+    const accountMs = (await deps.accounts?.fail(username)) ?? 0;
     if (accountMs > 0 && before === 0) log.accountBlocked(peer, username, accountMs, rateText(deps.accounts!.rate), true);
   }
 
@@ -340,7 +350,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     log.lostConnection(p, after);
   }
 
-  function attachGuard(conn: RawConnection, lineEnds: LineLedger | undefined): void {
+  function attachGuard(conn: Connection, lineEnds: LineLedger | undefined): void {
     const guard = guardConnection(conn, {
       hostname: deps.hostname,
       starttlsRequired: listen.tls === 'starttls-required',
@@ -369,8 +379,8 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     closeAll() {
       for (const c of server.connections) {
         const r = replies.shuttingDown(deps.hostname);
-        (c as RawConnection).send(r.code, `${r.enhanced} ${r.text}`);
-        setTimeout(() => (c as RawConnection)._socket?.destroy(), 1000).unref();
+        (c as Connection).send(r.code, `${r.enhanced} ${r.text}`);
+        setTimeout(() => (c as Connection).socket?.destroy(), 1000).unref();
       }
     },
   });

@@ -10,27 +10,30 @@
 // STARTTLS, the net.Server's 'connection' event for implicit TLS) and records how
 // each line the client sends ends (line-ledger.ts), for the bare-LF rule.
 //
-// The seam (docs/ARCHITECTURE.md, "smtp-server"): connect(), init() and upgrade() are
-// public methods replaced by subclassing; init() calls the library's _setListeners(),
-// upgrade() reads _upgrading and _socket, and _createParser() gives each connection (and
-// its TLS session after STARTTLS) our SmtpdStream, whose DATA phase is data-parser.ts.
-// smtp-server is pinned to an exact version; test/e2e/greeting.test.ts fails if the
-// greeting is held again or early input is handled differently,
-// src/smtpd/data-stream.test.ts if the parser is not ours.
+// The library's private members (the parser, init()'s _setListeners(), the STARTTLS
+// state) are reached only through SeamConnection (smtp-server-seam.ts), which says
+// why each has no public way; smtp-server-seam.test.ts drives them in the real
+// library. init(), upgrade(), send() and connect() are public methods replaced by
+// subclassing. test/e2e/greeting.test.ts fails if the greeting is held again or
+// early input is handled differently.
 import { performance } from 'node:perf_hooks';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { LineLedger } from './line-ledger.js';
 import { SmtpdStream } from './data-stream.js';
+import { SeamConnection } from './smtp-server-seam.js';
 
 /** What a client sent before the greeting was complete (Postfix's PREGREET log line). */
 export interface Pregreet { readonly bytes: number; readonly seconds: number; readonly text: string }
 
 type Socket = net.Socket | tls.TLSSocket;
+type Send = (code: number, data?: string | string[] | null, context?: string | false) => void;
+/** Sees every reply; `send` writes it (possibly changed) with smtp-server. */
+export type ReplyFilter = (code: number, data: string | string[] | null | undefined, context: string | false | undefined, send: Send) => void;
 
-export class Connection extends SMTPConnection {
+export class Connection extends SeamConnection {
   private readonly connectedAt = performance.now();
   /** What the client sent before the greeting (kept until smtp-server greets). */
   private early: { data: Buffer; at: number } | undefined;
@@ -45,16 +48,18 @@ export class Connection extends SMTPConnection {
     super(server, raw, options);
   }
 
-  /**
-   * The library's _createParser() with our parser class. Called from SMTPConnection's
-   * constructor and again for the TLS session after STARTTLS (upgrade()), so it may use
-   * nothing of this subclass's own fields.
-   */
-  override _createParser(): SmtpdStream {
-    const parser = new SmtpdStream({ maxCommandLength: this._server.options.maxCommandLength });
-    parser.oncommand = (command, callback) => this._onCommand(command, callback);
-    parser.on('error', (err: Error) => this.send(421, 'Error: ' + err.message));
-    return parser;
+  /** Installed by the guard before init(): every reply passes through it. */
+  replyFilter: ReplyFilter | undefined;
+
+  /** Our parser class (its DATA phase is data-parser.ts); prototype-only, see SeamConnection._createParser(). */
+  protected override newParser(maxCommandLength: number | undefined): SmtpdStream {
+    return new SmtpdStream(maxCommandLength === undefined ? {} : { maxCommandLength });
+  }
+
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    const filter = this.replyFilter;
+    if (!filter) return super.send(code, data, context);
+    filter(code, data, context, (c, d, x) => super.send(c, d, x));
   }
 
   /** Greets at once: the library's init() without its 100 ms pause (and without maxClients, which we do not use). */
@@ -70,7 +75,7 @@ export class Connection extends SMTPConnection {
       this.once('connect', () => this.raw.off('data', watch));
     }
     if (this.ledger) this.observe(this.raw);
-    this._setListeners(() => this.connectionReady());
+    this.startReading(() => this.connectionReady());
   }
 
   /** Record how each line ends, from the first byte on (call before init()); the guard reads the ledger. */
@@ -96,9 +101,9 @@ export class Connection extends SMTPConnection {
     super.upgrade(callback, secureCallback);
     const h = this.handshake;
     if (!h) return;
-    const socket = this._socket;
+    const socket = this.socket; // still the plaintext one: smtp-server swaps it once the handshake is done
     const timer = setTimeout(() => {
-      if (!this._upgrading || socket.destroyed) return;
+      if (!this.upgrading || socket.destroyed) return;
       h.onTimeout();
       socket.destroy();
     }, h.ms);

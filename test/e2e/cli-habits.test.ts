@@ -5,7 +5,7 @@
 // start --listen, shell completion and man pages.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -157,6 +157,26 @@ describe('smarthost command-line habits', () => {
     assert.match(r.stderr, /\| smarthost user add alice --password-stdin/);
     assert.doesNotMatch(r.stderr, /too short|at least 8/);
     assert.equal(run(['user', 'add', 'alice', '--password-stdin'], 'a long password\n').status, 0);
+  });
+
+  it('user add on a terminal asks twice without echoing the password (a real pty through script(1))', async () => {
+    const { dir, file } = setup();
+    const cmd = `${process.execPath} ${CLI} -c ${file} user add alice`;
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    let seen = '';
+    const answered = new Set<string>();
+    child.stdout.on('data', (c: Buffer) => {
+      seen += c.toString('utf8');
+      for (const prompt of ['Password: ', 'Again: ']) {
+        if (seen.includes(prompt) && !answered.has(prompt)) { answered.add(prompt); child.stdin.write('typed-secret-1\r'); }
+      }
+    });
+    const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    assert.equal(status, 0, seen);
+    assert.deepEqual([...answered], ['Password: ', 'Again: ']);
+    assert.match(seen, /added alice/);
+    assert.doesNotMatch(seen, /typed-secret/, 'the password is never echoed');
+    assert.match(fs.readFileSync(path.join(dir, 'data', 'users'), 'utf8'), /^alice:/m);
   });
 
   it('start --listen replaces the [[listen]] addresses and keeps the first listener\'s settings', async () => {

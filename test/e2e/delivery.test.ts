@@ -28,6 +28,13 @@ async function setup(opts: { upstream?: UpstreamOptions; relay?: string; toml?: 
 const rcptFault = (rcpt: string, reply: string, times?: number): Fault => ({ stage: 'rcpt', action: 'reply', rcpt, reply, ...(times ? { times } : {}) });
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** smarthost_queue_messages by state, from the daemon's [metrics] listener. */
+async function queueGauge(d: RunningDaemon): Promise<Record<string, number>> {
+  const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await d.waitForLog(/metrics on http:\S+/))![1]!;
+  const text = await (await fetch(url)).text();
+  return Object.fromEntries([...text.matchAll(/^smarthost_queue_messages\{state="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
 describe('delivery through [relay]', () => {
   it('relays the message byte for byte and logs it like Postfix', async () => {
     const { up, d } = await setup();
@@ -75,7 +82,8 @@ describe('delivery through [relay]', () => {
     const id = await submit(d.ports[0]!, 'alice@client.test', ['bob@example.net']);
     await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, .*dsn=4\\.3\\.0, status=deferred \\(host 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\] said: 451 4\\.3\\.0 <bob@example\\.net>: Temporary lookup failure \\(in reply to RCPT TO command\\)\\)`));
     let show = '';
-    for (let i = 0; i < 40 && !/attempts=1/.test(show); i++) { await new Promise((r) => setTimeout(r, 50)); show = d.cli(['queue', 'show', id]).stdout; }
+    // the state file is written after the log line
+    await waitFor(() => /attempts=1/.test(show = d.cli(['queue', 'show', id]).stdout), () => `attempts=1 in queue show: ${show}`, 40, 50);
     assert.match(show, /<bob@example\.net> deferred, attempts=1, next try \d{4}-\d\d-\d\dT[\d:.]+Z\n +last reply: host 127\.0\.0\.1\[127\.0\.0\.1\] said: 451 4\.3\.0/);
     up.setFaults([]);
     const flush = d.cli(['queue', 'flush']);
@@ -87,18 +95,19 @@ describe('delivery through [relay]', () => {
   });
 
   it('[queue] defer_delivery = true accepts and keeps mail, also across a restart, until `queue flush` delivers it', async () => {
-    const { up, d } = await setup({ toml: '[queue]\ndefer_delivery = true' });
+    const { up, d } = await setup({ toml: '[queue]\ndefer_delivery = true\n[metrics]\naddress = "127.0.0.1:0"' });
     await d.waitForLog(/smarthost\/qmgr\[\d+\]: warning: delivery is deferred \(\[queue\] defer_delivery = true\): mail is accepted and kept, and delivered only by "smarthost queue flush"/);
     const id = await submit(d.ports[0]!, 'alice@client.test', ['bob@example.net']);
-    await new Promise((r) => setTimeout(r, 500)); // without the setting it is delivered within milliseconds
-    assert.equal(up.sessions.length, 0, 'no delivery is started');
+    // the queue manager took it in as the 250 went out; without the setting it would be in delivery ("active")
+    assert.deepEqual(await queueGauge(d), { active: 0, deferred: 1, held: 0 }, 'no delivery is started');
+    assert.equal(up.sessions.length, 0);
     assert.match(d.cli(['queue', 'list']).stdout, new RegExp(`^${id}\\b`, 'm'));
     assert.equal(await d.stop(), 0);
     const again = await launch(d.dir, d.configFile);
     cleanups.push(async () => { await again.stop(); });
     await again.waitForLog(/queue recovered: 1 message waiting/);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(up.sessions.length, 0, 'nor after a restart');
+    assert.deepEqual(await queueGauge(again), { active: 0, deferred: 1, held: 0 }, 'nor after a restart');
+    assert.equal(up.sessions.length, 0);
     const flush = again.cli(['queue', 'flush']);
     assert.equal(flush.status, 0, flush.stderr);
     assert.match(flush.stdout, /flushed 1 message/);
@@ -278,14 +287,14 @@ describe('crash while relaying', () => {
         try { acked.add(await submit(d.ports[0]!, 'load@client.test', ['bob@example.net'])); } catch { return; } // the kill cuts sessions
       }
     });
-    while (acked.size < 150) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => acked.size >= 150, () => `150 acknowledged messages (${acked.size})`, 3000, 10);
     await d.kill9();
     stop = true;
     await Promise.all(loops);
     const again = await launch(d.dir, d.configFile);
     cleanups.push(async () => { await again.stop(); });
     const delivered = () => new Set(up.messages.map((m) => /with ESMTP id (\w+)/.exec(m.data.toString('latin1'))?.[1]));
-    for (let i = 0; i < 300 && [...acked].some((id) => !delivered().has(id)); i++) await new Promise((r) => setTimeout(r, 50));
+    await up.waitUntil(() => [...acked].every((id) => delivered().has(id)), 'every acknowledged message', 15_000).catch(() => undefined);
     const missing = [...acked].filter((id) => !delivered().has(id));
     assert.deepEqual(missing, [], `${missing.length} of ${acked.size} acknowledged messages never reached the upstream`);
     const dupes = up.messages.length - delivered().size;

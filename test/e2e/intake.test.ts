@@ -8,6 +8,7 @@ import net from 'node:net';
 import nodemailer from 'nodemailer';
 import { removeDir, spoolMessages, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp, sendRaw } from '../helpers/smtp-client.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('intake', () => {
   let d: RunningDaemon;
@@ -144,10 +145,8 @@ domains = ["relay.test", "localhost"]
     assert.match(list.stdout, /-- \d+ Kbytes in \d+ Requests\./);
 
     let entry: Record<string, any> | undefined;
-    for (let i = 0; i < 50 && entry?.recipients[0].attempts !== 1; i++) { // the state file follows the log line
-      await new Promise((r) => setTimeout(r, 50));
-      entry = (JSON.parse(d.cli(['queue', 'list', '--json']).stdout) as Array<Record<string, any>>).find((e) => e.id === id);
-    }
+    const read = () => (entry = (JSON.parse(d.cli(['queue', 'list', '--json']).stdout) as Array<Record<string, any>>).find((e) => e.id === id));
+    await waitFor(() => read()?.recipients[0].attempts === 1, 'attempts = 1 in the state file (it follows the log line)', 50, 50);
     assert.equal(entry!.from, 'queue@example.com');
     assert.equal(entry!.held, false);
     assert.ok(entry!.size > 0);

@@ -23,6 +23,12 @@ async function session(port: number, localAddress?: string): Promise<RawSmtp> {
 describe('limits', () => {
   let d: RunningDaemon;
   let port: number;
+  /** From now, a wait for the next "lost connection after DATA" line (the listener logs it once the partial message is gone). */
+  const nextLostInData = () => {
+    const line = 'smtpd\\[\\d+\\]: lost connection after DATA from localhost\\[127\\.0\\.0\\.1\\]';
+    const n = d.logs().match(new RegExp(line, 'g'))?.length ?? 0;
+    return () => d.waitForLog(new RegExp(`(?:${line}[^]*){${n + 1}}`));
+  };
   before(async () => {
     d = await startDaemon({
       toml: `
@@ -101,8 +107,8 @@ header_size = "2KB"
     const seventh = await RawSmtp.connect(port, { localAddress: '127.0.0.13' });
     assert.equal((await seventh.read()).text, '421 4.7.0 Error: too many connections');
     [...mine, ...others].forEach((c) => c.close());
-    await sleep(300);
-    // slots are freed when sessions end
+    // slots are freed when sessions end (before their disconnect line is logged)
+    for (const ip of ['127\\.0\\.0\\.11', '127\\.0\\.0\\.12']) await d.waitForLog(new RegExp(`(?:disconnect from [^\\n]*\\[${ip}\\][^]*){3}`));
     const again = await session(port, '127.0.0.11');
     again.close();
   });
@@ -133,6 +139,7 @@ header_size = "2KB"
 
   it('disconnects a client trickling DATA past data_timeout, storing nothing', async () => {
     const before = spoolMessages(d.dataDir).length;
+    const lostInData = nextLostInData();
     const c = await session(port);
     await c.cmd('MAIL FROM:<a@example.com>');
     await c.cmd('RCPT TO:<b@example.net>');
@@ -142,22 +149,21 @@ header_size = "2KB"
     for (let i = 0; i < 40 && !closed; i++) { c.write('x'); await sleep(200); }
     assert.equal((await reply).text, '421 4.4.2 relay.test Error: timeout exceeded');
     await c.waitClosed();
-    await sleep(200);
+    await lostInData(); // logged once the partial message is removed
     assert.equal(spoolMessages(d.dataDir).length, before);
     assert.deepEqual(queueLeftovers(d.dataDir), [], 'no partial file left in the queue');
   });
 
   it('a client that drops the connection in the middle of DATA: logged, nothing stored, no partial file', async () => {
     const before = spoolMessages(d.dataDir).length;
+    const lostInData = nextLostInData();
     const c = await session(port);
     await c.cmd('MAIL FROM:<a@example.com>');
     await c.cmd('RCPT TO:<b@example.net>');
-    assert.equal((await c.cmd('DATA')).code, 354);
+    assert.equal((await c.cmd('DATA')).code, 354); // smtp-server starts onData (intake) before it sends 354
     c.write('Subject: cut short\r\n\r\n' + 'half a message\r\n'.repeat(200));
-    await sleep(200); // the daemon has started storing it
     c.close();
-    await d.waitForLog(/smarthost\/smtpd\[\d+\]: lost connection after DATA from localhost\[127\.0\.0\.1\]/);
-    await sleep(200);
+    await lostInData(); // logged once the partial message is removed
     assert.equal(spoolMessages(d.dataDir).length, before);
     assert.deepEqual(queueLeftovers(d.dataDir), [], 'no partial file left in the queue');
   });

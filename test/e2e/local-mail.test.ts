@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { removeDir, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { waitFor } from '../helpers/wait.js';
 import { startUpstream, type ReceivedMessage, type Upstream } from '../peers/upstream.js';
 
 let up: Upstream;
@@ -41,23 +42,17 @@ function swaks(args: string[]): { status: number | null; out: string } {
 
 /** The message the upstream received for `rcpt` (others may arrive in between: bounces, forwards). */
 async function arrivedFor(rcpt: string): Promise<ReceivedMessage> {
-  for (let i = 0; i < 200; i++) {
-    const m = up.messages.find((x) => x.to.includes(rcpt));
-    if (m) return m;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing for ${rcpt} at the upstream; log:\n${d.logs()}`);
+  const forRcpt = (ms: readonly ReceivedMessage[]) => ms.find((x) => x.to.includes(rcpt));
+  return forRcpt(await up.waitUntil((ms) => forRcpt(ms) !== undefined, `a message for ${rcpt}`, 10_000))!;
 }
 
 /** Waits until `user`'s Maildir holds n messages in new/ and returns their file names. */
 async function waitForMaildir(user: string, n: number): Promise<string[]> {
   const dir = path.join(maildirs, user, 'new');
-  for (let i = 0; i < 200; i++) {
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
-    if (files.length >= n) return files;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no ${n} message(s) in ${dir}; log:\n${d.logs()}`);
+  const files = () => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
+  // a file appearing in new/ has no event to wait on: the condition is checked until it holds
+  await waitFor(() => files().length >= n, () => `${n} message(s) in ${dir}; log:\n${d.logs()}`, 1000);
+  return files();
 }
 
 describe('local delivery', () => {

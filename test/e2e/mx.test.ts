@@ -49,7 +49,7 @@ describe('direct MX delivery', () => {
     await d.waitForLog(new RegExp(`${id}: to=<z@broken\\.example>, relay=none, .*dsn=4\\.4\\.3, status=deferred`));
     // the non-delivery report goes to alice@client.test, whose domain resolves to the upstream
     await d.waitForLog(new RegExp(`${id}: sender non-delivery notification: \\w+`));
-    const dsn = await (async () => { for (let i = 0; i < 100; i++) { const m = up.messages.find((x) => x.from === ''); if (m) return m; await new Promise((r) => setTimeout(r, 50)); } return undefined; })();
+    const dsn = (await up.waitUntil((ms) => ms.some((x) => x.from === ''), 'the DSN to the sender')).find((x) => x.from === '');
     assert.ok(dsn, 'the DSN reached the sender');
     const text = dsn.data.toString('utf8');
     assert.match(text, /^Final-Recipient: rfc822; x@nullmx\.example\r$/m);

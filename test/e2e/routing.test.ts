@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { removeDir, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { submit } from '../helpers/submit.js';
+import { waitFor } from '../helpers/wait.js';
 import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -129,8 +130,7 @@ describe('per-upstream limits', () => {
     const perSession = up.sessions.map((s) => s.commands.filter((c) => /^DATA$/i.test(c)).length);
     assert.deepEqual(perSession, [2, 2, 1], `sessions: ${up.sessions.map((s) => s.commands.join(' ')).join(' | ')}`);
     for (const s of up.sessions.slice(0, 2)) {
-      for (let i = 0; i < 40 && s.commands.at(-1) !== 'QUIT'; i++) await new Promise((r) => setTimeout(r, 25));
-      assert.equal(s.commands.at(-1), 'QUIT', 'a spent session ends with QUIT');
+      await waitFor(() => s.commands.at(-1) === 'QUIT', () => `a spent session ends with QUIT: ${s.commands.join(' ')}`);
     }
   });
 });

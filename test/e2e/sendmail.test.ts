@@ -107,22 +107,38 @@ describe('smarthost sendmail', () => {
     const d = await launch(dir, config, { wrap: ['env', 'SMARTHOST_RESCAN_MS=300'] });
     cleanups.push(async () => { await d.stop(); });
     const sock = path.join(d.dataDir, 'control.sock');
-    fs.renameSync(sock, `${sock}.away`); // the poke after queueing finds no daemon
-    const r = sendmail(bin, ['-f', 'cron@example.com', 'ops@example.net'], 'Subject: unannounced\n\nbody\n');
-    fs.renameSync(`${sock}.away`, sock);
-    assert.equal(r.status, 0, r.stderr);
-    const [stored] = spoolMessages(d.dataDir);
-    assert.ok(stored, 'queued by sendmail');
-    await new Promise((res) => setTimeout(res, 1000));
-    assert.equal(up.messages.length, 0, 'a file younger than half a minute is left alone (it may be a commit in progress)');
-    const old = new Date(Date.now() - 120_000);
-    fs.utimesSync(path.join(d.dataDir, 'queue', 'messages', stored.id), old, old);
-    const [m] = await up.waitForMessages(1);
+    /** Queued with no daemon to poke (the control socket moved away); its file, made `old` if asked. */
+    const unannounced = (from: string, old: boolean): string => {
+      const before = new Set(spoolMessages(d.dataDir).map((m) => m.id));
+      fs.renameSync(sock, `${sock}.away`);
+      const r = sendmail(bin, ['-f', from, 'ops@example.net'], 'Subject: unannounced\n\nbody\n');
+      fs.renameSync(`${sock}.away`, sock);
+      assert.equal(r.status, 0, r.stderr);
+      const id = spoolMessages(d.dataDir).map((m) => m.id).find((x) => !before.has(x));
+      assert.ok(id, 'queued by sendmail');
+      if (old) makeOld(id);
+      return id;
+    };
+    const makeOld = (id: string) => {
+      const t = new Date(Date.now() - 120_000);
+      fs.utimesSync(path.join(d.dataDir, 'queue', 'messages', id), t, t);
+    };
+    const young = unannounced('cron@example.com', false);
+    unannounced('early@example.com', true);
+    // the rescan that takes the old message has seen the young one in the same pass, and left it
+    const [first] = await up.waitForMessages(1);
+    assert.equal(first!.from, 'early@example.com');
+    assert.equal(up.messages.length, 1, 'a file younger than half a minute is left alone (it may be a commit in progress)');
+    makeOld(young);
+    const [, m] = await up.waitForMessages(2);
     assert.equal(m!.from, 'cron@example.com');
-    assert.match(d.logs(), new RegExp(`smarthost/pickup\\[\\d+\\]: ${stored.id}: uid=\\d+ from=<cron@example\\.com>`));
-    await d.waitForLog(new RegExp(`${stored.id}: removed`));
-    await new Promise((res) => setTimeout(res, 1000)); // more rescans: nothing is taken twice
-    assert.equal(up.messages.length, 1);
+    assert.match(d.logs(), new RegExp(`smarthost/pickup\\[\\d+\\]: ${young}: uid=\\d+ from=<cron@example\\.com>`));
+    await d.waitForLog(new RegExp(`${young}: removed`));
+    // a message found by a later rescan: every rescan before it has passed over the removed one
+    const late = unannounced('late@example.com', true);
+    await d.waitForLog(new RegExp(`${late}: removed`));
+    assert.equal(d.logs().split('\n').filter((l) => l.includes(`pickup`) && l.includes(`${young}: uid=`)).length, 1);
+    assert.deepEqual(up.messages.map((x) => x.from), ['early@example.com', 'cron@example.com', 'late@example.com'], 'nothing is taken twice');
   });
 
   it('a local recipient gets a Maildir copy; without -i a lone dot ends the message', async () => {

@@ -15,6 +15,11 @@ export interface OAuthServerOptions {
   readonly clientSecret?: string;
   /** Access token lifetime in seconds (default 2). */
   readonly expiresIn?: number;
+  /**
+   * The expires_in the token endpoint reports, when it differs from the real lifetime: 0 makes
+   * the client see each token as due for refresh at once, so a test need not wait for expiry.
+   */
+  readonly reportedExpiresIn?: number;
   /** Issue a new refresh token on each refresh (default true). */
   readonly rotate?: boolean;
   /** Device grant: answer authorization_pending this many polls, then approve (default 1). */
@@ -67,7 +72,7 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
   const issue = (rotateFrom?: string) => {
     const access = id('at');
     accessTokens.set(access, Date.now() + expiresIn * 1000);
-    const body: Record<string, unknown> = { access_token: access, token_type: 'Bearer', expires_in: expiresIn, scope: 'https://mail.google.com/' };
+    const body: Record<string, unknown> = { access_token: access, token_type: 'Bearer', expires_in: opts.reportedExpiresIn ?? expiresIn, scope: 'https://mail.google.com/' };
     if (rotateFrom === undefined || opts.rotate !== false) {
       if (rotateFrom !== undefined) refreshTokens.delete(rotateFrom);
       const refresh = id('rt');

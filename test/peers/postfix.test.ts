@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { SMTPServer } from 'smtp-server';
 import { RawSmtp, sendRaw } from '../helpers/smtp-client.js';
+import { waitFor } from '../helpers/wait.js';
 import { postfixAvailable, startPostfixProvider, type PostfixProvider } from './postfix.js';
 
 test('Postfix is installed (run .ci/run to install postfix, sasl2-bin and libsasl2-modules)', () => {
@@ -149,8 +150,7 @@ describe('Postfix provider instances', () => {
       const r = await sendRaw(c, 'sender@example.com', ['someone@example.net'], `${message('relayed')}\r\n.\r\n`);
       assert.equal(r.code, 250, r.text);
       c.close();
-      const deadline = Date.now() + 10_000;
-      while (received.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+      await waitFor(() => received.length > 0, () => `a message relayed by Postfix; its log:\n${p.log()}`, 200, 50);
       assert.equal(received.length, 1, p.log());
       assert.match(received[0]!, /^someone@example\.net\n[\s\S]*Subject: relayed/);
       assert.match(p.log(), /to=<someone@example\.net>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent/);

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
+import { waitFor } from '../helpers/wait.js';
 import { testCerts } from './certs.js';
 import { startUpstream, type Upstream } from './upstream.js';
 
@@ -119,7 +120,7 @@ test('a stalled session is destroyed by close()', async (t) => {
   const up = await startUpstream({ faults: [{ stage: 'ehlo', action: 'stall' }] });
   t.after(() => up.close());
   const pending = connect(up, { greetingTimeout: 5000, socketTimeout: 5000 });
-  while (!up.sessions[0]?.commands.length) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => !!up.sessions[0]?.commands.length, 'EHLO at the upstream');
   const started = Date.now();
   await up.close();
   await assert.rejects(pending);

@@ -91,6 +91,8 @@ export interface Upstream {
   readonly errors: Error[];
   /** Resolves with all messages once there are at least n; rejects listing what arrived. */
   waitForMessages(n: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /** Resolves with all messages once `done(messages)` holds, checked as each message arrives; rejects saying `what`. */
+  waitUntil(done: (messages: readonly ReceivedMessage[]) => boolean, what: string, timeoutMs?: number): Promise<ReceivedMessage[]>;
   /** Replaces the faults (and their counts) at runtime. */
   setFaults(faults: Fault[]): void;
   /** Stops listening and destroys open sockets (stalled ones too); records are kept. */
@@ -347,24 +349,25 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
     ...errors.map((e) => `error: ${e.message}`),
   ].join('\n  ');
 
+  const waitUntil: Upstream['waitUntil'] = (done, what, timeoutMs = 5000) => new Promise((resolve, reject) => {
+    const check = () => { if (done(messages)) { finish(); resolve([...messages]); } };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`upstream: wanted ${what} within ${timeoutMs} ms, got ${messages.length}\n  ${summary()}`));
+    }, timeoutMs);
+    const finish = () => { clearTimeout(timer); waiters.delete(check); };
+    waiters.add(check);
+    check();
+  });
+
   await listen();
   const name = host.includes(':') ? `[${host}]` : host;
   return {
     host, get port() { return port; },
     url: `${tlsMode === 'implicit' ? 'smtps' : 'smtp'}://${name}:${port}`,
     caFile: certs.caFile, messages, droppedAfterDot, sessions, errors,
-    waitForMessages(n, timeoutMs = 5000) {
-      return new Promise((resolve, reject) => {
-        const check = () => { if (messages.length >= n) { finish(); resolve([...messages]); } };
-        const timer = setTimeout(() => {
-          finish();
-          reject(new Error(`upstream: wanted ${n} message(s) within ${timeoutMs} ms, got ${messages.length}\n  ${summary()}`));
-        }, timeoutMs);
-        const finish = () => { clearTimeout(timer); waiters.delete(check); };
-        waiters.add(check);
-        check();
-      });
-    },
+    waitForMessages: (n, timeoutMs) => waitUntil((m) => m.length >= n, `${n} message(s)`, timeoutMs),
+    waitUntil,
     setFaults,
     stop,
     async restart() { await stop(); await listen(); },

@@ -1,0 +1,45 @@
+// What the cluster-wide limits share (pg-limits.ts): the window shape, the outage that is
+// logged once, and the transaction that holds one limit's row lock.
+import type { Pool, PoolClient } from 'pg';
+
+/** "30/1m": at most `count` in any `windowMs` (config/units.ts Rate, by shape: queue/ does not read the config). */
+export interface Window { readonly count: number; readonly windowMs: number }
+
+/** Whether the database answers, so that an outage is logged once and its end once. */
+export class Outage {
+  private down = false;
+  constructor(private readonly warn: (message: string) => void) {}
+
+  /** Runs `work` against the database; its error is logged once per outage and rethrown in words. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    let result: T;
+    try { result = await work(); } catch (e) {
+      const why = (e as Error).message || String(e);
+      if (!this.down) this.warn(`cluster limits: the database cannot be reached (${why}); limited mail waits in the queue and AUTH is refused for now until it can`);
+      this.down = true;
+      throw new Error(`cannot reach the cluster limits database: ${why}`, { cause: e });
+    }
+    if (this.down) this.warn('cluster limits: the database can be reached again');
+    this.down = false;
+    return result;
+  }
+}
+
+/** Runs `work` in a transaction that holds the row lock of `key`: the takers of one limit go one after the other, on every node. */
+export async function withKeyLocked<T>(pool: Pool, key: string, work: (c: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // the upsert locks the row (created the first time) until COMMIT; the next statement sees what earlier holders committed
+    await client.query('INSERT INTO limit_keys (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key', [key]);
+    const result = await work(client);
+    await client.query('COMMIT');
+    client.release();
+    return result;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release(e as Error); // a broken connection is not put back
+    throw e;
+  }
+}
+
