@@ -38,8 +38,8 @@ test('replied: Postfix wording, the stage of the command, permanent only for 5xx
 test('connection failures are temporary, never bounced, with stage, kind, cause and fix', () => {
   const table: Array<[Error, RegExp, string, string, RegExp | undefined]> = [
     [err('connect ECONNREFUSED', { code: 'ESOCKET', originalCode: 'ECONNREFUSED' }), /^connect to mx\.example\.net\[192\.0\.2\.1\]:25: Connection refused; nothing listens on port 25 there$/, '4.4.1', 'connect', /check the port in url/],
-    [err('Greeting never received', { code: 'ETIMEDOUT' }), /timed out while receiving the initial server greeting; .* \(it does not speak TLS on this port either\)/, '4.4.2', 'greeting', /timeout in \[relay\]/],
-    [err('Timeout', { code: 'ETIMEDOUT', command: 'CONN', timeoutType: 'SOCKET_TIMEOUT', greeted: false }), /timed out while receiving the initial server greeting/, '4.4.2', 'greeting', /check the port/],
+    [err('Greeting never received', { code: 'ETIMEDOUT' }), /timed out while receiving the initial server greeting; .*sent no greeting within 10s$/, '4.4.2', 'greeting', /timeout in \[relay\]/],
+    [err('Timeout', { code: 'ETIMEDOUT', command: 'CONN', timeoutType: 'SOCKET_TIMEOUT', greeted: false }), /timed out while receiving the initial server greeting/, '4.4.2', 'greeting', /overloaded/],
     [err('Timeout', { code: 'ETIMEDOUT', command: 'EHLO', timeoutType: 'SOCKET_TIMEOUT', greeted: true }), /timed out after EHLO/, '4.4.2', 'ehlo', undefined],
     [err('Connection timeout', { code: 'ETIMEDOUT', command: 'CONN' }), /^connect to .*:25: Connection timed out; .*block outgoing port 25/, '4.4.2', 'connect', /submission port/],
     [err('Error initiating TLS - certificate has expired', { code: 'ETLS' }), /^the certificate of .* has expired$/, '4.7.5', 'tls', /renew it/],
@@ -66,6 +66,7 @@ test('OpenSSL text never sits inside the sentence: its reason only', () => {
 
 test('smtp:// to an smtps:// port, and smtps:// to a STARTTLS port, name the URL to use', () => {
   assert.match(reasonOf(noGreeting(W, true)), /this port expects TLS from the first byte; use smtps:\/\/mx\.example\.net:25$/);
+  assert.match(reasonOf(noGreeting(W, false)), /\(it does not speak TLS on this port either\); check the port \(587 for STARTTLS, 465 for TLS\)/);
   assert.match(reasonOf(tlsOnPlainPort(W, '220 mx ESMTP')), /speaks plain SMTP \(it greeted in plaintext with "220 mx ESMTP"\); use smtp:\/\/mx\.example\.net:25 /);
 });
 

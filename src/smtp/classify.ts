@@ -99,7 +99,7 @@ export function connectFailure(e: unknown, w: Where): Failure {
 
 function timedOut(err: NodemailerError, w: Where): Failure {
   // the idle-socket timeout can fire before the greeting timer set at the same moment
-  if (err.timeoutType === 'GREETING_TIMEOUT' || /greeting/i.test(err.message) || (err.greeted === false && err.timeoutType === 'SOCKET_TIMEOUT')) return noGreeting(w, false);
+  if (err.timeoutType === 'GREETING_TIMEOUT' || /greeting/i.test(err.message) || (err.greeted === false && err.timeoutType === 'SOCKET_TIMEOUT')) return noGreeting(w, undefined);
   if (err.command === 'CONN' || !err.command) {
     const where = `${w.label}:${w.port}`;
     return make('connect', 'network', '4.4.2', `connect to ${where}: Connection timed out`,
@@ -108,8 +108,8 @@ function timedOut(err: NodemailerError, w: Where): Failure {
   return make(STAGE_OF[err.command] ?? 'ehlo', 'network', '4.4.2', `conversation with ${w.label} timed out after ${err.command}`);
 }
 
-/** No greeting in time; `expectsTls`: a TLS handshake on a new connection to the port succeeded (smtp:// to an smtps:// port). */
-export function noGreeting(w: Where, expectsTls: boolean): Failure {
+/** No greeting in time; `expectsTls`: a TLS handshake on a new connection succeeded (smtp:// to an smtps:// port), failed, or was not tried. */
+export function noGreeting(w: Where, expectsTls: boolean | undefined): Failure {
   return make('greeting', 'network', '4.4.2', `conversation with ${w.label} timed out while receiving the initial server greeting`,
     noGreetingAdvice({ host: w.host, port: w.port, timeoutMs: w.timeoutMs, expectsTls, timeoutKnob: w.timeoutKnob }));
 }

@@ -45,13 +45,19 @@ export function connectAdvice(f: { where: string; port: number; code: string; ti
   return { diagnosis: `connecting to ${f.where} failed (${f.code})`, fix: `check the host and port in ${knob}` };
 }
 
-/** Connected, no greeting; `expectsTls`: a TLS handshake on a new connection succeeded. `timeoutKnob`: "--timeout", "timeout". */
-export function noGreetingAdvice(f: { host: string; port: number; timeoutMs: number; expectsTls: boolean; timeoutKnob: string }): Advice {
-  return f.expectsTls
-    ? { diagnosis: `the server accepted the connection but said nothing for ${seconds(f.timeoutMs)}, and a TLS handshake on a new connection succeeded: this port expects TLS from the first byte`,
-        fix: `use smtps://${hostPort(f.host, f.port)}` }
-    : { diagnosis: `the server accepted the connection but sent no greeting within ${seconds(f.timeoutMs)} (it does not speak TLS on this port either)`,
-        fix: `check the port (587 for STARTTLS, 465 for TLS); the server may be overloaded, or a proxy or firewall holds the connection; try a longer ${f.timeoutKnob}` };
+/**
+ * Connected, no greeting. `expectsTls`: a TLS handshake on a new connection succeeded (true), failed
+ * (false), or was not tried (undefined: an MX host, always plain SMTP on [mx] port).
+ */
+export function noGreetingAdvice(f: { host: string; port: number; timeoutMs: number; expectsTls: boolean | undefined; timeoutKnob: string }): Advice {
+  if (f.expectsTls) {
+    return { diagnosis: `the server accepted the connection but said nothing for ${seconds(f.timeoutMs)}, and a TLS handshake on a new connection succeeded: this port expects TLS from the first byte`,
+      fix: `use smtps://${hostPort(f.host, f.port)}` };
+  }
+  const busy = `the server may be overloaded, or a proxy or firewall holds the connection; try a longer ${f.timeoutKnob}`;
+  if (f.expectsTls === undefined) return { diagnosis: `the server accepted the connection but sent no greeting within ${seconds(f.timeoutMs)}`, fix: busy };
+  return { diagnosis: `the server accepted the connection but sent no greeting within ${seconds(f.timeoutMs)} (it does not speak TLS on this port either)`,
+    fix: `check the port (587 for STARTTLS, 465 for TLS); ${busy}` };
 }
 
 export function greetingRefusedAdvice(reply = ''): Advice {
