@@ -5,7 +5,7 @@
 // diagnosis and fix, run on the same config file, name the same cause and the same fix.
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -96,6 +96,7 @@ async function run(c: Case, peer: () => Promise<{ port: number; url: string; caF
   const status = c.status ?? 'deferred';
   const line = await d.waitForLog(new RegExp(`${id}: to=<bob@example\\.net>, .*status=${status} \\(.*\\)`), 15_000);
   const reason = /status=\w+ \((.*)\)$/.exec(line)![1]!;
+  logged.push(d.logs().split('\n').find((l) => l.endsWith(line)) ?? line); // with its syslog prefix, as pflogsumm reads it
   const probe = await probeRun(['--timeout', '1s', ...(c.sendTest ? ['--send-test', 'bob@example.net'] : []), '--from', 'app@relay.test', '-c', d.configFile]);
   return { line, reason, probe, d };
 }
@@ -119,6 +120,18 @@ function same(c: Case, r: { reason: string; probe: string }, t?: TestContext): v
   // pflogsumm's deferral summary cuts at ": ": OpenSSL's own "error:0A00010B:SSL routines::..." never sits inside ours
   assert.doesNotMatch(r.reason, /SSL routines|error:[0-9A-F]{8}/, r.reason);
   c.log?.(r.reason);
+}
+
+/** Every case's status line, for the pflogsumm check at the end. */
+const logged: string[] = [];
+
+/** The lines of one pflogsumm report section ("message deferral detail", …), without its title. */
+function pflogsummSection(report: string, title: string): string[] {
+  const lines = report.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(title));
+  assert.ok(start >= 0, `no "${title}" in:\n${report}`);
+  const end = lines.findIndex((l, i) => i > start + 1 && l === '');
+  return lines.slice(start + 2, end < 0 ? undefined : end);
 }
 
 const upstream = (opts: UpstreamOptions) => async () => {
@@ -217,5 +230,23 @@ describe('failure wording: the log line says what probe says', () => {
     const r = await run(c, async () => ({ port: await multiLinePeer(), url: '', caFile: '' }));
     same(c, r, t);
     assert.ok(probeFailure(r.probe, 'data').diagnosis.includes(MULTILINE_554.join(' ')), r.probe);
+  });
+
+  // The log lines are read by tools too: Debian's pflogsumm groups deferrals by the reason after
+  // the last "host ... said:"/"connect to ...:" part; each case must be its own readable group.
+  it('pflogsumm reads every line: one deferral group per cause, the bounce under its relay, no OpenSSL text', () => {
+    const deferred = logged.filter((l) => l.includes('status=deferred')).length;
+    assert.ok(deferred >= 9 && logged.some((l) => l.includes('status=bounced')), `the cases above ran first (${logged.length} lines)`);
+    const r = spawnSync('pflogsumm', ['--syslog-name=smarthost'], { input: logged.join('\n') + '\n', encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const groups = pflogsummSection(r.stdout, 'message deferral detail').filter((l) => /^\s+\d+\s+\S/.test(l));
+    const counted = groups.reduce((n, l) => n + Number(/^\s+(\d+)/.exec(l)![1]), 0);
+    assert.equal(counted, deferred, r.stdout);
+    assert.ok(groups.length >= deferred - 1, `causes kept apart, not lumped together:\n${groups.join('\n')}`);
+    for (const g of groups) assert.doesNotMatch(g, /SSL routines|error:[0-9A-F]{8}/, g);
+    assert.ok(groups.some((g) => /Connection refused/.test(g)), groups.join('\n'));
+    const bounces = pflogsummSection(r.stdout, 'message bounce detail');
+    assert.equal(bounces.filter((l) => /^\s+\d+\s+\S/.test(l)).reduce((n, l) => n + Number(/^\s+(\d+)/.exec(l)![1]), 0), logged.length - deferred, r.stdout);
+    assert.ok(bounces.some((l) => /127\.0\.0\.1/.test(l)) && bounces.some((l) => /554/.test(l)), bounces.join('\n'));
   });
 });
