@@ -224,7 +224,7 @@ export function guardConnection(conn: GuardedConnection, rules: GuardRules): Gua
   /**
    * A command that came before the greeting (smtp-server would answer "421 You talk too soon").
    * Postfix's smtpd reads it after its banner, and so do we: it is held until the greeting is
-   * out. A listener with `pregreet` refuses such a client instead (listener.ts): then the
+   * out. A listener with `pregreet` refuses such a client instead (listener-connection.ts): then the
    * session is closing and the command is dropped.
    */
   const beforeGreeting = (command: Buffer, callback?: () => void) => {
