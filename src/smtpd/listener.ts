@@ -16,7 +16,8 @@ import { ReverseLookup } from './reverse-lookup.js';
 import { SmtpdServer, type Connection } from './server.js';
 import type { SmtpdDeps } from './smtpd-deps.js';
 
-export type { SmtpdDeps, SmtpdObserver } from './smtpd-deps.js';
+// what createListener is given; daemon.ts builds it
+export type { SmtpdDeps } from './smtpd-deps.js';
 
 /** How long a TLS session may be resumed (Postfix smtpd_tls_session_cache_timeout). */
 const TLS_SESSION_SECONDS = 3600;
