@@ -14,7 +14,7 @@ import { postfixMissing, postfixSettingsLine, postfixSettingsSeen, startPostfix,
 import { CLK_TCK, DAEMON_NODE_OPTIONS, removeTempDirs } from './lib/servers.js';
 import { startSink } from './lib/sink.js';
 import { envList, envNumber } from './lib/env.js';
-import { f, kb, table } from './lib/report.js';
+import { f, kb, say, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
@@ -168,9 +168,30 @@ function cellTable(cells: Cell[]): string {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const say = (s: string) => process.stdout.write(`${s}\n`);
   const missing = SETTINGS.systems.includes('postfix') ? postfixMissing() : 'not asked for (BENCH_SYSTEMS)';
   const systems = SETTINGS.systems.filter((s) => s !== 'postfix' || !missing);
+  sayHeader(missing);
+  const all = specs();
+  const cells = await runRounds(systems, all);
+  const ceilings = SETTINGS.cells.includes('ceiling') ? await runCeilings() : [];
+  const postfixLine = postfixSettingsLine();
+  if (postfixLine) say(postfixLine);
+  sayCells(cells, ceilings);
+  const vs = verdicts(cells, all);
+  sayVerdicts(vs, missing);
+  const lost = cells.reduce((n, c) => n + c.lost, 0);
+  say(`\nMessages lost (acknowledged, never at the sink after draining): ${lost}${lost ? '  <-- MUST BE 0' : ''}`);
+  const trouble = troubleLines(cells, (c) => `${c.system} ${c.cell} (round ${c.round})`);
+  say(trouble.length ? `\nMail log trouble and leftovers:\n${trouble.join('\n')}` : '\nMail logs: no deferrals, bounces, warnings or errors; queues empty after draining.');
+  say(`\ntotal ${f((Date.now() - started) / 1000, 0)}s, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  say(JSON.stringify({
+    bench: 'connections', date: new Date(started).toISOString(), node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS,
+    postfix: postfixSettingsSeen() ?? { skipped: missing }, cells, ceilings, verdicts: vs, lost,
+  }));
+}
+
+/** What runs, with which settings, on which machine. */
+function sayHeader(missing: string | undefined): void {
   say(`smarthost connections bench, ${new Date().toISOString()}: node ${process.version}, ${os.cpus().length} CPUs, ` +
     `load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ${SETTINGS.rounds} round(s), ` +
     `${SETTINGS.seconds}s per cell after ${SETTINGS.warmupSeconds}s warm-up, drain until done or ${SETTINGS.drainIdleSeconds}s without progress`);
@@ -180,11 +201,12 @@ async function main(): Promise<void> {
   say(`messages: ${SETTINGS.sizes.map(kb).join(' and ')} as in the relay bench, each with an "${ID_HEADER}: n" line on top; one recipient; ` +
     'TLS: full handshake on every connection (no session resumption), certificate not checked');
   if (missing) say(`Postfix comparison skipped: ${missing}`);
+}
 
-  const all = specs();
+/** Every cell for every system, round after round; who goes first alternates, as the machine's speed drifts. */
+async function runRounds(systems: SystemName[], all: Spec[]): Promise<Cell[]> {
   const cells: Cell[] = [];
   for (let round = 1; round <= SETTINGS.rounds; round++) {
-    // who goes first alternates: the machine's speed drifts
     const order = round % 2 ? systems : [...systems].reverse();
     for (const spec of all) {
       for (const name of order) {
@@ -195,18 +217,23 @@ async function main(): Promise<void> {
       }
     }
   }
-  const ceilings: Ceiling[] = [];
-  if (SETTINGS.cells.includes('ceiling')) {
-    const sessions = Math.max(...SETTINGS.sessions);
-    for (const size of SETTINGS.sizes) {
-      const c = await ceiling(size, sessions);
-      ceilings.push(c);
-      process.stderr.write(`  ceiling: client -> sink ${kb(size)} x ${sessions}: ${f(c.perSecond, 0)} msg/s, bench CPU ${f(c.benchCpuPct, 0)}%\n`);
-    }
-  }
+  return cells;
+}
 
-  const postfixLine = postfixSettingsLine();
-  if (postfixLine) say(postfixLine);
+/** The client-ceiling cells: each size at the most sessions. */
+async function runCeilings(): Promise<Ceiling[]> {
+  const ceilings: Ceiling[] = [];
+  const sessions = Math.max(...SETTINGS.sessions);
+  for (const size of SETTINGS.sizes) {
+    const c = await ceiling(size, sessions);
+    ceilings.push(c);
+    process.stderr.write(`  ceiling: client -> sink ${kb(size)} x ${sessions}: ${f(c.perSecond, 0)} msg/s, bench CPU ${f(c.benchCpuPct, 0)}%\n`);
+  }
+  return ceilings;
+}
+
+/** The cells' table with what its columns mean, then the ceilings'. */
+function sayCells(cells: Cell[], ceilings: Ceiling[]): void {
   say('\nOne message per connection, end to end: client -> system under test -> sink, all on 127.0.0.1, fresh system and sink per cell.');
   say('  e2e msg/s      = messages arriving at the sink during the measured window, per second; accepted/s = 250s in the window.');
   say('  conn->250      = from net.connect() to the 250 after the final dot (TCP connect, greeting, EHLO, [STARTTLS, TLS, EHLO, AUTH,] DATA), ms.');
@@ -216,29 +243,21 @@ async function main(): Promise<void> {
   say('  bench CPU      = this load generator (one node process) in the window: near 100% it would be the limit, not the system.');
   say('  lost           = 250 received but never at the sink after draining; other CPU % = the rest of the machine, % of all CPUs.');
   say(cellTable(cells));
-  if (ceilings.length) {
-    say('\nLoad generator ceiling: the same one-message-per-connection load straight to the sink (no system under test).');
-    say(table(['size', 'sessions', 'msg/s', 'conn->250 p50 ms', 'p99 ms', 'bench CPU %', 'bench CPU ms/msg'],
-      ceilings.map((c) => [kb(c.sizeBytes), String(c.sessions), f(c.perSecond, 0), f(c.connectP50Ms, 1), f(c.connectP99Ms, 1), f(c.benchCpuPct, 0), f(c.benchCpuMsPerMsg, 3)])));
-  }
-  const vs = verdicts(cells, all);
-  if (vs.length) {
-    say(`\nsmarthost vs Postfix, medians of ${SETTINGS.rounds} round(s); latency percentiles over all rounds' window messages (targets are figures, not assertions)`);
-    say(table(['cell', 'unit', 'Postfix', 'smarthost', 'smarthost/Postfix', 'target', 'result'],
-      vs.map((v) => [v.cell, v.unit, f(v.postfix, v.unit === 'e2e msg/s' ? 0 : 2), f(v.smarthost, v.unit === 'e2e msg/s' ? 0 : 2), f(v.ratio, 2), v.target,
-        v.pass === undefined ? 'n/a' : v.pass ? 'PASS' : 'MISS'])));
-  } else {
+  if (!ceilings.length) return;
+  say('\nLoad generator ceiling: the same one-message-per-connection load straight to the sink (no system under test).');
+  say(table(['size', 'sessions', 'msg/s', 'conn->250 p50 ms', 'p99 ms', 'bench CPU %', 'bench CPU ms/msg'],
+    ceilings.map((c) => [kb(c.sizeBytes), String(c.sessions), f(c.perSecond, 0), f(c.connectP50Ms, 1), f(c.connectP99Ms, 1), f(c.benchCpuPct, 0), f(c.benchCpuMsPerMsg, 3)])));
+}
+
+function sayVerdicts(vs: Verdict[], missing: string | undefined): void {
+  if (!vs.length) {
     say(`\nsmarthost vs Postfix: no comparison (${missing ?? 'no cells'})`);
+    return;
   }
-  const lost = cells.reduce((n, c) => n + c.lost, 0);
-  say(`\nMessages lost (acknowledged, never at the sink after draining): ${lost}${lost ? '  <-- MUST BE 0' : ''}`);
-  const trouble = troubleLines(cells, (c) => `${c.system} ${c.cell} (round ${c.round})`);
-  say(trouble.length ? `\nMail log trouble and leftovers:\n${trouble.join('\n')}` : '\nMail logs: no deferrals, bounces, warnings or errors; queues empty after draining.');
-  say(`\ntotal ${f((Date.now() - started) / 1000, 0)}s, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  say(JSON.stringify({
-    bench: 'connections', date: new Date(started).toISOString(), node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS,
-    postfix: postfixSettingsSeen() ?? { skipped: missing }, cells, ceilings, verdicts: vs, lost,
-  }));
+  say(`\nsmarthost vs Postfix, medians of ${SETTINGS.rounds} round(s); latency percentiles over all rounds' window messages (targets are figures, not assertions)`);
+  say(table(['cell', 'unit', 'Postfix', 'smarthost', 'smarthost/Postfix', 'target', 'result'],
+    vs.map((v) => [v.cell, v.unit, f(v.postfix, v.unit === 'e2e msg/s' ? 0 : 2), f(v.smarthost, v.unit === 'e2e msg/s' ? 0 : 2), f(v.ratio, 2), v.target,
+      v.pass === undefined ? 'n/a' : v.pass ? 'PASS' : 'MISS'])));
 }
 
 main().finally(removeTempDirs).then(() => process.exit(0), (e: unknown) => {

@@ -18,7 +18,7 @@ import { wireMessage } from './lib/messages.js';
 import { startSink, type Sink } from './lib/sink.js';
 import { CLK_TCK, DAEMON_NODE_OPTIONS, cpuMs, machineBusyMs, memMB, removeTempDirs, spooledFiles, startServer, tempDir, type ServerKind } from './lib/servers.js';
 import { envList, envNumber } from './lib/env.js';
-import { f, kb, table } from './lib/report.js';
+import { f, kb, say, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
@@ -188,7 +188,6 @@ function spoolWarnings(runs: Run[]): string[] {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const say = (s: string) => process.stdout.write(`${s}\n`);
   say(`smarthost intake bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
     `${SETTINGS.seconds}s per run after ${SETTINGS.warmupSeconds}s warm-up, daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}, daemon node options: ${[...DAEMON_NODE_OPTIONS, process.env.BENCH_NODE_ARGS ?? ''].join(' ').trim() || 'none'}`);
 
@@ -200,45 +199,14 @@ async function main(): Promise<void> {
   const fsync = measureFsync();
   // The paced cells first: after the closed loop's 100 KB runs have written a few GB, the disk's
   // flushes stay slow for a while (p99 12 ms instead of 3-8 ms in back-to-back runs of this cell).
-  const paced: Run[] = [];
-  const pacedRun = async (kind: ServerKind, relaying = false) => {
-    const r = await measureLoad(kind, 1024, 50, wireMessage(1024), { offered: SETTINGS.pacedRate, warmupSeconds: SETTINGS.pacedWarmupSeconds, relaying });
-    paced.push(r);
-    process.stderr.write(`  ${kind}${relaying ? ' + relaying' : ''} 1 KB x 50 paced at ${SETTINGS.pacedRate}/s: ${f(r.perSecond, 0)} msg/s, p99 ${f(r.p99Ms, 2)} ms\n`);
-  };
-  if (SETTINGS.pacedRate > 0) {
-    for (const kind of KINDS) await pacedRun(kind);
-    await pacedRun('smarthost', true);
-  }
-  const runs: Run[] = [];
-  for (const size of SETTINGS.sizes) {
-    const message = wireMessage(size);
-    for (const sessions of SETTINGS.sessions) {
-      for (const kind of KINDS) {
-        const r = await measureLoad(kind, size, sessions, message);
-        runs.push(r);
-        process.stderr.write(`  ${kind} ${kb(size)} x ${sessions}: ${f(r.perSecond, 0)} msg/s, p99 ${f(r.p99Ms, 2)} ms\n`);
-      }
-    }
-  }
+  const paced = SETTINGS.pacedRate > 0 ? await runPaced() : [];
+  const runs = await runClosedLoop();
   const idle: Idle[] = [];
   if (SETTINGS.idleSessions > 0) for (const kind of KINDS) idle.push(await measureIdle(kind, SETTINGS.idleSessions));
 
   const rs = ratios(runs);
   const ts = targets(runs, paced, idle);
-  say('\nIntake alone (smarthost with [queue] defer_delivery = true: accepted mail stays in the spool)');
-  say('Closed loop; latency = final "\\r\\n.\\r\\n" written -> 250 received; CPU and RSS of the server process;');
-  say('other CPU % = machine busy outside server and bench, i.e. noise from other programs)');
-  say(loadTable(runs));
-  spoolWarnings(runs).forEach(say);
-  if (paced.length) {
-    say(`\nIntake at a steady offered load (50 sessions, each starting a 1 KB message every ${f(50_000 / SETTINGS.pacedRate, 0)} ms, ` +
-      `${SETTINGS.pacedRate} msg/s in all, measured after ${SETTINGS.pacedWarmupSeconds}s of it, in steady state; ` +
-      'the closed loop above measures the ceiling, where latency is mostly waiting: at 50 sessions its mean is about 50 / msg/s;');
-    say('"smarthost + relaying": the same daemon also relays each message to a counting sink on the same machine, as in service)');
-    say(loadTable(paced));
-    spoolWarnings(paced).forEach(say);
-  }
+  sayLoads(runs, paced);
   say('\nsmarthost / baseline (msg/s: higher is better for smarthost above 1; latency, CPU: lower is better below 1)');
   say(ratioTable(rs));
   say(`\nIdle sessions (connected, greeted, EHLO done)`);
@@ -255,6 +223,51 @@ async function main(): Promise<void> {
     bench: 'intake', node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS,
     runs, paced, ratios: rs, idle, fsync, targets: ts,
   }));
+}
+
+/** 1 KB x 50 sessions at the offered rate: each server, then smarthost while it also relays. */
+async function runPaced(): Promise<Run[]> {
+  const paced: Run[] = [];
+  const pacedRun = async (kind: ServerKind, relaying = false) => {
+    const r = await measureLoad(kind, 1024, 50, wireMessage(1024), { offered: SETTINGS.pacedRate, warmupSeconds: SETTINGS.pacedWarmupSeconds, relaying });
+    paced.push(r);
+    process.stderr.write(`  ${kind}${relaying ? ' + relaying' : ''} 1 KB x 50 paced at ${SETTINGS.pacedRate}/s: ${f(r.perSecond, 0)} msg/s, p99 ${f(r.p99Ms, 2)} ms\n`);
+  };
+  for (const kind of KINDS) await pacedRun(kind);
+  await pacedRun('smarthost', true);
+  return paced;
+}
+
+/** Every size x sessions cell, closed loop, for each server. */
+async function runClosedLoop(): Promise<Run[]> {
+  const runs: Run[] = [];
+  for (const size of SETTINGS.sizes) {
+    const message = wireMessage(size);
+    for (const sessions of SETTINGS.sessions) {
+      for (const kind of KINDS) {
+        const r = await measureLoad(kind, size, sessions, message);
+        runs.push(r);
+        process.stderr.write(`  ${kind} ${kb(size)} x ${sessions}: ${f(r.perSecond, 0)} msg/s, p99 ${f(r.p99Ms, 2)} ms\n`);
+      }
+    }
+  }
+  return runs;
+}
+
+/** The closed-loop and the paced tables, with what they measure. */
+function sayLoads(runs: Run[], paced: Run[]): void {
+  say('\nIntake alone (smarthost with [queue] defer_delivery = true: accepted mail stays in the spool)');
+  say('Closed loop; latency = final "\\r\\n.\\r\\n" written -> 250 received; CPU and RSS of the server process;');
+  say('other CPU % = machine busy outside server and bench, i.e. noise from other programs)');
+  say(loadTable(runs));
+  spoolWarnings(runs).forEach(say);
+  if (!paced.length) return;
+  say(`\nIntake at a steady offered load (50 sessions, each starting a 1 KB message every ${f(50_000 / SETTINGS.pacedRate, 0)} ms, ` +
+    `${SETTINGS.pacedRate} msg/s in all, measured after ${SETTINGS.pacedWarmupSeconds}s of it, in steady state; ` +
+    'the closed loop above measures the ceiling, where latency is mostly waiting: at 50 sessions its mean is about 50 / msg/s;');
+  say('"smarthost + relaying": the same daemon also relays each message to a counting sink on the same machine, as in service)');
+  say(loadTable(paced));
+  spoolWarnings(paced).forEach(say);
 }
 
 main().finally(removeTempDirs).then(() => process.exit(0), (e: unknown) => {

@@ -12,7 +12,7 @@ import { ID_HEADER, measureCell, median, troubleLines, type CellResult } from '.
 import { postfixMissing, postfixSettingsLine, postfixSettingsSeen, startPostfix, startSmarthost, type RelaySystem, type SystemName } from './lib/relay-systems.js';
 import { CLK_TCK, DAEMON_NODE_OPTIONS, removeTempDirs } from './lib/servers.js';
 import { envList, envNumber } from './lib/env.js';
-import { f, kb, table } from './lib/report.js';
+import { f, kb, say, table } from './lib/report.js';
 
 // ---- settings (environment) ----
 
@@ -98,16 +98,39 @@ function verdicts(cells: Cell[]): Verdict[] {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const say = (s: string) => process.stdout.write(`${s}\n`);
   const missing = SETTINGS.systems.includes('postfix') ? postfixMissing() : 'not asked for (BENCH_SYSTEMS)';
   const systems = SETTINGS.systems.filter((s) => s !== 'postfix' || !missing);
+  sayHeader(missing);
+  const cells = await runRounds(systems);
+  const postfixLine = postfixSettingsLine();
+  if (postfixLine) say(postfixLine);
+
+  const vs = verdicts(cells);
+  const lost = cells.reduce((n, c) => n + c.lost, 0);
+  sayCells(cells);
+  sayVerdicts(vs, missing);
+  say('\nDurability: every message counted here was acknowledged (250) only after fsync: smarthost writes the message into a queue file');
+  say('whose name was fsynced into the queue directory ahead, and fdatasyncs it before replying; Postfix cleanup(8) fsyncs the queue file before smtpd replies');
+  say('(Postfix defaults, unchanged by the bench).');
+  say(`Messages lost (acknowledged, never at the sink after draining): ${lost}${lost ? '  <-- MUST BE 0' : ''}`);
+  const trouble = troubleLines(cells);
+  say(trouble.length ? `\nMail log trouble and leftovers:\n${trouble.join('\n')}` : '\nMail logs: no deferrals, bounces, warnings or errors; queues empty after draining.');
+  say(`\ntotal ${f((Date.now() - started) / 1000, 0)}s, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  say(JSON.stringify({ bench: 'relay', node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS, postfix: postfixSettingsSeen() ?? { skipped: missing }, cells, verdicts: vs, lost }));
+}
+
+/** What runs, with which settings, on which machine. */
+function sayHeader(missing: string | undefined): void {
   say(`smarthost relay bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, CLK_TCK ${CLK_TCK}, ` +
     `${SETTINGS.seconds}s per cell after ${SETTINGS.warmupSeconds}s warm-up, drain until done or ${SETTINGS.drainIdleSeconds}s without progress (${SETTINGS.drainMaxSeconds}s at most)`);
   say(`smarthost [relay] concurrency ${SETTINGS.concurrency ?? 'default (20)'}, tls = "none", mail log on stdout (a pipe to the bench, as under systemd); ` +
     `daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}, daemon node options: ${[...DAEMON_NODE_OPTIONS, process.env.BENCH_NODE_ARGS ?? ''].join(' ').trim() || 'none'}`);
   say(`messages: ${SETTINGS.sizes.map(kb).join(' and ')} bodies as in the intake bench, each with an "${ID_HEADER}: n" line on top; one recipient`);
   if (missing) say(`Postfix comparison skipped: ${missing}`);
+}
 
+/** Every cell (size x sessions) for every system, round after round. */
+async function runRounds(systems: SystemName[]): Promise<Cell[]> {
   const cells: Cell[] = [];
   for (let round = 1; round <= SETTINGS.rounds; round++) {
     for (const size of SETTINGS.sizes) {
@@ -122,11 +145,11 @@ async function main(): Promise<void> {
       }
     }
   }
-  const postfixLine = postfixSettingsLine();
-  if (postfixLine) say(postfixLine);
+  return cells;
+}
 
-  const vs = verdicts(cells);
-  const lost = cells.reduce((n, c) => n + c.lost, 0);
+/** The cells' table with what its columns mean. */
+function sayCells(cells: Cell[]): void {
   say('\nRelay, end to end: client -> system under test -> sink, all on 127.0.0.1, closed loop, fresh system and sink per cell.');
   say('  e2e msg/s     = messages arriving at the sink during the measured window, per second: the sustained end-to-end rate');
   say('                  under this load (the intake rate if the system keeps up, else its delivery rate while taking mail in).');
@@ -142,22 +165,17 @@ async function main(): Promise<void> {
   say('  lost          = 250 received but never at the sink after draining; conns = connections the sink accepted;');
   say('  other CPU %   = machine busy outside system, sink and bench in the window, % of all CPUs: noise from other programs.');
   say(cellTable(cells));
-  if (vs.length) {
-    say(`\nsmarthost / Postfix, medians of ${SETTINGS.rounds} round(s) (target: e2e msg/s ratio >= ${TARGET_RATIO} in every cell, nothing lost)`);
-    say(table(['size', 'sessions', 'smarthost e2e msg/s', 'Postfix e2e msg/s', 'ratio', 'result', 'ratio per round', 'strict ratio', 'p99 ratio', 'CPU/msg ratio'],
-      vs.map((v) => [kb(v.sizeBytes), String(v.sessions), f(v.smarthost, 0), f(v.postfix, 0), f(v.ratio, 2), v.pass ? 'PASS' : 'MISS',
-        `${f(v.roundRatios[0], 2)}-${f(v.roundRatios[1], 2)}`, f(v.strictRatio, 2), f(v.p99Ratio, 2), f(v.cpuRatio, 2)])));
-  } else {
+}
+
+function sayVerdicts(vs: Verdict[], missing: string | undefined): void {
+  if (!vs.length) {
     say(`\nsmarthost / Postfix: no comparison (${missing ?? 'no cells'})`);
+    return;
   }
-  say('\nDurability: every message counted here was acknowledged (250) only after fsync: smarthost writes the message into a queue file');
-  say('whose name was fsynced into the queue directory ahead, and fdatasyncs it before replying; Postfix cleanup(8) fsyncs the queue file before smtpd replies');
-  say('(Postfix defaults, unchanged by the bench).');
-  say(`Messages lost (acknowledged, never at the sink after draining): ${lost}${lost ? '  <-- MUST BE 0' : ''}`);
-  const trouble = troubleLines(cells);
-  say(trouble.length ? `\nMail log trouble and leftovers:\n${trouble.join('\n')}` : '\nMail logs: no deferrals, bounces, warnings or errors; queues empty after draining.');
-  say(`\ntotal ${f((Date.now() - started) / 1000, 0)}s, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  say(JSON.stringify({ bench: 'relay', node: process.version, cpus: os.cpus().length, clkTck: CLK_TCK, settings: SETTINGS, postfix: postfixSettingsSeen() ?? { skipped: missing }, cells, verdicts: vs, lost }));
+  say(`\nsmarthost / Postfix, medians of ${SETTINGS.rounds} round(s) (target: e2e msg/s ratio >= ${TARGET_RATIO} in every cell, nothing lost)`);
+  say(table(['size', 'sessions', 'smarthost e2e msg/s', 'Postfix e2e msg/s', 'ratio', 'result', 'ratio per round', 'strict ratio', 'p99 ratio', 'CPU/msg ratio'],
+    vs.map((v) => [kb(v.sizeBytes), String(v.sessions), f(v.smarthost, 0), f(v.postfix, 0), f(v.ratio, 2), v.pass ? 'PASS' : 'MISS',
+      `${f(v.roundRatios[0], 2)}-${f(v.roundRatios[1], 2)}`, f(v.strictRatio, 2), f(v.p99Ratio, 2), f(v.cpuRatio, 2)])));
 }
 
 main().finally(removeTempDirs).then(() => process.exit(0), (e: unknown) => {

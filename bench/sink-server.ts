@@ -71,65 +71,82 @@ function findEnd(tail: Buffer, buf: Buffer, pos: number): number {
 function serve(socket: net.Socket): void {
   connections++;
   socket.on('error', () => socket.destroy()); // ECONNRESET and the like: nothing to report
-  let inData = false;
-  let closed = false;
-  let line: Buffer | undefined; // a command line split across chunks
-  let tail = CRLF;              // the last <= 4 bytes before this chunk's content (at first the DATA line's CRLF)
-  let head = '';                // the current message's header bytes (latin1), capped
-  let headDone = false;
+  const session = new SinkSession(socket);
+  socket.on('data', (chunk: Buffer) => session.onData(chunk));
+  socket.write('220 sink.test ESMTP bench sink\r\n');
+}
+
+/** onData's scanners return the position to go on from, or one of these. */
+const MORE = -1; // the rest of this chunk is kept: wait for the next one
+const GONE = -2; // the session ended (QUIT, or a line too long): nothing more to write
+
+/** One connection: commands answered from REPLIES; message content scanned for its end and its header only. */
+class SinkSession {
+  private inData = false;
+  private closed = false;
+  private line: Buffer | undefined; // a command line split across chunks
+  private tail = CRLF;              // the last <= 4 bytes before this chunk's content (at first the DATA line's CRLF)
+  private head = '';                // the current message's header bytes (latin1), capped
+  private headDone = false;
+  private out = '';                 // every reply to this chunk goes out in one write
+
+  constructor(private readonly socket: net.Socket) {}
+
+  onData(chunk: Buffer): void {
+    if (this.closed) return;
+    const buf = this.line ? Buffer.concat([this.line, chunk]) : chunk;
+    this.line = undefined;
+    this.out = '';
+    let pos = 0;
+    while (pos >= 0 && pos < buf.length) pos = this.inData ? this.content(buf, pos) : this.command(buf, pos);
+    if (pos !== GONE && this.out) this.socket.write(this.out);
+  }
+
+  /** Message content from pos: just past its end, reported; or MORE, with the header and the chunk's last bytes kept. */
+  private content(buf: Buffer, pos: number): number {
+    const end = findEnd(this.tail, buf, pos);
+    if (end < 0) {
+      this.keepHead(buf, pos, buf.length);
+      const rest = buf.subarray(pos);
+      this.tail = Buffer.from(rest.length >= 4 ? rest.subarray(-4) : Buffer.concat([this.tail, rest]).subarray(-4));
+      return MORE;
+    }
+    const at = monoMs(); // the final dot is here
+    this.keepHead(buf, pos, end - END.length);
+    const m = HEADER.exec(this.head);
+    if (m) { pending.ids.push(Number(m[1])); pending.at.push(at); } else pending.other++;
+    this.out += QUEUED;
+    this.inData = false;
+    return end;
+  }
+
+  /** One command line from pos, answered: the position after it, MORE if it is not complete, or GONE. */
+  private command(buf: Buffer, pos: number): number {
+    const nl = buf.indexOf(0x0a, pos);
+    if (nl < 0) {
+      if (buf.length - pos > MAX_LINE) { this.socket.destroy(); return GONE; }
+      this.line = Buffer.from(buf.subarray(pos)); // a copy: do not pin the whole chunk
+      return MORE;
+    }
+    const cmd = buf.toString('latin1', pos, nl > pos && buf[nl - 1] === 0x0d ? nl - 1 : nl);
+    const sp = cmd.indexOf(' ');
+    const verb = (sp < 0 ? cmd : cmd.slice(0, sp)).toUpperCase();
+    this.out += REPLIES.get(verb) ?? UNKNOWN;
+    if (verb === 'DATA') { this.inData = true; this.tail = CRLF; this.head = ''; this.headDone = false; }
+    if (verb === 'QUIT') { this.closed = true; this.socket.end(this.out); return GONE; }
+    return nl + 1;
+  }
 
   /** Keeps content bytes [from, to) while still in the header block, copying only up to its end. */
-  const keepHead = (buf: Buffer, from: number, to: number): void => {
-    if (headDone || to <= from) return;
-    const piece = buf.subarray(from, Math.min(to, from + MAX_HEAD - head.length));
+  private keepHead(buf: Buffer, from: number, to: number): void {
+    if (this.headDone || to <= from) return;
+    const piece = buf.subarray(from, Math.min(to, from + MAX_HEAD - this.head.length));
     const blank = piece.indexOf('\r\n\r\n');
-    const prev = head.length;
-    head += piece.toString('latin1', 0, blank < 0 ? piece.length : blank + 4);
-    const end = head.indexOf('\r\n\r\n', Math.max(0, prev - 3)); // may straddle chunks too
-    if (end >= 0) { head = head.slice(0, end); headDone = true; } else if (head.length >= MAX_HEAD) headDone = true;
-  };
-
-  socket.on('data', (chunk: Buffer) => {
-    if (closed) return;
-    const buf = line ? Buffer.concat([line, chunk]) : chunk;
-    line = undefined;
-    let pos = 0;
-    let out = ''; // every reply to this chunk goes out in one write
-    while (pos < buf.length) {
-      if (inData) {
-        const end = findEnd(tail, buf, pos);
-        if (end < 0) {
-          keepHead(buf, pos, buf.length);
-          const rest = buf.subarray(pos);
-          tail = Buffer.from(rest.length >= 4 ? rest.subarray(-4) : Buffer.concat([tail, rest]).subarray(-4));
-          break;
-        }
-        const at = monoMs(); // the final dot is here
-        keepHead(buf, pos, end - END.length);
-        const m = HEADER.exec(head);
-        if (m) { pending.ids.push(Number(m[1])); pending.at.push(at); } else pending.other++;
-        out += QUEUED;
-        inData = false;
-        pos = end;
-        continue;
-      }
-      const nl = buf.indexOf(0x0a, pos);
-      if (nl < 0) {
-        if (buf.length - pos > MAX_LINE) { socket.destroy(); return; }
-        line = Buffer.from(buf.subarray(pos)); // a copy: do not pin the whole chunk
-        break;
-      }
-      const cmd = buf.toString('latin1', pos, nl > pos && buf[nl - 1] === 0x0d ? nl - 1 : nl);
-      pos = nl + 1;
-      const sp = cmd.indexOf(' ');
-      const verb = (sp < 0 ? cmd : cmd.slice(0, sp)).toUpperCase();
-      out += REPLIES.get(verb) ?? UNKNOWN;
-      if (verb === 'DATA') { inData = true; tail = CRLF; head = ''; headDone = false; }
-      if (verb === 'QUIT') { closed = true; socket.end(out); return; }
-    }
-    if (out) socket.write(out);
-  });
-  socket.write('220 sink.test ESMTP bench sink\r\n');
+    const prev = this.head.length;
+    this.head += piece.toString('latin1', 0, blank < 0 ? piece.length : blank + 4);
+    const end = this.head.indexOf('\r\n\r\n', Math.max(0, prev - 3)); // may straddle chunks too
+    if (end >= 0) { this.head = this.head.slice(0, end); this.headDone = true; } else if (this.head.length >= MAX_HEAD) this.headDone = true;
+  }
 }
 
 const server = net.createServer({ noDelay: true }, serve);

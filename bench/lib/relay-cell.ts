@@ -108,14 +108,38 @@ function sample(sut: RelaySystem, sink: Sink): Sample {
 }
 
 async function runCell(sut: RelaySystem, sink: Sink, load: CellLoad, timing: CellTiming): Promise<Measured> {
-  const ackAt: number[] = [];      // by id, monoMs of the 250
+  const idle = sample(sut, sink);
+  const run = await runLoadPhase(sut, sink, load, timing);
+  const loadEnd = monoMs();
+  await drain(sink, run.acked, timing);
+  await sleep(100); // the last report batch
+  const drained = sample(sut, sink);
+  return { cell: figures(sut, sink, load, run, { idle, drained, loadEnd }), load: run.result, latencies: run.latencies };
+}
+
+/** What the load phase saw: each 250 (when, and whether in the window) and the machine at the window's edges. */
+interface LoadPhase {
+  readonly result: LoadResult;
+  /** by id, CLOCK_MONOTONIC ms of the 250 */
+  readonly ackAt: number[];
+  readonly acked: number[];
+  readonly windowIds: number[];
+  /** the load's latencies of the window's messages */
+  readonly latencies: number[];
+  readonly start: Sample;
+  readonly end: Sample;
+  /** accepted but not at the sink yet when the window opened / closed */
+  readonly backlog: { readonly start: number; readonly end: number };
+}
+
+async function runLoadPhase(sut: RelaySystem, sink: Sink, load: CellLoad, timing: CellTiming): Promise<LoadPhase> {
+  const ackAt: number[] = [];
   const acked: number[] = [];
   const windowIds: number[] = [];
-  const loadLatencies: number[] = [];
+  const latencies: number[] = [];
   const edges: Partial<Record<'start' | 'end', Sample>> = {};
   const backlog = { start: 0, end: 0 };
-  const idle = sample(sut, sink);
-  const r = await runLoad({
+  const result = await runLoad({
     port: sut.port, sessions: load.sessions, message: load.message, idHeader: ID_HEADER,
     warmupMs: timing.warmupSeconds * 1000, measureMs: timing.seconds * 1000,
     ...(load.perConnection ? { perConnection: sut.login ? { login: sut.login } : {} } : {}),
@@ -126,59 +150,67 @@ async function runCell(sut: RelaySystem, sink: Sink, load: CellLoad, timing: Cel
     onAck: (id, at, inWindow, latency) => {
       ackAt[id] = at + MONO_OFFSET;
       acked.push(id);
-      if (inWindow) { windowIds.push(id); loadLatencies.push(latency); }
+      if (inWindow) { windowIds.push(id); latencies.push(latency); }
     },
   });
-  const loadEnd = monoMs();
-  await drain(sink, acked, timing);
-  await sleep(100); // the last report batch
-  const drained = sample(sut, sink);
-  const start = edges.start!;
-  const end = edges.end!;
+  return { result, ackAt, acked, windowIds, latencies, start: edges.start!, end: edges.end!, backlog };
+}
 
+/** The cell's figures from the load phase, the sink's arrivals, and CPU from idle to drained. */
+function figures(sut: RelaySystem, sink: Sink, load: CellLoad, run: LoadPhase, at: { idle: Sample; drained: Sample; loadEnd: number }): CellResult {
+  const { start, end, windowIds, acked } = run;
+  const a = arrivals(sink, run, at.loadEnd);
+  const sorted = Float64Array.from(a.latencies).sort();
+  const windowMs = end.at - start.at;
+  const busy = (x: Sample, y: Sample) => ({ sut: y.sut - x.sut, sink: y.sink - x.sink, machine: y.machine - x.machine, bench: y.bench - x.bench });
+  const w = busy(start, end);
+  const whole = busy(at.idle, at.drained);
+  return {
+    system: sut.name, sizeBytes: load.sizeBytes, sessions: load.sessions,
+    windowMessages: windowIds.length,
+    acceptedPerSecond: (windowIds.length * 1000) / windowMs,
+    e2ePerSecond: (a.inWindow * 1000) / windowMs,
+    strictPerSecond: (a.strict * 1000) / windowMs,
+    p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
+    intakeP99Ms: run.result.p99Ms,
+    cpuMsPerMsg: whole.sut / Math.max(1, a.delivered),
+    windowCpuPct: (100 * w.sut) / windowMs,
+    sinkCpuMsPerMsg: whole.sink / Math.max(1, a.delivered),
+    otherCpuPct: Math.max(0, (100 * (w.machine - w.sut - w.sink - w.bench)) / (windowMs * os.cpus().length)),
+    backlogAtStart: run.backlog.start, backlogAtEnd: run.backlog.end,
+    drainSeconds: Math.max(0, a.lastArrival - at.loadEnd) / 1000,
+    acknowledged: acked.length, delivered: a.delivered, lost: acked.length - a.delivered,
+    duplicates: sink.duplicates(), otherAtSink: sink.other(),
+    queuedAfter: sut.queued(), connections: sink.connections(),
+    trouble: sut.trouble(),
+  };
+}
+
+/**
+ * What reached the sink: enqueue-to-delivered latencies of the window's messages, how many of
+ * them arrived within the window (strict), acknowledged ones delivered and the last arrival,
+ * and every arrival within the window.
+ */
+function arrivals(sink: Sink, run: LoadPhase, loadEnd: number) {
   const latencies: number[] = [];
   let strict = 0;
-  for (const id of windowIds) {
+  for (const id of run.windowIds) {
     const at = sink.arrivals.get(id);
     if (at === undefined) continue;
-    latencies.push(at - ackAt[id]!);
-    if (at <= end.at) strict++;
+    latencies.push(at - run.ackAt[id]!);
+    if (at <= run.end.at) strict++;
   }
-  const sorted = Float64Array.from(latencies).sort();
   let delivered = 0;
   let lastArrival = loadEnd;
-  for (const id of acked) {
+  for (const id of run.acked) {
     const at = sink.arrivals.get(id);
     if (at === undefined) continue;
     delivered++;
     if (at > lastArrival) lastArrival = at;
   }
   let inWindow = 0;
-  for (const at of sink.arrivals.values()) if (at >= start.at && at <= end.at) inWindow++;
-  const windowMs = end.at - start.at;
-  const busy = (a: Sample, b: Sample) => ({ sut: b.sut - a.sut, sink: b.sink - a.sink, machine: b.machine - a.machine, bench: b.bench - a.bench });
-  const w = busy(start, end);
-  const whole = busy(idle, drained);
-  const cell: CellResult = {
-    system: sut.name, sizeBytes: load.sizeBytes, sessions: load.sessions,
-    windowMessages: windowIds.length,
-    acceptedPerSecond: (windowIds.length * 1000) / windowMs,
-    e2ePerSecond: (inWindow * 1000) / windowMs,
-    strictPerSecond: (strict * 1000) / windowMs,
-    p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
-    intakeP99Ms: r.p99Ms,
-    cpuMsPerMsg: whole.sut / Math.max(1, delivered),
-    windowCpuPct: (100 * w.sut) / windowMs,
-    sinkCpuMsPerMsg: whole.sink / Math.max(1, delivered),
-    otherCpuPct: Math.max(0, (100 * (w.machine - w.sut - w.sink - w.bench)) / (windowMs * os.cpus().length)),
-    backlogAtStart: backlog.start, backlogAtEnd: backlog.end,
-    drainSeconds: Math.max(0, lastArrival - loadEnd) / 1000,
-    acknowledged: acked.length, delivered, lost: acked.length - delivered,
-    duplicates: sink.duplicates(), otherAtSink: sink.other(),
-    queuedAfter: sut.queued(), connections: sink.connections(),
-    trouble: sut.trouble(),
-  };
-  return { cell, load: r, latencies: loadLatencies };
+  for (const at of sink.arrivals.values()) if (at >= run.start.at && at <= run.end.at) inWindow++;
+  return { latencies, strict, delivered, lastArrival, inWindow };
 }
 
 export const median = (xs: number[]): number => {

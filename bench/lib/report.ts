@@ -9,3 +9,6 @@ export function table(head: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
+
+/** One line of the report, on stdout (progress goes to stderr). */
+export const say = (s: string): void => { process.stdout.write(`${s}\n`); };

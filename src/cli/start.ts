@@ -1,7 +1,7 @@
 // `smarthost start`: run in the foreground until SIGTERM/SIGINT.
 import fs from 'node:fs';
 import { fileSink, MailLog, stdoutSink } from '../maillog/maillog.js';
-import { createDaemon, VERSION, type Daemon } from '../daemon.js';
+import { createDaemon, VERSION, type BoundListener, type Daemon } from '../daemon.js';
 import { ConfigError, EMBEDDED_DEFAULT, loadConfig } from '../config/load.js';
 import type { Config, Problem } from '../config/types.js';
 import { configOrReport, EXIT } from './common.js';
@@ -41,41 +41,67 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
   // Node from opening its inspector on USR1
   process.on('SIGUSR1', () => log.reopen());
   log.started(VERSION, config.source);
-  let daemon;
+  const daemon = await startDaemon(config, log);
+  if (!daemon) return EXIT.CANTCREAT;
+  let reloading = Promise.resolve();
+  const onHup = () => { reloading = reloading.then(() => reload(daemon, opts.config, logs, overrides)); };
+  process.on('SIGHUP', onHup);
+  await stopSignal(log, onHup);
+  await reloading;
+  await daemon.close();
+  log.stopped();
+  // whatever handle is left (a client that ignores 421) must not keep a stopped daemon alive
+  setTimeout(() => process.exit(EXIT.OK), 200).unref();
+  return EXIT.OK;
+}
+
+/** Builds the daemon and binds its ports; undefined when that failed (logged, with a hint, and what was built closed). */
+async function startDaemon(config: Config, log: MailLog): Promise<Daemon | undefined> {
+  let daemon: Daemon | undefined;
   try {
     daemon = await createDaemon(config, { log, check: environmentFindings });
     const bound = await daemon.listen();
-    if (config.source === EMBEDDED_DEFAULT) {
-      process.stderr.write([
-        `smarthost: no smarthost.toml found, running on the embedded default:`,
-        ...bound.map((b) => `  accepting mail on ${b.address} (loopback clients may relay)`),
-        `  queue and mailboxes in ${config.dataDir}`,
-        ...(config.overrides?.length ? [`  from the environment: ${config.overrides.map((o) => `${o.name}=${o.value}`).join(', ')}`] : []),
-        ...(config.relay ? [] : [
-          `To send through your provider, create ./smarthost.toml (\`smarthost config default\` prints this one) with, for example:`,
-          `  [relay]`,
-          `  url = "smtp://smtp.example.com:587"`,
-          `  username = "you@example.com"`,
-          `  password_file = "/etc/smarthost/relay.secret"`,
-          `then run \`smarthost check\`. See README.md.`]),
-        ''].join('\n'));
-    }
+    if (config.source === EMBEDDED_DEFAULT) process.stderr.write(embeddedDefaultNotice(config, bound));
+    return daemon;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const binding = err.syscall === 'listen' || err.syscall === 'bind';
-    const hint = err.code === 'EADDRINUSE' ? ' (another program already listens there; stop it or pick another address in [[listen]])'
-      : err.code === 'EACCES' && binding ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
-      : err.code === 'EACCES' ? ' (a file smarthost needs belongs to another user; run `smarthost check` to find it)' : '';
+    const hint = startHint(err);
     log.fatal(`${err.message}${hint}`);
     // the log may be a file nobody watches while starting by hand
     if (config.log.file) process.stderr.write(`smarthost: fatal: ${err.message}${hint}\n`);
     await daemon?.close();
-    return EXIT.CANTCREAT;
+    return undefined;
   }
-  let reloading = Promise.resolve();
-  const onHup = () => { reloading = reloading.then(() => reload(daemon!, opts.config, logs, overrides)); };
-  process.on('SIGHUP', onHup);
-  await new Promise<void>((resolve) => {
+}
+
+/** What to do about a start that failed, for the errors people meet: the port taken, a low port, a file of another user. */
+function startHint(err: NodeJS.ErrnoException): string {
+  const binding = err.syscall === 'listen' || err.syscall === 'bind';
+  return err.code === 'EADDRINUSE' ? ' (another program already listens there; stop it or pick another address in [[listen]])'
+    : err.code === 'EACCES' && binding ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+    : err.code === 'EACCES' ? ' (a file smarthost needs belongs to another user; run `smarthost check` to find it)' : '';
+}
+
+/** Started without a smarthost.toml: what runs, and how to send through a provider instead. */
+function embeddedDefaultNotice(config: Config, bound: readonly BoundListener[]): string {
+  return [
+    `smarthost: no smarthost.toml found, running on the embedded default:`,
+    ...bound.map((b) => `  accepting mail on ${b.address} (loopback clients may relay)`),
+    `  queue and mailboxes in ${config.dataDir}`,
+    ...(config.overrides?.length ? [`  from the environment: ${config.overrides.map((o) => `${o.name}=${o.value}`).join(', ')}`] : []),
+    ...(config.relay ? [] : [
+      `To send through your provider, create ./smarthost.toml (\`smarthost config default\` prints this one) with, for example:`,
+      `  [relay]`,
+      `  url = "smtp://smtp.example.com:587"`,
+      `  username = "you@example.com"`,
+      `  password_file = "/etc/smarthost/relay.secret"`,
+      `then run \`smarthost check\`. See README.md.`]),
+    ''].join('\n');
+}
+
+/** Resolves at the first SIGTERM or SIGINT (reloads end there); a second one exits at once. */
+function stopSignal(log: MailLog, onHup: () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
       if (stopping) {
@@ -91,12 +117,6 @@ export async function run(opts: { config?: string; logFormat?: string; listen?: 
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-  await reloading;
-  await daemon.close();
-  log.stopped();
-  // whatever handle is left (a client that ignores 421) must not keep a stopped daemon alive
-  setTimeout(() => process.exit(EXIT.OK), 200).unref();
-  return EXIT.OK;
 }
 
 /**

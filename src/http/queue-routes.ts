@@ -48,6 +48,13 @@ async function head(stream: Readable, max: number): Promise<Buffer> {
 }
 
 export function registerQueue(app: FastifyInstance, q: QueueAccess): void {
+  registerList(app, q);
+  registerMessage(app, q);
+  registerActions(app, q);
+}
+
+/** GET /api/v1/queue: the selection of `smarthost queue --json` (state, from, to, older_than). */
+function registerList(app: FastifyInstance, q: QueueAccess): void {
   app.get<{ Querystring: { state?: string[]; from?: string[]; to?: string[]; older_than?: string } }>('/api/v1/queue', {
     schema: {
       summary: 'List queued messages (the `smarthost queue --json` shape)',
@@ -71,7 +78,10 @@ export function registerQueue(app: FastifyInstance, q: QueueAccess): void {
     const all = await q.list();
     return (match ? all.filter(match) : all).map(toJson);
   });
+}
 
+/** One message: its state with the header and the start of the body, or the whole of it as stored. */
+function registerMessage(app: FastifyInstance, q: QueueAccess): void {
   app.get<{ Params: { id: string } }>('/api/v1/queue/:id', {
     schema: { summary: 'One message: status per recipient, client, header and the start of the body', params: ID },
   }, async (req, reply) => {
@@ -93,7 +103,10 @@ export function registerQueue(app: FastifyInstance, q: QueueAccess): void {
     if (req.query.download) reply.header('Content-Disposition', `attachment; filename="${e.envelope.id}.eml"`);
     return reply.send(q.open(e.envelope.id));
   });
+}
 
+/** The queue verbs: hold, release, flush and delete one message; flush them all. */
+function registerActions(app: FastifyInstance, q: QueueAccess): void {
   for (const op of ['hold', 'release', 'flush'] as const) {
     app.post<{ Params: { id: string } }>(`/api/v1/queue/:id/${op}`, {
       schema: { summary: `${op} one message`, params: ID, response: { 200: ACTION } },

@@ -10,7 +10,7 @@ import { replies } from '../mail/replies.js';
 import type { Reply } from '../mail/reply.js';
 import { parsePath } from '../mail/smtp-path.js';
 
-/** `smtputf8`: a MAIL that asked for SMTPUTF8 (read from its own line, see listener.ts). */
+/** `smtputf8`: a MAIL that asked for SMTPUTF8 (read from its own line, see listener-scope.ts). */
 export type EnvelopeAddress = { readonly ok: true; readonly address: string; readonly smtputf8: boolean } | { readonly ok: false; readonly reply: Reply };
 
 /**

@@ -19,7 +19,7 @@
 import type { Reply } from '../mail/reply.js';
 import { replies } from '../mail/replies.js';
 import type { LineLedger } from './line-ledger.js';
-import type { Connection } from './server.js';
+import type { Connection, ReplyFilter } from './server.js';
 import { libraryReply } from './smtp-server-seam.js';
 
 /** The parts of our Connection (server.ts) this module touches. */
@@ -94,164 +94,211 @@ export interface Guard {
 }
 
 export function guardConnection(conn: GuardedConnection, rules: GuardRules): Guard {
-  const ok = new Map<string, number>();
-  const total = new Map<string, number>();
-  let last = 'CONNECT';
-  let envelopeLine: Buffer | undefined;
-  let errors = 0;
-  let junk = 0;
-  let mails = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  // smtp-server emits 'connect' as it greets (the public sign of its private _ready)
-  let greeted = false;
-  conn.once('connect', () => { greeted = true; });
+  return new SessionGuard(conn, rules);
+}
 
-  const arm = (ms: number) => {
-    clearTimeout(timer);
-    if (stopped) return;
-    timer = setTimeout(onDeadline, ms);
-    timer.unref();
-  };
+type ReplyArgs = Parameters<ReplyFilter>;
 
-  const onDeadline = () => {
-    if (stopped || conn.ended) return;
+/** A command the guard answers itself: the reply, why it ends the session (for the log), and whether it closes it at once. */
+interface Refusal {
+  readonly reply: Reply;
+  readonly drop?: string;
+  /** The command named in the log line; default: the last command. */
+  readonly after?: string;
+  readonly close?: boolean;
+}
+
+/** One session's guard: the state the two filters share (counts, limits, the deadline). */
+class SessionGuard implements Guard {
+  /** Final replies under 400 per command, and commands given, for the disconnect line. */
+  private readonly ok = new Map<string, number>();
+  private readonly total = new Map<string, number>();
+  private last = 'CONNECT';
+  private envelope: Buffer | undefined;
+  private errors = 0;
+  private junk = 0;
+  private mails = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** smtp-server emits 'connect' as it greets (the public sign of its private _ready). */
+  private greeted = false;
+  private corked = false;
+
+  constructor(private readonly conn: GuardedConnection, private readonly rules: GuardRules) {
+    conn.once('connect', () => { this.greeted = true; });
+    conn.replyFilter = (code, data, context, send) => this.onReply(code, data, context, send);
+    conn.commandFilter = (command, callback, pass) => this.onCommand(command, callback, pass);
+    this.arm(rules.idleTimeoutMs);
+  }
+
+  counts(): Record<string, string> {
+    const out: Record<string, string> = {};
+    let n = 0, good = 0;
+    for (const [k, t] of this.total) {
+      const g = this.ok.get(k) ?? 0;
+      out[k] = g === t ? String(t) : `${g}/${t}`;
+      n += t; good += g;
+    }
+    if (n) out.commands = good === n ? String(n) : `${good}/${n}`;
+    return out;
+  }
+
+  lastCommand(): string { return this.last; }
+
+  envelopeLine(): Buffer | undefined { return this.envelope; }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  drain(): void {
+    if (this.stopped || this.conn.ended || !this.greeted || this.busy()) return;
+    this.rules.onDrop('shutdown', this.last);
+    this.reply(replies.shuttingDown(this.rules.hostname));
+  }
+
+  private arm(ms: number): void {
+    clearTimeout(this.timer);
+    if (this.stopped) return;
+    this.timer = setTimeout(() => this.onDeadline(), ms);
+    this.timer.unref();
+  }
+
+  private onDeadline(): void {
+    const { conn, rules } = this;
+    if (this.stopped || conn.ended) return;
     // Waiting for us (a handler, or the spool's fsync after the final dot) is not the client's fault;
     // a TLS handshake has its own, shorter deadline (server.ts, limits.tls_handshake_timeout).
-    if (conn.handlerPending || conn.awaitingDataReply || conn.upgrading) return arm(rules.idleTimeoutMs);
-    rules.onDrop('timeout', last);
-    reply(replies.timeout(rules.hostname));
-  };
+    if (conn.handlerPending || conn.awaitingDataReply || conn.upgrading) return this.arm(rules.idleTimeoutMs);
+    rules.onDrop('timeout', this.last);
+    this.reply(replies.timeout(rules.hostname));
+  }
 
-  const reply = (r: Reply) => conn.send(r.code, `${r.enhanced} ${r.text}`);
+  private reply(r: Reply): void {
+    this.conn.send(r.code, `${r.enhanced} ${r.text}`);
+  }
+
+  /** A reply to a command the guard stops, then the parser resumes once it is written. */
+  private answer(r: Reply, callback?: () => void): void {
+    this.reply(r);
+    setImmediate(() => this.conn.whenWritable(callback ?? (() => undefined)));
+  }
+
   /**
    * Replies to pipelined commands are written together at the end of this turn
    * of the event loop: MAIL, RCPT and DATA sent in one packet get their three
    * replies in one write (one syscall, one wake-up of the client) instead of three.
    */
-  let corked = false;
-  const coalesce = () => {
-    const socket = conn.socket;
-    if (corked || !socket || socket.destroyed || conn.upgrading) return;
-    corked = true;
+  private coalesce(): void {
+    const socket = this.conn.socket;
+    if (this.corked || !socket || socket.destroyed || this.conn.upgrading) return;
+    this.corked = true;
     socket.cork();
-    setImmediate(() => { corked = false; socket.uncork(); });
-  };
-  /** A transaction under way: MAIL given, or DATA streaming or waiting for the spool. */
-  const busy = () => !!conn.session.envelope?.mailFrom || conn.inData || conn.handlerPending;
+    setImmediate(() => { this.corked = false; socket.uncork(); });
+  }
 
-  conn.replyFilter = (code, data, context, origSend) => {
+  /** A transaction under way: MAIL given, or DATA streaming or waiting for the spool. */
+  private busy(): boolean {
+    const { conn } = this;
+    return !!conn.session.envelope?.mailFrom || conn.inData || conn.handlerPending;
+  }
+
+  /** Every reply: the library's reworded, ours kept as written; then what the reply settles. */
+  private onReply(code: ReplyArgs[0], data: ReplyArgs[1], context: ReplyArgs[2], send: ReplyArgs[3]): void {
     if (typeof data === 'string') {
-      const t = translate(code, data, rules.hostname);
+      const t = translate(code, data, this.rules.hostname);
       if (t) { code = t.code; data = 'enhanced' in t ? `${t.enhanced} ${t.text}` : t.text; }
       if (ENHANCED.test(data)) context = false;
     }
-    if (PIPELINED.has(last) && code !== 421) coalesce();
-    if (code === 354) rules.lineEnds?.startContent();
-    origSend(code, data, context);
+    if (PIPELINED.has(this.last) && code !== 421) this.coalesce();
+    if (code === 354) this.rules.lineEnds?.startContent();
+    send(code, data, context);
+    this.afterReply(code);
+  }
+
+  /** The counts, the next deadline, a drain that ends an idle session, and the error limit. */
+  private afterReply(code: number): void {
+    const { conn, rules } = this;
     // a final reply (not 334/354) settles the last command for the counts
     if (code < 300 || code >= 400) {
-      const key = last.toLowerCase();
-      if (code < 400 && key !== 'connect') ok.set(key, (ok.get(key) ?? 0) + 1);
+      const key = this.last.toLowerCase();
+      if (code < 400 && key !== 'connect') this.ok.set(key, (this.ok.get(key) ?? 0) + 1);
     }
-    arm(code === 354 ? rules.dataTimeoutMs : rules.idleTimeoutMs);
+    this.arm(code === 354 ? rules.dataTimeoutMs : rules.idleTimeoutMs);
     // stopping: once a transaction has ended (its 250 is out and the session reset), end the session
     // rather than wait for the client's next command, so a drain does not hang on idle clients
     if (rules.draining?.() && code < 400 && code !== 354) {
       setImmediate(() => {
-        if (stopped || conn.ended || busy()) return;
-        rules.onDrop('shutdown', last);
-        reply(replies.shuttingDown(rules.hostname));
+        if (this.stopped || conn.ended || this.busy()) return;
+        rules.onDrop('shutdown', this.last);
+        this.reply(replies.shuttingDown(rules.hostname));
       });
     }
-    if (code >= 400 && code !== 421 && ++errors >= rules.maxErrors && !conn.ended) {
-      rules.onDrop('too many errors', last);
-      reply(replies.tooManyErrors(rules.hostname));
+    if (code >= 400 && code !== 421 && ++this.errors >= rules.maxErrors && !conn.ended) {
+      rules.onDrop('too many errors', this.last);
+      this.reply(replies.tooManyErrors(rules.hostname));
     }
-  };
+  }
 
-  const answer = (r: Reply, callback?: () => void) => {
-    reply(r);
-    setImmediate(() => conn.whenWritable(callback ?? (() => undefined)));
-  };
-
-  conn.commandFilter = (command, callback, pass) => {
-    if (!greeted && !conn.upgrading) return beforeGreeting(command, callback);
+  /** Every command line before smtp-server sees it: counted, then refused here or passed on. */
+  private onCommand(command: Buffer, callback: (() => void) | undefined, pass: () => void): void {
+    const { conn, rules } = this;
+    if (!this.greeted && !conn.upgrading) return this.beforeGreeting(command, callback);
     // every line the parser hands over takes its record, AUTH continuation lines too
     const bare = rules.lineEnds?.nextIsBare() === true;
     if (conn.upgrading || (conn.authContinues && !bare)) return pass();
     const line = command.toString('latin1');
     const name = conn.authContinues ? 'AUTH' : (line.split(' ', 1)[0] ?? '').toUpperCase();
-    last = /^[A-Z]{3,10}$/.test(name) ? name : 'UNKNOWN';
-    const key = last.toLowerCase();
-    if (!conn.authContinues) total.set(key, (total.get(key) ?? 0) + 1);
-    clearTimeout(timer);
-    if (bare) {
-      rules.onDrop('bare <LF> received', last);
-      reply(replies.bareNewline(rules.hostname));
-      conn.close();
-      return callback?.();
+    this.last = /^[A-Z]{3,10}$/.test(name) ? name : 'UNKNOWN';
+    const key = this.last.toLowerCase();
+    if (!conn.authContinues) this.total.set(key, (this.total.get(key) ?? 0) + 1);
+    clearTimeout(this.timer);
+    const refusal = bare
+      ? { reply: replies.bareNewline(rules.hostname), drop: 'bare <LF> received', close: true }
+      : this.refusal(name, line);
+    if (!refusal) {
+      this.envelope = name === 'MAIL' || name === 'RCPT' ? command : undefined;
+      return pass();
     }
+    if (refusal.drop) rules.onDrop(refusal.drop, refusal.after ?? this.last);
+    if (!refusal.close) return this.answer(refusal.reply, callback);
+    this.reply(refusal.reply);
+    conn.close();
+    callback?.();
+  }
+
+  /** The first rule the command breaks, checked in this order (the counters move only as far as the checks go). */
+  private refusal(name: string, line: string): Refusal | undefined {
+    const { conn, rules } = this;
+    const host = rules.hostname;
     // stopping: a transaction under way may finish; nothing new starts (421 closes the session)
-    if (rules.draining?.() && !busy() && name !== 'QUIT') { rules.onDrop('shutdown', last); return answer(replies.shuttingDown(rules.hostname), callback); }
-    if (HTTP.test(line)) {
-      rules.onDrop('non-SMTP command', name);
-      reply(replies.nonSmtpCommand());
-      conn.close();
-      return callback?.();
-    }
+    if (rules.draining?.() && !this.busy() && name !== 'QUIT') return { reply: replies.shuttingDown(host), drop: 'shutdown' };
+    if (HTTP.test(line)) return { reply: replies.nonSmtpCommand(), drop: 'non-SMTP command', after: name, close: true };
     // past the junk limit each junk command also counts as an error, so a client looping on NOOP
     // meets the error limit (Postfix)
-    if (JUNK.has(name) && ++junk > rules.maxJunk && ++errors >= rules.maxErrors && !conn.ended) {
-      rules.onDrop('too many errors', last);
-      return answer(replies.tooManyErrors(rules.hostname), callback);
+    if (JUNK.has(name) && ++this.junk > rules.maxJunk && ++this.errors >= rules.maxErrors && !conn.ended) {
+      return { reply: replies.tooManyErrors(host), drop: 'too many errors' };
     }
     // Exim smtp_accept_max_per_connection: every MAIL counts, whatever became of it
-    if (name === 'MAIL' && ++mails > rules.maxMessages && !conn.ended) {
-      rules.onDrop('too many messages', last);
-      return answer(replies.tooManyMessages(rules.hostname), callback);
+    if (name === 'MAIL' && ++this.mails > rules.maxMessages && !conn.ended) {
+      return { reply: replies.tooManyMessages(host), drop: 'too many messages' };
     }
-    if (CHECKED.has(name) && CONTROL.test(line)) return answer(replies.controlCharacters(name), callback);
-    if (rules.starttlsRequired && !conn.secure && !PRE_TLS.has(name)) return answer(replies.mustStartTls(), callback);
-    if (name === 'AUTH') {
-      const refusal = rules.authRefusal();
-      if (refusal) return answer(refusal, callback);
-    }
-    envelopeLine = name === 'MAIL' || name === 'RCPT' ? command : undefined;
-    return pass();
-  };
+    if (CHECKED.has(name) && CONTROL.test(line)) return { reply: replies.controlCharacters(name) };
+    if (rules.starttlsRequired && !conn.secure && !PRE_TLS.has(name)) return { reply: replies.mustStartTls() };
+    const authRefusal = name === 'AUTH' ? rules.authRefusal() : undefined;
+    return authRefusal ? { reply: authRefusal } : undefined;
+  }
 
   /**
    * A command that came before the greeting (smtp-server would answer "421 You talk too soon").
    * Postfix's smtpd reads it after its banner, and so do we: it is held until the greeting is
-   * out. A listener with `pregreet` refuses such a client instead (listener.ts): then the
+   * out. A listener with `pregreet` refuses such a client instead (listener-connection.ts): then the
    * session is closing and the command is dropped.
    */
-  const beforeGreeting = (command: Buffer, callback?: () => void) => {
+  private beforeGreeting(command: Buffer, callback?: () => void): void {
+    const { conn } = this;
     if (conn.ended) return;
     conn.once('connect', () => setImmediate(() => conn.dispatch(command, callback)));
-  };
-
-  arm(rules.idleTimeoutMs);
-  return {
-    counts: () => {
-      const out: Record<string, string> = {};
-      let n = 0, good = 0;
-      for (const [k, t] of total) {
-        const g = ok.get(k) ?? 0;
-        out[k] = g === t ? String(t) : `${g}/${t}`;
-        n += t; good += g;
-      }
-      if (n) out.commands = good === n ? String(n) : `${good}/${n}`;
-      return out;
-    },
-    lastCommand: () => last,
-    envelopeLine: () => envelopeLine,
-    stop: () => { stopped = true; clearTimeout(timer); },
-    drain: () => {
-      if (stopped || conn.ended || !greeted || busy()) return;
-      rules.onDrop('shutdown', last);
-      reply(replies.shuttingDown(rules.hostname));
-    },
-  };
+  }
 }

@@ -18,7 +18,7 @@ type Done = (err?: Error | null) => void;
 export type CommandFilter = (command: Buffer, callback: (() => void) | undefined, pass: () => void) => void;
 
 export class SeamConnection extends SMTPConnection {
-  /** Installed by the guard (listener.ts) before init(); absent: lines go straight to the library. */
+  /** Installed by the guard (listener-connection.ts) before init(); absent: lines go straight to the library. */
   commandFilter: CommandFilter | undefined;
 
   /**
