@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import { DEFAULT_SIGNED_HEADERS } from '../src/config/dkim.js';
+import { DEFAULT_SIGNED_HEADERS } from '../src/config/dkim-section.js';
 import type { DkimAlgorithm } from '../src/dkim/key.js';
 import { signOutgoing, type DkimSigner } from '../src/dkim/sign.js';
 import { RelaxedBodyHash } from '../src/dkim/signer.js';

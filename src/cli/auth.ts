@@ -3,7 +3,7 @@
 // the running daemon, through the control socket as `queue flush` does. The counts live in the
 // daemon's memory only: with the daemon stopped there is nothing to lift.
 import net from 'node:net';
-import { sendControl } from '../control/client.js';
+import { sendControl } from '../control/control-client.js';
 import type { ControlReply } from '../control/protocol.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 

@@ -122,7 +122,7 @@ function credentialFindings(up: UpstreamConfig): Finding[] {
   const text = up.passwordFile ? readOrReport(up.passwordFile, 'password file', out) : undefined;
   if (up.passwordFile && text) {
     out.push(...secretModeFindings(up.passwordFile, 'password file', `it holds the password for ${up.url}`));
-    // the first line is the password (smtp/policy.ts readCredentials); Postfix's sasl_passwd shape is the usual mistake
+    // the first line is the password (smtp/upstream-policy.ts readCredentials); Postfix's sasl_passwd shape is the usual mistake
     const shape = postfixShape(text.toString('utf8').split(/\r?\n/, 1)[0]!, up.username);
     if (shape) {
       const other = shape.otherUser ? ` for another user than username "${up.username ?? ''}"` : '';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { formatProblems, parseConfig } from '../config/load.js';
 import { ImportInputError, systemFacts, type ImportOptions } from '../import/context.js';
 import { importPostfix, POSTFIX_DIR } from '../import/postfix-import.js';
-import { formatReport } from '../import/report.js';
+import { formatReport } from '../import/import-report.js';
 import { importSendmail, SENDMAIL_MC } from '../import/sendmail-import.js';
 import { secretFiles, writeToml } from '../import/toml-writer.js';
 import * as check from './check.js';

@@ -5,7 +5,7 @@
 import { parseDuration } from '../config/units.js';
 import { probe } from '../probe/steps.js';
 import { formatJson, formatRouteText, formatText } from '../probe/report.js';
-import { hasSeveralUrls, probeRoute } from '../probe/route.js';
+import { hasSeveralUrls, probeRoute } from '../probe/url-walk.js';
 import { probeSenderDomainLines } from '../probe/sender-domains.js';
 import { chooseTarget, probeSender } from '../probe/target.js';
 import { configOrReport, EXIT, UsageError } from './common.js';

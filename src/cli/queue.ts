@@ -8,7 +8,7 @@ import { errorCode, isPermission, mapBounded } from '../queue/bounded.js';
 import { FsSpool, type QueueListing } from '../queue/fs-spool.js';
 import type { QueueEntry } from '../queue/spool.js';
 import { entryFilter, FilterError, toJson } from '../queue/filter.js';
-import { sendControl } from '../control/client.js';
+import { sendControl } from '../control/control-client.js';
 import type { ControlOp } from '../control/protocol.js';
 import { EXIT, spoolConfigOrReport, UsageError, type Caller } from './common.js';
 

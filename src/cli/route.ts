@@ -1,12 +1,12 @@
 // `smarthost route test`: where would this mail go? Prints the route table in
-// the order it is tried and, per recipient, the decision of route/route.ts
+// the order it is tried and, per recipient, the decision of route/choose-route.ts
 // with the rule that made it. Offline: no DNS, no connection, daemon or not.
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { cacheDir, loadPolicySync } from '../mta-sts/cache.js';
 import { stsTime } from '../mta-sts/mta-sts.js';
-import { stsName } from '../mta-sts/policy.js';
+import { stsName } from '../mta-sts/sts-policy.js';
 import { formatDuration } from '../config/units.js';
-import { explainRoute, type RouteTable } from '../route/route.js';
+import { explainRoute, type RouteTable } from '../route/choose-route.js';
 import { configOrReport, EXIT, UsageError } from './common.js';
 import { allPresetLines } from './preset-lines.js';
 

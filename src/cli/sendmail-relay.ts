@@ -5,7 +5,7 @@
 // The daemon fsyncs before its 250, so the guarantee is the same.
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Config, ListenConfig } from '../config/types.js';
-import { isTrusted } from '../smtpd/policy.js';
+import { isTrusted } from '../smtpd/relay-policy.js';
 
 export interface RelayedSubmission {
   readonly sender: string;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import { prepareSubmission, readLocalMessage } from '../cleanup/local-submission.js';
 import type { Config } from '../config/types.js';
-import { sendControl } from '../control/client.js';
+import { sendControl } from '../control/control-client.js';
 import { LocalRecipients } from '../local/recipients.js';
 import { parsePasswd } from '../local/passwd.js';
 import { domainMatches, domainOf } from '../mail/address.js';

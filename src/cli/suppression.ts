@@ -1,7 +1,7 @@
 // `smarthost suppression list|del ADDRESS`: the recipients that bounce at once
 // because the provider refused them as nonexistent. Edits data_dir's file
 // directly; a running daemon sees the change at once.
-import { readSuppressions, suppressionFile, writeSuppressions } from '../events/suppression.js';
+import { readSuppressions, suppressionFile, writeSuppressions } from '../events/suppression-list.js';
 import { EXIT, spoolConfigOrReport, UsageError } from './common.js';
 
 export const help = `usage: smarthost suppression list [--json]

@@ -3,8 +3,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { withPreset } from './preset-merge.js';
-import { OAUTH_KEYS, readOAuth } from './oauth.js';
-import { readDkim } from './dkim.js';
+import { OAUTH_KEYS, readOAuth } from './oauth-section.js';
+import { readDkim } from './dkim-section.js';
 import { Problems, Section, isTable, type Table } from './reader.js';
 import type {
   Cidr, Config, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, PresetUse, RouteConfig, UpstreamConfig, UpstreamUrl,

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { mailauthVerdicts, pythonVerdicts } from '../../test/helpers/dkim-verify.js';
-import { DEFAULT_SIGNED_HEADERS } from '../config/dkim.js';
+import { DEFAULT_SIGNED_HEADERS } from '../config/dkim-section.js';
 import type { OutgoingMessage } from '../mail/delivery.js';
 import { parsePrivateKey, recordText, type DkimAlgorithm } from './key.js';
 import { signersFor, signOutgoing, type DkimSigner } from './sign.js';

@@ -6,7 +6,7 @@
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import type { MailLog } from '../maillog/maillog.js';
 import type { Spool } from '../queue/spool.js';
-import type { SuppressionList } from './suppression.js';
+import type { SuppressionList } from './suppression-list.js';
 import type { DeliveryEvent, WebhookOutbox } from './webhooks.js';
 
 export interface OutcomeDeps {

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import addressparser from 'nodemailer/lib/addressparser';
-import { fail } from './server.js';
+import { fail } from './http-server.js';
 
 export interface ApiSubmission {
   readonly sender: string;

@@ -1,11 +1,11 @@
 // The upstream check (probe) and the configuration check over HTTP, for the
 // console: the same code as `smarthost probe ROUTE --json` and `smarthost check`.
 import type { FastifyInstance } from 'fastify';
-import { fail } from './server.js';
+import { fail } from './http-server.js';
 
 export interface CheckFinding { readonly level: 'error' | 'warning' | 'note'; readonly message: string; readonly fix: string }
 
-/** The suppression list as the API shows it (events/suppression.ts). */
+/** The suppression list as the API shows it (events/suppression-list.ts). */
 export interface Suppressions {
   list(): ReadonlyArray<{ readonly address: string; readonly dsn: string; readonly reply: string; readonly since: string; readonly expires: string; readonly queueId: string }>;
   remove(address: string): boolean;

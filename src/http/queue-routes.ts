@@ -6,7 +6,7 @@ import { parseDuration } from '../config/units.js';
 import { entryFilter, FilterError, STATES, toJson } from '../queue/filter.js';
 import { splitMessage } from '../mail/header-section.js';
 import type { QueueEntry } from '../queue/spool.js';
-import { fail } from './server.js';
+import { fail } from './http-server.js';
 
 export type QueueOp = 'flush' | 'hold' | 'release' | 'delete';
 

@@ -6,14 +6,14 @@ import type { Config } from '../config/types.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
 import { probe } from '../probe/steps.js';
-import { hasSeveralUrls, probeRoute } from '../probe/route.js';
+import { hasSeveralUrls, probeRoute } from '../probe/url-walk.js';
 import { chooseTarget, probeSender } from '../probe/target.js';
 import type { Spool } from '../queue/spool.js';
 import { History } from './events.js';
 import { IdempotencyStore } from './idempotency.js';
 import type { CheckFinding, Suppressions } from './ops.js';
 import type { QueueOp } from './queue-routes.js';
-import { listenHttp, type HttpListener } from './server.js';
+import { listenHttp, type HttpListener } from './http-server.js';
 import { apiSubmit } from './submit.js';
 import { TokenStore } from './tokens.js';
 

@@ -2,7 +2,7 @@
 // can fix them), the set-up's files, the report, and the error for input that
 // cannot be read at all.
 import os from 'node:os';
-import type { ImportReport } from './report.js';
+import type { ImportReport } from './import-report.js';
 import type { SetupFiles } from './setup-files.js';
 
 export interface HostFacts {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/load.js';
 import { ImportInputError, type ImportOptions } from './context.js';
 import { importPostfix } from './postfix-import.js';
-import { formatReport, type ImportReport } from './report.js';
+import { formatReport, type ImportReport } from './import-report.js';
 import { importSendmail } from './sendmail-import.js';
 import { secretFiles, writeToml } from './toml-writer.js';
 import { rewriteAddress } from '../cleanup/sender-rewrite.js';

@@ -13,7 +13,7 @@ import { isTextSourced, parseMapRef } from './postfix-maps.js';
 import { listeners, serverTls } from './postfix-listen.js';
 import { routes, unusedTlsEntries } from './postfix-routes.js';
 import { readTable, readTables, relay, globalLevel } from './postfix-upstreams.js';
-import { ImportReport } from './report.js';
+import { ImportReport } from './import-report.js';
 import { SetupFiles } from './setup-files.js';
 import { skipLeftovers } from './postfix-leftovers.js';
 import { cyrusUsers } from './postfix-sasl.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { ListenAuth, ListenTls, OutboundTls } from '../config/types.js';
 import { filePath, ImportInputError, isLoopback, messageSize, type Ctx, type ImportOptions } from './context.js';
 import type { ImportedConfig, ImportedListen, ImportedUpstream } from './model.js';
-import { ImportReport } from './report.js';
+import { ImportReport } from './import-report.js';
 import { authInfoFor, daemonOptions, parseAuthInfo, parseMc, type AuthInfo, type McFile } from './sendmail-mc.js';
 import { SetupFiles } from './setup-files.js';
 import { parseStunnelConf, tunnelFor } from './stunnel-conf.js';

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { StsPolicy } from './policy.js';
+import type { StsPolicy } from './sts-policy.js';
 
 export interface CachedPolicy extends StsPolicy {
   readonly domain: string;

@@ -7,7 +7,7 @@
 import https from 'node:https';
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { parseStsPolicy, parseStsRecord, type RecordResult, type StsPolicy } from './policy.js';
+import { parseStsPolicy, parseStsRecord, type RecordResult, type StsPolicy } from './sts-policy.js';
 
 /** The look-ups MTA-STS needs; node:dns/promises `Resolver` has them. */
 export interface StsResolver {

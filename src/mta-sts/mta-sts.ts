@@ -5,7 +5,7 @@
 // reported as events (the delivery thread has no log of its own).
 import { cacheDir, loadPolicy, removePolicy, savePolicy, type CachedPolicy } from './cache.js';
 import { fetchStsPolicy, lookupStsRecord, type FetchOutcome, type FetchResult, type StsResolver } from './fetch.js';
-import { describePolicy } from './policy.js';
+import { describePolicy } from './sts-policy.js';
 
 export type StsEvent =
   /** A policy fetch and its outcome (also the ones that failed and what stays in force). */

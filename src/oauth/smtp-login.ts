@@ -4,7 +4,7 @@
 // more on the same connection; a second refusal is the upstream's answer.
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { OAuthError, type AccessTokens } from './token-source.js';
-import { OAUTHBEARER_ABORT, oauthBearerResponse, xoauth2Response } from './sasl.js';
+import { OAUTHBEARER_ABORT, oauthBearerResponse, xoauth2Response } from './bearer-sasl.js';
 
 export type OAuthMechanism = 'XOAUTH2' | 'OAUTHBEARER';
 

@@ -1,7 +1,7 @@
 // What the probe says about an upstream's certificate: the names it carries, its validity and
 // issuer, and whether it would pass the TLS level. The handshake itself runs without
 // verification so that a bad certificate can still be shown; the checks are redone here with
-// the same identity check delivery uses (smtp/policy.ts connectionOptions).
+// the same identity check delivery uses (smtp/upstream-policy.ts connectionOptions).
 import type tls from 'node:tls';
 
 /** OpenSSL's verify codes as Node reports them, in the words of its error messages (which smtp/wording.ts tlsAdvice reads). */

@@ -1,7 +1,7 @@
 // How a probe is shown: one line per step with ✓ / ✗ (and - for a step not run), the
 // diagnosis and fix indented under it; or the whole report as one JSON object for scripts.
 // A route with several URLs gets one section per URL, headed by it, and a summary line.
-import type { RouteReport, TargetReport } from './route.js';
+import type { RouteReport, TargetReport } from './url-walk.js';
 import type { ProbeReport, StepResult } from './steps.js';
 
 const WIDTH = 'certificate '.length;

@@ -3,8 +3,8 @@
 // client. The password and the token go only into the socket: transcripts show
 // "AUTH PLAIN ***" / "AUTH XOAUTH2 ***" and the 334 exchanges as "***".
 import crypto from 'node:crypto';
-import { describeErrorChallenge, OAUTHBEARER_ABORT, oauthBearerResponse, xoauth2Response } from '../oauth/sasl.js';
-import type { LineClient, SmtpReply } from './client.js';
+import { describeErrorChallenge, OAUTHBEARER_ABORT, oauthBearerResponse, xoauth2Response } from '../oauth/bearer-sasl.js';
+import type { LineClient, SmtpReply } from './line-client.js';
 
 export const PROBE_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5'] as const;
 export const PROBE_OAUTH_MECHANISMS = ['XOAUTH2', 'OAUTHBEARER'] as const;

@@ -2,15 +2,15 @@
 // STARTTLS, certificate, EHLO again, AUTH, MAIL FROM, and with --send-test RCPT TO and DATA,
 // then RSET/QUIT. One handler per step (OpenSMTPD mta_session.c's state enum); the first
 // failure stops the walk, and the steps it did not reach are listed as skipped. TLS levels and
-// credentials are read exactly as delivery reads them (smtp/policy.ts), so a green probe means
+// credentials are read exactly as delivery reads them (smtp/upstream-policy.ts), so a green probe means
 // delivery would get as far.
 import dns from 'node:dns/promises';
 import tls from 'node:tls';
 import type { OutboundTls, UpstreamConfig } from '../config/types.js';
-import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../smtp/policy.js';
+import { connectionOptions, upstreamPolicy, type Peer, type Policy } from '../smtp/upstream-policy.js';
 import { PortSense } from '../smtp/port-sense.js';
 import { checkCertificate, describeCertificate } from './certificate.js';
-import { connectTcp, handshake, LineClient, ProbeIoError, refusalText, replyText, type SmtpReply } from './client.js';
+import { connectTcp, handshake, LineClient, ProbeIoError, refusalText, replyText, type SmtpReply } from './line-client.js';
 import { advise, type Fact } from './diagnose.js';
 import { NET_TEXT } from '../smtp/wording.js';
 import { testMessage } from './test-message.js';

@@ -10,7 +10,7 @@ import type { Envelope } from '../mail/envelope.js';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { MailLog } from '../maillog/maillog.js';
 import { FsSpool } from '../queue/fs-spool.js';
-import type { Destination } from '../route/route.js';
+import type { Destination } from '../route/choose-route.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { QueueManager, type Transports } from './qmgr.js';
 

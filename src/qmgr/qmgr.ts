@@ -18,7 +18,7 @@ import type { MailLog } from '../maillog/maillog.js';
 import { mapBounded } from '../queue/bounded.js';
 import type { DeliveryState, Recovered, RecoveryReport, Spool } from '../queue/spool.js';
 import { dueOf, initialState, pending } from '../queue/spool.js';
-import { routeFor, type Destination, type RouteTable } from '../route/route.js';
+import { routeFor, type Destination, type RouteTable } from '../route/choose-route.js';
 import { spoolNotice } from './notices.js';
 import { Item, Scheduler } from './scheduler.js';
 import { applyResults, delayWarning, logDelivery, work, type Work } from './outcomes.js';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
-import type { Destination } from '../route/route.js';
+import type { Destination } from '../route/choose-route.js';
 import { QuotaGate } from './quota-gate.js';
 
 const dirs: string[] = [];

@@ -8,7 +8,7 @@
 import type { Rate } from '../config/units.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import { QuotaFile } from '../queue/quota-file.js';
-import type { Destination } from '../route/route.js';
+import type { Destination } from '../route/choose-route.js';
 import { QuotaLedger, type QuotaState, type Taken } from './quota.js';
 
 const DAY = 86_400_000;

@@ -5,11 +5,11 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import type { CachedPolicy } from '../mta-sts/cache.js';
 import type { MtaSts } from '../mta-sts/mta-sts.js';
-import { allowedBy, describePolicy, stsName } from '../mta-sts/policy.js';
+import { allowedBy, describePolicy, stsName } from '../mta-sts/sts-policy.js';
 import { lookupMx, type MxHost, type MxResolver } from '../route/mx.js';
 import { lookupFailure, policyFailure } from './classify.js';
 import type { Failure } from './failure.js';
-import type { Peer } from './policy.js';
+import type { Peer } from './upstream-policy.js';
 
 /** Postfix smtp_mx_address_limit: enough to get past a dead host or two, not a whole farm. */
 const MAX_PEERS = 5;

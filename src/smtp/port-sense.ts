@@ -6,7 +6,7 @@
 // handshake or one line, no SMTP dialogue.
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Peer } from './policy.js';
+import type { Peer } from './upstream-policy.js';
 
 /** How long an answer is remembered: a configuration fix (or the server's) is seen within this time. */
 const REMEMBER_MS = 10 * 60_000;

@@ -7,7 +7,7 @@ import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import { connectFailure, loginFailure, noGreeting, replied, sendFailure, sentDsn, smtputf8Missing, tlsOnPlainPort, tokenFailure, type Where } from './classify.js';
 import { dsnOf, fallsBackToPlaintext, outcomeOf, replyLine, triesNextPeer, type Failure } from './failure.js';
-import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './policy.js';
+import { connectionOptions, peerLabel, type Credentials, type Peer, type Policy } from './upstream-policy.js';
 import type { PortSense } from './port-sense.js';
 import { explainReply, type LoginFacts } from './reply-advice.js';
 import { authMechanismsAdvice, authPlaintextAdvice, authRejectedAdvice, starttlsMissingAdvice, tlsReason } from './wording.js';

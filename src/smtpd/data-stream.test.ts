@@ -10,7 +10,7 @@ import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { RawSmtp } from '../../test/helpers/smtp-client.js';
 import { testCerts } from '../../test/peers/certs.js';
 import { SmtpdStream } from './data-stream.js';
-import { SmtpdServer, type Connection } from './server.js';
+import { SmtpdServer, type Connection } from './smtpd-server.js';
 
 describe('smtp-server members we rely on', () => {
   it('exist with the shapes we call', () => {

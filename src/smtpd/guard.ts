@@ -19,7 +19,7 @@
 import type { Reply } from '../mail/reply.js';
 import { replies } from '../mail/replies.js';
 import type { LineLedger } from './line-ledger.js';
-import type { Connection, ReplyFilter } from './server.js';
+import type { Connection, ReplyFilter } from './smtpd-server.js';
 import { libraryReply } from './smtp-server-seam.js';
 
 /** The parts of our Connection (server.ts) this module touches. */

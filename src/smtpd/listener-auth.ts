@@ -7,7 +7,7 @@ import { replies } from '../mail/replies.js';
 import type { Reply } from '../mail/reply.js';
 import type { Peer } from '../maillog/maillog.js';
 import { replyError, type ListenerScope, type SessionMeta } from './listener-scope.js';
-import { isTrusted } from './policy.js';
+import { isTrusted } from './relay-policy.js';
 import type { SmtpdDeps } from './smtpd-deps.js';
 
 type AuthDone = (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void;

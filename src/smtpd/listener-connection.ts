@@ -10,8 +10,8 @@ import type { MailLog, Peer } from '../maillog/maillog.js';
 import { guardConnection } from './guard.js';
 import type { LineLedger } from './line-ledger.js';
 import { replyError, type ListenerScope } from './listener-scope.js';
-import { isTrusted } from './policy.js';
-import type { Connection, ServerHooks } from './server.js';
+import { isTrusted } from './relay-policy.js';
+import type { Connection, ServerHooks } from './smtpd-server.js';
 
 type Done = (err?: Error | null) => void;
 

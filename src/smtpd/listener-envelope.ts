@@ -4,7 +4,7 @@
 import type { SMTPServerAddress, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { replies } from '../mail/replies.js';
 import { replyError, type ListenerScope } from './listener-scope.js';
-import { checkMailFrom, checkRcptTo, checkSenderLogin } from './policy.js';
+import { checkMailFrom, checkRcptTo, checkSenderLogin } from './relay-policy.js';
 
 type Done = (err?: Error | null) => void;
 

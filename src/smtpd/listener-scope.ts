@@ -8,8 +8,8 @@ import type { Reply } from '../mail/reply.js';
 import type { MailLog, Peer } from '../maillog/maillog.js';
 import { EnvelopeAddresses } from './envelope-address.js';
 import type { Guard } from './guard.js';
-import { isTrusted } from './policy.js';
-import type { Connection } from './server.js';
+import { isTrusted } from './relay-policy.js';
+import type { Connection } from './smtpd-server.js';
 import type { SmtpdDeps } from './smtpd-deps.js';
 
 export interface ListenerScope {

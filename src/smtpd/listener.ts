@@ -13,7 +13,7 @@ import { dataHooks } from './listener-data.js';
 import { envelopeHooks } from './listener-envelope.js';
 import { ListenerSessions, type ListenerScope } from './listener-scope.js';
 import { ReverseLookup } from './reverse-lookup.js';
-import { SmtpdServer, type Connection } from './server.js';
+import { SmtpdServer, type Connection } from './smtpd-server.js';
 import type { SmtpdDeps } from './smtpd-deps.js';
 
 // what createListener is given; daemon.ts builds it

@@ -10,7 +10,7 @@ import type { SMTPServerOptions } from 'smtp-server';
 import { RawSmtp } from '../../test/helpers/smtp-client.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { testCerts } from '../../test/peers/certs.js';
-import { SmtpdServer, type Connection } from './server.js';
+import { SmtpdServer, type Connection } from './smtpd-server.js';
 import { libraryReply, type LibraryReply } from './smtp-server-seam.js';
 
 const certs = testCerts();

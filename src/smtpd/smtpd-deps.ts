@@ -9,7 +9,7 @@ import type { MailLog } from '../maillog/maillog.js';
 import type { Spool } from '../queue/spool.js';
 import type { CertPair } from '../tls/server-cert.js';
 import type { ConnectionLimits } from './connection-limits.js';
-import type { LocalLookup } from './policy.js';
+import type { LocalLookup } from './relay-policy.js';
 import type { ReverseLookup } from './reverse-lookup.js';
 
 export interface SmtpdDeps {

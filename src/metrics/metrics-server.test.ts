@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheus from 'parse-prometheus-text-format';
-import { listenMetrics, type MetricsListener } from './server.js';
+import { listenMetrics, type MetricsListener } from './metrics-server.js';
 import { SmarthostMetrics, type QueueSnapshot } from './smarthost-metrics.js';
 
 const LOCAL = { address: '127.0.0.1:0', host: '127.0.0.1', port: 0 };

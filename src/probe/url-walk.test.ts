@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { UpstreamConfig, UpstreamUrl } from '../config/types.js';
-import { hasSeveralUrls, probeRoute, routeUrls } from './route.js';
+import { hasSeveralUrls, probeRoute, routeUrls } from './url-walk.js';
 
 const servers: net.Server[] = [];
 after(() => { for (const s of servers) s.close(); });

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { OAUTHBEARER_ABORT, describeErrorChallenge, oauthBearerResponse, xoauth2Response } from './sasl.js';
+import { OAUTHBEARER_ABORT, describeErrorChallenge, oauthBearerResponse, xoauth2Response } from './bearer-sasl.js';
 
 const decode = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
 

@@ -3,7 +3,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { connectTcp, LineClient, ProbeIoError, replyText } from './client.js';
+import { connectTcp, LineClient, ProbeIoError, replyText } from './line-client.js';
 import { authenticate } from './sasl.js';
 
 const servers: net.Server[] = [];

@@ -1,7 +1,7 @@
 // MTA-STS records and policy files (RFC 8461 §3.1, §3.2) and MX matching (§4.1), table-tested.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { allowedBy, describePolicy, parseStsPolicy, parseStsRecord, MAX_AGE_LIMIT } from './policy.js';
+import { allowedBy, describePolicy, parseStsPolicy, parseStsRecord, MAX_AGE_LIMIT } from './sts-policy.js';
 
 describe('the _mta-sts TXT record', () => {
   it('takes the one "v=STSv1" record and its id; other TXT records are ignored', () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import ipaddr from 'ipaddr.js';
 import type { Cidr, ListenAuth } from '../config/types.js';
 import { formatReply } from '../mail/reply.js';
-import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type SessionFacts } from './policy.js';
+import { checkMailFrom, checkRcptTo, checkSenderLogin, isTrusted, type SessionFacts } from './relay-policy.js';
 
 function cidr(text: string): Cidr {
   return { text, range: ipaddr.parseCIDR(text) };

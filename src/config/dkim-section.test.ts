@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseConfig } from './load.js';
-import { DEFAULT_SIGNED_HEADERS } from './dkim.js';
+import { DEFAULT_SIGNED_HEADERS } from './dkim-section.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-dkim-config-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
