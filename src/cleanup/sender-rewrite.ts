@@ -293,7 +293,7 @@ export async function rewriteOutgoing(msg: OutgoingMessage, rules: SenderRules):
   if (msg.sender === '') return msg;
   const sender = rewriteAddress(msg.sender, rules);
   // Nothing to map and a qualified sender: skip reading the message (an extra open and read per
-  // delivery otherwise, which the relay bench shows). A bare name in From is then left as it is;
+  // delivery otherwise; bench/NOTES.md). A bare name in From is then left as it is;
   // mail with bare header names comes from local programs, whose `smarthost sendmail` writes a full From.
   if (sender === msg.sender && lookupTable(rules).size === 0) return msg;
   const head = await readHead(msg.body());

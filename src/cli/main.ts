@@ -1,9 +1,8 @@
 #!/usr/bin/env -S node --single-threaded-gc
 // --single-threaded-gc: V8's helper threads for marking and sweeping compete
-// with the event loop and the delivery thread for 2 cores; without them the
-// relay bench sent more messages a second in 7 of 8 A/B pairs (up to 29%), at
-// less CPU each (1 KB and 100 KB, 10 and 50 sessions). package.json's start script and the
-// bench pass the same option; it cannot be set once node runs.
+// with the event loop and the delivery thread for 2 cores (figures in
+// bench/NOTES.md). package.json's start script and the bench pass the same
+// option; it cannot be set once node runs.
 // smarthost's command line: one file per verb under cli/; this file only
 // parses the common options and dispatches.
 import path from 'node:path';
