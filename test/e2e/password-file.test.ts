@@ -93,7 +93,7 @@ describe('a Postfix-style password_file', () => {
     cleanups.push(async () => { await d.stop(); removeDir(dir); });
     const id = await submit(d.ports[0]!, 'a@client.test', ['b@example.net']);
     const line = await d.waitForLog(new RegExp(`${id}: to=<b@example\\.net>.*status=deferred.*\\n`));
-    assert.match(line, /535 .*; password_file .* line 1 looks like a line from Postfix's sasl_passwd \(\[127\.0\.0\.1\]:\d+ alice:PASSWORD\), so all of it would be sent as the password: write the password alone in /);
+    assert.match(line, /535 .*; password_file .* line 1 looks like a line from Postfix's sasl_passwd \(\[127\.0\.0\.1\]:\d+ alice:PASSWORD\), so all of it would be sent as the password; write the password alone in /);
     assert.doesNotMatch(d.logs(), new RegExp(PASSWORD));
   });
 });
