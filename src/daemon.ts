@@ -1,4 +1,5 @@
-// The one file that wires every folder together. createDaemon() builds the
+// The daemon's wiring root (sendmail and the delivery thread have their own).
+// createDaemon() builds the
 // whole relay from a Config but holds no ports; listen() binds them
 // (fastify's build-then-listen), so tests can build many, and then recovers
 // the spool in the background: mail is taken at once, however long the queue.

@@ -1,5 +1,5 @@
 // smtp-server's command parser with our DATA phase (data-parser.ts): a subclass,
-// created per connection by Connection.newParser() (server.ts); nothing of the
+// created per connection by Connection.newParser() (smtpd-server.ts); nothing of the
 // library is replaced or patched. The library members it needs are reached through
 // SeamStream (smtp-server-seam.ts), which says why each has no public way.
 import { DataParser } from './data-parser.js';

@@ -1,6 +1,6 @@
-// Per-connection rules that smtp-server does not enforce by itself, applied by
-// wrapping the two narrow points every command and reply pass through:
-// `_onCommand` (before smtp-server parses a command) and `send` (every reply).
+// Per-connection rules that smtp-server does not enforce by itself, applied at
+// the two narrow points every command and reply pass through: our Connection's
+// commandFilter (before smtp-server parses a command) and replyFilter (every reply).
 //  - replies in Postfix wording with our enhanced status codes (replies.ts)
 //  - 501 for control characters in EHLO/HELO/MAIL/RCPT
 //  - starttls-required: only EHLO/HELO/STARTTLS/NOOP/RSET/QUIT before TLS
@@ -22,7 +22,7 @@ import type { LineLedger } from './line-ledger.js';
 import type { Connection, ReplyFilter } from './smtpd-server.js';
 import { libraryReply } from './smtp-server-seam.js';
 
-/** The parts of our Connection (server.ts) this module touches. */
+/** The parts of our Connection (smtpd-server.ts) this module touches. */
 export type GuardedConnection = Pick<Connection,
   'send' | 'close' | 'secure' | 'session' | 'once' | 'commandFilter' | 'replyFilter' | 'dispatch' | 'whenWritable' |
   'upgrading' | 'authContinues' | 'handlerPending' | 'inData' | 'awaitingDataReply' | 'ended' | 'socket'>;
@@ -169,7 +169,7 @@ class SessionGuard implements Guard {
     const { conn, rules } = this;
     if (this.stopped || conn.ended) return;
     // Waiting for us (a handler, or the spool's fsync after the final dot) is not the client's fault;
-    // a TLS handshake has its own, shorter deadline (server.ts, limits.tls_handshake_timeout).
+    // a TLS handshake has its own, shorter deadline (smtpd-server.ts, limits.tls_handshake_timeout).
     if (conn.handlerPending || conn.awaitingDataReply || conn.upgrading) return this.arm(rules.idleTimeoutMs);
     rules.onDrop('timeout', this.last);
     this.reply(replies.timeout(rules.hostname));

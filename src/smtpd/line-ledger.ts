@@ -1,7 +1,7 @@
 // How each line a client sends ends: CRLF, or a bare LF. smtp-server's parser splits
 // command lines on /\r?\n/ and hands the guard a command without its ending, so the
 // ending is recorded here from the socket's bytes, before the parser reads them
-// (Connection.recordLineEnds in server.ts), and the guard takes one record per command
+// (Connection.recordLineEnds in smtpd-server.ts), and the guard takes one record per command
 // line, in order. No option of smtp-server exposes the ending, and patching its parser
 // is what we do not do. Message content is not ours to judge (the DATA parser is):
 // from the 354 on, records are dropped up to the line that ends the message, by the

@@ -1,7 +1,7 @@
 // A listener's hooks around the connection itself: onConnect (connection limits, the
 // pregreet test), onSecure (TLS facts, line endings inside TLS), onClose (the disconnect
 // line), and what each new Connection gets before smtp-server greets it: its guard
-// (guard.ts) and the TLS handshake deadlines (server.ts).
+// (guard.ts) and the TLS handshake deadlines (smtpd-server.ts).
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type tls from 'node:tls';
 import type { ListenConfig } from '../config/types.js';

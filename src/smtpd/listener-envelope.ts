@@ -1,5 +1,5 @@
 // A listener's onMailFrom and onRcptTo: the address as the client sent it
-// (envelope-address.ts), the relay policy (policy.ts), [auth] senders, and MAIL's
+// (envelope-address.ts), the relay policy (relay-policy.ts), [auth] senders, and MAIL's
 // SIZE= against the free disk; then MAIL waits for room in delivery (inflow).
 import type { SMTPServerAddress, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { replies } from '../mail/replies.js';

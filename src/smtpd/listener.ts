@@ -70,7 +70,7 @@ function serverOptions(listen: ListenConfig, deps: SmtpdDeps): SMTPServerOptions
     ...(deps.ticketKeys ? { ticketKeys: deps.ticketKeys } : {}),
     sessionTimeout: TLS_SESSION_SECONDS,
     authMethods: ['PLAIN', 'LOGIN'],
-    authOptional: true,        // policy.ts decides, with Postfix's replies
+    authOptional: true,        // relay-policy.ts decides, with Postfix's replies
     allowInsecureAuth: true,   // guard.ts refuses AUTH before TLS where it is not allowed
     size: limits.messageSize,
     maxRecipients: limits.recipients,
