@@ -3,8 +3,8 @@
 // verbs) opens at most OPEN_AT_ONCE files at a time, whatever the size of the
 // queue, and retries a file whose open failed for want of a descriptor or for
 // a moment's contention (EMFILE, ENFILE, EAGAIN, EBUSY) before giving up on it
-// with its real error code. Measured in issue 21: 50,000 opens at once under
-// the default limit of 1024 left 30,019 messages out of a listing.
+// with its real error code. Unbounded, a large queue lost messages from
+// listings under the default descriptor limit (bench/NOTES.md).
 
 /** Files opened at once by one pass over the spool. */
 export const OPEN_AT_ONCE = 32;

@@ -1,6 +1,5 @@
 // A faster _transform for nodemailer's DataStream (smtp-connection/data-stream.js),
-// which looks at every byte in JavaScript: the top cost of relaying 100 KB
-// messages in a CPU profile. The spool holds CRLF-only bytes (cleanup/line-ends.ts,
+// which looks at every byte in JavaScript (its cost: bench/NOTES.md). The spool holds CRLF-only bytes (cleanup/line-ends.ts,
 // bounce/dsn.ts), so a chunk only needs a dot doubled after each CRLF; that is
 // found with Buffer.indexOf. Any chunk that is not CRLF-clean, or that ends in
 // CR, goes to nodemailer's own code, which also repairs bare CR and LF. Both
