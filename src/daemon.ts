@@ -24,8 +24,8 @@ import type { MailLog } from './maillog/maillog.js';
 import { QueueManager } from './qmgr/qmgr.js';
 import { QuotaGate } from './qmgr/quota-gate.js';
 import { errorCode, isPermission } from './queue/bounded.js';
-import { FsSpool } from './queue/fs-spool.js';
-import { storeMessage } from './queue/spool.js';
+import { openSpool } from './queue/open-spool.js';
+import { storeMessage, type Spool } from './queue/spool.js';
 import { resolverFor } from './route/mx.js';
 import { MtaSts, type StsEvent } from './mta-sts/mta-sts.js';
 import { DeliveryThread } from './smtp/delivery-thread.js';
@@ -54,7 +54,7 @@ export const VERSION = '0.1.0';
 export type { BoundListener } from './smtpd/listener-set.js';
 
 export interface Daemon {
-  readonly spool: FsSpool;
+  readonly spool: Spool;
   readonly qmgr: QueueManager;
   listen(): Promise<BoundListener[]>;
   /** Applies a new config without dropping sessions; returns the problems that kept it from applying (none: applied). */
@@ -96,8 +96,8 @@ export interface DaemonOptions {
 
 export async function createDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
   const { log } = opts;
-  const spool = new FsSpool(config.dataDir, {
-    recycle: true,
+  const spool = await openSpool(config.queue, config.dataDir, {
+    role: 'daemon',
     // the advice about owners only when the owner is the problem; other errors (EIO, or EMFILE
     // still after retries) leave the file for the rescan, which picks up messages it does not know
     onUnreadable: (id, e) => log.warning(isPermission(e)
@@ -149,7 +149,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     const deadMs = Math.min(60_000, c.queue.retryMinMs);
     // outbound SMTP on a second core by default; SMARTHOST_DELIVERY_THREAD=0 keeps it on this thread
     const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0' ? inlineOutbound(inlineTransport(c, deadMs), rules, dkim)
-      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules, dkim }, onSts);
+      : new DeliveryThread({ dataDir: c.dataDir, queue: c.queue, ehloName: c.hostname, mx: c.mx, deadMs, rules, dkim }, onSts);
     const recipients = LocalRecipients.from(c.local, (m) => log.warning(m, 'local'));
     const local = new LocalTransport({
       recipients, maildir: c.local.maildir, hostname: c.hostname, chown: process.getuid?.() === 0,

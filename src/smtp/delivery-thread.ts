@@ -5,7 +5,7 @@
 // longer share one core. Messages cross as plain values: the destination (a
 // frozen config slice), the envelope, and the results.
 import { Worker } from 'node:worker_threads';
-import type { MxConfig } from '../config/types.js';
+import type { MxConfig, QueueConfig } from '../config/types.js';
 import type { SenderRules } from '../cleanup/sender-rewrite.js';
 import type { DkimSigner } from '../dkim/sign.js';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
@@ -14,6 +14,8 @@ import type { RemoteDestination } from './transport.js';
 
 export interface DeliveryThreadOptions {
   readonly dataDir: string;
+  /** Where the worker reads message bodies from (queue/open-spool.ts). */
+  readonly queue: QueueConfig;
   readonly ehloName: string;
   readonly mx: MxConfig;
   readonly deadMs: number;

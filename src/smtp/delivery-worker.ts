@@ -1,16 +1,21 @@
-// The worker side of delivery-thread.ts: an SmtpTransport of its own, the
-// spool opened read-only for message bodies, sender rewriting then DKIM signing on the way out.
+// The worker side of delivery-thread.ts (its own wiring root): an SmtpTransport of its own, the
+// spool opened for message bodies (queue/open-spool.ts, the same store as the daemon's), sender rewriting then DKIM signing on the way out.
 import { parentPort, workerData } from 'node:worker_threads';
 import { rewriteOutgoing } from '../cleanup/sender-rewrite.js';
 import { MtaSts } from '../mta-sts/mta-sts.js';
 import { signOutgoing } from '../dkim/sign.js';
-import { FsSpool } from '../queue/fs-spool.js';
+import { Readable } from 'node:stream';
+import { openSpool } from '../queue/open-spool.js';
+import type { Spool } from '../queue/spool.js';
 import { resolverFor } from '../route/mx.js';
 import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
 import { SmtpTransport } from './transport.js';
 
 const opts = workerData as DeliveryThreadOptions;
-const spool = new FsSpool(opts.dataDir);
+// opened at the first attempt, and again after a failure (a database that is down defers that attempt)
+let spool: Promise<Spool> | undefined;
+const spoolNow = () => (spool ??= openSpool(opts.queue, opts.dataDir, { role: 'reader' }).catch((e: unknown) => { spool = undefined; throw e; }));
+const bodyOf = (id: string) => Readable.from((async function* () { yield* (await spoolNow()).open(id); })());
 const post = (m: FromWorker) => parentPort!.postMessage(m);
 const resolver = resolverFor(opts.mx.nameservers);
 const sts = opts.mx.mtaSts ? new MtaSts({ resolver, dataDir: opts.dataDir, onEvent: (e) => post({ n: 0, sts: e }) }) : undefined;
@@ -21,12 +26,12 @@ let closing: (() => void) | undefined;
 parentPort!.on('message', (m: ToWorker) => {
   if (m.op === 'forgetDead') return transport.forgetDead();
   if (m.op === 'close') {
-    const done = () => { void transport.close().then(() => post({ n: m.n, results: [] })); };
+    const done = () => { void Promise.all([transport.close(), spool?.then((sp) => sp.close(), () => undefined)]).then(() => post({ n: m.n, results: [] })); };
     if (active === 0) done(); else closing = done;
     return;
   }
   active++;
-  const msg = { ...m.msg, body: () => spool.open(m.msg.id) };
+  const msg = { ...m.msg, body: () => bodyOf(m.msg.id) };
   rewriteOutgoing(msg, opts.rules)
     .then((rewritten) => signOutgoing(rewritten, opts.dkim))
     .then((out) => transport.deliver(m.dest, out))

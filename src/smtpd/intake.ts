@@ -35,7 +35,6 @@ export async function intake(
   let received = 0;
   let oversized = false;
   let storageError: unknown;
-  // Writes only buffer until the spool's next flush, which it makes itself: no need to wait for each.
   const store = (buf: Buffer) => incoming.write(buf).catch((e: unknown) => { storageError ??= e; });
   try {
     void store(Buffer.from(receivedHeader({
@@ -49,7 +48,9 @@ export async function intake(
       if (received > limits.messageSize) { oversized = true; return; }
       const clean = lineEnds.push(chunk);
       headers.push(clean);
-      void store(clean);
+      // backpressure: no more reading (so no more from the socket) until the spool has taken this
+      data.pause();
+      void store(clean).then(() => data.resume());
     });
     await finished(data);
     if (!oversized && storageError === undefined) await store(lineEnds.end());
