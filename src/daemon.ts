@@ -38,7 +38,7 @@ import { ReverseLookup } from './smtpd/reverse-lookup.js';
 import { loadServerCert } from './tls/server-cert.js';
 import { checkAssertionKeys } from './oauth/client-assertion.js';
 import { listenMetrics, type MetricsListener } from './metrics/server.js';
-import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
+import { SmarthostMetrics, type SharedQueueSnapshot } from './metrics/smarthost-metrics.js';
 import { serveApi, type ApiServer } from './http/wire.js';
 import { DeliveryOutcomes } from './events/outcomes.js';
 import { SuppressionList, suppressionFile } from './events/suppression.js';
@@ -119,7 +119,11 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
   /** Mail that did not come through smtpd (which logs its own): the "(queue active)" line, then delivery. */
   const queueNew = (e: Envelope) => { log.queued(e.id, e.sender, e.size, e.recipients.length); onQueued(e); };
-  const metrics = new SmarthostMetrics({ version: VERSION, queue: () => qmgr.snapshot(), outbox: () => webhooks?.depth() ?? 0 });
+  let sharedCounts: SharedQueueSnapshot['byNode'] = []; // refreshed by each poll of the shared store
+  const metrics = new SmarthostMetrics({
+    version: VERSION, queue: () => qmgr.snapshot(), outbox: () => webhooks?.depth() ?? 0,
+    ...(spool.shared ? { shared: () => ({ byNode: sharedCounts, takeovers: spool.shared!.stats.takeovers, lost: spool.shared!.stats.lost }) } : {}),
+  });
   const observe = {
     connection: (l: string, open: boolean) => (open ? metrics.connectionOpened(l) : metrics.connectionClosed(l)),
     authFailed: () => metrics.authFailed(),
@@ -306,6 +310,24 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   }
 
   /**
+   * Shared store: mail due now that no node delivers (from `smarthost sendmail`, a flush, or a
+   * node whose lease expired) and that this node does not know yet. Woken by LISTEN/NOTIFY and a poll.
+   */
+  let adopting = false;
+  async function adoptDue(): Promise<void> {
+    if (adopting || closing || !spool.shared) return;
+    adopting = true;
+    try {
+      for (const m of await spool.shared.due((id) => qmgr.has(id), 1000)) qmgr.adopt(m);
+      sharedCounts = await spool.shared.counts();
+    } catch (e) {
+      log.warning(`cannot look for due mail in the shared queue: ${(e as Error).message}`, 'qmgr');
+    } finally {
+      adopting = false;
+    }
+  }
+
+  /**
    * Recovery starts before the first port is bound (the spool must know, before any mail comes
    * in, which files are its own), and goes on in the background; the rescan starts after it.
    */
@@ -316,6 +338,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     return qmgr.start().then((report) => {
       if (closing) return; // cut short by close(): not a report of the queue
       log.spoolRecovered(report.messages, report.discarded, report.corrupt);
+      if (spool.shared) { spool.shared.onWake(() => void adoptDue()); return; } // other nodes say when there is work
       rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
       rescanTimer.unref();
     }, (e: Error) => log.warning(`queue recovery failed: ${e.message}; mail already queued is delivered only after a restart`, 'qmgr'));

@@ -4,6 +4,7 @@
 import { formatDuration } from '../config/units.js';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { dkimChecks } from './check-dkim.js';
+import { queueStoreCheck } from './check-queue.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
 import { allPresetLines } from './preset-lines.js';
@@ -13,7 +14,8 @@ import { readLedger } from '../qmgr/quota-gate.js';
 export const help = `usage: smarthost check [-c FILE]
 Validates smarthost.toml (syntax, unknown keys, values) and the environment:
 certificates and keys (server and client), secret file permissions, data
-directory, Maildir folder, aliases file, whether each listen address can be
+directory, Maildir folder, aliases file, the queue database ([queue] store:
+its schema version and whether the role can write), whether each listen address can be
 bound, and whether each [[dkim]] key is published in DNS (asked of [mx]
 nameservers or the system resolver; no answer is a warning). Shows what each
 preset expands to, and looks up SPF and DMARC of the sender domains (warnings
@@ -23,12 +25,12 @@ export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
   const notes: Finding[] = [];
-  const [environment, domains, quotas, dkim] = await Promise.all([environmentFindings(config), senderDomainReport(config),
+  const [environment, domains, quotas, dkim, store] = await Promise.all([environmentFindings(config), senderDomainReport(config),
     quotaLines(config, (m) => notes.push({ level: 'warning', message: m, fix: 'nothing to do: the daemon counts every quota as used up for one window, then writes the file anew' })),
-    dkimChecks(config)]);
-  const findings = [...environment, ...dkim.findings, ...notes, ...domains.findings];
+    dkimChecks(config), queueStoreCheck(config)]);
+  const findings = [...environment, ...store.findings, ...dkim.findings, ...notes, ...domains.findings];
   for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
-  process.stdout.write(summary(config, findings, [...dkim.lines, ...quotas, ...domains.summary]));
+  process.stdout.write(summary(config, findings, [...store.lines, ...dkim.lines, ...quotas, ...domains.summary]));
   return findings.some((f) => f.level === 'error') ? EXIT.ERROR : EXIT.OK;
 }
 

@@ -53,6 +53,8 @@ function readStore(q: Section, abs: (p: string) => string): QueueStore {
       `write store = "${STORE_EXAMPLE}", or remove it to keep the queue in files under data_dir`);
     return DEFAULTS.queueStore;
   }
+  const extra = [...u.searchParams.keys()].filter((k) => k !== 'sslmode');
+  if (extra.length) q.problem('store', `queue.store: the parameter "${extra[0]}" is not supported (only sslmode)`, 'remove it from the URL');
   if (u.password && passwordFile !== undefined) {
     q.problem('password_file', 'queue.store has a password in it and queue.password_file names another', 'keep the password in one place: remove it from the URL (better: the file)');
   }

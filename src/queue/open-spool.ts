@@ -3,6 +3,7 @@
 // [queue] store names (files under data_dir by default, or PostgreSQL) and
 // sets it up for what the process does with it. The PostgreSQL driver is
 // loaded only when that store is used.
+import fs from 'node:fs';
 import type { QueueConfig } from '../config/types.js';
 import { FsSpool } from './fs-spool.js';
 import type { Spool } from './spool.js';
@@ -24,6 +25,7 @@ export interface SpoolUse {
 /** Opens the queue; for 'submit', a file store's folders are created (errors such as EACCES are thrown). */
 export async function openSpool(queue: QueueConfig, dataDir: string, use: SpoolUse): Promise<Spool> {
   if (queue.store.kind === 'postgresql') {
+    if (use.role === 'daemon') fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // the control socket, certificates, state of its own
     const { PgSpool } = await import('./pg-spool.js');
     return PgSpool.open(queue.store, { node: queue.nodeName, leaseMs: queue.leaseMs, role: use.role });
   }

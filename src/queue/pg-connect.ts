@@ -11,14 +11,22 @@ import { SpoolUnavailableError } from './spool.js';
 export type PgStore = Extract<QueueStore, { kind: 'postgresql' }>;
 
 /** A statement slower than this is cancelled; the caller retries or defers, a transaction rolls back whole. */
-export const STATEMENT_TIMEOUT_MS = 30_000;
+export const STATEMENT_TIMEOUT_MS = 10_000;
 
 /** One session's settings (a pooled one, or LISTEN's own). */
 export function connectionConfig(store: PgStore, application: string): pg.ClientConfig {
+  const u = new URL(store.url); // checked by config/queue-section.ts
+  const sslmode = u.searchParams.get('sslmode');
+  const password = store.passwordFile ? () => readPassword(store.passwordFile!) : u.password ? decodeURIComponent(u.password) : undefined;
   return {
-    connectionString: store.url,
-    ...(store.passwordFile ? { password: () => readPassword(store.passwordFile!) } : {}),
-    connectionTimeoutMillis: 10_000,
+    // from the URL ourselves rather than connectionString, which would override the password function and `options`
+    user: decodeURIComponent(u.username), host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 5432),
+    database: decodeURIComponent(u.pathname.slice(1)),
+    ...(password !== undefined ? { password } : {}),
+    ...(sslmode && sslmode !== 'disable' ? { ssl: { rejectUnauthorized: sslmode === 'verify-full' || sslmode === 'verify-ca' } } : {}),
+    connectionTimeoutMillis: 5000,
+    // the client's own limit, for a server that stops answering without closing the connection
+    query_timeout: STATEMENT_TIMEOUT_MS + 2000,
     application_name: application,
     statement_timeout: STATEMENT_TIMEOUT_MS,
     // every session: the durability promise must not depend on the server's or role's default
@@ -29,6 +37,8 @@ export function connectionConfig(store: PgStore, application: string): pg.Client
 export function createPool(store: PgStore, opts: { readonly max: number; readonly application: string }): pg.Pool {
   const pool = new pg.Pool({ ...connectionConfig(store, opts.application), max: opts.max, idleTimeoutMillis: 30_000 });
   pool.on('error', () => undefined); // an idle client lost (database restarted): the pool drops it; the next query says so
+  // a client lost while checked out between two queries: its next query fails ("not queryable") and it is not reused
+  pool.on('connect', (client) => { client.on('error', () => undefined); });
   return pool;
 }
 

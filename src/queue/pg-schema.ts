@@ -80,3 +80,11 @@ export async function migrate(c: pg.ClientBase, steps: readonly Migration[] = MI
     await c.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`).catch(() => undefined);
   }
 }
+
+/** The schema version in the database, and whether this role may write the queue (for `smarthost check`). */
+export async function describeSchema(c: pg.ClientBase): Promise<{ version: number; expected: number; canWrite: boolean }> {
+  const version = await schemaVersion(c);
+  const w = version ? await c.query<{ ok: boolean }>(`SELECT has_table_privilege('smarthost_queue', 'INSERT')
+    AND has_table_privilege('smarthost_queue', 'UPDATE') AND has_table_privilege('smarthost_queue', 'DELETE') AS ok`) : undefined;
+  return { version, expected: SCHEMA_VERSION, canWrite: w?.rows[0]?.ok === true };
+}

@@ -21,7 +21,8 @@ export function rowToRecovered(r: SummaryRow): Recovered {
   return { id: r.id, arrived: r.arrived_ms, size: r.size, held: r.held, due: r.due_ms ?? undefined, hasState: r.has_state };
 }
 
-const SUMMARY = `id, (extract(epoch FROM arrived) * 1000)::float8 AS arrived_ms, size::float8 AS size, held,
+/** What recovery and the due-mail poll read of a message: enough to schedule it. */
+export const SUMMARY = `id, (extract(epoch FROM arrived) * 1000)::float8 AS arrived_ms, size::float8 AS size, held,
   CASE WHEN due IS NULL THEN NULL WHEN due = '-infinity' THEN 0 ELSE (extract(epoch FROM due) * 1000)::float8 END AS due_ms,
   state IS NOT NULL AS has_state`;
 
@@ -136,10 +137,12 @@ export class PgShared implements SharedQueue {
     } catch { again(); }
   }
 
+  /** After the queue manager stopped: this node's leases go back, so others deliver at once what it had not tried (a drain). */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.renewTimer);
     clearInterval(this.pollTimer);
+    if (this.renewTimer) await query(this.pool, 'release leases', 'UPDATE smarthost_queue SET lease_node = NULL, lease_until = NULL WHERE lease_node = $1', [this.node]).catch(() => undefined);
     const l = this.listener;
     this.listener = undefined;
     await l?.end().catch(() => undefined);

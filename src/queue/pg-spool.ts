@@ -17,8 +17,8 @@ import type { Envelope } from '../mail/envelope.js';
 import { isQueueId, newQueueId } from '../mail/queue-id.js';
 import { createPool, query, type PgStore } from './pg-connect.js';
 import { Committer, PgIncoming } from './pg-incoming.js';
-import { migrate, schemaVersion, SCHEMA_VERSION } from './pg-schema.js';
-import { PgShared, rowToRecovered, type SummaryRow } from './pg-shared.js';
+import { describeSchema, migrate } from './pg-schema.js';
+import { PgShared, rowToRecovered, SUMMARY, type SummaryRow } from './pg-shared.js';
 import {
   dueOf, initialState,
   type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type QueueListing, type Recovered, type RecoveryReport,
@@ -45,9 +45,6 @@ interface EntryRow {
 }
 
 const ENTRY_COLUMNS = 'id, envelope, state, held, lease_node, lease_until';
-const SUMMARY_COLUMNS = `id, (extract(epoch FROM arrived) * 1000)::float8 AS arrived_ms, size::float8 AS size, held,
-  CASE WHEN due IS NULL THEN NULL WHEN due = '-infinity' THEN 0 ELSE (extract(epoch FROM due) * 1000)::float8 END AS due_ms,
-  state IS NOT NULL AS has_state`;
 /** Rows read per round trip by recovery and listings. */
 const PAGE = 1000;
 
@@ -90,18 +87,13 @@ export class PgSpool implements Spool {
   /** The schema version in the database, and whether this role may write the queue (for `smarthost check`). */
   async describe(): Promise<{ version: number; expected: number; canWrite: boolean }> {
     const c = await this.pool.connect();
-    try {
-      const version = await schemaVersion(c);
-      const w = version ? await c.query<{ ok: boolean }>(`SELECT has_table_privilege('smarthost_queue', 'INSERT')
-        AND has_table_privilege('smarthost_queue', 'UPDATE') AND has_table_privilege('smarthost_queue', 'DELETE') AS ok`) : undefined;
-      return { version, expected: SCHEMA_VERSION, canWrite: w?.rows[0]?.ok === true };
-    } finally { c.release(); }
+    try { return await describeSchema(c); } finally { c.release(); }
   }
 
   async recover(found?: (m: Recovered) => void): Promise<RecoveryReport> {
     await this.shared?.start(); // leases this node held before a restart go back to the queue
     let messages = 0;
-    for await (const rows of this.pages<SummaryRow>(SUMMARY_COLUMNS, '')) {
+    for await (const rows of this.pages<SummaryRow>(SUMMARY, '')) {
       for (const r of rows) { messages++; found?.(rowToRecovered(r)); }
       if (this.closed) break;
     }

@@ -15,7 +15,19 @@ const opts = workerData as DeliveryThreadOptions;
 // opened at the first attempt, and again after a failure (a database that is down defers that attempt)
 let spool: Promise<Spool> | undefined;
 const spoolNow = () => (spool ??= openSpool(opts.queue, opts.dataDir, { role: 'reader' }).catch((e: unknown) => { spool = undefined; throw e; }));
-const bodyOf = (id: string) => Readable.from((async function* () { yield* (await spoolNow()).open(id); })());
+/**
+ * The message bytes for an attempt. From the database they are read whole before the SMTP
+ * dialog starts: a store that fails then defers the attempt at once, instead of in the middle of
+ * DATA (the bytes are one value there anyway). Files are streamed as they are read.
+ */
+async function bodyOf(id: string): Promise<() => Readable> {
+  const spool = await spoolNow();
+  if (opts.queue.store.kind === 'files') return () => spool.open(id);
+  const chunks: Buffer[] = [];
+  for await (const c of spool.open(id) as AsyncIterable<Buffer>) chunks.push(c);
+  const bytes = Buffer.concat(chunks);
+  return () => Readable.from([bytes]);
+}
 const post = (m: FromWorker) => parentPort!.postMessage(m);
 const resolver = resolverFor(opts.mx.nameservers);
 const sts = opts.mx.mtaSts ? new MtaSts({ resolver, dataDir: opts.dataDir, onEvent: (e) => post({ n: 0, sts: e }) }) : undefined;
@@ -31,8 +43,8 @@ parentPort!.on('message', (m: ToWorker) => {
     return;
   }
   active++;
-  const msg = { ...m.msg, body: () => bodyOf(m.msg.id) };
-  rewriteOutgoing(msg, opts.rules)
+  bodyOf(m.msg.id)
+    .then((body) => rewriteOutgoing({ ...m.msg, body }, opts.rules))
     .then((rewritten) => signOutgoing(rewritten, opts.dkim))
     .then((out) => transport.deliver(m.dest, out))
     .then((results) => post({ n: m.n, results }), (e: Error) => post({ n: m.n, error: e.message }))
