@@ -11,7 +11,6 @@
 // At start, start() schedules messages as the spool's recovery reports them,
 // while new mail already comes in; see act() for the `queue` verbs meanwhile.
 import type { QueueConfig } from '../config/types.js';
-import type { DsnRecipient } from '../bounce/dsn.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { Envelope, Recipient } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
@@ -20,7 +19,7 @@ import type { DeliveryState, Recovered, RecoveryReport, SharedQueue, Spool } fro
 import { dueOf, initialState, pending } from '../queue/spool.js';
 import { routeFor, type Destination, type RouteTable } from '../route/route.js';
 import { claimFor } from './claims.js';
-import { spoolNotice } from './notices.js';
+import { notify } from './notices.js';
 import { Item, Scheduler } from './scheduler.js';
 import { applyResults, delayWarning, logDelivery, work, type Work } from './outcomes.js';
 
@@ -281,7 +280,7 @@ export class QueueManager {
     if (delayed.length) state = { ...state, warned: true };
     for (const [kind, list] of [['failure', failed], ['delay', delayed], ['success', relayed]] as const) {
       if (!list.length) continue;
-      if (!(await this.notify(envelope, kind, list, new Date(now)))) {
+      if (!(await notify({ spool: this.o.spool, log: this.o.log, hostname: this.o.hostname, enqueue: (e) => this.enqueue(e) }, envelope, kind, list, new Date(now)))) {
         // the notice could not be stored: keep those recipients pending so the notice is not lost
         const again = new Set(list.map((d) => d.address));
         state = { ...state, ...(kind === 'delay' ? { warned: false } : {}), recipients: state.recipients.map((r) => again.has(r.address) && kind === 'failure'
@@ -295,25 +294,6 @@ export class QueueManager {
     item.due = due;
     await this.saveState(item, state);
   }
-
-  /** Spools a notice to the sender; false when it could not be stored. A bounce never bounces. */
-  private async notify(envelope: Envelope, kind: 'failure' | 'delay' | 'success', list: DsnRecipient[], now: Date): Promise<boolean> {
-    if (envelope.sender === '') {
-      if (kind === 'failure') for (const d of list) this.o.log.doubleBounce(envelope.id, d.address, d.reason);
-      return true;
-    }
-    try {
-      const notice = await spoolNotice(this.o.spool, this.o.hostname, envelope, list, now);
-      this.o.log.notice(envelope.id, kind === 'failure' ? 'non-delivery' : kind === 'delay' ? 'delay' : 'delivery status', notice.id);
-      this.o.log.queued(notice.id, '', notice.size, 1);
-      this.enqueue(notice);
-      return true;
-    } catch (e) {
-      this.o.log.warning(`${envelope.id}: cannot store the ${kind} notification for <${envelope.sender}>: ${(e as Error).message}; will try again`, 'bounce');
-      return false;
-    }
-  }
-
 
   /** What is queued right now, for metrics: messages in delivery or due, waiting for a retry, held; the oldest arrival. */
   snapshot(): { active: number; deferred: number; held: number; oldestArrivedMs?: number } {

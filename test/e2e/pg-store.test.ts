@@ -134,7 +134,8 @@ describe('PostgreSQL queue store', () => {
     await running;
     const again = await launch(d.dir, d.configFile);
     cleanups.push(() => again.stop().catch(() => undefined));
-    await up.waitForMessages(acked.size, 60_000).catch(() => undefined);
+    const missingNow = () => { const got = new Set(up.messages.map((m) => tokenOf(m.data))); return [...acked.values()].filter((t) => !got.has(t)); };
+    await waitFor(() => missingNow().length === 0, () => `every acknowledged message delivered; missing ${missingNow().length}: ${missingNow().slice(0, 5).join(' ')}\n${again.logs().slice(-2000)}`, 600, 100);
     const delivered = new Map<string, number>();
     for (const m of up.messages) delivered.set(tokenOf(m.data), (delivered.get(tokenOf(m.data)) ?? 0) + 1);
     const missing = [...acked.values()].filter((t) => !delivered.has(t));
