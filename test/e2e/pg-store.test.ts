@@ -95,6 +95,17 @@ describe('PostgreSQL queue store', () => {
     assert.match(check.stdout + check.stderr, /queue database: schema version 1, this role can write/);
   });
 
+  it('local recipients on a shared store go into the Maildir of the node that delivers the message', async () => {
+    const url = await database();
+    const up = await upstream();
+    const d = await daemon(url, 'node-l', up, '[local]\ndomains = ["relay.test"]\nusers = ["alice"]\n');
+    await submit(d.ports[0]!, 'x@example.com', ['alice@relay.test'], { body: 'Subject: local-1\r\n\r\nhi\r\n' });
+    const dir = path.join(d.dataDir, 'mail', 'alice', 'new');
+    await waitFor(() => fs.existsSync(dir) && fs.readdirSync(dir).length === 1, () => `a message in ${dir}\n${d.logs().slice(-1500)}`, 200, 50);
+    assert.match(fs.readFileSync(path.join(dir, fs.readdirSync(dir)[0]!), 'utf8'), /Subject: local-1/);
+    await waitFor(() => JSON.parse(d.cli(['queue', '--json']).stdout).length === 0, 'an empty queue', 100, 50);
+  });
+
   it('two nodes on one store: each message delivered once; a node killed while it holds leases has its mail delivered by the other after the lease', async () => {
     const url = await database();
     const stalled = await upstream();
