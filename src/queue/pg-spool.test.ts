@@ -8,8 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startPostgres, type PgCluster } from '../../test/helpers/postgres.js';
 import { spoolConformance, type SpoolFactory } from '../../test/helpers/spool-conformance.js';
+import { waitFor } from '../../test/helpers/wait.js';
 import { PgSpool, type PgSpoolOptions } from './pg-spool.js';
 import { SCHEMA_VERSION } from './pg-schema.js';
+import { SpoolUnavailableError, storeMessage } from './spool.js';
 
 let cluster: PgCluster;
 const opened: PgSpool[] = [];
@@ -84,5 +86,49 @@ describe('PgSpool: the database', () => {
     const ro = await cluster.createRole(`reader_${databases}`, 'pw', db, `GRANT SELECT ON smarthost_queue, smarthost_schema TO reader_${databases}`);
     const sp = await openOn(ro, { role: 'reader' });
     assert.deepEqual(await sp.describe(), { version: SCHEMA_VERSION, expected: SCHEMA_VERSION, canWrite: false });
+  });
+});
+
+describe('PgSpool: leases between two nodes', () => {
+  it('a claimed message is busy for the other node until its lease expires, then taken over; the late outcome is refused', async () => {
+    const url = await freshDatabase();
+    const a = await openOn(url, { node: 'node-a', leaseMs: 1000, role: 'daemon' });
+    const b = await openOn(url, { node: 'node-b', leaseMs: 1000, role: 'daemon' });
+    await b.recover(); // (node A never renews: its recover() is not called, as if it stalled)
+    const m = await a.receive({ sender: 's@example.com', recipients: [{ address: 'r@example.net' }], arrived: new Date().toISOString(),
+      client: { address: '192.0.2.1', hostname: 'c', helo: 'c', protocol: 'ESMTP' } });
+    await m.write(Buffer.from('Subject: lease\r\n\r\nx\r\n'));
+    const { id } = await m.commit();
+    const busy = await b.shared!.claim(id);
+    assert.equal(busy.kind, 'busy');
+    assert.equal(busy.kind === 'busy' && busy.node, 'node-a', 'new mail is leased to the node that accepted it');
+    assert.equal((await b.get(id))?.lease?.node, 'node-a', 'listings show the holder');
+    assert.deepEqual(await b.shared!.due(() => false, 10), [], 'not due for others while leased');
+    await waitFor(async () => (await b.shared!.due(() => false, 10)).length === 1, 'the lease to expire', 100, 50);
+    assert.deepEqual((await b.shared!.due(() => false, 10)).map((r) => r.id), [id], 'due for any node once the lease expired');
+    const taken = await b.shared!.claim(id);
+    assert.equal(taken.kind, 'claimed');
+    assert.equal(taken.kind === 'claimed' && taken.takeover, true);
+    assert.equal(b.shared!.stats.takeovers, 1);
+    const sent = { held: false, recipients: [{ address: 'r@example.net', state: 'sent' as const, attempts: 1 }] };
+    assert.equal(await a.shared!.finish(id, sent), false, 'A lost its lease: its outcome is not saved');
+    assert.equal(a.shared!.stats.lost, 1);
+    assert.equal(await b.shared!.finish(id, sent), true);
+    assert.equal((await b.get(id))?.lease, undefined, 'the lease ended with the outcome');
+  });
+
+  it('a database that is down makes commit() fail with SpoolUnavailableError, and works again when it is back', async () => {
+    const url = await freshDatabase();
+    const sp = await openOn(url, { role: 'submit' });
+    const env = { sender: 's@example.com', recipients: [{ address: 'r@example.net' }], arrived: new Date().toISOString(),
+      client: { address: '192.0.2.1', hostname: 'c', helo: 'c', protocol: 'ESMTP' } };
+    const m = await sp.receive(env);
+    await m.write(Buffer.from('Subject: down\r\n\r\nx\r\n'));
+    await cluster.halt();
+    try {
+      await assert.rejects(m.commit(), SpoolUnavailableError);
+    } finally { await cluster.resume(); }
+    const again = await storeMessage(sp, env, Buffer.from('Subject: back\r\n\r\nx\r\n'));
+    assert.deepEqual((await sp.list()).map((e) => e.envelope.id), [again.id]);
   });
 });
