@@ -18,8 +18,9 @@ const opened: PgSpool[] = [];
 let databases = 0;
 before(async () => { cluster = await startPostgres(); });
 after(async () => {
-  for (const sp of opened.splice(0)) await sp.close().catch(() => undefined);
-  await cluster?.stop();
+  try {
+    for (const sp of opened.splice(0)) await sp.close().catch(() => undefined);
+  } finally { await cluster?.stop(); }
 });
 
 async function freshDatabase(): Promise<string> {

@@ -19,8 +19,9 @@ let dbs = 0;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 before(async () => { cluster = await startPostgres(); });
 after(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await cluster?.stop();
+  try {
+    for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => undefined); // one failing cleanup must not keep the cluster running
+  } finally { await cluster?.stop(); }
 });
 
 async function database(): Promise<string> { return cluster.createDatabase(`e2e_${++dbs}`); }
