@@ -113,7 +113,7 @@ describe('PostgreSQL queue store', () => {
     const good = await upstream();
     stalled.setFaults([{ stage: 'data', action: 'stall' }]);
     const a = await daemon(url, 'node-a', stalled);
-    const b = await daemon(url, 'node-b', good);
+    const b = await daemon(url, 'node-b', good, '[metrics]\naddress = "127.0.0.1:0"\n');
     // B delivers its own mail once
     for (let i = 0; i < 10; i++) await submit(b.ports[0]!, 'x@example.com', ['y@example.net'], { body: `Subject: b-${i}\r\n\r\nhi\r\n` });
     await good.waitForMessages(10, 20_000);
@@ -130,6 +130,12 @@ describe('PostgreSQL queue store', () => {
     assert.equal(new Set(tokens).size, tokens.length, `no duplicates: ${tokens.join(' ')}`);
     assert.deepEqual(tokens.filter((t) => t.startsWith('a-')).sort(), Array.from({ length: 10 }, (_, i) => `a-${i}`).sort());
     await waitFor(() => JSON.parse(b.cli(['queue', '--json']).stdout).length === 0, 'an empty queue', 100, 50);
+    // B counted each message it took over from A's expired leases: the possible duplicates
+    const metricsUrl = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await b.waitForLog(/metrics on http:\S+/))![1]!;
+    const page = await (await fetch(metricsUrl)).text();
+    assert.match(page, /^smarthost_queue_lease_takeovers_total 10$/m, page);
+    assert.match(page, /^smarthost_queue_lease_lost_total 0$/m);
+    assert.match(b.logs(), /taking over delivery: another node's lease expired/);
   });
 
   it('kill -9 of a node under load: every acknowledged message is delivered after restart', async () => {
