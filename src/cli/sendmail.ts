@@ -71,7 +71,8 @@ export async function run(argv: readonly string[], prog = 'sendmail'): Promise<n
     const code = (e as NodeJS.ErrnoException).code;
     // no access: -bm hands the message to the running daemon instead (see sendmail-relay.ts)
     if (opts.mode !== 'deliver' || (code !== 'EACCES' && code !== 'EPERM')) {
-      return fail(EXIT.CANTCREAT, `cannot use the queue in ${config.queue.store.kind === 'files' ? config.dataDir : 'the queue database'}: ${(e as Error).message} (run sendmail as the user that owns the data_dir)`);
+      if (config.queue.store.kind !== 'files') return fail(EXIT.TEMPFAIL, `cannot use the queue database: ${(e as Error).message}; try again later`);
+      return fail(EXIT.CANTCREAT, `cannot use the queue in ${config.dataDir}: ${(e as Error).message} (run sendmail as the user that owns the data_dir)`);
     }
     unwritable = e as Error;
   }

@@ -1,8 +1,9 @@
 // Receiving into the PostgreSQL store. A message's bytes are kept in memory
 // until commit (intake has already bounded them by limits.message_size), then
 // the committer inserts it together with every other message whose commit
-// came meanwhile: one transaction, one WAL flush for all (group commit), and
-// a NOTIFY that wakes the other nodes, sent by the same COMMIT.
+// came meanwhile: one transaction, one WAL flush for all (group commit). The
+// daemon's new mail is leased to it; `smarthost sendmail`'s is not, and a
+// NOTIFY sent by the same COMMIT wakes the nodes to take it.
 import type pg from 'pg';
 import type { Envelope } from '../mail/envelope.js';
 import { inTransaction } from './pg-connect.js';
