@@ -6,7 +6,10 @@
 // rounds, and the verdict compares medians. Reports end-to-end msg/s, enqueue-to-delivered
 // latency (sink arrival - client's 250), CPU ms/msg of the system's process
 // tree, lost messages, and smarthost/Postfix per cell against the 2x target.
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { startPostgres, type PgCluster } from '../test/helpers/postgres.js';
 import { wireMessage } from './lib/messages.js';
 import { ID_HEADER, measureCell, median, troubleLines, type CellResult } from './lib/relay-cell.js';
 import { postfixMissing, postfixSettingsLine, postfixSettingsSeen, startPostfix, startSmarthost, type RelaySystem, type SystemName } from './lib/relay-systems.js';
@@ -34,7 +37,11 @@ const SETTINGS = {
   threadpool: process.env.BENCH_THREADPOOL,
   /** "smarthost,postfix" by default; one name runs only that system */
   systems: (process.env.BENCH_SYSTEMS ?? 'smarthost,postfix').split(',') as SystemName[],
+  /** "postgresql": smarthost's queue in a private PostgreSQL cluster (a fresh database per cell; its CPU counted with the daemon's) */
+  store: process.env.BENCH_STORE === 'postgresql' ? 'postgresql' as const : 'files' as const,
 };
+let pgCluster: PgCluster | undefined;
+let pgDatabases = 0;
 const TARGET_RATIO = 2;
 
 // ---- one cell ----
@@ -43,10 +50,20 @@ interface Cell extends CellResult { round: number }
 
 async function startSystem(name: SystemName, sinkPort: number): Promise<RelaySystem> {
   if (name === 'postfix') return startPostfix(sinkPort);
+  const store = SETTINGS.store === 'postgresql' ? await pgStore() : {};
   return startSmarthost(sinkPort, {
+    ...store,
     env: SETTINGS.threadpool ? { UV_THREADPOOL_SIZE: SETTINGS.threadpool } : {},
     ...(SETTINGS.concurrency ? { concurrency: SETTINGS.concurrency } : {}),
   });
+}
+
+/** A fresh database in the bench's private cluster, as the daemon's [queue] store. */
+async function pgStore(): Promise<{ extraToml: string; alsoCpuOf: number }> {
+  pgCluster ??= await startPostgres();
+  const url = await pgCluster.createDatabase(`bench_${++pgDatabases}`);
+  const postmaster = Number(fs.readFileSync(path.join(pgCluster.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  return { extraToml: `[queue]\nstore = "${url}"\n`, alsoCpuOf: postmaster };
 }
 
 // ---- report ----
@@ -127,6 +144,7 @@ function sayHeader(missing: string | undefined): void {
     `daemon UV_THREADPOOL_SIZE ${SETTINGS.threadpool ?? 'not set by the bench'}, daemon node options: ${[...DAEMON_NODE_OPTIONS, process.env.BENCH_NODE_ARGS ?? ''].join(' ').trim() || 'none'}`);
   say(`messages: ${SETTINGS.sizes.map(kb).join(' and ')} bodies as in the intake bench, each with an "${ID_HEADER}: n" line on top; one recipient`);
   if (missing) say(`Postfix comparison skipped: ${missing}`);
+  if (SETTINGS.store === 'postgresql') say('smarthost queue store: PostgreSQL (private cluster on 127.0.0.1, fsync on, synchronous_commit on); CPU ms/msg includes the PostgreSQL server\'s');
 }
 
 /** Every cell (size x sessions) for every system, round after round. */
@@ -178,7 +196,7 @@ function sayVerdicts(vs: Verdict[], missing: string | undefined): void {
       `${f(v.roundRatios[0], 2)}-${f(v.roundRatios[1], 2)}`, f(v.strictRatio, 2), f(v.p99Ratio, 2), f(v.cpuRatio, 2)])));
 }
 
-main().finally(removeTempDirs).then(() => process.exit(0), (e: unknown) => {
+main().finally(async () => { await pgCluster?.stop(); removeTempDirs(); }).then(() => process.exit(0), (e: unknown) => {
   process.stderr.write(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
   process.exit(1);
 });

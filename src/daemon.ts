@@ -25,8 +25,10 @@ import type { MailLog } from './maillog/maillog.js';
 import { QueueManager } from './qmgr/qmgr.js';
 import { QuotaGate } from './qmgr/quota-gate.js';
 import { errorCode, isPermission } from './queue/bounded.js';
-import { FsSpool } from './queue/fs-spool.js';
-import { storeMessage } from './queue/spool.js';
+import { openSpool } from './queue/open-spool.js';
+import { PgLimits } from './queue/pg-limits.js';
+import { PgSpool } from './queue/pg-spool.js';
+import { storeMessage, type Spool } from './queue/spool.js';
 import { resolverFor } from './route/mx.js';
 import { MtaSts, type StsEvent } from './mta-sts/mta-sts.js';
 import { DeliveryThread } from './smtp/delivery-thread.js';
@@ -39,7 +41,7 @@ import { ReverseLookup } from './smtpd/reverse-lookup.js';
 import { loadServerCert } from './tls/server-cert.js';
 import { checkAssertionKeys } from './oauth/client-assertion.js';
 import { listenMetrics, type MetricsListener } from './metrics/metrics-server.js';
-import { SmarthostMetrics } from './metrics/smarthost-metrics.js';
+import { SmarthostMetrics, type SharedQueueSnapshot } from './metrics/smarthost-metrics.js';
 import { serveApi, type ApiServer } from './http/wire.js';
 import { DeliveryOutcomes } from './events/outcomes.js';
 import { SuppressionList, suppressionFile } from './events/suppression-list.js';
@@ -55,7 +57,7 @@ export const VERSION = '0.1.0';
 export type { BoundListener } from './smtpd/listener-set.js';
 
 export interface Daemon {
-  readonly spool: FsSpool;
+  readonly spool: Spool;
   readonly qmgr: QueueManager;
   listen(): Promise<BoundListener[]>;
   /** Applies a new config without dropping sessions; returns the problems that kept it from applying (none: applied). */
@@ -97,31 +99,39 @@ export interface DaemonOptions {
 
 export async function createDaemon(config: Config, opts: DaemonOptions): Promise<Daemon> {
   const { log } = opts;
-  const spool = new FsSpool(config.dataDir, {
-    recycle: true,
+  const spool = await openSpool(config.queue, config.dataDir, {
+    role: 'daemon',
     // the advice about owners only when the owner is the problem; other errors (EIO, or EMFILE
     // still after retries) leave the file for the rescan, which picks up messages it does not know
     onUnreadable: (id, e) => log.warning(isPermission(e)
       ? `${id}: queue file cannot be read (${errorCode(e)}); it stays in the queue untouched: give it to the user smarthost runs as (chown) and restart`
       : `${id}: queue file cannot be read (${e.message}); it stays in the queue untouched and is tried again at the next queue rescan`, 'qmgr'),
   });
-  // route quotas count across reloads and restarts (data_dir/quota.json)
-  const quotas = await QuotaGate.open(config.dataDir, (m) => log.warning(m, 'qmgr'));
+  // On a shared store the cluster-wide limits count in the same database for every node:
+  // route rate and concurrency, quotas, AUTH failures (queue/pg-limits.ts).
+  const limits = spool instanceof PgSpool ? new PgLimits(spool.pool, { node: config.queue.nodeName, leaseMs: config.queue.leaseMs, warn: (m) => log.warning(m, 'qmgr') }) : undefined;
+  // route quotas count across reloads and restarts (data_dir/quota.json, or the shared database)
+  const quotas = limits ? new QuotaGate(limits.quotas()) : await QuotaGate.open(config.dataDir, (m) => log.warning(m, 'qmgr'));
   const connections = new ConnectionLimits(config.limits.connections, config.limits.connectionsPerIp, config.limits.connectionRate);
   const reverse = new ReverseLookup();
   const ticketKeys = crypto.randomBytes(48);
   const freeBytes = freeSpace(config.dataDir); // data_dir cannot change at a reload
   // kept across reloads unless their setting changes: failure counts and loaded users survive a SIGHUP
   let users = new UserStore(config.auth.usersFile);
-  // in memory; on a shared store PgLimits' counts take their place (queue/pg-limits.ts)
-  let throttle: AuthFailureCounts = new AuthThrottle(config.limits.authFailures);
-  const accountThrottle = (r: Rate | undefined): AccountFailureCounts | undefined => (r ? new AccountThrottle(r) : undefined);
+  // in memory; on a shared store PgLimits' counts take their place
+  const authThrottle = (r: Rate): AuthFailureCounts => (limits ? limits.authFailures(r) : new AuthThrottle(r));
+  let throttle = authThrottle(config.limits.authFailures);
+  const accountThrottle = (r: Rate | undefined): AccountFailureCounts | undefined => (r ? (limits ? limits.accountFailures(r) : new AccountThrottle(r)) : undefined);
   let accounts = accountThrottle(config.limits.authFailuresPerAccount);
 
   const onQueued = (e: Envelope) => { opts.onQueued?.(e); qmgr.enqueue(e); };
   /** Mail that did not come through smtpd (which logs its own): the "(queue active)" line, then delivery. */
   const queueNew = (e: Envelope) => { log.queued(e.id, e.sender, e.size, e.recipients.length); onQueued(e); };
-  const metrics = new SmarthostMetrics({ version: VERSION, queue: () => qmgr.snapshot(), outbox: () => webhooks?.depth() ?? 0 });
+  let sharedCounts: SharedQueueSnapshot['byNode'] = []; // refreshed by each poll of the shared store
+  const metrics = new SmarthostMetrics({
+    version: VERSION, queue: () => qmgr.snapshot(), outbox: () => webhooks?.depth() ?? 0,
+    ...(spool.shared ? { shared: () => ({ byNode: sharedCounts, takeovers: spool.shared!.stats.takeovers, lost: spool.shared!.stats.lost }) } : {}),
+  });
   const observe = {
     connection: (l: string, open: boolean) => (open ? metrics.connectionOpened(l) : metrics.connectionClosed(l)),
     authFailed: () => metrics.authFailed(),
@@ -133,13 +143,13 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   const inlineTransport = (c: Config, deadMs: number) => {
     const resolver = resolverFor(c.mx.nameservers);
     const sts = c.mx.mtaSts ? new MtaSts({ resolver, dataDir: c.dataDir, onEvent: onSts }) : undefined;
-    return new SmtpTransport({ ehloName: c.hostname, mx: c.mx, resolver, deadMs, ...(sts ? { sts } : {}) });
+    return new SmtpTransport({ ehloName: c.hostname, mx: c.mx, resolver, deadMs, ...(sts ? { sts } : {}), ...(limits ? { shared: limits.routes() } : {}) });
   };
 
   async function build(c: Config, prev?: Config): Promise<Generation> {
     checkAssertionKeys([c.relay?.oauth, ...c.routes.map((r) => r.oauth)]); // an app-only certificate that cannot sign refuses the config
     if (prev && prev.auth.usersFile !== c.auth.usersFile) users = new UserStore(c.auth.usersFile);
-    if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = new AuthThrottle(c.limits.authFailures);
+    if (prev && JSON.stringify(prev.limits.authFailures) !== JSON.stringify(c.limits.authFailures)) throttle = authThrottle(c.limits.authFailures);
     if (prev && JSON.stringify(prev.limits.authFailuresPerAccount) !== JSON.stringify(c.limits.authFailuresPerAccount)) accounts = accountThrottle(c.limits.authFailuresPerAccount);
     const cert = c.listen.some((l) => l.tls !== 'none') ? await loadServerCert(c.tls, c.dataDir, c.hostname, (m) => log.warning(m), c.listen.map((l) => l.host)) : undefined;
     const rules: SenderRules = { map: c.rewrite.senders, hostname: c.hostname };
@@ -151,7 +161,8 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     const deadMs = Math.min(60_000, c.queue.retryMinMs);
     // outbound SMTP on a second core by default; SMARTHOST_DELIVERY_THREAD=0 keeps it on this thread
     const smtp: Outbound = process.env.SMARTHOST_DELIVERY_THREAD === '0' ? inlineOutbound(inlineTransport(c, deadMs), rules, dkim)
-      : new DeliveryThread({ dataDir: c.dataDir, ehloName: c.hostname, mx: c.mx, deadMs, rules, dkim }, onSts, (m) => log.warning(m, 'smtp'));
+      : new DeliveryThread({ dataDir: c.dataDir, queue: c.queue, ehloName: c.hostname, mx: c.mx, deadMs, rules, dkim,
+        ...(limits ? { limits: { node: c.queue.nodeName } } : {}) }, onSts, (m) => log.warning(m, 'smtp'));
     const recipients = LocalRecipients.from(c.local, (m) => log.warning(m, 'local'));
     const local = new LocalTransport({
       recipients, maildir: c.local.maildir, hostname: c.hostname, chown: process.getuid?.() === 0,
@@ -308,6 +319,24 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   }
 
   /**
+   * Shared store: mail due now that no node delivers (from `smarthost sendmail`, a flush, or a
+   * node whose lease expired) and that this node does not know yet. Woken by LISTEN/NOTIFY and a poll.
+   */
+  let adopting = false;
+  async function adoptDue(): Promise<void> {
+    if (adopting || closing || !spool.shared) return;
+    adopting = true;
+    try {
+      for (const m of await spool.shared.due((id) => qmgr.has(id), 1000)) qmgr.adopt(m);
+      sharedCounts = await spool.shared.counts();
+    } catch (e) {
+      log.warning(`cannot look for due mail in the shared queue: ${(e as Error).message}`, 'qmgr');
+    } finally {
+      adopting = false;
+    }
+  }
+
+  /**
    * Recovery starts before the first port is bound (the spool must know, before any mail comes
    * in, which files are its own), and goes on in the background; the rescan starts after it.
    */
@@ -318,6 +347,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
     return qmgr.start().then((report) => {
       if (closing) return; // cut short by close(): not a report of the queue
       log.spoolRecovered(report.messages, report.discarded, report.corrupt);
+      if (spool.shared) { spool.shared.onWake(() => void adoptDue()); return; } // other nodes say when there is work
       rescanTimer = setInterval(() => void rescan(), Number(process.env.SMARTHOST_RESCAN_MS) || RESCAN_MS);
       rescanTimer.unref();
     }, (e: Error) => log.warning(`queue recovery failed: ${e.message}; mail already queued is delivered only after a restart`, 'qmgr'));
@@ -348,6 +378,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
       // deliveries under way finish (or are cut at the grace and retried after restart)
       await Promise.all([sessionsDone, qmgr.close(Math.min(graceMs, 10_000))]);
       await gen.smtp.close();
+      limits?.close(); // (before the spool ends the pool they share)
       await metricsListener?.close();
       await apiClosed;
       webhooks?.close();

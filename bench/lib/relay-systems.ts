@@ -67,6 +67,10 @@ export interface SmarthostOptions {
   /** [relay] concurrency; undefined keeps smarthost's default. */
   readonly concurrency?: number;
   readonly listener?: Listener;
+  /** More TOML for the daemon, e.g. a [queue] store (BENCH_STORE=postgresql). */
+  readonly extraToml?: string;
+  /** Another process tree whose CPU counts as the system's (the PostgreSQL server holding its queue). */
+  readonly alsoCpuOf?: number;
 }
 
 export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {}): Promise<RelaySystem> {
@@ -80,6 +84,7 @@ export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {})
     ...(o.concurrency ? [`concurrency = ${o.concurrency}`] : []),
     // a certificate like Postfix's, and no "self-signed" warning in the log
     ...(cert ? ['[tls]', `certificate = "${cert.certFile}"`, `key = "${cert.keyFile}"`] : []),
+    o.extraToml ?? '',
   ].join('\n');
   const server = await startServer('smarthost', o.env ?? {}, {
     toml, onOutput: (text) => trouble.add(text),
@@ -87,7 +92,7 @@ export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {})
   });
   return {
     name: 'smarthost', port: server.port, pid: server.pid, ...(submission ? { login: LOGIN } : {}),
-    cpuMs: () => treeCpuMs(server.pid),
+    cpuMs: () => treeCpuMs(server.pid) + (o.alsoCpuOf ? treeCpuMs(o.alsoCpuOf) : 0),
     queued: () => spooledFiles(server),
     trouble: () => trouble.get(),
     stop: () => server.stop(),

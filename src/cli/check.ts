@@ -4,6 +4,7 @@
 import { formatDuration } from '../config/units.js';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { dkimChecks } from './check-dkim.js';
+import { queueStoreCheck } from './check-queue.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
 import { allPresetLines } from './preset-lines.js';
@@ -13,7 +14,8 @@ import { readLedger } from '../qmgr/quota-gate.js';
 export const help = `usage: smarthost check [-c FILE]
 Validates smarthost.toml (syntax, unknown keys, values) and the environment:
 certificates and keys (server and client), secret file permissions, data
-directory, Maildir folder, aliases file, whether each listen address can be
+directory, Maildir folder, aliases file, the queue database ([queue] store:
+its schema version and whether the role can write), whether each listen address can be
 bound, and whether each [[dkim]] key is published in DNS (asked of [mx]
 nameservers or the system resolver; no answer is a warning). Shows what each
 preset expands to, and looks up SPF and DMARC of the sender domains (warnings
@@ -23,12 +25,12 @@ export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
   const notes: Finding[] = [];
-  const [environment, domains, quotas, dkim] = await Promise.all([environmentFindings(config), senderDomainReport(config),
+  const [environment, domains, quotas, dkim, store] = await Promise.all([environmentFindings(config), senderDomainReport(config),
     quotaLines(config, (m) => notes.push({ level: 'warning', message: m, fix: 'nothing to do: the daemon counts every quota as used up for one window, then writes the file anew' })),
-    dkimChecks(config)]);
-  const findings = [...environment, ...dkim.findings, ...notes, ...domains.findings];
+    dkimChecks(config), queueStoreCheck(config)]);
+  const findings = [...environment, ...store.findings, ...dkim.findings, ...notes, ...domains.findings];
   for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
-  process.stdout.write(summary(config, findings, [...dkim.lines, ...quotas, ...domains.summary]));
+  process.stdout.write(summary(config, findings, [...store.lines, ...dkim.lines, ...quotas, ...domains.summary]));
   return findings.some((f) => f.level === 'error') ? EXIT.ERROR : EXIT.OK;
 }
 
@@ -67,9 +69,33 @@ async function quotaLines(config: Config, warn: (m: string) => void): Promise<st
     ...(config.relay ? [{ key: 'relay', label: '[relay]', quota: config.relay.quota }] : [])];
   const limited = ups.filter((u) => u.quota);
   if (!limited.length) return [];
-  const ledger = await readLedger(config.dataDir, warn);
-  const now = Date.now();
-  return limited.map(({ key, label, quota }) => `  quota ${label}: ${Math.min(ledger.used(key, quota!.windowMs, now), quota!.count)} of ${quota!.count} recipients used in the last ${formatDuration(quota!.windowMs)}`);
+  const used = await quotaCounter(config, warn);
+  const lines: string[] = [];
+  try {
+    for (const { key, label, quota } of limited) {
+      lines.push(`  quota ${label}: ${Math.min(await used.count(key, quota!.windowMs), quota!.count)} of ${quota!.count} recipients used in the last ${formatDuration(quota!.windowMs)}`);
+    }
+  } catch (e) {
+    warn(`cannot read the quota counts: ${(e as Error).message}`);
+  } finally {
+    await used.close();
+  }
+  return lines;
+}
+
+/** Where the daemon counts quotas: data_dir/quota.json, or on a shared store its database (every node's counts). */
+async function quotaCounter(config: Config, warn: (m: string) => void): Promise<{ count(key: string, windowMs: number): Promise<number>; close(): Promise<void> }> {
+  const store = config.queue.store;
+  if (store.kind === 'files') {
+    const ledger = await readLedger(config.dataDir, warn);
+    const now = Date.now();
+    return { count: async (key, windowMs) => ledger.used(key, windowMs, now), close: async () => undefined };
+  }
+  const { createPool } = await import('../queue/pg-connect.js');
+  const { PgLimits } = await import('../queue/pg-limits.js');
+  const pool = createPool(store, { max: 1, application: 'smarthost check' });
+  const limits = new PgLimits(pool, { node: config.queue.nodeName, warn: () => undefined });
+  return { count: (key, windowMs) => limits.quotas().used(key, windowMs), close: async () => { limits.close(); await pool.end().catch(() => undefined); } };
 }
 
 function verdict(findings: readonly Finding[]): string {

@@ -5,8 +5,8 @@
 import { parseDuration } from '../config/units.js';
 import { splitMessage } from '../mail/header-section.js';
 import { errorCode, isPermission, mapBounded } from '../queue/bounded.js';
-import { FsSpool, type QueueListing } from '../queue/fs-spool.js';
-import type { QueueEntry } from '../queue/spool.js';
+import { openSpool } from '../queue/open-spool.js';
+import type { QueueEntry, QueueListing, Spool } from '../queue/spool.js';
 import { entryFilter, FilterError, toJson } from '../queue/filter.js';
 import { sendControl } from '../control/control-client.js';
 import type { ControlOp } from '../control/protocol.js';
@@ -59,6 +59,7 @@ function mailqEntry(e: QueueEntry): string {
   const when = new Date(e.envelope.arrived).toString().slice(0, 24).replace(/ \d{4} /, ' '); // "Sun Nov 22 10:00:01"
   const mark = e.state.held ? '!' : ' ';
   const lines = [`${(e.envelope.id + mark).padEnd(18)} ${String(e.envelope.size).padStart(8)} ${when.padEnd(20)} ${e.envelope.sender || 'MAILER-DAEMON'}`];
+  if (e.lease) lines.push(`${' '.repeat(49)}(being delivered by node ${e.lease.node}, lease until ${e.lease.until})`);
   let shown: string | undefined;
   for (const r of e.state.recipients) {
     if (r.state === 'sent' || r.state === 'bounced') continue;
@@ -79,7 +80,7 @@ function mailqTotal(count: number, bytes: number): string {
  * layout; returns the files that could not be read. Memory stays flat however long the queue:
  * output waits for the terminal or pipe to take it (backpressure), entries are not kept.
  */
-async function printListing(spool: FsSpool, match: ((e: QueueEntry) => boolean) | undefined, json: boolean): Promise<Array<{ id: string; error: Error }>> {
+async function printListing(spool: Spool, match: ((e: QueueEntry) => boolean) | undefined, json: boolean): Promise<Array<{ id: string; error: Error }>> {
   const out = new Output();
   const unreadable: Array<{ id: string; error: Error }> = [];
   let count = 0;
@@ -120,6 +121,7 @@ function formatShow(e: QueueEntry): string {
   const env = e.envelope;
   const lines = [
     `id:       ${env.id}${e.state.held ? ' (held)' : ''}`,
+    ...(e.lease ? [`lease:    node ${e.lease.node}, until ${e.lease.until}`] : []),
     `from:     <${env.sender}>`,
     `size:     ${env.size}`,
     `arrived:  ${env.arrived}`,
@@ -151,7 +153,11 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
   if (match && (action === 'show' || ids.length)) throw new UsageError(`give message IDs or filters, not both${action === 'show' ? ' (show takes one ID)' : ''}`);
   const config = spoolConfigOrReport(opts.config, opts.caller ?? { prog: 'smarthost queue', option: '-c' });
   if (!config) return EXIT.CONFIG;
-  const spool = new FsSpool(config.dataDir);
+  let spool: Spool;
+  try { spool = await openSpool(config.queue, config.dataDir, { role: 'reader' }); } catch (e) {
+    process.stderr.write(`smarthost: ${(e as Error).message}\n`);
+    return EXIT.TEMPFAIL;
+  }
   try {
     switch (action) {
       case 'list': {
@@ -198,12 +204,12 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
         throw new UsageError(help);
     }
   } finally {
-    spool.close();
+    await spool.close();
   }
 }
 
 /** The message as queued, or its header or body (split at the first empty line). */
-async function printMessage(spool: FsSpool, id: string, part: 'headers' | 'body' | 'raw'): Promise<void> {
+async function printMessage(spool: Spool, id: string, part: 'headers' | 'body' | 'raw'): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const c of spool.open(id)) chunks.push(c as Buffer);
   const bytes = Buffer.concat(chunks);
@@ -216,7 +222,7 @@ async function printMessage(spool: FsSpool, id: string, part: 'headers' | 'body'
  * The messages flush left alone, each with the reason on stderr; returns how many. The daemon
  * skips held messages and those with nothing left to deliver, and says only what it did.
  */
-async function flushSkipped(spool: FsSpool, asked: readonly string[] | 'ALL', done: readonly string[], missing: readonly string[]): Promise<number> {
+async function flushSkipped(spool: Spool, asked: readonly string[] | 'ALL', done: readonly string[], missing: readonly string[]): Promise<number> {
   const tried = new Set([...done, ...missing]);
   // (a file that cannot be read has no reason to give here)
   const entries = asked === 'ALL' ? (await spool.listAll()).entries
@@ -266,7 +272,7 @@ function reportUnreadable(listing: QueueListing, fate: string): boolean {
 }
 
 /** The daemon is down: act on the spool files directly (nobody else is using them). */
-async function offline(spool: FsSpool, action: 'delete' | 'hold' | 'release', ids: readonly string[] | 'ALL'): Promise<number> {
+async function offline(spool: Spool, action: 'delete' | 'hold' | 'release', ids: readonly string[] | 'ALL'): Promise<number> {
   let unreadable = false;
   let targets: readonly string[];
   if (ids === 'ALL') {

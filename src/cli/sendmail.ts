@@ -15,7 +15,8 @@ import { parsePasswd } from '../local/passwd.js';
 import { domainMatches, domainOf } from '../mail/address.js';
 import { localClient, type Recipient } from '../mail/envelope.js';
 import { fileSink, MailLog } from '../maillog/maillog.js';
-import { FsSpool } from '../queue/fs-spool.js';
+import { openSpool } from '../queue/open-spool.js';
+import type { Spool } from '../queue/spool.js';
 import { intake } from '../smtpd/intake.js';
 import { createListener } from '../smtpd/listener.js';
 import { ConnectionLimits } from '../smtpd/connection-limits.js';
@@ -62,14 +63,15 @@ export async function run(argv: readonly string[], prog = 'sendmail'): Promise<n
   if (opts.mode === 'newaliases') return newaliases(config);
   // root submitting for a daemon that runs as its own user: the queue files must be that user's
   const owner = queueOwner(config.dataDir);
-  const spool = new FsSpool(config.dataDir, owner ? { owner } : {});
+  let spool: Spool | undefined;
   let unwritable: Error | undefined;
   try {
-    spool.prepare();
+    spool = await openSpool(config.queue, config.dataDir, { role: 'submit', ...(owner ? { owner } : {}) });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     // no access: -bm hands the message to the running daemon instead (see sendmail-relay.ts)
     if (opts.mode !== 'deliver' || (code !== 'EACCES' && code !== 'EPERM')) {
+      if (config.queue.store.kind !== 'files') return fail(EXIT.TEMPFAIL, `cannot use the queue database: ${(e as Error).message}; try again later`);
       return fail(EXIT.CANTCREAT, `cannot use the queue in ${config.dataDir}: ${(e as Error).message} (run sendmail as the user that owns the data_dir)`);
     }
     unwritable = e as Error;
@@ -78,11 +80,11 @@ export async function run(argv: readonly string[], prog = 'sendmail'): Promise<n
     if (opts.mode === 'smtp') {
       // only -bs logs (its smtpd session), to [log] file if there is one; never to stdout, the SMTP channel
       const log = new MailLog({ format: config.log.format, hostname: config.hostname, sink: config.log.file ? fileSink(config.log.file) : { write: () => undefined } });
-      return await smtpOnStdio(config, spool, log);
+      return await smtpOnStdio(config, spool!, log);
     }
     return await submit(config, spool, opts, unwritable);
   } finally {
-    spool.close();
+    await spool?.close();
   }
 }
 
@@ -124,7 +126,7 @@ async function readStdin(limit: number): Promise<{ data: Buffer; tooBig: boolean
   return { data: Buffer.concat(chunks), tooBig: n > limit };
 }
 
-async function submit(config: Config, spool: FsSpool, opts: SendmailOptions, unwritable?: Error): Promise<number> {
+async function submit(config: Config, spool: Spool | undefined, opts: SendmailOptions, unwritable?: Error): Promise<number> {
   const me = whoAmI();
   const localDomain = config.local.domains[0] ?? config.hostname;
   const sender = qualify(opts.from ?? me.name, config.hostname);
@@ -154,7 +156,7 @@ async function submit(config: Config, spool: FsSpool, opts: SendmailOptions, unw
     sender, recipients, message: sub.message,
     ...(opts.notify ? { notify: opts.notify } : {}), ...(opts.ret ? { ret: opts.ret } : {}), ...(opts.envid ? { envid: opts.envid } : {}),
   }, opts.verbose, why);
-  if (unwritable) return relayed(unwritable.message);
+  if (unwritable || !spool) return relayed(unwritable?.message ?? 'no queue');
   const client = localClient('', me.uid);
   const rcpts: Recipient[] = recipients.map((address) => ({ address, ...(opts.notify ? { notify: opts.notify } : {}) }));
   const result = await intake(Readable.from([sub.message]), {
@@ -191,7 +193,7 @@ async function viaDaemon(config: Config, sub: RelayedSubmission, verbose: boolea
 }
 
 /** -bs: one SMTP session on stdin/stdout through the same smtpd code as a listener, as a trusted local client. */
-async function smtpOnStdio(config: Config, spool: FsSpool, log: MailLog): Promise<number> {
+async function smtpOnStdio(config: Config, spool: Spool, log: MailLog): Promise<number> {
   const listen = {
     address: 'stdio', host: '127.0.0.1', port: 0, tls: 'none' as const, auth: 'none' as const, allowPlaintextAuth: false, pregreetMs: 0,
     trustedNetworks: [parseCidr('127.0.0.0/8')!],

@@ -181,7 +181,23 @@ export interface LocalConfig {
 
 export interface RewriteConfig { readonly senders: Readonly<Record<string, string>> }
 
+/** Where the queue lives: files under data_dir (one node), or a PostgreSQL database that several nodes share. */
+export type QueueStore =
+  | { readonly kind: 'files' }
+  | {
+    readonly kind: 'postgresql';
+    /** The connection string as written, without a password read from password_file. */
+    readonly url: string;
+    /** The role's password, read at each connection (absent: in the URL, PGPASSWORD or ~/.pgpass). */
+    readonly passwordFile?: string;
+  };
+
 export interface QueueConfig {
+  readonly store: QueueStore;
+  /** This node's name on a shared store: shown with each lease it holds. */
+  readonly nodeName: string;
+  /** How long a claimed message stays this node's without a renewal (shared store). */
+  readonly leaseMs: number;
   readonly lifetimeMs: number;
   readonly retryMinMs: number;
   readonly retryMaxMs: number;

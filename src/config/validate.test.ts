@@ -89,7 +89,7 @@ describe('parseConfig: the SPEC example', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(c.local.aliases)), { root: ['admin@example.com'], postmaster: ['root'] });
     assert.deepEqual({ ...c.rewrite.senders }, { '@relay.localdomain': 'alerts@example.com' });
 
-    assert.deepEqual({ ...c.queue }, { lifetimeMs: 432_000_000, retryMinMs: 300_000, retryMaxMs: 3_600_000, delayWarningMs: 0, deferDelivery: false });
+    assert.deepEqual({ ...c.queue }, { store: { kind: 'files' }, nodeName: c.queue.nodeName, leaseMs: 120_000, lifetimeMs: 432_000_000, retryMinMs: 300_000, retryMaxMs: 3_600_000, delayWarningMs: 0, deferDelivery: false });
     assert.equal(c.limits.messageSize, 25_000_000);
     assert.equal(c.limits.recipients, 100);
     assert.equal(c.limits.connections, 500);

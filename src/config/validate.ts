@@ -13,6 +13,7 @@ import { parseCidr } from './cidr.js';
 import { parseRate, type Rate } from './units.js';
 import { readHttp, readWebhook } from './http-section.js';
 import { readAuth, readLimits } from './inbound.js';
+import { readQueue } from './queue-section.js';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:2525',
@@ -39,6 +40,8 @@ export const DEFAULTS = Object.freeze({
   lifetimeMs: 5 * 86_400_000, // Postfix maximal_queue_lifetime
   retryMinMs: 300_000,
   retryMaxMs: 3_600_000,
+  queueStore: Object.freeze({ kind: 'files' as const }), // files under data_dir; [queue] store names a shared database
+  leaseMs: 120_000,           // a claimed message returns to the shared queue after this long without its node
   concurrency: 20,            // connections per route, as Postfix's default_destination_concurrency_limit
   mxPort: 25,
   mtaSts: true,               // RFC 8461 for MX delivery, on as in Stalwart, KumoMTA, maddy and mox
@@ -401,16 +404,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
   } else if (rawSenders !== undefined) rewriteS!.problem('senders', 'rewrite.senders must be a table', 'write senders = { "@host.localdomain" = "alerts@example.com" }');
   rewriteS?.finish(['senders']);
 
-  const q = root.table_('queue');
-  const queue = Object.freeze({
-    lifetimeMs: q?.duration('lifetime', DEFAULTS.lifetimeMs, '5d') ?? DEFAULTS.lifetimeMs,
-    retryMinMs: q?.duration('retry_min', DEFAULTS.retryMinMs, '5m') ?? DEFAULTS.retryMinMs,
-    retryMaxMs: q?.duration('retry_max', DEFAULTS.retryMaxMs, '1h') ?? DEFAULTS.retryMaxMs,
-    delayWarningMs: q?.duration('delay_warning', DEFAULTS.delayWarningMs, '4h') ?? DEFAULTS.delayWarningMs,
-    deferDelivery: q?.bool('defer_delivery', false) ?? false,
-  });
-  if (queue.retryMinMs > queue.retryMaxMs) q!.problem('retry_min', 'queue.retry_min is longer than queue.retry_max', 'make retry_min shorter than retry_max');
-  q?.finish(['lifetime', 'retry_min', 'retry_max', 'delay_warning', 'defer_delivery']);
+  const queue = readQueue(root.table_('queue'), abs);
 
   const limits = readLimits(root.table_('limits') ?? new Section({}, 'limits', problems), DEFAULTS);
 

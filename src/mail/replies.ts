@@ -46,6 +46,8 @@ export const replies = {
     reply(501, '5.5.2', `Syntax error: control characters are not allowed in ${command}`),
   commandNotRecognized: (): Reply => reply(502, '5.5.2', 'Error: command not recognized'),
   insufficientStorage: (): Reply => reply(452, '4.3.1', 'Insufficient system storage'),
+  /** The queue could not take the message (its database is down or restarting): Postfix cleanup's answer when it cannot write. */
+  queueWriteError: (): Reply => reply(451, '4.3.0', 'Error: queue file write error'),
   tooManyHops: (): Reply => reply(554, '5.4.6', 'Too many hops'),
   badSenderSyntax: (): Reply => reply(501, '5.1.7', 'Bad sender address syntax'),
   badRecipientSyntax: (): Reply => reply(501, '5.1.3', 'Bad recipient address syntax'),

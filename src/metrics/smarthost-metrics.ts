@@ -12,11 +12,20 @@ export interface QueueSnapshot {
   readonly oldestArrivedMs?: number;
 }
 
+/** A shared store (PostgreSQL): the whole queue by node holding the lease ('' none) and state, as of its last poll; lease counts of this node. */
+export interface SharedQueueSnapshot {
+  readonly byNode: ReadonlyArray<{ readonly node: string; readonly state: string; readonly count: number; readonly oldestMs: number }>;
+  readonly takeovers: number;
+  readonly lost: number;
+}
+
 export type DeliveryStatus = 'sent' | 'deferred' | 'bounced';
 
 export interface SmarthostMetricsOptions {
   readonly version: string;
   readonly queue: () => QueueSnapshot;
+  /** Shared store only. */
+  readonly shared?: () => SharedQueueSnapshot;
   /** Webhook events waiting in the outbox (absent: no [[webhook]]). */
   readonly outbox?: () => number;
   /** Test hook; defaults to Date.now. */
@@ -74,7 +83,22 @@ export class SmarthostMetrics {
         const oldest = this.snapshot.oldestArrivedMs;
         g.set({}, oldest === undefined ? 0 : Math.max(0, now() - oldest) / 1000);
       });
+    if (opts.shared) this.sharedGauges(opts.shared, now);
     this.registry.gauge('smarthost_webhook_outbox_events', 'Webhook events waiting to be posted', [], (g) => g.set({}, opts.outbox?.() ?? 0));
+  }
+
+  private sharedGauges(shared: () => SharedQueueSnapshot, now: () => number): void {
+    this.registry.gauge('smarthost_shared_queue_messages', 'Messages in the shared queue (all nodes) by the node holding their lease ("" none) and state', ['node', 'state'], (g) => {
+      for (const r of shared().byNode) g.set({ node: r.node, state: r.state }, r.count);
+    });
+    this.registry.gauge('smarthost_shared_queue_oldest_message_age_seconds', 'Age of the oldest message in the shared queue, by the node holding its lease', ['node'], (g) => {
+      const oldest = new Map<string, number>();
+      for (const r of shared().byNode) oldest.set(r.node, Math.min(oldest.get(r.node) ?? Infinity, r.oldestMs));
+      for (const [node, ms] of oldest) g.set({ node }, Math.max(0, now() - ms) / 1000);
+    });
+    // counters kept by the store; a gauge reads them at scrape time
+    this.registry.gauge('smarthost_queue_lease_takeovers_total', 'Messages this node took over from an expired lease (its own after a restart too): each a possible duplicate delivery', [], (g) => g.set({}, shared().takeovers));
+    this.registry.gauge('smarthost_queue_lease_lost_total', 'Attempts whose outcome was not saved because their lease had expired and another node took the message', [], (g) => g.set({}, shared().lost));
   }
 
   /** One answered API request; `route` is the route pattern (/api/v1/queue/:id), never the raw URL. */

@@ -4,6 +4,7 @@
 // so a crash in between sends it twice at worst, never not at all.
 import { buildDsn, RETURN_LIMIT, type DsnRecipient } from '../bounce/dsn.js';
 import { localClient, type Envelope } from '../mail/envelope.js';
+import type { MailLog } from '../maillog/maillog.js';
 import { storeMessage, type Spool } from '../queue/spool.js';
 
 export type NoticeKind = 'failure' | 'delay' | 'success';
@@ -32,4 +33,25 @@ export async function spoolNotice(spool: Spool, hostname: string, original: Enve
     client: localClient(hostname),
     arrived: now.toISOString(), body: '8BITMIME',
   }, bytes);
+}
+
+/** Spools a notice to the sender, logs it and hands it to `enqueue`; false when it could not be stored. A bounce never bounces. */
+export async function notify(
+  d: { readonly spool: Spool; readonly log: MailLog; readonly hostname: string; readonly enqueue: (e: Envelope) => void },
+  envelope: Envelope, kind: NoticeKind, list: DsnRecipient[], now: Date,
+): Promise<boolean> {
+  if (envelope.sender === '') {
+    if (kind === 'failure') for (const r of list) d.log.doubleBounce(envelope.id, r.address, r.reason);
+    return true;
+  }
+  try {
+    const notice = await spoolNotice(d.spool, d.hostname, envelope, list, now);
+    d.log.notice(envelope.id, kind === 'failure' ? 'non-delivery' : kind === 'delay' ? 'delay' : 'delivery status', notice.id);
+    d.log.queued(notice.id, '', notice.size, 1);
+    d.enqueue(notice);
+    return true;
+  } catch (e) {
+    d.log.warning(`${envelope.id}: cannot store the ${kind} notification for <${envelope.sender}>: ${(e as Error).message}; will try again`, 'bounce');
+    return false;
+  }
 }

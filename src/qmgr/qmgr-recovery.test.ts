@@ -46,7 +46,7 @@ describe('QueueManager at start', () => {
 
   const qmgr = (t: Transports) => (m = new QueueManager({
     spool, log, transports: t, hostname: 'relay.test', routes: { localDomains: ['relay.test'], routes: [] },
-    queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false },
+    queue: { store: { kind: 'files' }, nodeName: 'test', leaseMs: 120_000, lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false },
   }));
   // (1,500 deliveries on a busy machine take a while: up to a minute)
   const until = (cond: () => boolean, what: string) => waitFor(cond, () => `${what}\n${lines.slice(-20).join('')}`, 3000, 20);

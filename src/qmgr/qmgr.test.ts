@@ -62,7 +62,7 @@ describe('QueueManager', () => {
     const m = new QueueManager({
       spool, log, transports: t, hostname: 'relay.test', rand: () => 0.5, ...(inflowLimit ? { inflowLimit } : {}),
       routes: { localDomains: ['relay.test'], routes: [] },
-      queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false, ...queue },
+      queue: { store: { kind: 'files' }, nodeName: 'test', leaseMs: 120_000, lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false, ...queue },
     });
     managers.push(m);
     return m;
@@ -198,7 +198,7 @@ describe('QueueManager', () => {
     assert.ok(waits(m), 'released, not put in line');
     assert.equal(t.calls.length, 0);
     m.reconfigure({ routes: { localDomains: ['relay.test'], routes: [] }, hostname: 'relay.test',
-      queue: { lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false } });
+      queue: { store: { kind: 'files' }, nodeName: 'test', leaseMs: 120_000, lifetimeMs: 86_400_000, retryMinMs: 60_000, retryMaxMs: 600_000, delayWarningMs: 0, deferDelivery: false } });
     await until(() => t.calls.length === 1, 'delivery after the reload');
     assert.match(lines.join(''), /warning: delivery resumed: \[queue\] defer_delivery is off/);
   });

@@ -11,15 +11,15 @@
 // At start, start() schedules messages as the spool's recovery reports them,
 // while new mail already comes in; see act() for the `queue` verbs meanwhile.
 import type { QueueConfig } from '../config/types.js';
-import type { DsnRecipient } from '../bounce/dsn.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { Envelope, Recipient } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
 import { mapBounded } from '../queue/bounded.js';
-import type { DeliveryState, Recovered, RecoveryReport, Spool } from '../queue/spool.js';
+import type { DeliveryState, Recovered, RecoveryReport, SharedQueue, Spool } from '../queue/spool.js';
 import { dueOf, initialState, pending } from '../queue/spool.js';
 import { routeFor, type Destination, type RouteTable } from '../route/choose-route.js';
-import { spoolNotice } from './notices.js';
+import { claimFor } from './claims.js';
+import { notify } from './notices.js';
 import { Item, Scheduler } from './scheduler.js';
 import { applyResults, delayWarning, logDelivery, work, type Work } from './outcomes.js';
 
@@ -122,7 +122,9 @@ export class QueueManager {
     this.scheduler.schedule(item);
   }
 
-  /** A message found by recovery (or loaded for a `queue` verb before recovery reached it). */
+  /** A message found by recovery, loaded for a `queue` verb, or (shared store) found due with no node delivering it. */
+  adopt(m: Recovered): void { this.recovered(m); }
+
   private recovered(m: Recovered): void {
     if (this.stopped || this.has(m.id) || this.recovering?.gone.has(m.id)) return;
     const item = new Item(m.id, m.arrived, m.size, m.held, m.due ?? 0, m.hasState, Date.now());
@@ -162,9 +164,16 @@ export class QueueManager {
     return p;
   }
 
+  /** The outcome of an attempt; on a shared store saved in the statement that ends this node's lease. */
   private saveState(item: Item, state: DeliveryState): Promise<void> {
     item.stateSaved = true;
-    return this.serially(item, () => this.o.spool.saveState(item.id, state));
+    const { shared } = this.o.spool;
+    if (!shared) return this.serially(item, () => this.o.spool.saveState(item.id, state));
+    return this.serially(item, async () => {
+      if (!(await shared.finish(item.id, state))) {
+        this.o.log.warning(`${item.id}: its lease expired during the attempt and another node took it over; this attempt's outcome is not recorded`, 'qmgr');
+      }
+    });
   }
 
   /** Saves the item's held flag into its state (read from the spool unless an attempt has it). */
@@ -184,11 +193,15 @@ export class QueueManager {
     const started = Date.now();
     const force = item.forceNext;
     item.forceNext = false;
-    const w = item.work ?? (item.work = await this.load(item));
+    const { shared } = this.o.spool;
+    const w = shared ? (item.work = await this.load(item)) : item.work ?? (item.work = await this.load(item));
     if (!w) return;
     const due = w.state.recipients.filter((r) =>
       pending(r) && (force || !r.nextAttempt || Date.parse(r.nextAttempt) <= started));
-    if (!due.length) return;
+    if (!due.length) {
+      if (shared) await this.serially(item, () => shared.finish(item.id, w.state)); // not due yet: the lease goes back
+      return;
+    }
     const groups = new Map<string, { dest: Destination; rcpts: Recipient[] }>();
     for (const r of due) {
       const dest = routeFor(this.o.routes, w.envelope.sender, r.address);
@@ -215,6 +228,8 @@ export class QueueManager {
    * behind our back): forgotten. Unreadable: tried again after queue.retry_min.
    */
   private async load(item: Item): Promise<Work | undefined> {
+    const { shared } = this.o.spool;
+    if (shared) return this.claim(shared, item);
     let entry;
     try { entry = await this.o.spool.get(item.id, { hasState: item.stateSaved }); } catch (e) {
       this.o.log.warning(`${item.id}: queue file cannot be read (${(e as Error).message}); it stays in the queue and is tried again later`, 'qmgr');
@@ -228,6 +243,16 @@ export class QueueManager {
     }
     item.due = due;
     return work(entry.envelope, entry.state);
+  }
+
+  /** Shared store: the message leased to this node, read afresh (another node may have tried it), or nothing to try now. */
+  private async claim(shared: SharedQueue, item: Item): Promise<Work | undefined> {
+    const c = await claimFor(shared, item, this.o.log);
+    if (c.go) { item.due = dueOf(c.entry.state) ?? 0; return work(c.entry.envelope, c.entry.state); }
+    if (c.finished) await this.drop(item, 'qmgr');
+    else if (c.forget && this.items.get(item.id) === item) this.items.delete(item.id);
+    else if (item.held) this.scheduler.unschedule(item);
+    return undefined;
   }
 
   private outgoing(envelope: Envelope, recipients: Recipient[]): OutgoingMessage {
@@ -255,7 +280,7 @@ export class QueueManager {
     if (delayed.length) state = { ...state, warned: true };
     for (const [kind, list] of [['failure', failed], ['delay', delayed], ['success', relayed]] as const) {
       if (!list.length) continue;
-      if (!(await this.notify(envelope, kind, list, new Date(now)))) {
+      if (!(await notify({ spool: this.o.spool, log: this.o.log, hostname: this.o.hostname, enqueue: (e) => this.enqueue(e) }, envelope, kind, list, new Date(now)))) {
         // the notice could not be stored: keep those recipients pending so the notice is not lost
         const again = new Set(list.map((d) => d.address));
         state = { ...state, ...(kind === 'delay' ? { warned: false } : {}), recipients: state.recipients.map((r) => again.has(r.address) && kind === 'failure'
@@ -269,25 +294,6 @@ export class QueueManager {
     item.due = due;
     await this.saveState(item, state);
   }
-
-  /** Spools a notice to the sender; false when it could not be stored. A bounce never bounces. */
-  private async notify(envelope: Envelope, kind: 'failure' | 'delay' | 'success', list: DsnRecipient[], now: Date): Promise<boolean> {
-    if (envelope.sender === '') {
-      if (kind === 'failure') for (const d of list) this.o.log.doubleBounce(envelope.id, d.address, d.reason);
-      return true;
-    }
-    try {
-      const notice = await spoolNotice(this.o.spool, this.o.hostname, envelope, list, now);
-      this.o.log.notice(envelope.id, kind === 'failure' ? 'non-delivery' : kind === 'delay' ? 'delay' : 'delivery status', notice.id);
-      this.o.log.queued(notice.id, '', notice.size, 1);
-      this.enqueue(notice);
-      return true;
-    } catch (e) {
-      this.o.log.warning(`${envelope.id}: cannot store the ${kind} notification for <${envelope.sender}>: ${(e as Error).message}; will try again`, 'bounce');
-      return false;
-    }
-  }
-
 
   /** What is queued right now, for metrics: messages in delivery or due, waiting for a retry, held; the oldest arrival. */
   snapshot(): { active: number; deferred: number; held: number; oldestArrivedMs?: number } {
@@ -313,8 +319,10 @@ export class QueueManager {
    * and on each message recovery finds later (`recovering` in the reply says so).
    */
   async act(op: QueueVerb, ids: readonly string[] | 'ALL'): Promise<ActionResult & { recovering?: true }> {
+    const { shared } = this.o.spool;
     if (this.recovering && ids === 'ALL') this.recovering.late.push(op);
-    else if (this.recovering && ids !== 'ALL') for (const id of ids) if (!this.has(id)) await this.loadUnknown(id);
+    else if ((this.recovering || shared) && ids !== 'ALL') for (const id of ids) if (!this.has(id)) await this.loadUnknown(id);
+    if (shared && ids === 'ALL') for (const m of await shared.pendingUnknown((id) => this.has(id))) this.recovered(m); // other nodes' mail
     const r = op === 'flush' ? this.flush(ids) : op === 'delete' ? await this.delete(ids) : await this.hold(ids, op === 'hold');
     return this.recovering ? { ...r, recovering: true } : r;
   }

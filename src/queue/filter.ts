@@ -50,6 +50,7 @@ function addressMatches(address: string, pattern: string): boolean {
 export function toJson(e: QueueEntry) {
   return {
     id: e.envelope.id, from: e.envelope.sender, size: e.envelope.size, arrived: e.envelope.arrived, held: e.state.held,
+    ...(e.lease ? { lease: { node: e.lease.node, until: e.lease.until } } : {}), // shared store: the node delivering it now
     recipients: e.state.recipients.map((r) => ({
       address: r.address, state: r.state, attempts: r.attempts, next_attempt: r.nextAttempt ?? null, last_reply: r.lastReply ?? null,
     })),

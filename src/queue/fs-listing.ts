@@ -11,12 +11,7 @@ import path from 'node:path';
 import { isQueueId } from '../mail/queue-id.js';
 import { isTransient, mapBounded, retryTransient } from './bounded.js';
 import { bodyRange, headFrom, SMALL_READ } from './fs-format.js';
-import { initialState, type DeliveryState, type QueueEntry } from './spool.js';
-
-/** One message read, or one file that could not be read (after retries) with its error. */
-export type Scanned =
-  | { readonly entry: QueueEntry; readonly unreadable?: undefined }
-  | { readonly entry?: undefined; readonly unreadable: { readonly id: string; readonly error: Error } };
+import { initialState, type DeliveryState, type QueueEntry, type Scanned } from './spool.js';
 
 export async function* scanMessages(dirs: { readonly messages: string; readonly state: string }, get: (id: string) => Promise<QueueEntry | undefined>): AsyncGenerator<Scanned> {
   let names: string[];

@@ -37,18 +37,12 @@ import { mapBounded, retryTransient } from './bounded.js';
 import { DirSync } from './dir-sync.js';
 import { bodyRange, headFrom, readSmall } from './fs-format.js';
 import { FsIncoming, storageError, type Place } from './fs-incoming.js';
-import { scanMessages, unclaimedIds, type Scanned } from './fs-listing.js';
+import { scanMessages, unclaimedIds } from './fs-listing.js';
 import { recoverFiles } from './fs-recovery.js';
 import {
   initialState,
-  type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type Recovered, type RecoveryReport, type Spool,
+  type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type QueueListing, type Recovered, type RecoveryReport, type Scanned, type Spool,
 } from './spool.js';
-
-/** What a pass over messages/ found: the messages read, and the files that could not be read (after retries) with their errors. */
-export interface QueueListing {
-  readonly entries: QueueEntry[];
-  readonly unreadable: Array<{ readonly id: string; readonly error: Error }>;
-}
 
 /** At most this many spare files, each of a message no bigger than SPARE_SIZE: at most 16 MiB of them. */
 const SPARES = 64;

@@ -25,7 +25,8 @@ import { ConnectionLimits } from '../smtpd/connection-limits.js';
 import { createListener } from '../smtpd/listener.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { FsSpool } from './fs-spool.js';
-import { ensureLimitsSchema, PgLimits } from './pg-limits.js';
+import { PgLimits } from './pg-limits.js';
+import { ensureSchema } from './pg-schema.js';
 
 let cluster: PgCluster;
 let upstream: Upstream;
@@ -43,7 +44,7 @@ async function nodesOn(count: number): Promise<Array<{ limits: PgLimits; warning
   return Promise.all(Array.from({ length: count }, async (_, i) => {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
     pool.on('error', () => undefined);
-    await ensureLimitsSchema(pool);
+    await ensureSchema(pool);
     const warnings: string[] = [];
     const limits = new PgLimits(pool, { node: `node${i + 1}`, warn: (m) => warnings.push(m), pollMs: 20 });
     cleanups.push(() => { limits.close(); return pool.end(); });
@@ -116,7 +117,7 @@ describe('callers of the cluster-wide limits', () => {
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     pool.on('error', () => undefined);
     cleanups.push(() => pool.end());
-    await ensureLimitsSchema(pool);
+    await ensureSchema(pool);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-limits-'));
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     const spool = new FsSpool(dir);
@@ -127,7 +128,8 @@ describe('callers of the cluster-wide limits', () => {
     const env = await inc.commit();
     const msg = { id: env.id, sender: env.sender, recipients: env.recipients, size: env.size, eightBit: false, body: () => spool.open(env.id) };
     const warnings: string[] = [];
-    const t = new DeliveryThread({ dataDir: dir, ehloName: 'node.test', deadMs: 1000, rules: { map: {}, hostname: 'node.test' }, dkim: [],
+    const queue = parseConfig('hostname = "node.test"\n', path.join(dir, 'x.toml')).config!.queue; // files under data_dir
+    const t = new DeliveryThread({ dataDir: dir, queue, ehloName: 'node.test', deadMs: 1000, rules: { map: {}, hostname: 'node.test' }, dkim: [],
       mx: { port: 25, tls: 'may', nameservers: [], concurrency: 2, minTlsVersion: 'TLSv1.2', timeoutMs: 5000, mtaSts: false },
       limits: { db: { connectionString: url }, node: 'worker-node' } }, undefined, (w) => warnings.push(w));
     cleanups.push(() => t.close());

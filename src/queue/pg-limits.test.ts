@@ -11,7 +11,8 @@ import type { AccountFailureCounts } from '../auth/account-throttle.js';
 import { AuthThrottle, type AuthFailureCounts } from '../auth/throttle.js';
 import type { QuotaCounts } from '../qmgr/quota-gate.js';
 import type { SharedRouteLimits } from '../smtp/rate-limit.js';
-import { ensureLimitsSchema, LIMITS_SCHEMA, PgLimits, type PgLimitsOptions } from './pg-limits.js';
+import { PgLimits, type PgLimitsOptions } from './pg-limits.js';
+import { ensureSchema, SCHEMA_VERSION } from './pg-schema.js';
 
 /** What a client's tries get, through node a or b (the same object for one node), as comparable values. */
 async function authScenario(a: AuthFailureCounts, b: AuthFailureCounts, pool?: pg.Pool): Promise<unknown[]> {
@@ -50,7 +51,7 @@ async function cluster3(count = 3, opts: Partial<PgLimitsOptions> = {}): Promise
     made.push({ pool, limits, warnings });
   }
   nodes.push(...made);
-  await Promise.all(made.map((n) => ensureLimitsSchema(n.pool)));
+  await Promise.all(made.map((n) => ensureSchema(n.pool)));
   return { url, nodes: made };
 }
 
@@ -61,9 +62,10 @@ async function dbNow(pool: pg.Pool): Promise<number> {
 describe('cluster-wide limits on PostgreSQL', () => {
   it('applies the schema once when three nodes start together', async () => {
     const { nodes: [a] } = await cluster3();
-    const rows = (await a!.pool.query<{ version: number }>('SELECT version FROM limit_schema ORDER BY version')).rows;
-    assert.deepEqual(rows.map((r) => r.version), LIMITS_SCHEMA.map((s) => s.version));
-    assert.equal(await ensureLimitsSchema(a!.pool), 1);
+    const rows = (await a!.pool.query<{ version: number }>('SELECT version FROM smarthost_schema')).rows;
+    assert.deepEqual(rows.map((r) => r.version), [SCHEMA_VERSION]);
+    assert.equal((await a!.pool.query(`SELECT to_regclass('limit_holds')::text AS t`)).rows[0].t, 'limit_holds');
+    assert.equal(await ensureSchema(a!.pool), SCHEMA_VERSION);
   });
 
   it("three nodes never hold more than a route's concurrency together, under many concurrent calls", async () => {

@@ -9,7 +9,6 @@ import { Outage, withKeyLocked, type Window } from './pg-limits-common.js';
 import { PgQuotaCounts } from './pg-limits-quota.js';
 import { PgAccountFailures, PgAuthFailures } from './pg-limits-auth.js';
 
-export { ensureLimitsSchema, LIMITS_SCHEMA } from './pg-limits-schema.js';
 export type { Window } from './pg-limits-common.js';
 
 /** One message's right to go, or one connection slot; `release(true)` once the message was handed to the upstream. */

@@ -1,8 +1,9 @@
 // The spool interface: accepted messages live here until delivered. A
 // message is either not in the spool at all or in it whole and fsynced; the
 // 250 reply waits for commit(). Delivery keeps per-recipient state beside
-// each message. FsSpool is the one backend today; a shared database for
-// several nodes would implement the same interface.
+// each message. Two stores implement it: FsSpool (files under data_dir, one
+// node) and PgSpool (a PostgreSQL database that several nodes share, with
+// leases: see `shared`). Every process opens its store with open-spool.ts.
 import type { Readable } from 'node:stream';
 import type { Envelope } from '../mail/envelope.js';
 
@@ -28,6 +29,8 @@ export interface DeliveryState {
 export interface QueueEntry {
   readonly envelope: Envelope;
   readonly state: DeliveryState;
+  /** Shared store: the node delivering it now, and until when its lease runs unless renewed. */
+  readonly lease?: { readonly node: string; readonly until: string };
 }
 
 /** What intake knows when DATA starts; the size is known at commit. */
@@ -64,12 +67,63 @@ export interface RecoveryReport {
   readonly corrupt: number;
 }
 
+/** What a pass over the whole queue found: the messages read, and those that could not be read (after retries) with their errors. */
+export interface QueueListing {
+  readonly entries: QueueEntry[];
+  readonly unreadable: Array<{ readonly id: string; readonly error: Error }>;
+}
+
+/** One message read, or one that could not be read (after retries) with its error. */
+export type Scanned =
+  | { readonly entry: QueueEntry; readonly unreadable?: undefined }
+  | { readonly entry?: undefined; readonly unreadable: { readonly id: string; readonly error: Error } };
+
+/** The store cannot be reached (a database down or restarting): the client should hear 451 4.3.0 and try again. */
+export class SpoolUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) { super(message, options); this.name = 'SpoolUnavailableError'; }
+}
+
 /** Storage failures that the client should hear as 452 4.3.1 (disk full, quota, file too big). */
 export class SpoolFullError extends Error {
   constructor(message: string, options?: ErrorOptions) { super(message, options); this.name = 'SpoolFullError'; }
 }
 
+/** What a node learns when it claims a message on a shared store before an attempt. */
+export type Claim =
+  /** Leased to this node. `takeover`: the lease was another node's and had expired (it may have delivered some: a possible duplicate). */
+  | { readonly kind: 'claimed'; readonly entry: QueueEntry; readonly takeover: boolean }
+  /** Another node's lease runs until `until` (epoch ms). */
+  | { readonly kind: 'busy'; readonly node: string; readonly until: number }
+  | { readonly kind: 'held' }
+  | { readonly kind: 'gone' };
+
+/**
+ * A store that several nodes share (PostgreSQL). A node claims a message (a lease, renewed while
+ * the node lives) before each attempt, and ends the lease with the attempt's outcome; a lease
+ * that expires makes the message due for any node. The file store has none: one node, and a
+ * claim that would always succeed.
+ */
+export interface SharedQueue {
+  readonly node: string;
+  /** Leases the message to this node and reads it, unless it is held, gone, or another node's lease on it still runs. */
+  claim(id: string): Promise<Claim>;
+  /** Saves an attempt's outcome and ends this node's lease in one statement; false: the lease was lost meanwhile (not saved). */
+  finish(id: string, state: DeliveryState): Promise<boolean>;
+  /** Messages due now with no running lease that `known` does not know, at most `limit`. */
+  due(known: (id: string) => boolean, limit: number): Promise<Recovered[]>;
+  /** Every message with something left to deliver that `known` does not know (for `queue flush` of ALL on this node). */
+  pendingUnknown(known: (id: string) => boolean): Promise<Recovered[]>;
+  /** `wake` is called when another node says there is work (LISTEN/NOTIFY), and by a poll in case a notification is lost. */
+  onWake(wake: () => void): void;
+  /** Lease takeovers (each a possible duplicate delivery: see README "Several relays on one queue") and outcomes not saved because the lease was lost. */
+  readonly stats: { readonly takeovers: number; readonly lost: number };
+  /** Messages by node holding their lease ('' for none) and state, with the oldest arrival: for metrics. */
+  counts(): Promise<Array<{ node: string; state: 'active' | 'deferred' | 'held'; count: number; oldestMs: number }>>;
+}
+
 export interface Spool {
+  /** Set by a store that several nodes share; then the queue manager claims each message before an attempt. */
+  readonly shared?: SharedQueue | undefined;
   /**
    * Creates the layout if needed, discards what was never acknowledged, and tells `found` about
    * each message as it is read (the same id at most once). receive() and the rest may be used
@@ -78,6 +132,10 @@ export interface Spool {
   recover(found?: (m: Recovered) => void): Promise<RecoveryReport>;
   receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming>;
   list(): Promise<QueueEntry[]>;
+  /** Every message, oldest first, and those that could not be read: nothing is left out silently. */
+  listAll(): Promise<QueueListing>;
+  /** listAll() one message at a time, for a listing printed as it is read. */
+  scan(): AsyncGenerator<Scanned>;
   /** `hasState: false` says no state was ever saved for it (every recipient queued: skips looking). */
   get(id: string, opts?: { hasState?: boolean }): Promise<QueueEntry | undefined>;
   /** Ids of committed messages written before `before` (epoch ms) that `known` does not know. */

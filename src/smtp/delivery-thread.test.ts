@@ -36,7 +36,7 @@ describe('DeliveryThread', () => {
     const inc = await spool.receive({ sender: 'root', recipients: [{ address: 'b@example.net' }], client: { address: '127.0.0.1', hostname: 'localhost', helo: 'x', protocol: 'ESMTP' }, arrived: new Date().toISOString() });
     await inc.write(Buffer.from('Subject: t\r\n\r\nhello\r\n'));
     const env = await inc.commit();
-    const t = new DeliveryThread({ dataDir: dir, ehloName: 'relay.test', mx: config!.mx, deadMs: 1000, rules: { map: {}, hostname: 'relay.test' }, dkim: [] });
+    const t = new DeliveryThread({ dataDir: dir, queue: config!.queue, ehloName: 'relay.test', mx: config!.mx, deadMs: 1000, rules: { map: {}, hostname: 'relay.test' }, dkim: [] });
     try {
       const dest: RemoteDestination = { kind: 'upstream', key: 'relay', name: 'relay', upstream: config!.relay! };
       const msg = { id: env.id, sender: env.sender, recipients: env.recipients, size: env.size, eightBit: false, body: () => spool.open(env.id) };

@@ -6,7 +6,7 @@
 // frozen config slice), the envelope, and the results.
 import { Worker } from 'node:worker_threads';
 import type { PoolConfig } from 'pg';
-import type { MxConfig } from '../config/types.js';
+import type { MxConfig, QueueConfig } from '../config/types.js';
 import type { SenderRules } from '../cleanup/sender-rewrite.js';
 import type { DkimSigner } from '../dkim/sign.js';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
@@ -15,6 +15,8 @@ import type { RemoteDestination } from './transport.js';
 
 export interface DeliveryThreadOptions {
   readonly dataDir: string;
+  /** Where the worker reads message bodies from (queue/open-spool.ts). */
+  readonly queue: QueueConfig;
   readonly ehloName: string;
   readonly mx: MxConfig;
   readonly deadMs: number;
@@ -24,9 +26,10 @@ export interface DeliveryThreadOptions {
   /**
    * On a shared store: the database the routes' rate and concurrency are counted in for every
    * node (queue/pg-limits.ts). The worker opens its own small pool (a pg.Pool cannot cross
-   * threads), so `db` holds plain values only. Absent: this process alone counts them.
+   * threads), so `db` holds plain values only; absent `db`: the queue store's database.
+   * Absent: this process alone counts them.
    */
-  readonly limits?: { readonly db: PoolConfig; readonly node: string };
+  readonly limits?: { readonly db?: PoolConfig; readonly node: string };
 }
 
 /** What goes to the worker: everything of an OutgoingMessage but its body, which the worker reads itself. */

@@ -1,19 +1,37 @@
-// The worker side of delivery-thread.ts: an SmtpTransport of its own, the
-// spool opened read-only for message bodies, sender rewriting then DKIM signing on the way out.
+// The worker side of delivery-thread.ts (its own wiring root): an SmtpTransport of its own, the
+// spool opened for message bodies (queue/open-spool.ts, the same store as the daemon's), sender rewriting then DKIM signing on the way out.
 // On a shared store, its own small pool to the database of the cluster-wide route limits.
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
 import { rewriteOutgoing } from '../cleanup/sender-rewrite.js';
 import { MtaSts } from '../mta-sts/mta-sts.js';
 import { signOutgoing } from '../dkim/sign.js';
-import { FsSpool } from '../queue/fs-spool.js';
+import { Readable } from 'node:stream';
+import { openSpool } from '../queue/open-spool.js';
+import { connectionConfig } from '../queue/pg-connect.js';
 import { PgLimits } from '../queue/pg-limits.js';
+import type { Spool } from '../queue/spool.js';
 import { resolverFor } from '../route/mx.js';
 import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
 import { SmtpTransport } from './transport.js';
 
 const opts = workerData as DeliveryThreadOptions;
-const spool = new FsSpool(opts.dataDir);
+// opened at the first attempt, and again after a failure (a database that is down defers that attempt)
+let spool: Promise<Spool> | undefined;
+const spoolNow = () => (spool ??= openSpool(opts.queue, opts.dataDir, { role: 'reader' }).catch((e: unknown) => { spool = undefined; throw e; }));
+/**
+ * The message bytes for an attempt. From the database they are read whole before the SMTP
+ * dialog starts: a store that fails then defers the attempt at once, instead of in the middle of
+ * DATA (the bytes are one value there anyway). Files are streamed as they are read.
+ */
+async function bodyOf(id: string): Promise<() => Readable> {
+  const spool = await spoolNow();
+  if (opts.queue.store.kind === 'files') return () => spool.open(id);
+  const chunks: Buffer[] = [];
+  for await (const c of spool.open(id) as AsyncIterable<Buffer>) chunks.push(c);
+  const bytes = Buffer.concat(chunks);
+  return () => Readable.from([bytes]);
+}
 const post = (m: FromWorker) => parentPort!.postMessage(m);
 const resolver = resolverFor(opts.mx.nameservers);
 const sts = opts.mx.mtaSts ? new MtaSts({ resolver, dataDir: opts.dataDir, onEvent: (e) => post({ n: 0, sts: e }) }) : undefined;
@@ -25,13 +43,16 @@ let closing: (() => void) | undefined;
 parentPort!.on('message', (m: ToWorker) => {
   if (m.op === 'forgetDead') return transport.forgetDead();
   if (m.op === 'close') {
-    const done = () => { void transport.close().then(() => { limits?.close(); return limits?.pool.end(); }).catch(() => undefined).then(() => post({ n: m.n, results: [] })); };
+    const done = () => {
+      const limitsClosed = transport.close().then(() => { limits?.close(); return limits?.pool.end(); }).catch(() => undefined);
+      void Promise.all([limitsClosed, spool?.then((sp) => sp.close(), () => undefined)]).then(() => post({ n: m.n, results: [] }));
+    };
     if (active === 0) done(); else closing = done;
     return;
   }
   active++;
-  const msg = { ...m.msg, body: () => spool.open(m.msg.id) };
-  rewriteOutgoing(msg, opts.rules)
+  bodyOf(m.msg.id)
+    .then((body) => rewriteOutgoing({ ...m.msg, body }, opts.rules))
     .then((rewritten) => signOutgoing(rewritten, opts.dkim))
     .then((out) => transport.deliver(m.dest, out))
     .then((results) => post({ n: m.n, results }), (e: Error) => post({ n: m.n, error: e.message }))
@@ -44,7 +65,8 @@ parentPort!.on('message', (m: ToWorker) => {
  * timeouts a check fails, and the mail is deferred.
  */
 function sharedLimits(o: NonNullable<typeof opts.limits>): PgLimits {
-  const pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...o.db });
+  const db = o.db ?? (opts.queue.store.kind === 'postgresql' ? connectionConfig(opts.queue.store, 'smarthost delivery limits') : {});
+  const pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...db });
   pool.on('error', () => undefined); // an idle connection the server dropped: the next query reports the outage
   return new PgLimits(pool, { node: o.node, warn: (warning) => post({ n: 0, warning }) });
 }

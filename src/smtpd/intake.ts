@@ -10,7 +10,7 @@ import { receivedHeader } from '../cleanup/received.js';
 import type { Envelope } from '../mail/envelope.js';
 import { replies } from '../mail/replies.js';
 import type { Reply } from '../mail/reply.js';
-import type { NewEnvelope, Spool } from '../queue/spool.js';
+import { SpoolUnavailableError, type NewEnvelope, type Spool } from '../queue/spool.js';
 
 export interface IntakeLimits { readonly messageSize: number; readonly hops: number; readonly headerSize: number }
 
@@ -35,7 +35,6 @@ export async function intake(
   let received = 0;
   let oversized = false;
   let storageError: unknown;
-  // Writes only buffer until the spool's next flush, which it makes itself: no need to wait for each.
   const store = (buf: Buffer) => incoming.write(buf).catch((e: unknown) => { storageError ??= e; });
   try {
     void store(Buffer.from(receivedHeader({
@@ -49,7 +48,9 @@ export async function intake(
       if (received > limits.messageSize) { oversized = true; return; }
       const clean = lineEnds.push(chunk);
       headers.push(clean);
-      void store(clean);
+      // backpressure: no more reading (so no more from the socket) until the spool has taken this
+      data.pause();
+      void store(clean).then(() => data.resume());
     });
     await finished(data);
     if (!oversized && storageError === undefined) await store(lineEnds.end());
@@ -87,9 +88,10 @@ export async function intake(
   }
 }
 
-/** Disk full, quota, I/O error: the client hears 452 4.3.1 and retries later; nothing was kept. */
+/** Disk full, quota, I/O error: 452 4.3.1; the queue's database unreachable: 451 4.3.0. The client retries later; nothing was kept. */
 function storageFailure(e: unknown, id?: string): IntakeResult {
-  return { ok: false, reply: replies.insufficientStorage(), error: e as Error, storage: true, ...(id ? { id } : {}) };
+  const reply = e instanceof SpoolUnavailableError ? replies.queueWriteError() : replies.insufficientStorage();
+  return { ok: false, reply, error: e as Error, storage: true, ...(id ? { id } : {}) };
 }
 
 function drain(data: Readable): void {

@@ -1,6 +1,6 @@
 // What every Spool (queue/spool.ts) must do, as tests any implementation runs: the file store
-// today (src/queue/spool-conformance.test.ts), a database store later (issue 17). A "crash" is
-// a store abandoned without close() and opened again, as a kill -9 leaves it.
+// (src/queue/spool-conformance.test.ts) and the PostgreSQL store (src/queue/pg-spool.test.ts).
+// A "crash" is a store abandoned without close() and opened again, as a kill -9 leaves it.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Readable } from 'node:stream';
@@ -10,7 +10,7 @@ export interface SpoolUnderTest {
   /** A new instance on the same store (after a restart or a crash), recovered. */
   open(): Promise<Spool>;
   /** A fault that makes the next commit fail (the disk's fdatasync, the database's COMMIT); returns the undo. */
-  failCommits(): () => void;
+  failCommits(): (() => void) | Promise<() => Promise<void>>;
 }
 
 export interface SpoolFactory {
@@ -143,10 +143,10 @@ export function spoolConformance(name: string, factory: SpoolFactory): void {
       const sp = await store.open();
       const m = await sp.receive(envelope(8));
       await m.write(body(8));
-      const undo = store.failCommits();
+      const undo = await store.failCommits();
       try {
         await assert.rejects(m.commit());
-      } finally { undo(); }
+      } finally { await undo(); }
       await m.abort();
       assert.deepEqual(await sp.list(), []);
       assert.deepEqual(await (await store.open()).list(), []);

@@ -1,0 +1,33 @@
+// `smarthost check` on the queue store: for a PostgreSQL store, whether the
+// database answers, its schema version (the daemon migrates it at start;
+// check changes nothing) and whether the role may write the queue.
+import type { Config } from '../config/types.js';
+import type { Finding } from './check-environment.js';
+
+export async function queueStoreCheck(config: Config): Promise<{ lines: string[]; findings: Finding[] }> {
+  const store = config.queue.store;
+  if (store.kind === 'files') return { lines: [`  queue files under ${config.dataDir}`], findings: [] };
+  const where = `queue database ${redacted(store.url)} (node ${config.queue.nodeName}, lease ${Math.round(config.queue.leaseMs / 1000)}s)`;
+  const { createPool } = await import('../queue/pg-connect.js');
+  const { describeSchema } = await import('../queue/pg-schema.js');
+  const pool = createPool(store, { max: 1, application: 'smarthost check' });
+  try {
+    const c = await pool.connect();
+    let d;
+    try { d = await describeSchema(c); } finally { c.release(); }
+    const version = d.version === 0 ? 'no schema yet (the daemon creates it at start)' : `schema version ${d.version}${d.version === d.expected ? '' : ` (this smarthost has ${d.expected}: the daemon migrates it at start)`}`;
+    const write = d.version === 0 ? '' : d.canWrite ? ', this role can write' : ', this role cannot write';
+    const findings: Finding[] = d.version !== 0 && !d.canWrite ? [{ level: 'error', message: `the role in queue.store cannot write the queue table smarthost_queue or the limit_* tables`,
+      fix: 'GRANT SELECT, INSERT, UPDATE, DELETE ON smarthost_queue and the limit_* tables (and USAGE on their sequences) TO the role, or connect as the role that owns the schema' }] : [];
+    return { lines: [`  ${where}`, `  queue database: ${version}${write}`], findings };
+  } catch (e) {
+    return { lines: [`  ${where}`], findings: [{ level: 'error', message: `cannot reach the queue database: ${(e as Error).message}`,
+      fix: 'check queue.store (host, port, database, user), queue.password_file, and that PostgreSQL accepts this host (pg_hba.conf)' }] };
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+function redacted(url: string): string {
+  try { const u = new URL(url); if (u.password) u.password = '***'; return u.toString(); } catch { return url; }
+}

@@ -1,0 +1,180 @@
+// The spool in a PostgreSQL database that several nodes share (issue 17).
+//
+//   smarthost_queue   one row per committed message: envelope (jsonb), the
+//                     message bytes (bytea), per-recipient state, held, the
+//                     next attempt (`due`), and the lease (node, expiry)
+//   smarthost_schema  the schema version (pg-schema.ts migrates it at start)
+//
+// A message is in the table whole or not at all: receive() keeps its bytes in
+// memory until commit(), which inserts it with every other message whose
+// commit came meanwhile, in one transaction that COMMITs with
+// synchronous_commit on (pg-incoming.ts). Nothing partial is ever stored, so
+// recovery has nothing to discard. Leases, claims and the LISTEN/NOTIFY wake-up
+// are in pg-shared.ts.
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { Envelope } from '../mail/envelope.js';
+import { isQueueId, newQueueId } from '../mail/queue-id.js';
+import { createPool, query, type PgStore } from './pg-connect.js';
+import { Committer, PgIncoming } from './pg-incoming.js';
+import { describeSchema, migrate } from './pg-schema.js';
+import { PgShared, rowToRecovered, SUMMARY, type SummaryRow } from './pg-shared.js';
+import {
+  dueOf, initialState,
+  type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type QueueListing, type Recovered, type RecoveryReport,
+  type Scanned, type Spool,
+} from './spool.js';
+
+export interface PgSpoolOptions {
+  /** This node's name, on its leases. */
+  readonly node: string;
+  readonly leaseMs: number;
+  /** 'daemon': leases new mail to itself, renews leases, listens for work; 'submit' (sendmail) and 'reader' (CLI, delivery thread) do not. */
+  readonly role: 'daemon' | 'submit' | 'reader';
+  /** Connections at most (default: 10 for the daemon, 2 otherwise). */
+  readonly connections?: number;
+}
+
+interface EntryRow {
+  id: string;
+  envelope: Envelope;
+  state: DeliveryState | null;
+  held: boolean;
+  lease_node: string | null;
+  lease_until: Date | null;
+}
+
+const ENTRY_COLUMNS = 'id, envelope, state, held, lease_node, lease_until';
+/** Rows read per round trip by recovery and listings. */
+const PAGE = 1000;
+
+export function entryOf(r: EntryRow): QueueEntry {
+  const state = r.state ?? initialState(r.envelope);
+  const live = r.lease_node && r.lease_until ? { lease: { node: r.lease_node, until: r.lease_until.toISOString() } } : {};
+  return { envelope: r.envelope, state: { ...state, held: r.held }, ...live };
+}
+
+export class PgSpool implements Spool {
+  /** The pool, for other shared tables (cluster-wide limits) in the same database. */
+  readonly pool: pg.Pool;
+  readonly shared: PgShared | undefined;
+  private readonly committer: Committer;
+  private closed = false;
+
+  private constructor(store: PgStore, private readonly opts: PgSpoolOptions) {
+    const daemon = opts.role === 'daemon';
+    this.pool = createPool(store, { max: opts.connections ?? (daemon ? 10 : 2), application: `smarthost ${opts.role} ${opts.node}` });
+    this.committer = new Committer(this.pool, opts.node, daemon ? opts.leaseMs : undefined);
+    this.shared = daemon ? new PgShared(this.pool, store, opts.node, opts.leaseMs) : undefined;
+  }
+
+  /**
+   * Connects and brings the schema up to date (under an advisory lock: several nodes may start
+   * at once). Throws when the database cannot be reached or refuses the role.
+   */
+  static async open(store: PgStore, opts: PgSpoolOptions): Promise<PgSpool> {
+    const sp = new PgSpool(store, opts);
+    try {
+      const c = await sp.pool.connect();
+      try { await migrate(c); } finally { c.release(); }
+    } catch (e) {
+      await sp.pool.end().catch(() => undefined);
+      throw new Error(`cannot open the queue database: ${(e as Error).message}`, { cause: e });
+    }
+    return sp;
+  }
+
+  /** The schema version in the database, and whether this role may write the queue (for `smarthost check`). */
+  async describe(): Promise<{ version: number; expected: number; canWrite: boolean }> {
+    const c = await this.pool.connect();
+    try { return await describeSchema(c); } finally { c.release(); }
+  }
+
+  async recover(found?: (m: Recovered) => void): Promise<RecoveryReport> {
+    await this.shared?.start(); // leases this node held before a restart go back to the queue
+    let messages = 0;
+    for await (const rows of this.pages<SummaryRow>(SUMMARY, '')) {
+      for (const r of rows) { messages++; found?.(rowToRecovered(r)); }
+      if (this.closed) break;
+    }
+    return { messages, discarded: 0, corrupt: 0 };
+  }
+
+  /** Every row, PAGE at a time in id order (keyset: no long-held snapshot, no OFFSET). */
+  private async *pages<R extends { id: string }>(columns: string, where: string): AsyncGenerator<R[]> {
+    let after = '';
+    for (;;) {
+      const r = await query<R>(this.pool, 'list', `SELECT ${columns} FROM smarthost_queue WHERE id > $1 ${where} ORDER BY id LIMIT ${PAGE}`, [after]);
+      if (r.rows.length) yield r.rows;
+      if (r.rows.length < PAGE) return;
+      after = r.rows[r.rows.length - 1]!.id;
+    }
+  }
+
+  async receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming> {
+    if (this.closed) throw new Error('the queue is closed');
+    const id = newQueueId();
+    return new PgIncoming(id, { ...envelope, id }, this.committer);
+  }
+
+  async list(): Promise<QueueEntry[]> { return (await this.listAll()).entries; }
+
+  async listAll(): Promise<QueueListing> {
+    const entries: QueueEntry[] = [];
+    for await (const s of this.scan()) if (s.entry) entries.push(s.entry);
+    return { entries, unreadable: [] };
+  }
+
+  async *scan(): AsyncGenerator<Scanned> {
+    for await (const rows of this.pages<EntryRow>(ENTRY_COLUMNS, '')) for (const r of rows) yield { entry: entryOf(r) };
+  }
+
+  async get(id: string): Promise<QueueEntry | undefined> {
+    if (!isQueueId(id)) return undefined;
+    const r = await query<EntryRow>(this.pool, `read ${id}`, `SELECT ${ENTRY_COLUMNS} FROM smarthost_queue WHERE id = $1`, [id]);
+    return r.rows[0] && entryOf(r.rows[0]);
+  }
+
+  /** Messages due now that nobody delivers and `known` does not know (mail `smarthost sendmail` wrote, or a node left behind). */
+  async unclaimed(known: (id: string) => boolean): Promise<string[]> {
+    const r = await query<{ id: string }>(this.pool, 'rescan', `SELECT id FROM smarthost_queue WHERE due IS NOT NULL AND NOT held
+      AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY id`);
+    return r.rows.map((x) => x.id).filter((id) => !known(id));
+  }
+
+  open(id: string): Readable {
+    const pool = this.pool;
+    return Readable.from((async function* () {
+      const r = await query<{ body: Buffer }>(pool, `read ${id}`, 'SELECT body FROM smarthost_queue WHERE id = $1', [id]);
+      if (!r.rows[0]) throw new Error(`no message ${id} in the queue`);
+      yield r.rows[0].body;
+    })());
+  }
+
+  /**
+   * Saves the state (a hold, a release) without touching a lease. Refused while another node's
+   * lease runs: its attempt would end by overwriting it.
+   */
+  async saveState(id: string, state: DeliveryState): Promise<void> {
+    const due = dueOf(state);
+    const r = await query(this.pool, `save the state of ${id}`, `UPDATE smarthost_queue SET state = $2, held = $3, due = $4
+      WHERE id = $1 AND (lease_node IS NULL OR lease_node = $5 OR lease_until < clock_timestamp())`,
+      [id, JSON.stringify(state), state.held, due === undefined ? null : new Date(due), this.opts.node]);
+    if (r.rowCount) return;
+    const e = await this.get(id);
+    if (e?.lease) throw new Error(`${id} is being delivered by node ${e.lease.node} (lease until ${e.lease.until}): try again after that attempt`);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    if (!isQueueId(id)) return false;
+    const r = await query(this.pool, `remove ${id}`, 'DELETE FROM smarthost_queue WHERE id = $1', [id]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.shared?.close();
+    await this.pool.end();
+  }
+}
