@@ -138,6 +138,29 @@ describe('PostgreSQL queue store', () => {
     assert.match(b.logs(), /taking over delivery: another node's lease expired/);
   });
 
+  it('two nodes count into one [relay] quota: together they send no more than it, and each defers the rest with the reason', async () => {
+    const url = await database();
+    const up = await upstream();
+    const nodes: RunningDaemon[] = [];
+    for (const node of ['quota-a', 'quota-b']) {
+      const d = await startDaemon({ toml: `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "${up.url}"\ntls = "none"\nquota = "4/1h"\n${queueToml(url, node)}` });
+      cleanups.push(async () => { await d.stop().catch(() => undefined); removeDir(d.dir); });
+      nodes.push(d);
+    }
+    const ids: string[][] = [[], []];
+    for (let i = 0; i < 4; i++) {
+      for (const [n, d] of nodes.entries()) ids[n]!.push(await submit(d.ports[0]!, 'x@example.com', [`q${n}-${i}@example.net`], { body: `Subject: q${n}-${i}\r\n\r\nhi\r\n` }));
+    }
+    // every message is either sent or deferred for the quota; then the upstream's count is final for this window
+    const settled = (n: number) => ids[n]!.every((id) => new RegExp(`${id}: to=<[^>]+>, .*status=(sent|deferred \\(.*quota of 4 recipients per 1h for \\[relay\\] used up)`).test(nodes.map((d) => d.logs()).join("")));
+    await waitFor(() => settled(0) && settled(1), () => `every message sent or deferred for the quota\n${nodes.map((d) => d.logs().slice(-2000)).join('\n')}`, 200, 50);
+    assert.equal(up.messages.length, 4, `two nodes sharing a quota of 4 sent ${up.messages.length}`);
+    const deferred = nodes.map((d) => (d.logs().match(/status=deferred \([^)]*quota of 4 recipients per 1h for \[relay\] used up/g) ?? []).length);
+    assert.ok(deferred[0]! + deferred[1]! >= 4, `the other four deferred with the reason: ${deferred.join(' + ')}`);
+    const check = nodes[0]!.cli(['check']);
+    assert.match(check.stdout, /quota \[relay\]: 4 of 4 recipients used in the last 1h/, 'check reads the shared count');
+  });
+
   it('kill -9 of a node under load: every acknowledged message is delivered after restart', async () => {
     const url = await database();
     const up = await upstream();
