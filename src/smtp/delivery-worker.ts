@@ -68,5 +68,5 @@ function sharedLimits(o: NonNullable<typeof opts.limits>): PgLimits {
   const db = o.db ?? (opts.queue.store.kind === 'postgresql' ? connectionConfig(opts.queue.store, 'smarthost delivery limits') : {});
   const pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...db });
   pool.on('error', () => undefined); // an idle connection the server dropped: the next query reports the outage
-  return new PgLimits(pool, { node: o.node, warn: (warning) => post({ n: 0, warning }) });
+  return new PgLimits(pool, { node: o.node, leaseMs: opts.queue.leaseMs, warn: (warning) => post({ n: 0, warning }) });
 }

@@ -138,6 +138,37 @@ describe('PostgreSQL queue store', () => {
     assert.match(b.logs(), /taking over delivery: another node's lease expired/);
   });
 
+  it('three nodes take 1,000 messages; one is killed with kill -9 holding leases on a stalled upstream: the others deliver every acknowledged message', async (t) => {
+    const url = await database();
+    const stalled = await upstream();
+    const good = await upstream();
+    stalled.setFaults([{ stage: 'data', action: 'stall' }]);
+    const nodes = [await daemon(url, 'three-a', stalled), await daemon(url, 'three-b', good), await daemon(url, 'three-c', good)];
+    // ten clients, one message per connection (cron, PHP), round robin over the three relays
+    const acked = new Map<string, string>(); // token -> queue id, for every 250
+    let next = 0;
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      for (let i = next++; i < 1000; i = next++) {
+        const token = `three-${i}`;
+        acked.set(token, await submit(nodes[i % 3]!.ports[0]!, 'x@example.com', ['y@example.net'], { body: `Subject: ${token}\r\n\r\nhi\r\n` }));
+      }
+    }));
+    assert.equal(acked.size, 1000);
+    await waitFor(() => stalled.sessions.length >= 1, 'node A holding mail in DATA at the stalled upstream', 200, 50);
+    const killedAt = Date.now();
+    await nodes[0]!.kill9();
+    const tokens = () => new Set(good.messages.map((m) => tokenOf(m.data)));
+    await waitFor(() => tokens().size >= acked.size, () => `all 1,000 delivered (${tokens().size} so far)\n${nodes[1]!.logs().slice(-2000)}`, 600, 100);
+    const seconds = (Date.now() - killedAt) / 1000;
+    const missing = [...acked.keys()].filter((k) => !tokens().has(k));
+    assert.deepEqual(missing, [], 'every acknowledged message delivered');
+    const duplicates = good.messages.length - tokens().size;
+    const takeovers = nodes.slice(1).reduce((n, d) => n + (d.logs().match(/taking over delivery/g) ?? []).length, 0);
+    t.diagnostic(`1,000 acknowledged on 3 nodes; node A killed holding leases; all delivered by B and C ${seconds.toFixed(1)} s after the kill (lease 3 s + retry_min 1 s); ` +
+      `${takeovers} takeover(s) logged, ${duplicates} duplicate(s) at the upstream, ${stalled.messages.length} reached the stalled one`);
+    assert.ok(duplicates <= takeovers, `a duplicate only where a lease was taken over (${duplicates} > ${takeovers})`);
+  });
+
   it('two nodes count into one [relay] quota: together they send no more than it, and each defers the rest with the reason', async () => {
     const url = await database();
     const up = await upstream();
