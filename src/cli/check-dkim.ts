@@ -4,7 +4,7 @@
 import type { Config, DkimConfig } from '../config/types.js';
 import { keyKind, recordText, RSA_GOOD_BITS, txtRecordLine } from '../dkim/key.js';
 import { publishedKey, recordName, type TxtResolver } from '../dkim/published.js';
-import { resolverFor } from '../route/mx.js';
+import { resolverFor } from '../smtp/mx.js';
 import { error, secretModeFindings, warning, type Finding } from './check-environment.js';
 
 export interface DkimCheck { readonly findings: readonly Finding[]; readonly lines: readonly string[] }

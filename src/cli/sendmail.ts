@@ -17,7 +17,7 @@ import { localClient, type Recipient } from '../mail/envelope.js';
 import { fileSink, MailLog } from '../maillog/maillog.js';
 import { openSpool } from '../queue/open-spool.js';
 import type { Spool } from '../queue/spool.js';
-import { intake } from '../smtpd/intake.js';
+import { intake } from '../cleanup/intake.js';
 import { createListener } from '../smtpd/listener.js';
 import { ConnectionLimits } from '../smtpd/connection-limits.js';
 import { AuthThrottle } from '../auth/throttle.js';

@@ -8,7 +8,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
-import { foldLongLines } from '../cleanup/line-fold.js';
+import { foldLongLines } from '../mail/line-fold.js';
 import type { OutgoingMessage } from '../mail/delivery.js';
 import { headerFields, readHead } from '../mail/header-section.js';
 import { parseTags, type DkimAlgorithm } from './key.js';

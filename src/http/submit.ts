@@ -9,7 +9,7 @@ import { domainMatches, domainOf } from '../mail/address.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
 import type { Spool } from '../queue/spool.js';
-import { intake } from '../smtpd/intake.js';
+import { intake } from '../cleanup/intake.js';
 import type { ApiSubmission, SubmitOutcome } from './messages.js';
 
 export interface SubmitDeps {

@@ -13,7 +13,7 @@ import { importPostfix } from './postfix-import.js';
 import { formatReport, type ImportReport } from './import-report.js';
 import { importSendmail } from './sendmail-import.js';
 import { secretFiles, writeToml } from './toml-writer.js';
-import { rewriteAddress } from '../cleanup/sender-rewrite.js';
+import { rewriteAddress } from '../smtp/sender-rewrite.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/import/', import.meta.url));
 const OPTS: ImportOptions = { dataDir: '/var/lib/smarthost', host: { hostname: 'box.example.net', networks: ['192.0.2.0/24'] } };

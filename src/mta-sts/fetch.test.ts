@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startDnsServer, type DnsServer } from '../../test/peers/dns-server.js';
 import { policyText, startPolicyServer, type PolicyServer } from '../../test/peers/mta-sts-server.js';
-import { resolverFor } from '../route/mx.js';
+import { resolverFor } from '../smtp/mx.js';
 import { fetchStsPolicy, lookupStsRecord } from './fetch.js';
 
 describe('MTA-STS discovery and fetch', () => {

@@ -3,7 +3,7 @@
 // delivery would use for a probe's MAIL FROM. Pure: the config is already validated.
 import type { Config } from '../config/types.js';
 import { upstreamFromUrl } from '../config/validate.js';
-import { rewriteAddress } from '../cleanup/sender-rewrite.js';
+import { rewriteAddress } from '../smtp/sender-rewrite.js';
 import type { ProbeTarget } from './steps.js';
 
 /** A target, or the sentence a usage error prints. */

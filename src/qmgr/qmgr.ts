@@ -19,7 +19,7 @@ import type { DeliveryState, Recovered, RecoveryReport, SharedQueue, Spool } fro
 import { dueOf, initialState, pending } from '../queue/spool.js';
 import { routeFor, type Destination, type RouteTable } from '../route/choose-route.js';
 import { claimFor } from './claims.js';
-import { notify } from './notices.js';
+import { notify } from '../bounce/notices.js';
 import { Item, Scheduler } from './scheduler.js';
 import { applyResults, delayWarning, logDelivery, work, type Work } from './outcomes.js';
 

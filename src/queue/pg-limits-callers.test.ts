@@ -18,7 +18,7 @@ import type { UpstreamConfig } from '../config/types.js';
 import { allRecipients, type OutgoingMessage } from '../mail/delivery.js';
 import { MailLog } from '../maillog/maillog.js';
 import { QuotaGate } from '../qmgr/quota-gate.js';
-import { resolverFor } from '../route/mx.js';
+import { resolverFor } from '../smtp/mx.js';
 import { DeliveryThread } from '../smtp/delivery-thread.js';
 import { SmtpTransport, type RemoteDestination } from '../smtp/transport.js';
 import { ConnectionLimits } from '../smtpd/connection-limits.js';

@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type { PoolConfig } from 'pg';
 import type { MxConfig, QueueConfig } from '../config/types.js';
-import type { SenderRules } from '../cleanup/sender-rewrite.js';
+import type { SenderRules } from './sender-rewrite.js';
 import type { DkimSigner } from '../dkim/sign.js';
 import type { OutgoingMessage, RcptResult } from '../mail/delivery.js';
 import type { StsEvent } from '../mta-sts/mta-sts.js';

@@ -3,7 +3,7 @@
 // On a shared store, its own small pool to the database of the cluster-wide route limits.
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { rewriteOutgoing } from '../cleanup/sender-rewrite.js';
+import { rewriteOutgoing } from './sender-rewrite.js';
 import { MtaSts } from '../mta-sts/mta-sts.js';
 import { signOutgoing } from '../dkim/sign.js';
 import { Readable } from 'node:stream';
@@ -11,7 +11,7 @@ import { openSpool } from '../queue/open-spool.js';
 import { connectionConfig } from '../queue/pg-connect.js';
 import { PgLimits } from '../queue/pg-limits.js';
 import type { Spool } from '../queue/spool.js';
-import { resolverFor } from '../route/mx.js';
+import { resolverFor } from './mx.js';
 import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
 import { SmtpTransport } from './transport.js';
 

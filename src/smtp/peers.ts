@@ -6,7 +6,7 @@ import net from 'node:net';
 import type { CachedPolicy } from '../mta-sts/cache.js';
 import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { allowedBy, describePolicy, stsName } from '../mta-sts/sts-policy.js';
-import { lookupMx, type MxHost, type MxResolver } from '../route/mx.js';
+import { lookupMx, type MxHost, type MxResolver } from './mx.js';
 import { lookupFailure, policyFailure } from './classify.js';
 import type { Failure } from './failure.js';
 import type { Peer } from './upstream-policy.js';

@@ -15,7 +15,7 @@ import { explainMicrosoftReply, oauthContext, tokenClaims, type ReplyContext } f
 import { oauthLogin, type OAuthMechanism } from '../oauth/smtp-login.js';
 import type { AccessTokens } from '../oauth/token-source.js';
 import { SeamConnection as RelayConnection } from './nodemailer-seam.js';
-import { foldLongLines } from '../cleanup/line-fold.js';
+import { foldLongLines } from '../mail/line-fold.js';
 import { describeShape, shapeFix } from './password-file.js';
 
 /** Connection setup failed: every recipient of the attempt gets `failure`. */

@@ -13,7 +13,7 @@ import { DEFAULTS } from '../config/validate.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { describePolicy } from '../mta-sts/sts-policy.js';
-import type { MxResolver } from '../route/mx.js';
+import type { MxResolver } from './mx.js';
 import type { Destination } from '../route/choose-route.js';
 import { limitsUnavailable, policyFailure, postponed } from './classify.js';
 import { dsnOf, marksDestinationDead, outcomeOf, slowsDown, type Failure } from './failure.js';

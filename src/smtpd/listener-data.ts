@@ -4,7 +4,7 @@
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { ClientInfo, Recipient } from '../mail/envelope.js';
 import type { NewEnvelope } from '../queue/spool.js';
-import { intake, type IntakeResult } from './intake.js';
+import { intake, type IntakeResult } from '../cleanup/intake.js';
 import { replyError, type ListenerScope, type SessionMeta } from './listener-scope.js';
 
 type DataDone = Parameters<NonNullable<SMTPServerOptions['onData']>>[2];

@@ -4,9 +4,9 @@
 // so a 250 always means "on disk".
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { HeaderScan } from '../cleanup/header-scan.js';
-import { LineEnds } from '../cleanup/line-ends.js';
-import { receivedHeader } from '../cleanup/received.js';
+import { HeaderScan } from './header-scan.js';
+import { LineEnds } from './line-ends.js';
+import { receivedHeader } from './received.js';
 import type { Envelope } from '../mail/envelope.js';
 import { replies } from '../mail/replies.js';
 import type { Reply } from '../mail/reply.js';

@@ -2,7 +2,7 @@
 // null sender, to the original envelope sender, built by bounce/dsn.ts. The
 // notice is committed (fsynced) before the original's state says "bounced",
 // so a crash in between sends it twice at worst, never not at all.
-import { buildDsn, RETURN_LIMIT, type DsnRecipient } from '../bounce/dsn.js';
+import { buildDsn, RETURN_LIMIT, type DsnRecipient } from './dsn.js';
 import { localClient, type Envelope } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
 import { storeMessage, type Spool } from '../queue/spool.js';

@@ -8,8 +8,8 @@ import { Readable, type Transform } from 'node:stream';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DataParser } from '../smtpd/data-parser.js';
-import { fastDotStuffing, type TransformFn } from './dot-stuff.js';
-import { foldLongLines, LineFold, LINE_LIMIT } from '../cleanup/line-fold.js';
+import { fastDotStuffing, type TransformFn } from '../smtp/dot-stuff.js';
+import { foldLongLines, LineFold, LINE_LIMIT } from './line-fold.js';
 
 const require = createRequire(import.meta.url);
 // nodemailer's DATA writer (dot-stuffing and the final dot), as session.ts uses it; not in its exports map
