@@ -165,47 +165,53 @@ export async function run(opts: QueueArgs, args: string[]): Promise<number> {
         const unreadable = await printListing(spool, match, opts.json === true);
         return reportUnreadable({ entries: [], unreadable }, 'not listed') ? EXIT.IOERR : EXIT.OK;
       }
-      case 'show': {
-        if (ids.length !== 1) throw new UsageError('usage: smarthost queue show ID [--headers | --body | --raw]');
-        let e;
-        try { e = await spool.get(ids[0]!); } catch (err) {
-          reportUnreadable({ entries: [], unreadable: [{ id: ids[0]!, error: err as Error }] }, 'not shown');
-          return EXIT.IOERR;
-        }
-        if (!e) { process.stderr.write(`smarthost: no message ${ids[0]} in the queue\n`); return EXIT.NOUSER; }
-        if (parts.length) { await printMessage(spool, e.envelope.id, parts[0] as 'headers' | 'body' | 'raw'); return EXIT.OK; }
-        process.stdout.write(opts.json ? JSON.stringify(toJson(e)) + '\n' : formatShow(e));
-        return EXIT.OK;
-      }
-      case 'delete': case 'hold': case 'release': case 'flush': {
-        if (!ids.length && !match && action !== 'flush') throw new UsageError(`usage: smarthost queue ${action} ID...${action === 'delete' ? ' | ALL' : ''} | FILTERS`);
-        const all = !match && (!ids.length || (ids.length === 1 && ids[0] === 'ALL'));
-        // files that cannot be read cannot be matched: said on stderr, exit 74 after the others are done
-        const listing = match ? await spool.listAll() : undefined;
-        const unreadable = listing ? reportUnreadable(listing, `not matched against the filters, left alone by ${action}`) : false;
-        const chosen = listing ? listing.entries.filter(match!).map((e) => e.envelope.id) : ids;
-        if (match && !chosen.length) { process.stdout.write('smarthost: no message matches\n'); return unreadable ? EXIT.IOERR : EXIT.OK; }
-        const reply = await sendControl(config.dataDir, { op: action as ControlOp, ids: all ? 'ALL' : chosen });
-        if (reply && !reply.ok) { process.stderr.write(`smarthost: the daemon refused: ${reply.error}\n`); return EXIT.SOFTWARE; }
-        let code: number;
-        if (reply) {
-          const skipped = action === 'flush' ? await flushSkipped(spool, all ? 'ALL' : chosen, reply.done, reply.missing) : 0;
-          code = report(action, reply.done.length, reply.missing, skipped);
-          if (reply.recovering && all) process.stdout.write(`smarthost: the daemon is still reading the queue after its start; messages it has not read yet are ${verbed(action)} as it reads them\n`);
-        } else if (action === 'flush') {
-          process.stderr.write('smarthost: cannot flush the mail queue: smarthost is not running (start it with `smarthost start`; it tries the whole queue when it starts)\n');
-          return EXIT.TEMPFAIL;
-        } else {
-          code = await offline(spool, action, all ? 'ALL' : chosen);
-        }
-        return code === EXIT.OK && unreadable ? EXIT.IOERR : code;
-      }
+      case 'show': return await showOne(spool, ids, parts, opts.json === true);
+      case 'delete': case 'hold': case 'release': case 'flush': return await act(spool, config.dataDir, action as 'delete' | 'hold' | 'release' | 'flush', ids, match);
       default:
         throw new UsageError(help);
     }
   } finally {
     await spool.close();
   }
+}
+
+/** `queue show ID`: one message with per-recipient status, or its header, body or bytes. */
+async function showOne(spool: Spool, ids: readonly string[], parts: readonly string[], json: boolean): Promise<number> {
+  if (ids.length !== 1) throw new UsageError('usage: smarthost queue show ID [--headers | --body | --raw]');
+  let e;
+  try { e = await spool.get(ids[0]!); } catch (err) {
+    reportUnreadable({ entries: [], unreadable: [{ id: ids[0]!, error: err as Error }] }, 'not shown');
+    return EXIT.IOERR;
+  }
+  if (!e) { process.stderr.write(`smarthost: no message ${ids[0]} in the queue\n`); return EXIT.NOUSER; }
+  if (parts.length) { await printMessage(spool, e.envelope.id, parts[0] as 'headers' | 'body' | 'raw'); return EXIT.OK; }
+  process.stdout.write(json ? JSON.stringify(toJson(e)) + '\n' : formatShow(e));
+  return EXIT.OK;
+}
+
+/** `queue delete|hold|release|flush`: through the daemon when it runs (it owns the queue), else on the store itself. */
+async function act(spool: Spool, dataDir: string, action: 'delete' | 'hold' | 'release' | 'flush', ids: readonly string[], match: ((e: QueueEntry) => boolean) | undefined): Promise<number> {
+  if (!ids.length && !match && action !== 'flush') throw new UsageError(`usage: smarthost queue ${action} ID...${action === 'delete' ? ' | ALL' : ''} | FILTERS`);
+  const all = !match && (!ids.length || (ids.length === 1 && ids[0] === 'ALL'));
+  // files that cannot be read cannot be matched: said on stderr, exit 74 after the others are done
+  const listing = match ? await spool.listAll() : undefined;
+  const unreadable = listing ? reportUnreadable(listing, `not matched against the filters, left alone by ${action}`) : false;
+  const chosen = listing ? listing.entries.filter(match!).map((e) => e.envelope.id) : ids;
+  if (match && !chosen.length) { process.stdout.write('smarthost: no message matches\n'); return unreadable ? EXIT.IOERR : EXIT.OK; }
+  const reply = await sendControl(dataDir, { op: action as ControlOp, ids: all ? 'ALL' : chosen });
+  if (reply && !reply.ok) { process.stderr.write(`smarthost: the daemon refused: ${reply.error}\n`); return EXIT.SOFTWARE; }
+  let code: number;
+  if (reply) {
+    const skipped = action === 'flush' ? await flushSkipped(spool, all ? 'ALL' : chosen, reply.done, reply.missing) : 0;
+    code = report(action, reply.done.length, reply.missing, skipped);
+    if (reply.recovering && all) process.stdout.write(`smarthost: the daemon is still reading the queue after its start; messages it has not read yet are ${verbed(action)} as it reads them\n`);
+  } else if (action === 'flush') {
+    process.stderr.write('smarthost: cannot flush the mail queue: smarthost is not running (start it with `smarthost start`; it tries the whole queue when it starts)\n');
+    return EXIT.TEMPFAIL;
+  } else {
+    code = await offline(spool, action, all ? 'ALL' : chosen);
+  }
+  return code === EXIT.OK && unreadable ? EXIT.IOERR : code;
 }
 
 /** The message as queued, or its header or body (split at the first empty line). */

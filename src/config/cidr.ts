@@ -14,3 +14,12 @@ export function parseCidr(text: string): Cidr | undefined {
     return undefined;
   }
 }
+
+/** "host:port" or "[v6]:port" -> parts, or undefined. */
+export function splitHostPort(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(address);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port };
+}

@@ -2,7 +2,7 @@
 // built from DEFAULTS so that it cannot drift: default-toml.test.ts parses it
 // back and compares it with the config of an empty file.
 import { formatDuration } from './units.js';
-import { DEFAULTS } from './validate.js';
+import { DEFAULTS } from './defaults.js';
 
 const q = (s: string) => JSON.stringify(s);
 const list = (xs: readonly string[]) => `[${xs.map(q).join(', ')}]`;

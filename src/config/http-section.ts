@@ -5,7 +5,8 @@ import ipaddr from 'ipaddr.js';
 import type { Section } from './reader.js';
 import type { HttpConfig, WebhookConfig } from './types.js';
 import { parseRate } from './units.js';
-import { DEFAULTS, splitHostPort } from './validate.js';
+import { splitHostPort } from './cidr.js';
+import { DEFAULTS } from './defaults.js';
 
 const KEYS = ['address', 'tls', 'allow_plaintext', 'tokens_file', 'auth_failures'];
 

@@ -5,7 +5,7 @@ import { parseCidr } from './cidr.js';
 import { isTable, type Section } from './reader.js';
 import type { AuthConfig, Cidr, LimitsConfig } from './types.js';
 import { parseRate, type Rate } from './units.js';
-import type { Defaults } from './validate.js';
+import type { Defaults } from './defaults.js';
 
 /** "alice@example.com" or "@example.org" (a whole domain); lower-cased. */
 const SENDER = /^[^@\s]*@[^@\s]+$/;

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import type { Section } from './reader.js';
 import type { QueueConfig, QueueStore } from './types.js';
-import { DEFAULTS } from './validate.js';
+import { DEFAULTS } from './defaults.js';
 
 const KEYS = ['lifetime', 'retry_min', 'retry_max', 'delay_warning', 'defer_delivery', 'store', 'password_file', 'node_name', 'lease'];
 const STORE_EXAMPLE = 'postgresql://smarthost@db.example.com/smarthost';
