@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { CLI, removeDir, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
 import { submit } from '../helpers/submit.js';
+import { startRawServer } from '../peers/raw-server.js';
 import { startUpstream, type UpstreamOptions } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -45,11 +46,9 @@ function probeRun(args: string[]): Promise<string> {
 }
 
 async function rawServer(onConnection: (socket: net.Socket) => void): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => { sockets.add(s); s.on('error', () => undefined); onConnection(s); });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }));
-  return (server.address() as net.AddressInfo).port;
+  const raw = await startRawServer(onConnection);
+  cleanups.push(() => raw.close());
+  return raw.port;
 }
 
 /** A port nothing listens on: bound, then closed. */

@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { CLI, removeDir, tempDir, writeConfig } from '../helpers/daemon.js';
 import { startOAuthServer, type OAuthServer } from '../peers/oauth-server.js';
+import { startRawServer } from '../peers/raw-server.js';
 import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -59,11 +60,9 @@ function failure(out: string, step: string): { line: string; diagnosis: string; 
 }
 
 async function rawServer(onConnection: (socket: net.Socket) => void): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => { sockets.add(s); s.on('error', () => undefined); onConnection(s); });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }));
-  return (server.address() as net.AddressInfo).port;
+  const raw = await startRawServer(onConnection);
+  cleanups.push(() => raw.close());
+  return raw.port;
 }
 
 describe('smarthost probe', () => {
