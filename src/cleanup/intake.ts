@@ -37,10 +37,7 @@ export async function intake(
   let storageError: unknown;
   const store = (buf: Buffer) => incoming.write(buf).catch((e: unknown) => { storageError ??= e; });
   try {
-    void store(Buffer.from(receivedHeader({
-      client: envelope.client, by: header.by, showAuthUser: header.showAuthUser, id: incoming.id, date: new Date(envelope.arrived),
-      recipients: envelope.recipients.map((r) => r.address), smtputf8: envelope.smtputf8 === true,
-    }), 'utf8')); // UTF-8 names and addresses (RFC 6531) only with SMTPUTF8
+    void store(receivedFor(envelope, header, incoming.id));
     // 'data' events rather than `for await`, which costs more of the event loop (bench/NOTES.md)
     data.on('data', (chunk: Buffer) => {
       received += chunk.length;
@@ -78,6 +75,14 @@ export async function intake(
   } catch (e) {
     return storageFailure(e, incoming.id);
   }
+}
+
+/** Our Received: field, first in the stored message; UTF-8 names and addresses (RFC 6531) only with SMTPUTF8. */
+function receivedFor(envelope: Omit<NewEnvelope, 'id'>, header: { readonly by: string; readonly showAuthUser: boolean }, id: string): Buffer {
+  return Buffer.from(receivedHeader({
+    client: envelope.client, by: header.by, showAuthUser: header.showAuthUser, id, date: new Date(envelope.arrived),
+    recipients: envelope.recipients.map((r) => r.address), smtputf8: envelope.smtputf8 === true,
+  }), 'utf8');
 }
 
 /** Why a message read whole is refused, or undefined. */
