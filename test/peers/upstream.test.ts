@@ -121,10 +121,9 @@ test('a stalled session is destroyed by close()', async (t) => {
   t.after(() => up.close());
   const pending = connect(up, { greetingTimeout: 5000, socketTimeout: 5000 });
   await waitFor(() => !!up.sessions[0]?.commands.length, 'EHLO at the upstream');
-  const started = Date.now();
   await up.close();
-  await assert.rejects(pending);
-  assert.ok(Date.now() - started < 1000);
+  // cut by close(), not by the client's own 5 s timeout
+  await assert.rejects(pending, (e: Error & { code?: string }) => e.code !== 'ETIMEDOUT' && !/time(d )?out/i.test(e.message));
 });
 
 test('bad certificates fail verification against the test CA', async (t) => {
