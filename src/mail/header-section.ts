@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 /** A header section longer than this is left alone (not rewritten, not signed) rather than buffered. */
-export const HEAD_LIMIT = 1024 * 1024;
+const HEAD_LIMIT = 1024 * 1024;
 
 /**
  * Splits at the empty line: `head` up to and including the CRLF before it, `body` after it.
@@ -44,20 +44,23 @@ function toBuffer(chunk: unknown): Buffer {
 export async function readHead(body: Readable, limit = HEAD_LIMIT): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let length = 0;
-  let tail = Buffer.alloc(0);   // the last bytes before this chunk, where a CRLFCRLF split across chunks begins
+  let tail: Buffer = Buffer.alloc(0);   // the last 3 bytes before this chunk, where a CRLFCRLF split across chunks begins
   try {
     for await (const raw of body) {
       const chunk = toBuffer(raw);
-      const window = Buffer.concat([tail, chunk]);
-      const at = window.indexOf(HEAD_END);
+      // a match that starts in the tail can only end in the chunk's first bytes: search those few
+      // bytes joined, then the chunk itself, without copying the chunk
+      const seam = tail.length ? Buffer.concat([tail, chunk.subarray(0, HEAD_END.length - 1)]).indexOf(HEAD_END) : -1;
+      const at = seam >= 0 ? seam - tail.length : chunk.indexOf(HEAD_END);
       chunks.push(chunk);
-      if (at >= 0) {
-        const end = length - tail.length + at + HEAD_END.length;
+      if (seam >= 0 || at >= 0) {
+        const end = length + at + HEAD_END.length;
         return end <= limit ? Buffer.concat(chunks).subarray(0, end) : undefined;
       }
       length += chunk.length;
       if (length >= limit) return undefined;
-      tail = window.subarray(Math.max(0, window.length - HEAD_END.length + 1));
+      const keep = HEAD_END.length - 1;
+      tail = chunk.length >= keep ? chunk.subarray(chunk.length - keep) : Buffer.concat([tail, chunk]).subarray(-keep);
     }
     return undefined;
   } finally {

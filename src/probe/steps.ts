@@ -87,6 +87,8 @@ export async function probe(target: ProbeTarget, opts: ProbeOptions, lookup: Loo
 }
 
 class Walk {
+  /** What a port speaks, asked at most once per address and port in this probe. */
+  private readonly sense = new PortSense();
   private readonly u: UpstreamConfig;
   private readonly policy: Policy;
   private readonly t: number;
@@ -225,7 +227,7 @@ class Walk {
 
   /** A new plaintext connection: its greeting, when the port speaks plain SMTP (asked as delivery asks, smtp/port-sense.ts). */
   private async plainGreeting(): Promise<SmtpReply | undefined> {
-    const line = await new PortSense().plainGreeting(this.peer!, this.t);
+    const line = await this.sense.plainGreeting(this.peer!, this.t);
     return line ? { code: Number(line.slice(0, 3)), lines: [line] } : undefined;
   }
 
@@ -236,7 +238,7 @@ class Walk {
     } catch (e) {
       if (!(e instanceof ProbeIoError) || e.code !== 'ETIMEDOUT') return this.ioFailure('banner', e);
       // a TLS handshake on a new connection: does this port expect TLS from the first byte?
-      const expectsTls = !this.client!.secure && await new PortSense().speaksTls(this.peer!, this.t);
+      const expectsTls = !this.client!.secure && await this.sense.speaksTls(this.peer!, this.t);
       return failed(`no greeting within ${this.t} ms`, { kind: 'no-greeting', host: this.u.host, port: this.u.port, timeoutMs: this.t, expectsTls });
     }
     if (r.code === 220) return pass(replyText(r), r);

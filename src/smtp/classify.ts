@@ -70,8 +70,7 @@ export function connectFailure(e: unknown, w: Where): Failure {
   const code = err.code ?? '';
   const reply = parseReply(err.response);
   if (reply && err.command && err.command !== 'CONN' && code !== 'ETLS') {
-    const f = replied(err.response!, w.label, err.command);
-    return { ...f, temporary: f.temporary || f.status.startsWith('2') };
+    return replied(err.response!, w.label, err.command);
   }
   if (code === 'ETLS' || (/certificate|TLS|SSL/i.test(err.message) && code !== 'EAUTH')) {
     if (err.command === 'STARTTLS' && reply) {

@@ -8,7 +8,7 @@ import { MtaSts } from '../mta-sts/mta-sts.js';
 import { signOutgoing } from '../dkim/sign.js';
 import { Readable } from 'node:stream';
 import { openSpool } from '../queue/open-spool.js';
-import { connectionConfig } from '../queue/pg-connect.js';
+import { createPool } from '../queue/pg-connect.js';
 import { PgLimits } from '../queue/pg-limits.js';
 import type { Spool } from '../queue/spool.js';
 import { resolverFor } from './mx.js';
@@ -65,8 +65,11 @@ parentPort!.on('message', (m: ToWorker) => {
  * timeouts a check fails, and the mail is deferred.
  */
 function sharedLimits(o: NonNullable<typeof opts.limits>): PgLimits {
-  const db = o.db ?? (opts.queue.store.kind === 'postgresql' ? connectionConfig(opts.queue.store, 'smarthost delivery limits') : {});
-  const pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...db });
-  pool.on('error', () => undefined); // an idle connection the server dropped: the next query reports the outage
+  let pool: pg.Pool;
+  if (!o.db && opts.queue.store.kind === 'postgresql') pool = createPool(opts.queue.store, { max: 4, application: 'smarthost delivery limits' });
+  else {
+    pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...o.db });
+    pool.on('error', () => undefined); // an idle connection the server dropped: the next query reports the outage
+  }
   return new PgLimits(pool, { node: o.node, leaseMs: opts.queue.leaseMs, warn: (warning) => post({ n: 0, warning }) });
 }

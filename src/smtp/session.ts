@@ -204,7 +204,7 @@ export class UpstreamSession {
           const perRcpt = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient ?? '', r.response ?? ''] as const));
           const whole = sendFailure(err, label, bodyDone);
           this.lostBeforeData = !bodyDone && !this.usable && !(err as { response?: string }).response;
-          resolve(addrs.map((rcpt) => failed(rcpt, perRcpt.has(rcpt) ? replied(perRcpt.get(rcpt)!, label, 'RCPT TO') : { ...whole, temporary: whole.temporary || whole.status.startsWith('2') })));
+          resolve(addrs.map((rcpt) => failed(rcpt, perRcpt.has(rcpt) ? replied(perRcpt.get(rcpt)!, label, 'RCPT TO') : whole)));
           return;
         }
         const rejected = new Map((info.rejectedErrors ?? []).map((r) => [(r as { recipient?: string }).recipient ?? '', r.response ?? ''] as const));

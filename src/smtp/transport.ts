@@ -16,7 +16,7 @@ import { describePolicy } from '../mta-sts/sts-policy.js';
 import type { MxResolver } from './mx.js';
 import type { Destination } from '../route/choose-route.js';
 import { limitsUnavailable, policyFailure, postponed } from './classify.js';
-import { dsnOf, marksDestinationDead, outcomeOf, slowsDown, type Failure } from './failure.js';
+import { dsnOf, outcomeOf, slowsDown, type Failure } from './failure.js';
 import { mxPeers, upstreamPeers, type PeerList } from './peers.js';
 import { mxPolicy, peerLabel, stsPolicy, upstreamPolicy, type Policy } from './upstream-policy.js';
 import { RateLimiter, type Gate, type Permit, type SharedRouteLimits } from './rate-limit.js';
@@ -277,7 +277,7 @@ export class SmtpTransport {
           const slow = slowsDown(e.failure, pool.rules.throttle);
           if (slow && !throttled) { throttled = true; pool.slow.throttled(); }
           // a server that asks for fewer connections is alive: slow down, do not suspend the route
-          last = { failure: stsFailure(policy, e.failure, peer.host), relay: e.relay, markDead: marksDestinationDead(e.failure, pool.rules.throttle) };
+          last = { failure: stsFailure(policy, e.failure, peer.host), relay: e.relay, markDead: !slow };
           if (!e.nextPeer) return last;
         }
       }

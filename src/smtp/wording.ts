@@ -8,8 +8,9 @@ import type { OutboundTls } from '../config/types.js';
 export interface Advice { readonly diagnosis: string; readonly fix: string }
 
 export const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
-export const hostPort = (host: string, port: number): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
-export const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1);
+const hostPort = (host: string, port: number): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+/** The domain as written (case kept for the reader; mail/address.ts's domainOf folds it). */
+const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1);
 
 /** System error codes in the words Postfix logs them with ("connect to host[addr]:port: Connection refused"). */
 export const NET_TEXT: Readonly<Record<string, string>> = {

@@ -30,9 +30,9 @@ function queueToml(url: string, node: string, extra = ''): string {
   return `[queue]\nstore = "${url}"\nnode_name = "${node}"\nlease = "3s"\nretry_min = "1s"\nretry_max = "2s"\n${extra}`;
 }
 
-async function daemon(url: string, node: string, up: Upstream, extra = ''): Promise<RunningDaemon> {
+async function daemon(url: string, node: string, up: Upstream, extra = '', relayExtra = ''): Promise<RunningDaemon> {
   const d = await startDaemon({
-    toml: `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "${up.url}"\ntls = "none"\n[limits]\nconnections_per_ip = 100\n${queueToml(url, node, extra)}`,
+    toml: `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "${up.url}"\ntls = "none"\n${relayExtra}[limits]\nconnections_per_ip = 100\n${queueToml(url, node, extra)}`,
   });
   cleanups.push(async () => { await d.stop().catch(() => undefined); removeDir(d.dir); });
   d.child.stderr!.on('data', (b: Buffer) => { stderrOf.set(d, (stderrOf.get(d) ?? '') + b.toString()); });
@@ -48,6 +48,8 @@ async function upstream(): Promise<Upstream> {
 /** What a daemon wrote on stderr (a crash), for failure messages. */
 const stderrOf = new Map<RunningDaemon, string>();
 const tokenOf = (data: Buffer) => /Subject: (\S+)/.exec(data.toString('latin1'))?.[1] ?? '?';
+/** The tokens (Subject) an upstream got so far. */
+const tokensAt = (up: Upstream) => new Set(up.messages.map((m) => tokenOf(m.data)));
 
 /**
  * Sessions sending one message after another until stopped; every 250 is kept with its token. A
@@ -157,7 +159,7 @@ describe('PostgreSQL queue store', () => {
     await waitFor(() => stalled.sessions.length >= 1, 'node A holding mail in DATA at the stalled upstream', 200, 50);
     const killedAt = Date.now();
     await nodes[0]!.kill9();
-    const tokens = () => new Set(good.messages.map((m) => tokenOf(m.data)));
+    const tokens = () => tokensAt(good);
     await waitFor(() => tokens().size >= acked.size, () => `all 1,000 delivered (${tokens().size} so far)\n${nodes[1]!.logs().slice(-2000)}`, 600, 100);
     const seconds = (Date.now() - killedAt) / 1000;
     const missing = [...acked.keys()].filter((k) => !tokens().has(k));
@@ -172,12 +174,7 @@ describe('PostgreSQL queue store', () => {
   it('two nodes count into one [relay] quota: together they send no more than it, and each defers the rest with the reason', async () => {
     const url = await database();
     const up = await upstream();
-    const nodes: RunningDaemon[] = [];
-    for (const node of ['quota-a', 'quota-b']) {
-      const d = await startDaemon({ toml: `[[listen]]\naddress = "127.0.0.1:0"\n[relay]\nurl = "${up.url}"\ntls = "none"\nquota = "4/1h"\n${queueToml(url, node)}` });
-      cleanups.push(async () => { await d.stop().catch(() => undefined); removeDir(d.dir); });
-      nodes.push(d);
-    }
+    const nodes = [await daemon(url, 'quota-a', up, '', 'quota = "4/1h"\n'), await daemon(url, 'quota-b', up, '', 'quota = "4/1h"\n')];
     const ids: string[][] = [[], []];
     for (let i = 0; i < 4; i++) {
       for (const [n, d] of nodes.entries()) ids[n]!.push(await submit(d.ports[0]!, 'x@example.com', [`q${n}-${i}@example.net`], { body: `Subject: q${n}-${i}\r\n\r\nhi\r\n` }));
@@ -206,7 +203,7 @@ describe('PostgreSQL queue store', () => {
     await running;
     const again = await launch(d.dir, d.configFile);
     cleanups.push(() => again.stop().catch(() => undefined));
-    const missingNow = () => { const got = new Set(up.messages.map((m) => tokenOf(m.data))); return [...acked.values()].filter((t) => !got.has(t)); };
+    const missingNow = () => { const got = tokensAt(up); return [...acked.values()].filter((t) => !got.has(t)); };
     await waitFor(() => missingNow().length === 0, () => `every acknowledged message delivered; missing ${missingNow().length}: ${missingNow().slice(0, 5).join(' ')}\n${again.logs().slice(-2000)}`, 600, 100);
     const delivered = new Map<string, number>();
     for (const m of up.messages) delivered.set(tokenOf(m.data), (delivered.get(tokenOf(m.data)) ?? 0) + 1);
@@ -233,8 +230,8 @@ describe('PostgreSQL queue store', () => {
     await waitFor(() => acked.size > during + 20, 'new 250s once the database is back', 600, 50);
     stop = true;
     await running;
-    await waitFor(() => new Set(up.messages.map((m) => tokenOf(m.data))).size >= acked.size, () => `all ${acked.size} delivered (${up.messages.length} so far)\n${d.logs().split('\n').filter((l) => !/queue write error|too many errors|client=|queue active|disconnect|connect from/.test(l)).slice(-40).join('\n')}\n${d.cli(['queue']).stdout.slice(0, 3000)}`, 600, 100);
-    const delivered = new Set(up.messages.map((m) => tokenOf(m.data)));
+    await waitFor(() => tokensAt(up).size >= acked.size, () => `all ${acked.size} delivered (${up.messages.length} so far)\n${d.logs().split('\n').filter((l) => !/queue write error|too many errors|client=|queue active|disconnect|connect from/.test(l)).slice(-40).join('\n')}\n${d.cli(['queue']).stdout.slice(0, 3000)}`, 600, 100);
+    const delivered = tokensAt(up);
     assert.deepEqual([...acked.values()].filter((t) => !delivered.has(t)), []);
     assert.ok(!replies.some((r) => r.startsWith('452')), 'no 452: the database being away is not a full disk');
     console.log(`database halted under load: ${acked.size} acknowledged, all delivered; ${replies.filter((r) => r.startsWith('451')).length} answered 451 4.3.0 meanwhile`);

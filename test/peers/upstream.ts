@@ -349,7 +349,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
     ...errors.map((e) => `error: ${e.message}`),
   ].join('\n  ');
 
-  const waitUntil: Upstream['waitUntil'] = (done, what, timeoutMs = 5000) => new Promise((resolve, reject) => {
+  const waitUntil: Upstream['waitUntil'] = (done, what, timeoutMs = 10_000) => new Promise((resolve, reject) => {
     const check = () => { if (done(messages)) { finish(); resolve([...messages]); } };
     const timer = setTimeout(() => {
       finish();
