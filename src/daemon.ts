@@ -380,7 +380,7 @@ class Relay {
     // deliveries under way finish (or are cut at the grace and retried after restart)
     await Promise.all([sessionsDone, this.qmgr.close(Math.min(graceMs, 10_000))]);
     await this.gen.smtp.close();
-    this.limits?.close(); // (before the spool ends the pool they share)
+    await this.limits?.close(); // (before the spool ends the pool they share)
     await this.metricsListener?.close();
     await apiClosed;
     this.webhooks?.close();

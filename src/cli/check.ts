@@ -95,7 +95,7 @@ async function quotaCounter(config: Config, warn: (m: string) => void): Promise<
   const { PgLimits } = await import('../queue/pg-limits.js');
   const pool = createPool(store, { max: 1, application: 'smarthost check' });
   const limits = new PgLimits(pool, { node: config.queue.nodeName, warn: () => undefined });
-  return { count: (key, windowMs) => limits.quotas().used(key, windowMs), close: async () => { limits.close(); await pool.end().catch(() => undefined); } };
+  return { count: (key, windowMs) => limits.quotas().used(key, windowMs), close: async () => { await limits.close(); await pool.end().catch(() => undefined); } };
 }
 
 function verdict(findings: readonly Finding[]): string {

@@ -16,7 +16,8 @@ import type pg from 'pg';
 import type { Envelope } from '../mail/envelope.js';
 import { isQueueId, newQueueId } from '../mail/queue-id.js';
 import { createPool, query, type PgStore } from './pg-connect.js';
-import { Committer, PgIncoming } from './pg-incoming.js';
+import { Batcher } from './batcher.js';
+import { committer, PgIncoming, type Pending } from './pg-incoming.js';
 import { describeSchema, migrate } from './pg-schema.js';
 import { PgShared, rowToRecovered, SUMMARY, type SummaryRow } from './pg-shared.js';
 import {
@@ -48,6 +49,9 @@ const ENTRY_COLUMNS = 'id, envelope, state, held, lease_node, lease_until';
 /** Rows read per round trip by recovery and listings. */
 const PAGE = 1000;
 
+/** What a batched statement was doing, for its error: "remove 1A2B…", or "remove 12 messages". */
+const named = (verb: string, ids: string[]) => (ids.length === 1 ? `${verb} ${ids[0]}` : `${verb} ${ids.length} messages`);
+
 export function entryOf(r: EntryRow): QueueEntry {
   const state = r.state ?? initialState(r.envelope);
   const live = r.lease_node && r.lease_until ? { lease: { node: r.lease_node, until: r.lease_until.toISOString() } } : {};
@@ -58,13 +62,26 @@ export class PgSpool implements Spool {
   /** The pool, for other shared tables (cluster-wide limits) in the same database. */
   readonly pool: pg.Pool;
   readonly shared: PgShared | undefined;
-  private readonly committer: Committer;
+  private readonly committer: Batcher<Pending>;
+  /** Removals and body reads that come together share one statement (one round trip, one WAL flush). */
+  private readonly removals: Batcher<string, boolean>;
+  private readonly bodies: Batcher<string, Buffer>;
   private closed = false;
 
   private constructor(store: PgStore, private readonly opts: PgSpoolOptions) {
     const daemon = opts.role === 'daemon';
     this.pool = createPool(store, { max: opts.connections ?? (daemon ? 10 : 2), application: `smarthost ${opts.role} ${opts.node}` });
-    this.committer = new Committer(this.pool, opts.node, daemon ? opts.leaseMs : undefined);
+    this.committer = committer(this.pool, opts.node, daemon ? opts.leaseMs : undefined);
+    this.removals = new Batcher(async (ids) => {
+      const r = await query<{ id: string }>(this.pool, named('remove', ids), 'DELETE FROM smarthost_queue WHERE id = ANY($1::text[]) RETURNING id', [ids]);
+      const gone = new Set(r.rows.map((x) => x.id));
+      return ids.map((id) => gone.has(id));
+    });
+    this.bodies = new Batcher(async (ids) => {
+      const r = await query<{ id: string; body: Buffer }>(this.pool, named('read', ids), 'SELECT id, body FROM smarthost_queue WHERE id = ANY($1::text[])', [ids]);
+      const found = new Map(r.rows.map((x) => [x.id, x.body]));
+      return ids.map((id) => found.get(id) ?? new Error(`no message ${id} in the queue`));
+    });
     this.shared = daemon ? new PgShared(this.pool, store, opts.node, opts.leaseMs) : undefined;
   }
 
@@ -143,12 +160,8 @@ export class PgSpool implements Spool {
   }
 
   open(id: string): Readable {
-    const pool = this.pool;
-    return Readable.from((async function* () {
-      const r = await query<{ body: Buffer }>(pool, `read ${id}`, 'SELECT body FROM smarthost_queue WHERE id = $1', [id]);
-      if (!r.rows[0]) throw new Error(`no message ${id} in the queue`);
-      yield r.rows[0].body;
-    })());
+    const bodies = this.bodies;
+    return Readable.from((async function* () { yield await bodies.request(id); })());
   }
 
   /**
@@ -167,8 +180,7 @@ export class PgSpool implements Spool {
 
   async remove(id: string): Promise<boolean> {
     if (!isQueueId(id)) return false;
-    const r = await query(this.pool, `remove ${id}`, 'DELETE FROM smarthost_queue WHERE id = $1', [id]);
-    return (r.rowCount ?? 0) > 0;
+    return this.removals.request(id);
   }
 
   async close(): Promise<void> {
