@@ -325,8 +325,8 @@ class Relay {
     if (this.rescanning) return;
     this.rescanning = true;
     try {
-      const ids = await this.spool.unclaimed((id) => this.qmgr.has(id), Date.now() - RESCAN_MIN_AGE_MS);
-      if (ids.length) await this.pickup(ids);
+      const ids = await this.spool.unclaimed?.((id) => this.qmgr.has(id), Date.now() - RESCAN_MIN_AGE_MS);
+      if (ids?.length) await this.pickup(ids);
     } catch (e) { this.log.warning(`queue rescan failed: ${(e as Error).message}`, 'qmgr'); } finally { this.rescanning = false; }
   }
 

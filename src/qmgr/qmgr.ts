@@ -204,7 +204,7 @@ export class QueueManager {
     const due = w.state.recipients.filter((r) =>
       pending(r) && (force || !r.nextAttempt || Date.parse(r.nextAttempt) <= started));
     if (!due.length) {
-      if (shared) await this.serially(item, () => shared.finish(item.id, w.state)); // not due yet: the lease goes back
+      if (shared) await this.serially(item, () => shared.release(item.id)); // not due yet: the lease goes back
       return;
     }
     const groups = new Map<string, { dest: Destination; rcpts: Recipient[] }>();

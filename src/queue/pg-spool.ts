@@ -13,15 +13,15 @@
 // are in pg-shared.ts.
 import { Readable } from 'node:stream';
 import type pg from 'pg';
-import type { Envelope } from '../mail/envelope.js';
 import { isQueueId, newQueueId } from '../mail/queue-id.js';
 import { createPool, query, type PgStore } from './pg-connect.js';
 import { Batcher } from './batcher.js';
 import { committer, PgIncoming, type Pending } from './pg-incoming.js';
 import { describeSchema, migrate } from './pg-schema.js';
-import { PgShared, rowToRecovered, SUMMARY, type SummaryRow } from './pg-shared.js';
+import { entryOf, rowToRecovered, SUMMARY, type EntryRow, type SummaryRow } from './pg-rows.js';
+import { PgShared } from './pg-shared.js';
 import {
-  dueOf, initialState,
+  dueOf,
   type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type QueueListing, type Recovered, type RecoveryReport,
   type Scanned, type Spool,
 } from './spool.js';
@@ -36,27 +36,12 @@ export interface PgSpoolOptions {
   readonly connections?: number;
 }
 
-interface EntryRow {
-  id: string;
-  envelope: Envelope;
-  state: DeliveryState | null;
-  held: boolean;
-  lease_node: string | null;
-  lease_until: Date | null;
-}
-
 const ENTRY_COLUMNS = 'id, envelope, state, held, lease_node, lease_until';
 /** Rows read per round trip by recovery and listings. */
 const PAGE = 1000;
 
 /** What a batched statement was doing, for its error: "remove 1A2B…", or "remove 12 messages". */
 const named = (verb: string, ids: string[]) => (ids.length === 1 ? `${verb} ${ids[0]}` : `${verb} ${ids.length} messages`);
-
-export function entryOf(r: EntryRow): QueueEntry {
-  const state = r.state ?? initialState(r.envelope);
-  const live = r.lease_node && r.lease_until ? { lease: { node: r.lease_node, until: r.lease_until.toISOString() } } : {};
-  return { envelope: r.envelope, state: { ...state, held: r.held }, ...live };
-}
 
 export class PgSpool implements Spool {
   /** The pool, for other shared tables (cluster-wide limits) in the same database. */
@@ -150,13 +135,6 @@ export class PgSpool implements Spool {
     if (!isQueueId(id)) return undefined;
     const r = await query<EntryRow>(this.pool, `read ${id}`, `SELECT ${ENTRY_COLUMNS} FROM smarthost_queue WHERE id = $1`, [id]);
     return r.rows[0] && entryOf(r.rows[0]);
-  }
-
-  /** Messages due now that nobody delivers and `known` does not know (mail `smarthost sendmail` wrote, or a node left behind). */
-  async unclaimed(known: (id: string) => boolean): Promise<string[]> {
-    const r = await query<{ id: string }>(this.pool, 'rescan', `SELECT id FROM smarthost_queue WHERE due IS NOT NULL AND NOT held
-      AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY id`);
-    return r.rows.map((x) => x.id).filter((id) => !known(id));
   }
 
   open(id: string): Readable {
