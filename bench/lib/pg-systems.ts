@@ -16,22 +16,34 @@ export { postgresMissing };
 interface Server { readonly cluster: PgCluster; readonly postmaster: number }
 
 let server: Promise<Server> | undefined;
+/** Set while the cluster runs: an error or ^C that ends the bench still stops it (see below). */
+let running: Server | undefined;
 let databases = 0;
+
+// pg_ctl detaches the server from the bench, so servers.ts's exit handler does not see it; an
+// exit handler must be synchronous: SIGQUIT is PostgreSQL's immediate shutdown.
+process.on('exit', () => {
+  if (!running) return;
+  try { process.kill(running.postmaster, 'SIGQUIT'); } catch { /* gone */ }
+  fs.rmSync(running.cluster.dir, { recursive: true, force: true });
+});
 
 /** The run's private cluster, started at first use. */
 function pgServer(): Promise<Server> {
   server ??= startPostgres().then((cluster) => {
     const pidFile = fs.readFileSync(path.join(cluster.dir, 'data', 'postmaster.pid'), 'utf8');
-    return { cluster, postmaster: Number(pidFile.split('\n')[0]) };
+    running = { cluster, postmaster: Number(pidFile.split('\n')[0]) };
+    return running;
   });
   return server;
 }
 
 /** Stops the cluster if one was started (idempotent). */
 export async function stopPostgres(): Promise<void> {
-  const s = server;
+  const s = running;
   server = undefined;
-  if (s) await (await s).cluster.stop();
+  running = undefined;
+  await s?.cluster.stop();
 }
 
 function mergeTrouble(ts: Trouble[]): Trouble {
