@@ -3,8 +3,9 @@
 // most real clients do. A session the server ends at MAIL with 421 (smarthost's
 // [limits] messages_per_session) goes on in a new connection, as real clients do;
 // the result counts these reconnects. With several ports, sessions are spread
-// over them evenly, like a load balancer in front of several relays. A warm-up phase is not counted; then a measured window
-// in which every message whose 250 arrives is counted and its latency recorded.
+// over them evenly, like a load balancer in front of several relays. A warm-up
+// phase is not counted; then a measured window in which every message whose 250
+// arrives is counted and its latency recorded.
 // Hooks let the caller sample the server process exactly at the window's edges.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -96,20 +97,20 @@ async function oneShot(o: LoadOptions, port: number, w: Window, prefix: Buffer |
  * One message on the session's connection. When the server ends the session at MAIL, a new
  * connection to the same port sends it (counted); a connection ended before its first message is an error.
  */
-async function sendOnSession(s: Session & { client: SmtpClient }, o: LoadOptions, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number }> {
-  for (;;) {
+async function sendOnSession(s: Session, client: SmtpClient, o: LoadOptions, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number }> {
+  for (let c = client; ;) {
     try {
-      const r = await s.client.send(ENVELOPE, o.message, prefix);
+      const r = await c.send(ENVELOPE, o.message, prefix);
       s.sent++;
       return r;
     } catch (e) {
       if (!(e instanceof SessionEnded) || s.sent === 0) throw e;
-      s.client.destroy();
-      w.open.delete(s.client);
-      s.client = await SmtpClient.connect(s.port);
+      c.destroy();
+      w.open.delete(c);
+      s.client = c = await SmtpClient.connect(s.port);
       s.sent = 0;
-      w.open.add(s.client);
-      await s.client.ehlo();
+      w.open.add(c);
+      await c.ehlo();
       w.reconnects++;
     }
   }
@@ -130,7 +131,7 @@ async function session(s: Session, o: LoadOptions, w: Window): Promise<void> {
     }
     const id = w.nextId++;
     const prefix = o.idHeader ? Buffer.from(`${o.idHeader}: ${id}\r\n`, 'latin1') : undefined;
-    const sent = s.client ? { ...(await sendOnSession(s as Session & { client: SmtpClient }, o, w, prefix)), client: undefined } : await oneShot(o, s.port, w, prefix);
+    const sent = s.client ? { ...(await sendOnSession(s, s.client, o, w, prefix)), client: undefined } : await oneShot(o, s.port, w, prefix);
     const { latency, at } = sent;
     w.acknowledged++;
     const inWindow = at >= w.start && at <= w.end;
