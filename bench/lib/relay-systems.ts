@@ -2,7 +2,8 @@
 // smarthost daemon and a private Postfix (test/peers/postfix.ts), each fresh,
 // relaying everything to the counting sink on 127.0.0.1. Each reports the CPU
 // of its whole process tree, the messages still in its queue, and the lines
-// of its mail log that show trouble (deferrals, bounces, warnings, errors).
+// of its mail log that show trouble (deferrals, bounces, warnings, errors),
+// and its deliveries ("status=sent" lines) per daemon.
 // Either takes mail on a plain port that relays for 127.0.0.1, or on a
 // submission port: STARTTLS required, then AUTH required, the same
 // credentials and the same kind of certificate (EC P-256, CA-signed) for both.
