@@ -21,7 +21,7 @@ export interface PgLimitsOptions {
   readonly warn: (message: string) => void;
   /** How long a hold outlives the last renewal by its node (a dead node's slots free themselves after it). */
   readonly leaseMs?: number;
-  /** How often a full limit is asked again when nothing on this node frees it. */
+  /** How often a full limit is asked again when nothing on this node frees it (default: 100 ms for slots, 1 s for rates). */
   readonly pollMs?: number;
   /** How long after taking a connection slot from the database this node may hand it to its next delivery. */
   readonly slotReuseMs?: number;
@@ -29,6 +29,12 @@ export interface PgLimitsOptions {
 
 const LEASE_MS = 60_000;
 const POLL_MS = 1000;
+/**
+ * A full route's slots free up as soon as any node's delivery ends, which this node does not
+ * hear of: it asks again this often (a rate's permits free up when the window says, and
+ * the database tells when that is).
+ */
+const SLOT_POLL_MS = 100;
 const SLOT_REUSE_MS = 1000;
 
 const TAKE = `
@@ -108,6 +114,8 @@ export class PgGate {
   /** Slots released on this node, still in the database, ready for the next delivery. */
   private readonly spare: Array<{ id: string; taken: number }> = [];
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Holds freed on this node so far (a spare slot, or a row gone from the database). */
+  private freed = 0;
 
   constructor(
     private readonly holds: PgHolds,
@@ -138,12 +146,14 @@ export class PgGate {
         const s = this.spare.pop();
         if (s) { this.waiters.shift()!.resolve(this.hold(s.id, s.taken)); continue; }
         const taken = Date.now();
+        const freed = this.freed;
         let got: { id?: string; waitMs: number };
         try { got = await this.holds.take(this.key, this.limit, this.extendMs); } catch (e) {
           for (const w of this.waiters.splice(0)) w.reject(e as Error);
           return;
         }
         if (got.id !== undefined) { this.waiters.shift()!.resolve(this.hold(got.id, taken)); continue; }
+        if (this.freed !== freed) continue; // a hold on this node was freed while we asked: its wake-up came too early
         await new Promise<void>((resolve) => {
           const t = setTimeout(done, Math.max(1, Math.min(got.waitMs, this.pollMs)));
           function done() { clearTimeout(t); resolve(); }
@@ -165,6 +175,7 @@ export class PgGate {
         if (Date.now() - taken < this.reuseMs) {
           this.spare.push({ id, taken });
           this.sweepLater();
+          this.freed++;
           this.wake?.(); // a delivery waiting for a full limit takes it at once
           return;
         }
@@ -175,7 +186,7 @@ export class PgGate {
 
   private giveBack(id: string, used: boolean): void {
     // an error is logged by Outage; the row then expires by itself, later than it should, never sooner
-    void this.holds.release(id, used ? this.keepMs : undefined).catch(() => undefined).finally(() => this.wake?.());
+    void this.holds.release(id, used ? this.keepMs : undefined).catch(() => undefined).finally(() => { this.freed++; this.wake?.(); });
   }
 
   /** Gives back every spare slot now (the node stops: others need not wait for them to expire). */
@@ -205,23 +216,23 @@ export class PgGate {
 export class PgLimits {
   private readonly outage: Outage;
   private readonly holds: PgHolds;
-  private readonly pollMs: number;
+  private readonly pollMs: number | undefined;
   /** Slot gates, whose spare slots close() gives back. */
   private readonly gates = new Set<PgGate>();
 
   constructor(readonly pool: Pool, private readonly opts: PgLimitsOptions) {
     this.outage = new Outage(opts.warn);
     this.holds = new PgHolds(pool, this.outage, opts.node, opts.leaseMs ?? LEASE_MS);
-    this.pollMs = opts.pollMs ?? POLL_MS;
+    this.pollMs = opts.pollMs;
   }
 
   /** smtp/rate-limit.ts `SharedRouteLimits`: a route's messages per window and its connection slots, for every node. */
   routes(): { rate(key: string, rate: Window): PgGate; slots(key: string, count: number): PgGate } {
     const lease = this.holds.leaseMs;
     return {
-      rate: (key, rate) => new PgGate(this.holds, `rate:${key}`, rate.count, lease + rate.windowMs, rate.windowMs, this.pollMs),
+      rate: (key, rate) => new PgGate(this.holds, `rate:${key}`, rate.count, lease + rate.windowMs, rate.windowMs, this.pollMs ?? POLL_MS),
       slots: (key, count) => {
-        const g = new PgGate(this.holds, `slots:${key}`, count, lease, undefined, this.pollMs, this.opts.slotReuseMs ?? SLOT_REUSE_MS);
+        const g = new PgGate(this.holds, `slots:${key}`, count, lease, undefined, this.pollMs ?? SLOT_POLL_MS, this.opts.slotReuseMs ?? SLOT_REUSE_MS);
         this.gates.add(g);
         return g;
       },
