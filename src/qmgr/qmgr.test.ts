@@ -16,6 +16,8 @@ import { QueueManager, type Transports } from './qmgr.js';
 
 type Script = (rcpt: string, attempt: number) => RcptResult['outcome'];
 
+/** Taken before any test fakes the global one (mock.timers). */
+const realSetTimeout = globalThis.setTimeout;
 /** The queue gauge without the oldest arrival. */
 const pick = ({ active, deferred, held }: ReturnType<QueueManager['snapshot']>) => ({ active, deferred, held });
 /** The one message waits for its time: neither in delivery nor in line for it (what snapshot() counts as active). */
@@ -75,10 +77,10 @@ describe('QueueManager', () => {
   }
 
   const until = (cond: () => boolean | Promise<boolean>, what: string) => waitFor(cond, () => `${what}\n${lines.join('')}`);
-  /** Like until(), for while timers are faked: checks once per turn of the event loop, where file I/O still completes. */
-  async function turnsUntil(cond: () => boolean, what: string, turns = 100_000): Promise<void> {
-    for (let i = 0; i < turns && !cond(); i++) await new Promise((r) => setImmediate(r));
-    assert.ok(cond(), `gave up waiting for ${what}\n${lines.join('')}`);
+  /** until() for while the test fakes the clock: polls on the real one (10 ms apart, 10 s at most, as waitFor does). */
+  async function realUntil(cond: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => realSetTimeout(r, 10));
+    assert.ok(cond(), `timed out waiting for ${what}\n${lines.join('')}`);
   }
 
   it('groups recipients by destination, records each outcome, saves the deferred ones with a backoff time', async () => {
@@ -188,7 +190,7 @@ describe('QueueManager', () => {
     try {
       assert.deepEqual(m.flush([one.id]), { done: [one.id], missing: [] });
       assert.equal(m.snapshot().active, 1, 'the flushed attempt is under way');
-      await turnsUntil(() => m.snapshot().active === 0, 'the flushed attempt to end');
+      await realUntil(() => m.snapshot().active === 0, 'the flushed attempt to end');
       mock.timers.tick(60_000);
       assert.deepEqual(pick(m.snapshot()), { active: 0, deferred: 3, held: 0 }, 'a minute later, no retry is under way or in line');
     } finally {
