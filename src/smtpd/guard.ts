@@ -227,14 +227,10 @@ class SessionGuard implements Guard {
     }
     this.arm(code === 354 ? rules.dataTimeoutMs : rules.idleTimeoutMs);
     // stopping: once a transaction has ended (its 250 is out and the session reset), end the session
-    // rather than wait for the client's next command, so a drain does not hang on idle clients
-    if (rules.draining?.() && code < 400 && code !== 354) {
-      setImmediate(() => {
-        if (this.stopped || conn.ended || this.busy()) return;
-        rules.onDrop('shutdown', this.last);
-        this.reply(replies.shuttingDown(rules.hostname));
-      });
-    }
+    // rather than wait for the client's next command, so a drain does not hang on idle clients.
+    // (drain() also asks for the greeting: a reply under 400 comes at or after it, as smtp-server
+    // emits 'connect' just before it sends the 220.)
+    if (rules.draining?.() && code < 400 && code !== 354) setImmediate(() => this.drain());
     if (code >= 400 && code !== 421 && ++this.errors >= rules.maxErrors && !conn.ended) {
       rules.onDrop('too many errors', this.last);
       this.reply(replies.tooManyErrors(rules.hostname));
