@@ -325,8 +325,8 @@ class Relay {
     if (this.rescanning) return;
     this.rescanning = true;
     try {
-      const ids = await this.spool.unclaimed((id) => this.qmgr.has(id), Date.now() - RESCAN_MIN_AGE_MS);
-      if (ids.length) await this.pickup(ids);
+      const ids = await this.spool.unclaimed?.((id) => this.qmgr.has(id), Date.now() - RESCAN_MIN_AGE_MS);
+      if (ids?.length) await this.pickup(ids);
     } catch (e) { this.log.warning(`queue rescan failed: ${(e as Error).message}`, 'qmgr'); } finally { this.rescanning = false; }
   }
 
@@ -380,7 +380,7 @@ class Relay {
     // deliveries under way finish (or are cut at the grace and retried after restart)
     await Promise.all([sessionsDone, this.qmgr.close(Math.min(graceMs, 10_000))]);
     await this.gen.smtp.close();
-    this.limits?.close(); // (before the spool ends the pool they share)
+    await this.limits?.close(); // (before the spool ends the pool they share)
     await this.metricsListener?.close();
     await apiClosed;
     this.webhooks?.close();

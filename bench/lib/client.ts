@@ -11,6 +11,17 @@ export interface Reply { readonly code: number; readonly text: string; /** perfo
 
 type Waiter = { resolve: (r: Reply) => void; reject: (e: Error) => void };
 
+/**
+ * The server answered MAIL with 421 and closes the connection, e.g. smarthost's
+ * `[limits] messages_per_session` ("too many messages in this session"): a real
+ * client opens a new session and sends the message there.
+ */
+export class SessionEnded extends Error {
+  constructor(readonly reply: Reply) {
+    super(`MAIL: session ended by the server: "${reply.text}"`);
+  }
+}
+
 export class SmtpClient {
   private buf = '';
   private lines: string[] = [];
@@ -106,14 +117,17 @@ export class SmtpClient {
 
   /**
    * One transaction; returns the latency from the final dot to the 250 and when it arrived.
+   * Throws SessionEnded when the server ends the session at MAIL (nothing was sent).
    * `prefix` (e.g. a header line) is sent just before `message`, in the same write.
    */
   async send(envelope: string, message: Buffer, prefix?: Buffer): Promise<{ latency: number; at: number }> {
     this.write(envelope);
-    const [mail, rcpt, data] = await Promise.all([this.reply(), this.reply(), this.reply()]);
+    // one at a time: after a 421 to MAIL the server closes, and RCPT and DATA get no reply
+    const mail = await this.reply();
+    if (mail.code === 421) throw new SessionEnded(mail);
     this.expect(mail, 250, 'MAIL FROM');
-    this.expect(rcpt, 250, 'RCPT TO');
-    this.expect(data, 354, 'DATA');
+    this.expect(await this.reply(), 250, 'RCPT TO');
+    this.expect(await this.reply(), 354, 'DATA');
     const [sent, done] = await Promise.all([this.writeTimed(message, prefix), this.reply()]);
     this.expect(done, 250, 'end of data');
     return { latency: done.at - sent, at: done.at };

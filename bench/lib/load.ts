@@ -1,14 +1,19 @@
 // Closed-loop load: N sessions, each one connection sending messages back to
 // back, or (perConnection) each opening a new connection for every message, as
-// most real clients do. A warm-up phase is not counted; then a measured window
-// in which every message whose 250 arrives is counted and its latency recorded.
+// most real clients do. A session the server ends at MAIL with 421 (smarthost's
+// [limits] messages_per_session) goes on in a new connection, as real clients do;
+// the result counts these reconnects. With several ports, sessions are spread
+// over them evenly, like a load balancer in front of several relays. A warm-up
+// phase is not counted; then a measured window in which every message whose 250
+// arrives is counted and its latency recorded.
 // Hooks let the caller sample the server process exactly at the window's edges.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ENVELOPE, SmtpClient } from './client.js';
+import { ENVELOPE, SessionEnded, SmtpClient } from './client.js';
 
 export interface LoadOptions {
-  readonly port: number;
+  /** Several: session i goes to port i mod their number. */
+  readonly port: number | readonly number[];
   readonly sessions: number;
   readonly message: Buffer;
   readonly warmupMs: number;
@@ -52,13 +57,20 @@ export interface LoadResult {
   readonly p99Ms: number;
   /** CPU of the load generator itself (this process) in the window */
   readonly clientCpuMs: number;
+  /** sessions the server ended with 421 at MAIL that went on in a new connection, whole run */
+  readonly reconnects: number;
 }
 
 interface Window {
-  start: number; end: number; stopping: boolean; latencies: number[]; acknowledged: number; nextId: number;
-  /** per-connection clients in flight, destroyed if the run fails */
+  start: number; end: number; stopping: boolean; latencies: number[]; acknowledged: number; nextId: number; reconnects: number;
+  /** connections open now, destroyed if the run fails */
   open: Set<SmtpClient>;
 }
+
+/** One closed-loop session: its port, and its connection unless one connection per message. */
+interface Session { readonly port: number; client: SmtpClient | undefined; /** messages sent on this connection */ sent: number }
+
+const portOf = (port: LoadOptions['port'], i: number): number => (typeof port === 'number' ? port : port[i % port.length]!);
 
 export function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;
@@ -66,9 +78,9 @@ export function percentile(sorted: Float64Array, q: number): number {
 }
 
 /** One message on a new connection; the caller QUITs. `latency` is from net.connect() on. */
-async function oneShot(o: LoadOptions, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number; client: SmtpClient }> {
+async function oneShot(o: LoadOptions, port: number, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number; client: SmtpClient }> {
   const start = performance.now();
-  const c = await SmtpClient.connect(o.port);
+  const c = await SmtpClient.connect(port);
   w.open.add(c);
   await c.ehlo();
   const login = o.perConnection?.login;
@@ -81,8 +93,30 @@ async function oneShot(o: LoadOptions, w: Window, prefix: Buffer | undefined): P
   return { latency: at - start, at, client: c };
 }
 
-/** `client`: the session's connection; undefined for one connection per message. */
-async function session(client: SmtpClient | undefined, o: LoadOptions, w: Window): Promise<void> {
+/**
+ * One message on the session's connection. When the server ends the session at MAIL, a new
+ * connection to the same port sends it (counted); a connection ended before its first message is an error.
+ */
+async function sendOnSession(s: Session, client: SmtpClient, o: LoadOptions, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number }> {
+  for (let c = client; ;) {
+    try {
+      const r = await c.send(ENVELOPE, o.message, prefix);
+      s.sent++;
+      return r;
+    } catch (e) {
+      if (!(e instanceof SessionEnded) || s.sent === 0) throw e;
+      c.destroy();
+      w.open.delete(c);
+      s.client = c = await SmtpClient.connect(s.port);
+      s.sent = 0;
+      w.open.add(c);
+      await c.ehlo();
+      w.reconnects++;
+    }
+  }
+}
+
+async function session(s: Session, o: LoadOptions, w: Window): Promise<void> {
   const interval = o.ratePerSession ? 1000 / o.ratePerSession : 0;
   // sessions start spread over one interval, not in step
   let due = performance.now() + Math.random() * interval;
@@ -97,7 +131,7 @@ async function session(client: SmtpClient | undefined, o: LoadOptions, w: Window
     }
     const id = w.nextId++;
     const prefix = o.idHeader ? Buffer.from(`${o.idHeader}: ${id}\r\n`, 'latin1') : undefined;
-    const sent = client ? { ...(await client.send(ENVELOPE, o.message, prefix)), client: undefined } : await oneShot(o, w, prefix);
+    const sent = s.client ? { ...(await sendOnSession(s, s.client, o, w, prefix)), client: undefined } : await oneShot(o, s.port, w, prefix);
     const { latency, at } = sent;
     w.acknowledged++;
     const inWindow = at >= w.start && at <= w.end;
@@ -109,22 +143,22 @@ async function session(client: SmtpClient | undefined, o: LoadOptions, w: Window
       if (bye?.code !== 221) throw new Error(`QUIT: expected 221, got ${JSON.stringify(bye?.text)}`);
     }
   }
-  await client?.quit();
+  await s.client?.quit();
 }
 
-/** Opens `n` sessions (greeting + EHLO), a few at a time. */
-export async function openSessions(port: number, n: number, batch = 100): Promise<SmtpClient[]> {
+/** Opens `n` sessions (greeting + EHLO), a few at a time; session i to port i mod their number. */
+export async function openSessions(port: LoadOptions['port'], n: number, batch = 100): Promise<SmtpClient[]> {
   const clients: SmtpClient[] = [];
   try {
     for (let i = 0; i < n; i += batch) {
-      await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async () => {
-        const c = await SmtpClient.connect(port);
-        clients.push(c);
+      await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async (_, j) => {
+        const c = await SmtpClient.connect(portOf(port, i + j));
+        clients[i + j] = c;
         await c.ehlo();
       }));
     }
   } catch (e) {
-    clients.forEach((c) => c.destroy());
+    clients.forEach((c) => c?.destroy());
     throw e;
   }
   return clients;
@@ -132,8 +166,9 @@ export async function openSessions(port: number, n: number, batch = 100): Promis
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const clients = o.perConnection ? Array.from({ length: o.sessions }, () => undefined) : await openSessions(o.port, o.sessions);
-  const w: Window = { start: Infinity, end: Infinity, stopping: false, latencies: [], acknowledged: 0, nextId: 1, open: new Set() };
-  const running = Promise.all(clients.map((c) => session(c, o, w)));
+  const w: Window = { start: Infinity, end: Infinity, stopping: false, latencies: [], acknowledged: 0, nextId: 1, reconnects: 0, open: new Set() };
+  clients.forEach((c) => c && w.open.add(c));
+  const running = Promise.all(clients.map((client, i) => session({ port: portOf(o.port, i), client, sent: 0 }, o, w)));
   running.catch(() => { w.stopping = true; }); // one failure stops the others
   try {
     await Promise.race([sleep(o.warmupMs), running]);
@@ -151,11 +186,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     return {
       messages: sorted.length, acknowledged: w.acknowledged, seconds, perSecond: sorted.length / seconds,
       p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99),
-      clientCpuMs: (cpu.user + cpu.system) / 1000,
+      clientCpuMs: (cpu.user + cpu.system) / 1000, reconnects: w.reconnects,
     };
   } finally {
     w.stopping = true;
-    clients.forEach((c) => c?.destroy());
     w.open.forEach((c) => c.destroy());
   }
 }

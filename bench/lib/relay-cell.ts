@@ -48,6 +48,8 @@ export interface CellResult {
   intakeP99Ms: number;
   /** CPU of the system from idle to drained, per delivered message */
   cpuMsPerMsg: number;
+  /** Systems with a database server (see RelaySystem.storeCpuMs): cpuMsPerMsg split into the daemons' and the server's */
+  daemonCpuMsPerMsg?: number; storeCpuMsPerMsg?: number;
   /** CPU of the system during the window, % of one CPU */
   windowCpuPct: number;
   sinkCpuMsPerMsg: number;
@@ -59,6 +61,10 @@ export interface CellResult {
   drainSeconds: number;
   acknowledged: number; delivered: number; lost: number; duplicates: number; otherAtSink: number;
   queuedAfter: number; connections: number;
+  /** sessions the system ended with 421 at MAIL that the load went on with in a new connection */
+  reconnects: number;
+  /** "status=sent" lines in each daemon's mail log */
+  sentPerNode: number[];
   trouble: Trouble;
 }
 
@@ -100,11 +106,12 @@ async function drain(sink: Sink, acked: number[], timing: CellTiming): Promise<v
   }
 }
 
-interface Sample { at: number; sut: number; sink: number; machine: number; bench: number }
+/** CPU ms so far; store: the database server's part of sut (0 without one). */
+interface Sample { at: number; sut: number; store: number; sink: number; machine: number; bench: number }
 
 function sample(sut: RelaySystem, sink: Sink): Sample {
   const cpu = process.cpuUsage();
-  return { at: monoMs(), sut: sut.cpuMs(), sink: sink.cpuMs(), machine: machineBusyMs(), bench: (cpu.user + cpu.system) / 1000 };
+  return { at: monoMs(), sut: sut.cpuMs(), store: sut.storeCpuMs?.() ?? 0, sink: sink.cpuMs(), machine: machineBusyMs(), bench: (cpu.user + cpu.system) / 1000 };
 }
 
 async function runCell(sut: RelaySystem, sink: Sink, load: CellLoad, timing: CellTiming): Promise<Measured> {
@@ -114,7 +121,8 @@ async function runCell(sut: RelaySystem, sink: Sink, load: CellLoad, timing: Cel
   await drain(sink, run.acked, timing);
   await sleep(100); // the last report batch
   const drained = sample(sut, sink);
-  return { cell: figures(sut, sink, load, run, { idle, drained, loadEnd }), load: run.result, latencies: run.latencies };
+  const queued = await sut.queued();
+  return { cell: figures(sut, sink, load, run, { idle, drained, loadEnd, queued }), load: run.result, latencies: run.latencies };
 }
 
 /** What the load phase saw: each 250 (when, and whether in the window) and the machine at the window's edges. */
@@ -140,7 +148,7 @@ async function runLoadPhase(sut: RelaySystem, sink: Sink, load: CellLoad, timing
   const edges: Partial<Record<'start' | 'end', Sample>> = {};
   const backlog = { start: 0, end: 0 };
   const result = await runLoad({
-    port: sut.port, sessions: load.sessions, message: load.message, idHeader: ID_HEADER,
+    port: sut.ports ?? sut.port, sessions: load.sessions, message: load.message, idHeader: ID_HEADER,
     warmupMs: timing.warmupSeconds * 1000, measureMs: timing.seconds * 1000,
     ...(load.perConnection ? { perConnection: sut.login ? { login: sut.login } : {} } : {}),
     onWindow: (e) => {
@@ -157,12 +165,13 @@ async function runLoadPhase(sut: RelaySystem, sink: Sink, load: CellLoad, timing
 }
 
 /** The cell's figures from the load phase, the sink's arrivals, and CPU from idle to drained. */
-function figures(sut: RelaySystem, sink: Sink, load: CellLoad, run: LoadPhase, at: { idle: Sample; drained: Sample; loadEnd: number }): CellResult {
+function figures(sut: RelaySystem, sink: Sink, load: CellLoad, run: LoadPhase, at: { idle: Sample; drained: Sample; loadEnd: number; queued: number }): CellResult {
   const { start, end, windowIds, acked } = run;
   const a = arrivals(sink, run, at.loadEnd);
   const sorted = Float64Array.from(a.latencies).sort();
   const windowMs = end.at - start.at;
-  const busy = (x: Sample, y: Sample) => ({ sut: y.sut - x.sut, sink: y.sink - x.sink, machine: y.machine - x.machine, bench: y.bench - x.bench });
+  const busy = (x: Sample, y: Sample) => ({ sut: y.sut - x.sut, store: y.store - x.store, sink: y.sink - x.sink, machine: y.machine - x.machine, bench: y.bench - x.bench });
+  const perMsg = (ms: number) => ms / Math.max(1, a.delivered);
   const w = busy(start, end);
   const whole = busy(at.idle, at.drained);
   return {
@@ -173,15 +182,17 @@ function figures(sut: RelaySystem, sink: Sink, load: CellLoad, run: LoadPhase, a
     strictPerSecond: (a.strict * 1000) / windowMs,
     p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
     intakeP99Ms: run.result.p99Ms,
-    cpuMsPerMsg: whole.sut / Math.max(1, a.delivered),
+    cpuMsPerMsg: perMsg(whole.sut),
+    ...(sut.storeCpuMs ? { daemonCpuMsPerMsg: perMsg(whole.sut - whole.store), storeCpuMsPerMsg: perMsg(whole.store) } : {}),
     windowCpuPct: (100 * w.sut) / windowMs,
-    sinkCpuMsPerMsg: whole.sink / Math.max(1, a.delivered),
+    sinkCpuMsPerMsg: perMsg(whole.sink),
     otherCpuPct: Math.max(0, (100 * (w.machine - w.sut - w.sink - w.bench)) / (windowMs * os.cpus().length)),
     backlogAtStart: run.backlog.start, backlogAtEnd: run.backlog.end,
     drainSeconds: Math.max(0, a.lastArrival - at.loadEnd) / 1000,
     acknowledged: acked.length, delivered: a.delivered, lost: acked.length - a.delivered,
     duplicates: sink.duplicates(), otherAtSink: sink.other(),
-    queuedAfter: sut.queued(), connections: sink.connections(),
+    queuedAfter: at.queued, connections: sink.connections(),
+    reconnects: run.result.reconnects, sentPerNode: sut.sent(),
     trouble: sut.trouble(),
   };
 }

@@ -2,7 +2,8 @@
 // smarthost daemon and a private Postfix (test/peers/postfix.ts), each fresh,
 // relaying everything to the counting sink on 127.0.0.1. Each reports the CPU
 // of its whole process tree, the messages still in its queue, and the lines
-// of its mail log that show trouble (deferrals, bounces, warnings, errors).
+// of its mail log that show trouble (deferrals, bounces, warnings, errors),
+// and its deliveries ("status=sent" lines) per daemon.
 // Either takes mail on a plain port that relays for 127.0.0.1, or on a
 // submission port: STARTTLS required, then AUTH required, the same
 // credentials and the same kind of certificate (EC P-256, CA-signed) for both.
@@ -13,7 +14,8 @@ import { testCerts } from '../../test/peers/certs.js';
 import { postfixAvailable, startPostfixProvider } from '../../test/peers/postfix.js';
 import { spooledFiles, startServer, treeCpuMs } from './servers.js';
 
-export type SystemName = 'smarthost' | 'postfix';
+/** smarthost: file store; smarthost-pg: queue in PostgreSQL; smarthost-pg2: two daemons on one PostgreSQL queue (see pg-systems.ts). */
+export type SystemName = 'smarthost' | 'smarthost-pg' | 'smarthost-pg2' | 'postfix';
 export type Listener = 'plain' | 'submission';
 
 /** The SASL user of the submission listeners (Postfix's test provider's default user). */
@@ -26,14 +28,20 @@ export interface RelaySystem {
   readonly name: SystemName;
   /** The port the load goes to: plain SMTP relaying for 127.0.0.1, or submission (see login). */
   readonly port: number;
+  /** Several daemons: every one's port; the load's sessions spread over them evenly. */
+  readonly ports?: readonly number[];
   /** Set for a submission listener: STARTTLS, then AUTH PLAIN with these. */
   readonly login?: { readonly user: string; readonly password: string };
   /** Main process id (Postfix: the master). */
   readonly pid: number;
-  /** CPU of the whole process tree since it started, ms (see treeCpuMs). */
+  /** CPU of the whole process tree since it started, ms (see treeCpuMs); with a database, its server's too. */
   cpuMs(): number;
-  /** Messages still in the queue (files). */
-  queued(): number;
+  /** Of cpuMs, the database server's part (PostgreSQL: the postmaster and all its backends). */
+  storeCpuMs?(): number;
+  /** Messages still in the queue. */
+  queued(): number | Promise<number>;
+  /** "status=sent" lines in the mail log so far, per daemon (several daemons on one queue: each delivers). */
+  sent(): number[];
   trouble(): Trouble;
   stop(): Promise<void>;
 }
@@ -62,19 +70,33 @@ function troubleCounter(): { add(text: string): void; get(): Trouble } {
   };
 }
 
+/** Counts lines with "status=sent" in a stream of chunks (a line may be cut between two). */
+function sentCounter(): { add(text: string): void; get(): number } {
+  let n = 0;
+  let tail = '';
+  return {
+    add(text) {
+      const s = tail + text;
+      const cut = s.lastIndexOf('\n') + 1;
+      for (let i = s.indexOf('status=sent'); i >= 0 && i < cut; i = s.indexOf('status=sent', i + 1)) n++;
+      tail = s.slice(cut);
+    },
+    get: () => n,
+  };
+}
+
 export interface SmarthostOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** [relay] concurrency; undefined keeps smarthost's default. */
   readonly concurrency?: number;
   readonly listener?: Listener;
-  /** More TOML for the daemon, e.g. a [queue] store (BENCH_STORE=postgresql). */
+  /** More TOML for the daemon, e.g. a [queue] store. */
   readonly extraToml?: string;
-  /** Another process tree whose CPU counts as the system's (the PostgreSQL server holding its queue). */
-  readonly alsoCpuOf?: number;
 }
 
 export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {}): Promise<RelaySystem> {
   const trouble = troubleCounter();
+  const sent = sentCounter();
   const submission = o.listener === 'submission';
   const cert = submission ? testCerts().valid : undefined;
   const toml = [
@@ -87,13 +109,14 @@ export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {})
     o.extraToml ?? '',
   ].join('\n');
   const server = await startServer('smarthost', o.env ?? {}, {
-    toml, onOutput: (text) => trouble.add(text),
+    toml, onOutput: (text) => { trouble.add(text); sent.add(text); },
     ...(submission ? { listenToml: 'tls = "starttls-required"\nauth = "required"', users: { [LOGIN.user]: LOGIN.password } } : {}),
   });
   return {
     name: 'smarthost', port: server.port, pid: server.pid, ...(submission ? { login: LOGIN } : {}),
-    cpuMs: () => treeCpuMs(server.pid) + (o.alsoCpuOf ? treeCpuMs(o.alsoCpuOf) : 0),
+    cpuMs: () => treeCpuMs(server.pid),
     queued: () => spooledFiles(server),
+    sent: () => [sent.get()],
     trouble: () => trouble.get(),
     stop: () => server.stop(),
   };
@@ -151,6 +174,7 @@ export async function startPostfix(sinkPort: number, listener: Listener = 'plain
       cpuMs: () => treeCpuMs(pid),
       queued: () => POSTFIX_QUEUES.reduce((n, q) => n + countFiles(path.join(p.dir, 'queue', q)), 0),
       trouble: () => { const t = troubleCounter(); t.add(p.log()); return t.get(); },
+      sent: () => { const n = sentCounter(); n.add(`${p.log()}\n`); return [n.get()]; },
       stop: () => p.stop(),
     };
   } catch (e) {

@@ -80,17 +80,17 @@ async function quotaLines(config: Config, pool: Pool | undefined, warn: (m: stri
   } catch (e) {
     warn(`cannot read the quota counts: ${(e as Error).message}`);
   } finally {
-    used.close();
+    await used.close();
   }
   return lines;
 }
 
 /** Where the daemon counts quotas: data_dir/quota.json, or on a shared store its database (every node's counts). */
-async function quotaCounter(config: Config, pool: Pool | undefined, warn: (m: string) => void): Promise<{ count(key: string, windowMs: number): Promise<number>; close(): void }> {
+async function quotaCounter(config: Config, pool: Pool | undefined, warn: (m: string) => void): Promise<{ count(key: string, windowMs: number): Promise<number>; close(): Promise<void> }> {
   if (!pool) {
     const ledger = await readLedger(config.dataDir, warn);
     const now = Date.now();
-    return { count: async (key, windowMs) => ledger.used(key, windowMs, now), close: () => undefined };
+    return { count: async (key, windowMs) => ledger.used(key, windowMs, now), close: async () => undefined };
   }
   const { PgLimits } = await import('../queue/pg-limits.js');
   const limits = new PgLimits(pool, { node: config.queue.nodeName, warn: () => undefined });

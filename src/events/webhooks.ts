@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { WebhookConfig } from '../config/types.js';
-import { GroupCommit } from '../queue/group-commit.js';
+import { groupCommit } from '../queue/batcher.js';
 
 export type EventName = 'delivered' | 'deferred' | 'bounced' | 'delayed' | 'suppressed';
 
@@ -52,7 +52,7 @@ export class WebhookOutbox {
   private readonly pending: Stored[][];
   private readonly acked: number[];
   private readonly wake: Array<() => void> = [];
-  private readonly commit = new GroupCommit(() => new Promise<void>((done, fail) => fs.fdatasync(this.fd, (e) => (e ? fail(e) : done()))));
+  private readonly commit = groupCommit(() => new Promise<void>((done, fail) => fs.fdatasync(this.fd, (e) => (e ? fail(e) : done()))));
   private closed = false;
   readonly stats: WebhookStats = { posted: 0, failed: 0, dropped: 0 };
 

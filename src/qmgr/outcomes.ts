@@ -18,6 +18,11 @@ export interface Work {
   state: DeliveryState;
   /** The envelope's recipients (NOTIFY, ORCPT) by address. */
   readonly rcpt: ReadonlyMap<string, Recipient>;
+  /**
+   * Shared store, new mail: it was leased to this node when committed, so an attempt
+   * started before this time (epoch ms, well inside that lease) need not claim it.
+   */
+  readonly leasedUntil?: number;
 }
 
 export function work(envelope: Envelope, state: DeliveryState): Work {

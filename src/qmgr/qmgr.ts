@@ -117,7 +117,11 @@ export class QueueManager {
   enqueue(envelope: Envelope): void {
     if (this.stopped || this.items.has(envelope.id)) return;
     const item = new Item(envelope.id, Date.parse(envelope.arrived) || 0, envelope.size, false, 0, false, Date.now());
-    if (this.scheduler.waitingForSlot < KEEP_NEW && !this.o.queue.deferDelivery) item.work = work(envelope, initialState(envelope));
+    if (this.scheduler.waitingForSlot < KEEP_NEW && !this.o.queue.deferDelivery) {
+      const w = work(envelope, initialState(envelope));
+      // leased to this node at its commit (pg-incoming.ts); half the lease leaves room for the time since
+      item.work = this.o.spool.shared ? { ...w, leasedUntil: Date.now() + this.o.queue.leaseMs / 2 } : w;
+    }
     this.items.set(item.id, item);
     this.scheduler.schedule(item);
   }
@@ -194,12 +198,13 @@ export class QueueManager {
     const force = item.forceNext;
     item.forceNext = false;
     const { shared } = this.o.spool;
-    const w = shared ? (item.work = await this.load(item)) : item.work ?? (item.work = await this.load(item));
+    const kept = item.work && (!shared || (item.work.leasedUntil ?? 0) > started) ? item.work : undefined;
+    const w = kept ?? (item.work = await this.load(item));
     if (!w) return;
     const due = w.state.recipients.filter((r) =>
       pending(r) && (force || !r.nextAttempt || Date.parse(r.nextAttempt) <= started));
     if (!due.length) {
-      if (shared) await this.serially(item, () => shared.finish(item.id, w.state)); // not due yet: the lease goes back
+      if (shared) await this.serially(item, () => shared.release(item.id)); // not due yet: the lease goes back
       return;
     }
     const groups = new Map<string, { dest: Destination; rcpts: Recipient[] }>();

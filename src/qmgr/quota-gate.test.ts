@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { UpstreamConfig } from '../config/types.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { Destination } from '../route/choose-route.js';
 import { QuotaGate } from './quota-gate.js';

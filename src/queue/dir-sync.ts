@@ -4,10 +4,10 @@
 // moment shares the next one. A caller is released only by an fsync that
 // *started after* its call, so its own change is covered.
 import fs from 'node:fs';
-import { GroupCommit } from './group-commit.js';
+import { groupCommit } from './batcher.js';
 
 export class DirSync {
-  private readonly commit = new GroupCommit(() => this.fsync(), () => { if (this.closeWhenIdle) this.close(); });
+  private readonly commit = groupCommit(() => this.fsync(), () => { if (this.closeWhenIdle) this.close(); });
   /** close() came while an fsync ran: close once it and those waiting are done. */
   private closeWhenIdle = false;
   private fd: number | undefined;

@@ -126,6 +126,26 @@ describe('cluster-wide limits on PostgreSQL', () => {
     held.release(false);
   });
 
+  it('hands a released slot to the same node\'s next delivery without the database, gives it back after slotReuseMs, and at close', async () => {
+    const { nodes: [a, b] } = await cluster3(2, { slotReuseMs: 400 });
+    const ids = async () => (await a!.pool.query<{ id: string; node: string }>('SELECT id, node FROM limit_holds ORDER BY id')).rows;
+    const gateA = a!.limits.routes().slots('route:x', 1);
+    (await gateA.acquire()).release(true);
+    const first = await ids();
+    assert.equal(first.length, 1, 'the released slot stays taken, for this node');
+    let bGot = false;
+    const waiting = b!.limits.routes().slots('route:x', 1).acquire().then((h) => { bGot = true; return h; });
+    const again = await gateA.acquire();
+    assert.deepEqual(await ids(), first, 'the same slot row, reused: no new one taken');
+    assert.equal(bGot, false);
+    again.release(true);
+    const slot = await waiting; // after the reuse time, node2 gets the route's one slot
+    assert.deepEqual((await ids()).map((r) => r.node), ['node2']);
+    slot.release(true);
+    await b!.limits.close();
+    assert.deepEqual(await ids(), [], 'close gives the spare slot back at once');
+  });
+
   it('three nodes never grant more recipients than the quota together; a hand-back frees places', async () => {
     const { nodes: three } = await cluster3();
     const counts = three.map((n) => n.limits.quotas() satisfies QuotaCounts);

@@ -23,10 +23,13 @@ export interface PgLimitsOptions {
   readonly leaseMs?: number;
   /** How often a full limit is asked again when nothing on this node frees it. */
   readonly pollMs?: number;
+  /** How long after taking a connection slot from the database this node may hand it to its next delivery. */
+  readonly slotReuseMs?: number;
 }
 
 const LEASE_MS = 60_000;
 const POLL_MS = 1000;
+const SLOT_REUSE_MS = 1000;
 
 const TAKE = `
 WITH t AS (SELECT clock_timestamp() AS now),
@@ -91,11 +94,20 @@ class PgHolds {
  * One limit (a route's slots or its rate) as one node waits for it: callers wait in arrival
  * order, one asks the database at a time, and a release on this node asks again at once; a
  * release on another node is seen at the next poll. Implements smtp/rate-limit.ts `Gate`.
+ *
+ * A connection slot stands for a connection to the upstream, and this node keeps its connections
+ * open for the next message; so a released slot goes to this node's next delivery without asking
+ * the database, for up to `reuseMs` after it was taken. It is then given back, so another node
+ * waiting for the route gets it within about that long. Rate permits are never reused: each
+ * one is a message counted in the window.
  */
 export class PgGate {
   private readonly waiters: Array<{ resolve: (h: Hold) => void; reject: (e: Error) => void }> = [];
   private pumping = false;
   private wake: (() => void) | undefined;
+  /** Slots released on this node, still in the database, ready for the next delivery. */
+  private readonly spare: Array<{ id: string; taken: number }> = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly holds: PgHolds,
@@ -106,6 +118,8 @@ export class PgGate {
     /** A rate's window: a used permit counts this long after its release. Slots: none. */
     private readonly keepMs: number | undefined,
     private readonly pollMs: number,
+    /** Slots: how long a slot taken from the database may be reused on this node (0: never). */
+    private readonly reuseMs = 0,
   ) {}
 
   /** Resolves with a hold when one more fits; rejects when the database cannot be asked (not now). */
@@ -121,12 +135,15 @@ export class PgGate {
     this.pumping = true;
     try {
       while (this.waiters.length) {
+        const s = this.spare.pop();
+        if (s) { this.waiters.shift()!.resolve(this.hold(s.id, s.taken)); continue; }
+        const taken = Date.now();
         let got: { id?: string; waitMs: number };
         try { got = await this.holds.take(this.key, this.limit, this.extendMs); } catch (e) {
           for (const w of this.waiters.splice(0)) w.reject(e as Error);
           return;
         }
-        if (got.id !== undefined) { this.waiters.shift()!.resolve(this.hold(got.id)); continue; }
+        if (got.id !== undefined) { this.waiters.shift()!.resolve(this.hold(got.id, taken)); continue; }
         await new Promise<void>((resolve) => {
           const t = setTimeout(done, Math.max(1, Math.min(got.waitMs, this.pollMs)));
           function done() { clearTimeout(t); resolve(); }
@@ -139,16 +156,48 @@ export class PgGate {
     }
   }
 
-  private hold(id: string): Hold {
+  private hold(id: string, taken: number): Hold {
     let done = false;
     return {
       release: (used) => {
         if (done) return;
         done = true;
-        // an error is logged by Outage; the row then expires by itself, later than it should, never sooner
-        void this.holds.release(id, used ? this.keepMs : undefined).catch(() => undefined).finally(() => this.wake?.());
+        if (Date.now() - taken < this.reuseMs) {
+          this.spare.push({ id, taken });
+          this.sweepLater();
+          this.wake?.(); // a delivery waiting for a full limit takes it at once
+          return;
+        }
+        this.giveBack(id, used);
       },
     };
+  }
+
+  private giveBack(id: string, used: boolean): void {
+    // an error is logged by Outage; the row then expires by itself, later than it should, never sooner
+    void this.holds.release(id, used ? this.keepMs : undefined).catch(() => undefined).finally(() => this.wake?.());
+  }
+
+  /** Gives back every spare slot now (the node stops: others need not wait for them to expire). */
+  async close(): Promise<void> {
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    await Promise.all(this.spare.splice(0).map((s) => this.holds.release(s.id, undefined).catch(() => undefined)));
+  }
+
+  /** Gives back the spare slots whose reuse time is over (the oldest first: they were pushed in order of release, not of taking). */
+  private sweepLater(): void {
+    if (this.sweepTimer) return;
+    const first = Math.min(...this.spare.map((s) => s.taken));
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      const now = Date.now();
+      for (let i = this.spare.length - 1; i >= 0; i--) {
+        if (now - this.spare[i]!.taken >= this.reuseMs) this.giveBack(this.spare.splice(i, 1)[0]!.id, false);
+      }
+      if (this.spare.length) this.sweepLater();
+    }, Math.max(1, first + this.reuseMs - Date.now()));
+    this.sweepTimer.unref();
   }
 }
 
@@ -157,6 +206,8 @@ export class PgLimits {
   private readonly outage: Outage;
   private readonly holds: PgHolds;
   private readonly pollMs: number;
+  /** Slot gates, whose spare slots close() gives back. */
+  private readonly gates = new Set<PgGate>();
 
   constructor(readonly pool: Pool, private readonly opts: PgLimitsOptions) {
     this.outage = new Outage(opts.warn);
@@ -169,7 +220,11 @@ export class PgLimits {
     const lease = this.holds.leaseMs;
     return {
       rate: (key, rate) => new PgGate(this.holds, `rate:${key}`, rate.count, lease + rate.windowMs, rate.windowMs, this.pollMs),
-      slots: (key, count) => new PgGate(this.holds, `slots:${key}`, count, lease, undefined, this.pollMs),
+      slots: (key, count) => {
+        const g = new PgGate(this.holds, `slots:${key}`, count, lease, undefined, this.pollMs, this.opts.slotReuseMs ?? SLOT_REUSE_MS);
+        this.gates.add(g);
+        return g;
+      },
     };
   }
 
@@ -182,6 +237,9 @@ export class PgLimits {
   /** auth/account-throttle.ts `AccountFailureCounts` (limits.auth_failures_per_account). */
   accountFailures(rate: Window): PgAccountFailures { return new PgAccountFailures(this.pool, this.outage, rate); }
 
-  /** Stops renewing holds (they expire by themselves); the pool is its owner's to end. */
-  close(): void { this.holds.close(); }
+  /** Gives back spare slots and stops renewing holds (those in use expire by themselves); the pool is its owner's to end. */
+  async close(): Promise<void> {
+    await Promise.all([...this.gates].map((g) => g.close()));
+    this.holds.close();
+  }
 }

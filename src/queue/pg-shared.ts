@@ -13,18 +13,7 @@ import pg from 'pg';
 import { connectionConfig, query, type PgStore } from './pg-connect.js';
 import { CHANNEL } from './pg-incoming.js';
 import { dueOf, type Claim, type DeliveryState, type Recovered, type SharedQueue } from './spool.js';
-import { entryOf } from './pg-spool.js';
-
-export interface SummaryRow { id: string; arrived_ms: number; size: number; held: boolean; due_ms: number | null; has_state: boolean }
-
-export function rowToRecovered(r: SummaryRow): Recovered {
-  return { id: r.id, arrived: r.arrived_ms, size: r.size, held: r.held, due: r.due_ms ?? undefined, hasState: r.has_state };
-}
-
-/** What recovery and the due-mail poll read of a message: enough to schedule it. */
-export const SUMMARY = `id, (extract(epoch FROM arrived) * 1000)::float8 AS arrived_ms, size::float8 AS size, held,
-  CASE WHEN due IS NULL THEN NULL WHEN due = '-infinity' THEN 0 ELSE (extract(epoch FROM due) * 1000)::float8 END AS due_ms,
-  state IS NOT NULL AS has_state`;
+import { entryOf, rowToRecovered, SUMMARY, type SummaryRow } from './pg-rows.js';
 
 /** A row locked by another transaction (a node saving it right now) is asked for again after this long. */
 const LOCKED_RETRY_MS = 1000;
@@ -87,6 +76,10 @@ export class PgShared implements SharedQueue {
     if (r.rowCount) return true;
     this.stats.lost++;
     return false;
+  }
+
+  async release(id: string): Promise<void> {
+    await query(this.pool, `release ${id}`, 'UPDATE smarthost_queue SET lease_node = NULL, lease_until = NULL WHERE id = $1 AND lease_node = $2', [id, this.node]);
   }
 
   async due(known: (id: string) => boolean, limit: number): Promise<Recovered[]> {

@@ -13,14 +13,15 @@
 // are in pg-shared.ts.
 import { Readable } from 'node:stream';
 import type pg from 'pg';
-import type { Envelope } from '../mail/envelope.js';
 import { isQueueId, newQueueId } from '../mail/queue-id.js';
 import { createPool, query, type PgStore } from './pg-connect.js';
-import { Committer, PgIncoming } from './pg-incoming.js';
+import { Batcher } from './batcher.js';
+import { committer, PgIncoming, type Pending } from './pg-incoming.js';
 import { describeSchema, migrate } from './pg-schema.js';
-import { PgShared, rowToRecovered, SUMMARY, type SummaryRow } from './pg-shared.js';
+import { entryOf, rowToRecovered, SUMMARY, type EntryRow, type SummaryRow } from './pg-rows.js';
+import { PgShared } from './pg-shared.js';
 import {
-  dueOf, initialState,
+  dueOf,
   type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type QueueListing, type Recovered, type RecoveryReport,
   type Scanned, type Spool,
 } from './spool.js';
@@ -35,36 +36,37 @@ export interface PgSpoolOptions {
   readonly connections?: number;
 }
 
-interface EntryRow {
-  id: string;
-  envelope: Envelope;
-  state: DeliveryState | null;
-  held: boolean;
-  lease_node: string | null;
-  lease_until: Date | null;
-}
-
 const ENTRY_COLUMNS = 'id, envelope, state, held, lease_node, lease_until';
 /** Rows read per round trip by recovery and listings. */
 const PAGE = 1000;
 
-export function entryOf(r: EntryRow): QueueEntry {
-  const state = r.state ?? initialState(r.envelope);
-  const live = r.lease_node && r.lease_until ? { lease: { node: r.lease_node, until: r.lease_until.toISOString() } } : {};
-  return { envelope: r.envelope, state: { ...state, held: r.held }, ...live };
-}
+/** What a batched statement was doing, for its error: "remove 1A2B…", or "remove 12 messages". */
+const named = (verb: string, ids: string[]) => (ids.length === 1 ? `${verb} ${ids[0]}` : `${verb} ${ids.length} messages`);
 
 export class PgSpool implements Spool {
   /** The pool, for other shared tables (cluster-wide limits) in the same database. */
   readonly pool: pg.Pool;
   readonly shared: PgShared | undefined;
-  private readonly committer: Committer;
+  private readonly committer: Batcher<Pending>;
+  /** Removals and body reads that come together share one statement (one round trip, one WAL flush). */
+  private readonly removals: Batcher<string, boolean>;
+  private readonly bodies: Batcher<string, Buffer>;
   private closed = false;
 
   private constructor(store: PgStore, private readonly opts: PgSpoolOptions) {
     const daemon = opts.role === 'daemon';
     this.pool = createPool(store, { max: opts.connections ?? (daemon ? 10 : 2), application: `smarthost ${opts.role} ${opts.node}` });
-    this.committer = new Committer(this.pool, opts.node, daemon ? opts.leaseMs : undefined);
+    this.committer = committer(this.pool, opts.node, daemon ? opts.leaseMs : undefined);
+    this.removals = new Batcher(async (ids) => {
+      const r = await query<{ id: string }>(this.pool, named('remove', ids), 'DELETE FROM smarthost_queue WHERE id = ANY($1::text[]) RETURNING id', [ids]);
+      const gone = new Set(r.rows.map((x) => x.id));
+      return ids.map((id) => gone.has(id));
+    });
+    this.bodies = new Batcher(async (ids) => {
+      const r = await query<{ id: string; body: Buffer }>(this.pool, named('read', ids), 'SELECT id, body FROM smarthost_queue WHERE id = ANY($1::text[])', [ids]);
+      const found = new Map(r.rows.map((x) => [x.id, x.body]));
+      return ids.map((id) => found.get(id) ?? new Error(`no message ${id} in the queue`));
+    });
     this.shared = daemon ? new PgShared(this.pool, store, opts.node, opts.leaseMs) : undefined;
   }
 
@@ -135,20 +137,9 @@ export class PgSpool implements Spool {
     return r.rows[0] && entryOf(r.rows[0]);
   }
 
-  /** Messages due now that nobody delivers and `known` does not know (mail `smarthost sendmail` wrote, or a node left behind). */
-  async unclaimed(known: (id: string) => boolean): Promise<string[]> {
-    const r = await query<{ id: string }>(this.pool, 'rescan', `SELECT id FROM smarthost_queue WHERE due IS NOT NULL AND NOT held
-      AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY id`);
-    return r.rows.map((x) => x.id).filter((id) => !known(id));
-  }
-
   open(id: string): Readable {
-    const pool = this.pool;
-    return Readable.from((async function* () {
-      const r = await query<{ body: Buffer }>(pool, `read ${id}`, 'SELECT body FROM smarthost_queue WHERE id = $1', [id]);
-      if (!r.rows[0]) throw new Error(`no message ${id} in the queue`);
-      yield r.rows[0].body;
-    })());
+    const bodies = this.bodies;
+    return Readable.from((async function* () { yield await bodies.request(id); })());
   }
 
   /**
@@ -167,8 +158,7 @@ export class PgSpool implements Spool {
 
   async remove(id: string): Promise<boolean> {
     if (!isQueueId(id)) return false;
-    const r = await query(this.pool, `remove ${id}`, 'DELETE FROM smarthost_queue WHERE id = $1', [id]);
-    return (r.rowCount ?? 0) > 0;
+    return this.removals.request(id);
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { GroupCommit } from './group-commit.js';
+import { groupCommit } from './batcher.js';
 
 export type QuotaFileRead =
   | { readonly kind: 'missing' }
@@ -16,7 +16,7 @@ export type QuotaFileRead =
 
 export class QuotaFile {
   readonly file: string;
-  private readonly commit = new GroupCommit(() => this.write(this.snapshot()));
+  private readonly commit = groupCommit(() => this.write(this.snapshot()));
 
   /** `snapshot` gives the text to write; it is called when a write starts, so it holds everything counted so far. */
   constructor(dataDir: string, private readonly snapshot: () => string) {

@@ -109,6 +109,8 @@ export interface SharedQueue {
   claim(id: string): Promise<Claim>;
   /** Saves an attempt's outcome and ends this node's lease in one statement; false: the lease was lost meanwhile (not saved). */
   finish(id: string, state: DeliveryState): Promise<boolean>;
+  /** Ends this node's lease without touching the state (the claimed message turned out not due yet). */
+  release(id: string): Promise<void>;
   /** Messages due now with no running lease that `known` does not know, at most `limit`. */
   due(known: (id: string) => boolean, limit: number): Promise<Recovered[]>;
   /** Every message with something left to deliver that `known` does not know (for `queue flush` of ALL on this node). */
@@ -138,8 +140,11 @@ export interface Spool {
   scan(): AsyncGenerator<Scanned>;
   /** `hasState: false` says no state was ever saved for it (every recipient queued: skips looking). */
   get(id: string, opts?: { hasState?: boolean }): Promise<QueueEntry | undefined>;
-  /** Ids of committed messages written before `before` (epoch ms) that `known` does not know. */
-  unclaimed(known: (id: string) => boolean, before: number): Promise<string[]>;
+  /**
+   * Ids of committed messages written before `before` (epoch ms) that `known` does not know, for
+   * the daemon's minute rescan. A shared store has none: its nodes learn of such mail from it (`shared.onWake`).
+   */
+  unclaimed?(known: (id: string) => boolean, before: number): Promise<string[]>;
   /** The message bytes exactly as stored (CRLF line ends, Received header first). */
   open(id: string): Readable;
   saveState(id: string, state: DeliveryState): Promise<void>;

@@ -44,7 +44,7 @@ parentPort!.on('message', (m: ToWorker) => {
   if (m.op === 'forgetDead') return transport.forgetDead();
   if (m.op === 'close') {
     const done = () => {
-      const limitsClosed = transport.close().then(() => { limits?.close(); return limits?.pool.end(); }).catch(() => undefined);
+      const limitsClosed = transport.close().then(async () => { await limits?.close(); return limits?.pool.end(); }).catch(() => undefined);
       void Promise.all([limitsClosed, spool?.then((sp) => sp.close(), () => undefined)]).then(() => post({ n: m.n, results: [] }));
     };
     if (active === 0) done(); else closing = done;

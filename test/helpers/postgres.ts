@@ -3,13 +3,15 @@
 // passwords over TCP. Never touches a system-wide cluster. initdb refuses to run
 // as root, so as root (CI) every server process runs as the Debian `postgres`
 // user through runuser. stop() leaves no process and no file behind.
-import { execFile, type ExecFileOptions } from 'node:child_process';
+import { execFile, execFileSync, type ExecFileOptions } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-const BIN = process.env.PG_BIN ?? findBin();
+let bin: string | undefined;
+/** Found at first use, so that importing this file does not fail where PostgreSQL is missing (see postgresMissing). */
+const binDir = (): string => (bin ??= process.env.PG_BIN ?? findBin());
 const SUPERUSER = 'postgres';
 const PASSWORD = 'test-secret';
 
@@ -44,6 +46,18 @@ function findBin(): string {
 
 const asRoot = process.getuid?.() === 0;
 
+/** Why startPostgres() cannot work here, or undefined when it can. */
+export function postgresMissing(): string | undefined {
+  let dir: string;
+  try { dir = binDir(); } catch (e) { return (e as Error).message; }
+  const absent = ['initdb', 'pg_ctl', 'postgres', 'psql'].filter((b) => !fs.existsSync(path.join(dir, b)));
+  if (absent.length) return `${absent.join(', ')} not found in ${dir}`;
+  if (asRoot) {
+    try { execFileSync('id', ['-u', 'postgres'], { stdio: 'ignore' }); } catch { return 'as root, the server runs as the `postgres` user, and there is none (apt-get install postgresql)'; }
+  }
+  return undefined;
+}
+
 function run(cmd: string, args: string[], opts: ExecFileOptions = {}): Promise<string> {
   const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
@@ -71,12 +85,12 @@ export async function startPostgres(): Promise<PgCluster> {
   const data = path.join(dir, 'data');
   const pwfile = path.join(dir, 'pw');
   fs.writeFileSync(pwfile, PASSWORD + '\n', { mode: 0o644 });
-  await run(path.join(BIN, 'initdb'), ['-D', data, '-U', SUPERUSER, '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256',
+  await run(path.join(binDir(), 'initdb'), ['-D', data, '-U', SUPERUSER, '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256',
     '-E', 'UTF8', '--locale=C', '--no-sync']);
   fs.rmSync(pwfile);
   const logFile = path.join(dir, 'log');
   let port = 0;
-  const ctl = (...args: string[]) => run(path.join(BIN, 'pg_ctl'), ['-D', data, '-w', '-t', '60', ...args]);
+  const ctl = (...args: string[]) => run(path.join(binDir(), 'pg_ctl'), ['-D', data, '-w', '-t', '60', ...args]);
   const startOn = async (p: number) => {
     const o = `-c listen_addresses=127.0.0.1 -c port=${p} -c unix_socket_directories=${dir} -c max_connections=200 -c shared_buffers=32MB -c fsync=on -c synchronous_commit=on`;
     await ctl('-l', logFile, '-o', o, 'start');
@@ -91,7 +105,7 @@ export async function startPostgres(): Promise<PgCluster> {
   let removed = false;
   const url = (db = 'postgres') => `postgresql://${SUPERUSER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
   const psql = (sql: string, db = 'postgres') =>
-    run(path.join(BIN, 'psql'), ['-h', dir, '-p', String(port), '-U', SUPERUSER, '-d', db, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
+    run(path.join(binDir(), 'psql'), ['-h', dir, '-p', String(port), '-U', SUPERUSER, '-d', db, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
   return {
     port, dir, url, psql,
     async createDatabase(name) { await psql(`CREATE DATABASE "${name}"`); return url(name); },
