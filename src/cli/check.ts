@@ -2,9 +2,10 @@
 // every problem with its fix, exit 1 on errors (warnings alone exit 0). Works
 // with the daemon stopped; the environment checks live in check-environment.ts.
 import { formatDuration } from '../config/units.js';
+import type { Pool } from 'pg';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import { dkimChecks } from './check-dkim.js';
-import { queueStoreCheck } from './check-queue.js';
+import { queueStoreCheck, storePool } from './check-queue.js';
 import { environmentFindings, readAliasesFile, type Finding } from './check-environment.js';
 import { configOrReport, EXIT } from './common.js';
 import { allPresetLines } from './preset-lines.js';
@@ -25,9 +26,10 @@ export async function run(opts: { config?: string }): Promise<number> {
   const config = configOrReport(opts.config);
   if (!config) return EXIT.ERROR;
   const notes: Finding[] = [];
+  const pool = await storePool(config);
   const [environment, domains, quotas, dkim, store] = await Promise.all([environmentFindings(config), senderDomainReport(config),
-    quotaLines(config, (m) => notes.push({ level: 'warning', message: m, fix: 'nothing to do: the daemon counts every quota as used up for one window, then writes the file anew' })),
-    dkimChecks(config), queueStoreCheck(config)]);
+    quotaLines(config, pool, (m) => notes.push({ level: 'warning', message: m, fix: 'nothing to do: the daemon counts every quota as used up for one window, then writes the file anew' })),
+    dkimChecks(config), queueStoreCheck(config, pool)]).finally(() => pool?.end().catch(() => undefined));
   const findings = [...environment, ...store.findings, ...dkim.findings, ...notes, ...domains.findings];
   for (const f of findings) process.stderr.write(`${f.level}: ${f.message}\n    fix: ${f.fix}\n`);
   process.stdout.write(summary(config, findings, [...store.lines, ...dkim.lines, ...quotas, ...domains.summary]));
@@ -64,12 +66,12 @@ function upstreamLine(u: UpstreamConfig): string {
 }
 
 /** "  quota route m365: 12 of 10000 recipients used in the last 1d": what data_dir/quota.json holds now. */
-async function quotaLines(config: Config, warn: (m: string) => void): Promise<string[]> {
+async function quotaLines(config: Config, pool: Pool | undefined, warn: (m: string) => void): Promise<string[]> {
   const ups = [...config.routes.map((r) => ({ key: `route:${r.name}`, label: `route ${r.name}`, quota: r.quota })),
     ...(config.relay ? [{ key: 'relay', label: '[relay]', quota: config.relay.quota }] : [])];
   const limited = ups.filter((u) => u.quota);
   if (!limited.length) return [];
-  const used = await quotaCounter(config, warn);
+  const used = await quotaCounter(config, pool, warn);
   const lines: string[] = [];
   try {
     for (const { key, label, quota } of limited) {
@@ -84,18 +86,15 @@ async function quotaLines(config: Config, warn: (m: string) => void): Promise<st
 }
 
 /** Where the daemon counts quotas: data_dir/quota.json, or on a shared store its database (every node's counts). */
-async function quotaCounter(config: Config, warn: (m: string) => void): Promise<{ count(key: string, windowMs: number): Promise<number>; close(): Promise<void> }> {
-  const store = config.queue.store;
-  if (store.kind === 'files') {
+async function quotaCounter(config: Config, pool: Pool | undefined, warn: (m: string) => void): Promise<{ count(key: string, windowMs: number): Promise<number>; close(): Promise<void> }> {
+  if (!pool) {
     const ledger = await readLedger(config.dataDir, warn);
     const now = Date.now();
     return { count: async (key, windowMs) => ledger.used(key, windowMs, now), close: async () => undefined };
   }
-  const { createPool } = await import('../queue/pg-connect.js');
   const { PgLimits } = await import('../queue/pg-limits.js');
-  const pool = createPool(store, { max: 1, application: 'smarthost check' });
   const limits = new PgLimits(pool, { node: config.queue.nodeName, warn: () => undefined });
-  return { count: (key, windowMs) => limits.quotas().used(key, windowMs), close: async () => { await limits.close(); await pool.end().catch(() => undefined); } };
+  return { count: (key, windowMs) => limits.quotas().used(key, windowMs), close: () => limits.close() };
 }
 
 function verdict(findings: readonly Finding[]): string {

@@ -5,18 +5,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { waitFor } from '../../test/helpers/wait.js';
 import { fileSink, MailLog, type LogSink } from './maillog.js';
 
-/** Waits (up to 5 s) until `file` holds `want`: the streams write asynchronously. */
+/** What `file` holds once it holds at least as much as `want`: the streams write asynchronously. */
 async function holds(file: string, want: string): Promise<string> {
-  const end = Date.now() + 5000;
-  let text = '';
-  while (Date.now() < end) {
-    text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-    if (text.length >= want.length) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return text;
+  const read = () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
+  await waitFor(() => read().length >= want.length, () => `${want.length} bytes in ${file}, it holds ${read().length}`);
+  return read();
 }
 
 test('fileSink.reopen(): lines before it stay in the renamed file, later ones go to a new file', async () => {

@@ -1,7 +1,7 @@
 // The queue manager against a recording transport (no sockets) and a real
 // spool in a temp dir: state per recipient, backoff, restart, lifetime,
 // notices, and the control verbs.
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +16,8 @@ import { QueueManager, type Transports } from './qmgr.js';
 
 type Script = (rcpt: string, attempt: number) => RcptResult['outcome'];
 
+/** Taken before any test fakes the global one (mock.timers). */
+const realSetTimeout = globalThis.setTimeout;
 /** The queue gauge without the oldest arrival. */
 const pick = ({ active, deferred, held }: ReturnType<QueueManager['snapshot']>) => ({ active, deferred, held });
 /** The one message waits for its time: neither in delivery nor in line for it (what snapshot() counts as active). */
@@ -75,6 +77,11 @@ describe('QueueManager', () => {
   }
 
   const until = (cond: () => boolean | Promise<boolean>, what: string) => waitFor(cond, () => `${what}\n${lines.join('')}`);
+  /** until() for while the test fakes the clock: polls on the real one (10 ms apart, 10 s at most, as waitFor does). */
+  async function realUntil(cond: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => realSetTimeout(r, 10));
+    assert.ok(cond(), `timed out waiting for ${what}\n${lines.join('')}`);
+  }
 
   it('groups recipients by destination, records each outcome, saves the deferred ones with a backoff time', async () => {
     const t = new RecordingTransport((rcpt) => rcpt.startsWith('later') ? 'deferred' : 'sent');
@@ -177,10 +184,20 @@ describe('QueueManager', () => {
     void m.inflow().then(() => { letIn = true; });
     await new Promise((r) => setImmediate(r));
     assert.ok(letIn, 'inflow() does not wait');
-    assert.deepEqual(m.flush([one.id]), { done: [one.id], missing: [] });
+    // A fake clock while the flushed attempt runs: a retry timer it arms (retry_min is 10 ms) is one
+    // this test fires at will, so "not tried again" is seen at once, not hoped for after a sleep.
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
+    try {
+      assert.deepEqual(m.flush([one.id]), { done: [one.id], missing: [] });
+      assert.equal(m.snapshot().active, 1, 'the flushed attempt is under way');
+      await realUntil(() => m.snapshot().active === 0, 'the flushed attempt to end');
+      mock.timers.tick(60_000);
+      assert.deepEqual(pick(m.snapshot()), { active: 0, deferred: 3, held: 0 }, 'a minute later, no retry is under way or in line');
+    } finally {
+      mock.timers.reset();
+    }
     await until(async () => (await spool.get(one.id))?.state.recipients[0]!.attempts === 1, 'the flushed attempt');
     assert.deepEqual(t.calls.map((c) => c.msg.id), [one.id]);
-    await new Promise((r) => setTimeout(r, 100)); // retry_min is 10 ms: without deferral it would have been tried again
     assert.equal(t.calls.length, 1, 'a deferred recipient waits for the next flush too');
     m.flush('ALL');
     await until(() => t.calls.length === 4, 'all three tried');

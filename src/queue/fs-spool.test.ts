@@ -416,11 +416,18 @@ describe('FsSpool', () => {
       await sp.recover();
       const m = await sp.receive(envelopeFor());
       await m.write(Buffer.from('x\r\n'));
+      // the commit's other wait, its fdatasync: once that has called back, only the held fsync is left
+      let fileSynced = false;
+      const fdatasync = fs.fdatasync;
+      const watched = mock.method(fs, 'fdatasync', (fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => fdatasync(fd, (e) => { fileSynced = true; cb(e); }));
       let done = false;
       const before = held.length;
       const committed = m.commit().then(() => { done = true; });
-      await waitFor(() => held.length > before, 'the commit\'s fsync of messages/');
-      await new Promise((r) => setTimeout(r, 50));
+      try {
+        await waitFor(() => held.length > before && fileSynced, 'the commit\'s fdatasync, and its fsync of messages/ asked for');
+      } finally {
+        watched.mock.restore();
+      }
       assert.equal(done, false, 'the commit waits for the fsync of messages/');
       release();
       await committed;
@@ -485,7 +492,7 @@ describe('FsSpool', () => {
       const b = await store(sp, bBody, 2);
       assert.notEqual(ino(q('messages', b.id)), inoA, 'a spare is not reused before messages/ is fsynced');
       release();
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => sp.ready.spares === 1, 'the spare, freed by the fsync of messages/');
 
       // now c is written over a's file; shorter, so cut
       const cBody = pseudoRandom(1_000, 3);
@@ -497,7 +504,7 @@ describe('FsSpool', () => {
 
       // and longer than the file it reuses
       await sp.remove(c.id, { size: c.size });
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => sp.ready.spares === 1, 'the spare, freed by the fsync of messages/');
       const eBody = pseudoRandom(50_000, 5);
       const e = await store(sp, eBody, 5);
       assert.equal(ino(q('messages', e.id)), inoA);
@@ -522,7 +529,7 @@ describe('FsSpool', () => {
       const spare = fs.readdirSync(q('messages')).find((n) => fs.statSync(q('messages', n)).size > 0)!;
       assert.ok(fs.statSync(q('messages', spare)).mtimeMs < Date.now() - 30_000, 'a spare keeps the old message\'s time');
       assert.deepEqual(await sp.unclaimed(() => false, Date.now() - 30_000), []);
-      await new Promise((r) => setTimeout(r, 50)); // its fsync of messages/
+      await waitFor(() => sp.ready.spares === 1, 'the spare, freed by the fsync of messages/');
       const m = await store(sp, Buffer.from('new\r\n'), 2);
       assert.equal(m.id, spare, 'written over the spare');
       assert.deepEqual(await sp.unclaimed(() => false, Date.now() - 30_000), [], 'its own write is what counts: too young');
@@ -530,7 +537,8 @@ describe('FsSpool', () => {
     });
 
     it('a batch whose fsync of messages/ fails is removed, not handed out, and naming pauses for a second', async () => {
-      const sp = new FsSpool(dir, { recycle: true });
+      let now = Date.now();
+      const sp = new FsSpool(dir, { recycle: true, now: () => now });
       extraSpools.push(sp);
       const failing = mock.method(sp.dirSync, 'sync', () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
       await sp.recover();
@@ -539,7 +547,7 @@ describe('FsSpool', () => {
       const m = await store(sp, Buffer.from('x\r\n')); // none named ahead: created on the spot, the directory fsynced for it
       assert.deepEqual((await sp.list()).map((e) => e.envelope.id), [m.id]);
       assert.equal(empties(), 0, 'paused');
-      await new Promise((r) => setTimeout(r, 1100));
+      now += 1000;
       await store(sp, Buffer.from('y\r\n'));
       await waitFor(() => empties() >= 32, 'naming to resume', 300);
     });
@@ -787,15 +795,18 @@ describe('FsSpool', () => {
   });
 
   it('list() is ordered by id (arrival time), not by commit order', async () => {
-    const first = await spool.receive(envelopeFor(1));
-    await new Promise((r) => setTimeout(r, 3));
-    const second = await spool.receive(envelopeFor(2));
-    const third = await spool.receive(envelopeFor(3));
+    let now = Date.now();
+    const sp = new FsSpool(dir, { now: () => now });
+    extraSpools.push(sp);
+    const first = await sp.receive(envelopeFor(1));
+    now += 3;
+    const second = await sp.receive(envelopeFor(2));
+    const third = await sp.receive(envelopeFor(3));
     assert.ok(first.id < second.id && second.id < third.id, 'ids are time-ordered');
     await third.commit();
     await first.commit();
     await second.commit();
-    const ids = (await spool.list()).map((e) => e.envelope.id);
+    const ids = (await sp.list()).map((e) => e.envelope.id);
     assert.deepEqual(ids, [first.id, second.id, third.id]);
     assert.deepEqual(ids, fs.readdirSync(q('messages')).sort());
   });

@@ -82,13 +82,15 @@ export class FsSpool implements Spool {
    * writing for a daemon that runs as its own user, like Postfix's postdrop group).
    * `onUnreadable`: told about a queue file list() could not read (after retries of
    * transient errors such as EMFILE), with its error; it is left in place for a
-   * human instead of stopping the whole queue.
+   * human instead of stopping the whole queue. `now`: the clock of queue ids and of
+   * the pause after a failed create (tests drive it instead of sleeping).
    */
   constructor(dataDir: string, private readonly opts: {
     readonly owner?: { readonly uid: number; readonly gid: number };
     readonly onUnreadable?: (id: string, error: Error) => void;
     /** Keep delivered messages' files for reuse (the daemon; see "Spare files" above). */
     readonly recycle?: boolean;
+    readonly now?: () => number;
   } = {}) {
     this.root = path.join(dataDir, 'queue');
     this.tmp = path.join(this.root, 'tmp');
@@ -98,6 +100,10 @@ export class FsSpool implements Spool {
     this.dirSync = new DirSync(this.messages);
     this.stateSync = new DirSync(this.state);
   }
+
+  private now(): number { return (this.opts.now ?? Date.now)(); }
+  /** Spare files ready to be written over and empty files named ahead, for tests to wait on. */
+  get ready(): { readonly spares: number; readonly fresh: number } { return { spares: this.spares.length, fresh: this.fresh.length }; }
 
   /** Creates the directories, nothing else: for `smarthost sendmail`, which must not recover a running daemon's spool. */
   prepare(): void { this.ensureLayout(); }
@@ -129,7 +135,7 @@ export class FsSpool implements Spool {
     }
     // none named ahead (or `smarthost sendmail`): create one now; commit also fsyncs messages/ for it
     for (let attempt = 0; ; attempt++) {
-      const id = newQueueId();
+      const id = newQueueId(this.now());
       this.own?.add(id);
       const file = path.join(this.messages, id);
       const tmpPath = this.opts.recycle ? undefined : this.tmpName(id);
@@ -192,18 +198,18 @@ export class FsSpool implements Spool {
    * failed create (disk full) pauses this for a second.
    */
   private refill(): void {
-    if (!this.opts.recycle || this.closed || this.refilling || this.fresh.length >= FRESH / 2 || Date.now() < this.createPausedUntil) return;
+    if (!this.opts.recycle || this.closed || this.refilling || this.fresh.length >= FRESH / 2 || this.now() < this.createPausedUntil) return;
     this.refilling = this.nameAhead(FRESH - this.fresh.length).finally(() => { this.refilling = undefined; });
   }
 
   /** refill()'s batch: `count` empty files created FRESH_CREATES at a time, one fsync of messages/, then handed out. */
   private async nameAhead(count: number): Promise<void> {
     const batch: Fresh[] = [];
-    const pause = () => { this.createPausedUntil = Date.now() + 1000; count = 0; };
+    const pause = () => { this.createPausedUntil = this.now() + 1000; count = 0; };
     const creator = async () => {
       while (count > 0 && !this.closed) {
         count--;
-        const id = newQueueId();
+        const id = newQueueId(this.now());
         this.own?.add(id);
         const file = path.join(this.messages, id);
         try { batch.push({ id, file, fd: await openFile(file, 'wx', 0o600) }); } catch (e) {
@@ -349,7 +355,7 @@ export class FsSpool implements Spool {
     if (!isQueueId(id)) return false;
     const file = path.join(this.messages, id);
     const spare = this.opts.recycle && !this.closed && opts.size !== undefined && opts.size <= SPARE_SIZE
-      && this.spares.length + this.sparesPending.size < SPARES ? path.join(this.messages, newQueueId()) : undefined;
+      && this.spares.length + this.sparesPending.size < SPARES ? path.join(this.messages, newQueueId(this.now())) : undefined;
     try {
       // Link and unlink of a name take microseconds: inline, as a pool round trip costs more.
       // Removing the last name frees the file's blocks, which takes long enough to stall the

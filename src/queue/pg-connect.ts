@@ -67,10 +67,12 @@ export function storeError(e: unknown, what: string): Error {
   return isUnavailable(e) ? new SpoolUnavailableError(text, { cause: e }) : new Error(text, { cause: e });
 }
 
-/** Runs `fn` in one transaction on a pooled client: COMMIT on success, ROLLBACK (and the error) otherwise. */
-export async function inTransaction<T>(pool: pg.Pool, what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  let c: pg.PoolClient;
-  try { c = await pool.connect(); } catch (e) { throw storeError(e, what); }
+/**
+ * Runs `fn` in one transaction on a pooled client: COMMIT on success, ROLLBACK otherwise, and
+ * the error as it came (each caller words it: inTransaction() for the spool, pg-limits its own).
+ */
+export async function transaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
   let broken: unknown;
   try {
     await c.query('BEGIN');
@@ -78,12 +80,18 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, fn: (c: pg.P
     await c.query('COMMIT');
     return r;
   } catch (e) {
+    // a broken session is not reused: the database is out of reach, or the session cannot even roll back
     broken = isUnavailable(e) ? e : undefined;
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw storeError(e, what);
+    await c.query('ROLLBACK').catch((r: unknown) => { broken ??= r; });
+    throw e;
   } finally {
-    c.release(broken instanceof Error ? broken : undefined); // a broken session is not reused
+    c.release(broken instanceof Error ? broken : undefined);
   }
+}
+
+/** transaction() for the spool: its error a store error that names `what`. */
+export async function inTransaction<T>(pool: pg.Pool, what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  try { return await transaction(pool, fn); } catch (e) { throw storeError(e, what); }
 }
 
 /** One statement outside a transaction, its error made a store error. */

@@ -6,11 +6,11 @@
 // cannot be asked, and smtpd then refuses AUTH for now (454), never lets it through unchecked.
 import type { Pool } from 'pg';
 import { KNOWN_PLACE_MS, KNOWN_PLACES_PER_ACCOUNT, loginPlace, plainAddress } from '../mail/client-address.js';
-import type { Outage, Window } from './pg-limits-common.js';
+import { msInterval, type Outage, type Window } from './pg-limits-common.js';
 
 type Kind = 'ip' | 'account';
 
-const WINDOW = `$3::float8 * interval '1 millisecond'`;
+const WINDOW = msInterval(3);
 
 /** The `count` most recent failures in the window: how long until the oldest of them leaves it (when there are `count`). */
 const BLOCK = `
@@ -67,7 +67,7 @@ export class PgAuthFailures {
 
 const KNOWN = `
 SELECT EXISTS (SELECT 1 FROM limit_known_places WHERE account = $1 AND place = $2
-               AND seen_at > clock_timestamp() - $3::float8 * interval '1 millisecond') AS known`;
+               AND seen_at > clock_timestamp() - ${msInterval(3)}) AS known`;
 
 const SEEN = `
 INSERT INTO limit_known_places (account, place, seen_at) VALUES ($1, $2, clock_timestamp())

@@ -1,9 +1,15 @@
 // What the cluster-wide limits share (pg-limits.ts): the window shape, the outage that is
-// logged once, and the transaction that holds one limit's row lock.
+// logged once, the SQL of a window in milliseconds, and the transaction that holds one limit's row lock.
 import type { Pool, PoolClient } from 'pg';
+import { transaction } from './pg-connect.js';
 
 /** "30/1m": at most `count` in any `windowMs` (config/units.ts Rate, by shape: queue/ does not read the config). */
 export interface Window { readonly count: number; readonly windowMs: number }
+
+/** SQL: the interval of `$param`, a number of milliseconds (float8: windows and holds need not be whole seconds). */
+export function msInterval(param: number): string {
+  return `$${param}::float8 * interval '1 millisecond'`;
+}
 
 /** Whether the database answers, so that an outage is logged once and its end once. */
 export class Outage {
@@ -26,20 +32,10 @@ export class Outage {
 }
 
 /** Runs `work` in a transaction that holds the row lock of `key`: the takers of one limit go one after the other, on every node. */
-export async function withKeyLocked<T>(pool: Pool, key: string, work: (c: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+export function withKeyLocked<T>(pool: Pool, key: string, work: (c: PoolClient) => Promise<T>): Promise<T> {
+  return transaction(pool, async (client) => {
     // the upsert locks the row (created the first time) until COMMIT; the next statement sees what earlier holders committed
     await client.query('INSERT INTO limit_keys (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key', [key]);
-    const result = await work(client);
-    await client.query('COMMIT');
-    client.release();
-    return result;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release(e as Error); // a broken connection is not put back
-    throw e;
-  }
+    return work(client);
+  });
 }
-

@@ -4,7 +4,7 @@
 // grant more than the quota together; its COMMIT (synchronous_commit on) makes the count durable,
 // as quota.json's fsync does on one node. Implements qmgr/quota-gate.ts `QuotaCounts`.
 import type { Pool } from 'pg';
-import { Outage, withKeyLocked, type Window } from './pg-limits-common.js';
+import { msInterval, Outage, withKeyLocked, type Window } from './pg-limits-common.js';
 
 /** qmgr/quota.ts `Taken`, by shape. */
 export interface QuotaTaken {
@@ -13,7 +13,7 @@ export interface QuotaTaken {
   giveBack(n: number): void;
 }
 
-const WINDOW = `$2::float8 * interval '1 millisecond'`;
+const WINDOW = msInterval(2);
 
 const TAKE = `
 WITH t AS (SELECT clock_timestamp() AS now),

@@ -5,7 +5,7 @@
 // A database that cannot be reached makes every check fail ("not now"): the callers defer mail
 // or refuse AUTH with 454, and nothing goes past a limit. Told once per outage, not per check.
 import type { Pool } from 'pg';
-import { Outage, withKeyLocked, type Window } from './pg-limits-common.js';
+import { msInterval, Outage, withKeyLocked, type Window } from './pg-limits-common.js';
 import { PgQuotaCounts } from './pg-limits-quota.js';
 import { PgAccountFailures, PgAuthFailures } from './pg-limits-auth.js';
 
@@ -42,7 +42,7 @@ WITH t AS (SELECT clock_timestamp() AS now),
 gone AS (DELETE FROM limit_holds h USING t WHERE h.key = $1 AND h.expires_at <= t.now),
 live AS (SELECT count(*)::int AS n, min(h.expires_at) AS first FROM limit_holds h, t WHERE h.key = $1 AND h.expires_at > t.now),
 ins AS (INSERT INTO limit_holds (key, node, expires_at)
-        SELECT $1, $2, t.now + $3::float8 * interval '1 millisecond' FROM t, live WHERE live.n < $4::int RETURNING id)
+        SELECT $1, $2, t.now + ${msInterval(3)} FROM t, live WHERE live.n < $4::int RETURNING id)
 SELECT (SELECT id FROM ins)::text AS id, COALESCE(EXTRACT(EPOCH FROM live.first - t.now) * 1000, 0)::float8 AS wait_ms FROM live, t`;
 
 const RENEW = `
@@ -81,7 +81,7 @@ class PgHolds {
     await this.renewing; // a renewal under way must not put the row back after it is gone
     await this.outage.run(() => (keepMs === undefined
       ? this.pool.query('DELETE FROM limit_holds WHERE id = $1', [id])
-      : this.pool.query(`UPDATE limit_holds SET expires_at = clock_timestamp() + $2::float8 * interval '1 millisecond' WHERE id = $1`, [id, keepMs])));
+      : this.pool.query(`UPDATE limit_holds SET expires_at = clock_timestamp() + ${msInterval(2)} WHERE id = $1`, [id, keepMs])));
   }
 
   private async renew(): Promise<void> {

@@ -44,11 +44,14 @@ export const MIGRATIONS: readonly Migration[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
+/** A pool or one session: what reads that need no transaction are asked of. */
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
 /** The advisory lock that serialises migrations (any fixed 64-bit key; this one is "smarthst" in ASCII). */
 const LOCK_KEY = '8317411231030342516';
 
 /** The schema version in the database; 0: none yet. */
-export async function schemaVersion(c: pg.ClientBase): Promise<number> {
+export async function schemaVersion(c: Queryable): Promise<number> {
   const t = await c.query<{ t: string | null }>(`SELECT to_regclass('smarthost_schema')::text AS t`);
   if (!t.rows[0]?.t) return 0;
   const r = await c.query<{ version: number }>('SELECT version FROM smarthost_schema');
@@ -94,8 +97,8 @@ export async function ensureSchema(pool: pg.Pool): Promise<number> {
   return SCHEMA_VERSION;
 }
 
-/** The schema version in the database, and whether this role may write the queue (for `smarthost check`). */
-export async function describeSchema(c: pg.ClientBase): Promise<{ version: number; expected: number; canWrite: boolean }> {
+/** The schema version in the database, and whether this role may write the queue (for `smarthost check`); asked of a pool or one session. */
+export async function describeSchema(c: Queryable): Promise<{ version: number; expected: number; canWrite: boolean }> {
   const version = await schemaVersion(c);
   const limits = version >= 2 ? `AND has_table_privilege('limit_holds', 'INSERT') AND has_table_privilege('limit_quota_counts', 'INSERT')
     AND has_table_privilege('limit_auth_failures', 'INSERT')` : '';

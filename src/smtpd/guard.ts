@@ -110,7 +110,7 @@ interface Refusal {
 
 /** One session's guard: the state the two filters share (counts, limits, the deadline). */
 class SessionGuard implements Guard {
-  /** Final replies under 400 per command, and commands given, for the disconnect line. */
+  /** Final replies under 400 per command, and commands given, for the disconnect line (by the name in this.last). */
   private readonly ok = new Map<string, number>();
   private readonly total = new Map<string, number>();
   private last = 'CONNECT';
@@ -127,7 +127,7 @@ class SessionGuard implements Guard {
   constructor(private readonly conn: GuardedConnection, private readonly rules: GuardRules) {
     conn.once('connect', () => { this.greeted = true; });
     conn.replyFilter = (code, data, context, send) => this.onReply(code, data, context, send);
-    conn.commandFilter = (command, callback, pass) => this.onCommand(command, callback, pass);
+    conn.commandFilter = (command, callback) => this.onCommand(command, callback);
     this.arm(rules.idleTimeoutMs);
   }
 
@@ -136,7 +136,7 @@ class SessionGuard implements Guard {
     let n = 0, good = 0;
     for (const [k, t] of this.total) {
       const g = this.ok.get(k) ?? 0;
-      out[k] = g === t ? String(t) : `${g}/${t}`;
+      out[k.toLowerCase()] = g === t ? String(t) : `${g}/${t}`;
       n += t; good += g;
     }
     if (n) out.commands = good === n ? String(n) : `${good}/${n}`;
@@ -222,50 +222,45 @@ class SessionGuard implements Guard {
     const { conn, rules } = this;
     // a final reply (not 334/354) settles the last command for the counts
     if (code < 300 || code >= 400) {
-      const key = this.last.toLowerCase();
-      if (code < 400 && key !== 'connect') this.ok.set(key, (this.ok.get(key) ?? 0) + 1);
+      if (code < 400 && this.last !== 'CONNECT') this.ok.set(this.last, (this.ok.get(this.last) ?? 0) + 1);
     }
     this.arm(code === 354 ? rules.dataTimeoutMs : rules.idleTimeoutMs);
     // stopping: once a transaction has ended (its 250 is out and the session reset), end the session
-    // rather than wait for the client's next command, so a drain does not hang on idle clients
-    if (rules.draining?.() && code < 400 && code !== 354) {
-      setImmediate(() => {
-        if (this.stopped || conn.ended || this.busy()) return;
-        rules.onDrop('shutdown', this.last);
-        this.reply(replies.shuttingDown(rules.hostname));
-      });
-    }
+    // rather than wait for the client's next command, so a drain does not hang on idle clients.
+    // (drain() also asks for the greeting: a reply under 400 comes at or after it, as smtp-server
+    // emits 'connect' just before it sends the 220.)
+    if (rules.draining?.() && code < 400 && code !== 354) setImmediate(() => this.drain());
     if (code >= 400 && code !== 421 && ++this.errors >= rules.maxErrors && !conn.ended) {
       rules.onDrop('too many errors', this.last);
       this.reply(replies.tooManyErrors(rules.hostname));
     }
   }
 
-  /** Every command line before smtp-server sees it: counted, then refused here or passed on. */
-  private onCommand(command: Buffer, callback: (() => void) | undefined, pass: () => void): void {
+  /** Every command line before smtp-server sees it: counted, then handed on (true) or refused or held here (false). */
+  private onCommand(command: Buffer, callback: (() => void) | undefined): boolean {
     const { conn, rules } = this;
-    if (!this.greeted && !conn.upgrading) return this.beforeGreeting(command, callback);
+    if (!this.greeted && !conn.upgrading) { this.beforeGreeting(command, callback); return false; }
     // every line the parser hands over takes its record, AUTH continuation lines too
     const bare = rules.lineEnds?.nextIsBare() === true;
-    if (conn.upgrading || (conn.authContinues && !bare)) return pass();
+    if (conn.upgrading || (conn.authContinues && !bare)) return true;
     const line = command.toString('latin1');
     const name = conn.authContinues ? 'AUTH' : (line.split(' ', 1)[0] ?? '').toUpperCase();
     this.last = /^[A-Z]{3,10}$/.test(name) ? name : 'UNKNOWN';
-    const key = this.last.toLowerCase();
-    if (!conn.authContinues) this.total.set(key, (this.total.get(key) ?? 0) + 1);
+    if (!conn.authContinues) this.total.set(this.last, (this.total.get(this.last) ?? 0) + 1);
     clearTimeout(this.timer);
     const refusal = bare
       ? { reply: replies.bareNewline(rules.hostname), drop: 'bare <LF> received', close: true }
       : this.refusal(name, line);
     if (!refusal) {
       this.envelope = name === 'MAIL' || name === 'RCPT' ? command : undefined;
-      return pass();
+      return true;
     }
     if (refusal.drop) rules.onDrop(refusal.drop, refusal.after ?? this.last);
-    if (!refusal.close) return this.answer(refusal.reply, callback);
+    if (!refusal.close) { this.answer(refusal.reply, callback); return false; }
     this.reply(refusal.reply);
     conn.close();
     callback?.();
+    return false;
   }
 
   /** The first rule the command breaks, checked in this order (the counters move only as far as the checks go). */

@@ -35,7 +35,7 @@ async function start(options: SMTPServerOptions = {}): Promise<Probe> {
         probe.replies.push({ code, text: Array.isArray(data) ? data.join('\n') : data ?? '' });
         send(code, data, context);
       };
-      conn.commandFilter = (command, _cb, pass) => { probe.lines.push(command.toString('latin1')); pass(); };
+      conn.commandFilter = (command) => { probe.lines.push(command.toString('latin1')); return true; };
     },
   });
   servers.push(server);
@@ -61,11 +61,12 @@ describe('smtp-server seam: connection state', () => {
     const c = await client(p);
     const conn = p.conns[0]!;
     // the filter answers NOOP itself and resumes with whenWritable(); the pipelined EHLO must still be read
-    conn.commandFilter = (command, cb, pass) => {
+    conn.commandFilter = (command, cb) => {
       p.lines.push(command.toString('latin1'));
-      if (command.toString() !== 'NOOP') return pass();
+      if (command.toString() !== 'NOOP') return true;
       conn.send(250, '2.0.0 mine');
       conn.whenWritable(cb ?? (() => undefined));
+      return false;
     };
     c.write('NOOP\r\nEHLO client.test\r\n');
     assert.equal((await c.read()).text, '250 2.0.0 mine');
@@ -79,7 +80,7 @@ describe('smtp-server seam: connection state', () => {
     const c = await client(p);
     const conn = p.conns[0]!;
     const seen: Array<[string, boolean]> = [];
-    conn.commandFilter = (command, _cb, pass) => { seen.push([command.toString(), conn.authContinues]); pass(); };
+    conn.commandFilter = (command) => { seen.push([command.toString(), conn.authContinues]); return true; };
     await c.cmd('EHLO client.test');
     assert.equal((await c.cmd('AUTH LOGIN')).code, 334);
     assert.equal((await c.cmd(Buffer.from('u').toString('base64'))).code, 334);

@@ -14,8 +14,11 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 
 type Done = (err?: Error | null) => void;
-/** Sees every command line before smtp-server does; `pass` hands it on to the library. */
-export type CommandFilter = (command: Buffer, callback: (() => void) | undefined, pass: () => void) => void;
+/**
+ * Sees every command line before smtp-server does. True: hand it on to the library. False: the
+ * filter answered it (and resumes the parser with `callback`), or holds it to dispatch() later.
+ */
+export type CommandFilter = (command: Buffer, callback: (() => void) | undefined) => boolean;
 
 export class SeamConnection extends SMTPConnection {
   /** Installed by the guard (listener-connection.ts) before init(); absent: lines go straight to the library. */
@@ -41,9 +44,7 @@ export class SeamConnection extends SMTPConnection {
 
   /** A line through the guard, then `_onCommand()` (the library's command dispatch, no public way in). */
   dispatch(command: Buffer, callback?: () => void): void {
-    const pass = () => this._onCommand(command, callback);
-    if (this.commandFilter) this.commandFilter(command, callback, pass);
-    else pass();
+    if (!this.commandFilter || this.commandFilter(command, callback)) this._onCommand(command, callback);
   }
 
   /** `_setListeners()`: pipes the socket into the parser; init() without the library's 100 ms pause needs it. */

@@ -232,6 +232,17 @@ describe('smarthost check: good configs and the environment', () => {
     assert.equal(r.status, 1);
   });
 
+  it('reports a queue database that does not answer, with its fix, and that the shared quota counts cannot be read, exit 1', async () => {
+    const dir = fresh();
+    const port = await freePort(); // nothing listens there: the connection is refused
+    const r = check(dir, `${LISTEN_ANY}[relay]\nurl = "smtp://127.0.0.1:10025"\nquota = "10/1h"\n[queue]\nstore = "postgresql://smarthost@127.0.0.1:${port}/queue"\n`);
+    assertFinding(r.stderr, 'error', `cannot reach the queue database: connect ECONNREFUSED 127.0.0.1:${port}`,
+      'check queue.store (host, port, database, user), queue.password_file, and that PostgreSQL accepts this host (pg_hba.conf)');
+    assert.match(r.stderr, /^warning: cannot read the quota counts: cannot reach the cluster limits database: connect ECONNREFUSED/m);
+    assert.match(r.stdout, new RegExp(`queue database postgresql://smarthost@127\\.0\\.0\\.1:${port}/queue \\(node `));
+    assert.equal(r.status, 1);
+  });
+
   it('says so when smarthost itself holds the port (its control socket answers), exit 0', async () => {
     const port = await freePort();
     const d = await startDaemon({ dir: fresh(), toml: `[[listen]]\naddress = "127.0.0.1:${port}"\n` });
