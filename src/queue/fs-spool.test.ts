@@ -374,7 +374,8 @@ describe('FsSpool', () => {
       const sp = new FsSpool(dir, { recycle: true });
       extraSpools.push(sp);
       await sp.recover();
-      await waitFor(() => empties() === 64, '64 files named ahead', 300);
+      // the files exist before the fsync of messages/ that makes their names durable: wait for that too
+      await waitFor(() => empties() === 64 && sp.ready.fresh === 64, '64 files named ahead, their names fsynced', 300);
       return sp;
     };
     /** Holds the spool's fsyncs of messages/ until release() (each then runs for real). */

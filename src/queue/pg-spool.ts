@@ -87,10 +87,7 @@ export class PgSpool implements Spool {
   }
 
   /** The schema version in the database, and whether this role may write the queue (for `smarthost check`). */
-  async describe(): Promise<{ version: number; expected: number; canWrite: boolean }> {
-    const c = await this.pool.connect();
-    try { return await describeSchema(c); } finally { c.release(); }
-  }
+  describe(): Promise<{ version: number; expected: number; canWrite: boolean }> { return describeSchema(this.pool); }
 
   async recover(found?: (m: Recovered) => void): Promise<RecoveryReport> {
     await this.shared?.start(); // leases this node held before a restart go back to the queue
