@@ -76,7 +76,8 @@ describe('FsSpool', () => {
   /** Files in tmp/ that are a committed message's second name (unlinked just after the 250). */
   const tmpLinks = () => fs.readdirSync(q('tmp')).filter((n) => { try { return fs.statSync(q('tmp', n)).nlink > 1; } catch { return false; } });
   /** The tmp name of a committed message is unlinked after the reply; wait for that (a second at most). */
-  const tmpUnlinked = async () => { for (let i = 0; i < 100 && tmpLinks().length; i++) await new Promise((r) => setTimeout(r, 10)); };
+  /** sendmail's commit unlinks its tmp/ name after it resolves (the message is safe by then): wait for that. */
+  const tmpUnlinked = () => waitFor(() => tmpLinks().length === 0, 'the tmp/ name unlinked after the commit');
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-spool-test-'));
