@@ -39,6 +39,13 @@ describe('Batcher', () => {
     await assert.rejects(c, /id 3 is taken/);
   });
 
+  it('takes at most `max` inputs in a run; the rest go in the next', async () => {
+    const runs: number[][] = [];
+    const b = new Batcher<number, number>(async (xs) => { runs.push(xs); await new Promise((r) => setImmediate(r)); return xs; }, undefined, 2);
+    assert.deepEqual(await Promise.all([1, 2, 3, 4, 5].map((x) => b.request(x))), [1, 2, 3, 4, 5]);
+    assert.deepEqual(runs, [[1], [2, 3], [4, 5]]);
+  });
+
   it('groupCommit: one run of the work for every caller waiting, told idle after the last', async () => {
     let works = 0;
     let idle = 0;

@@ -15,7 +15,12 @@ export class Batcher<I, O = void> {
    * in place of a result fails only that caller, a rejection fails all. `idle` is told when no
    * run is under way or due.
    */
-  constructor(private readonly work: (inputs: I[]) => Promise<Array<O | Error>>, private readonly idle: () => void = () => undefined) {}
+  constructor(
+    private readonly work: (inputs: I[]) => Promise<Array<O | Error>>,
+    private readonly idle: () => void = () => undefined,
+    /** Inputs per run at most; the rest wait for the next. */
+    private readonly max = Infinity,
+  ) {}
 
   get busy(): boolean { return this.running; }
 
@@ -30,8 +35,8 @@ export class Batcher<I, O = void> {
   private kick(): void {
     if (this.running || this.waiting.length === 0) return;
     this.running = true;
-    const batch = this.waiting;
-    this.waiting = [];
+    const batch = this.waiting.length <= this.max ? this.waiting : this.waiting.splice(0, this.max);
+    if (batch === this.waiting) this.waiting = [];
     this.stats.runs++;
     this.stats.callers += batch.length;
     this.work(batch.map((w) => w.input)).then(

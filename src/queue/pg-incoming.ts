@@ -18,10 +18,22 @@ export interface Pending {
   readonly body: Buffer;
 }
 
-const INSERT = `INSERT INTO smarthost_queue (id, envelope, body, size, arrived, lease_node, lease_until)
-  SELECT u.*, $6::text, CASE WHEN $6::text IS NULL THEN NULL ELSE clock_timestamp() + $7::bigint * interval '1 millisecond' END
-  FROM unnest($1::text[], $2::jsonb[], $3::bytea[], $4::bigint[], $5::timestamptz[]) AS u
-  ON CONFLICT (id) DO NOTHING RETURNING id`;
+/** Messages per INSERT at most: five parameters each, and PostgreSQL takes 65,535 in a statement. */
+const MAX_BATCH = 1000;
+
+/**
+ * One row per message. Each body is a parameter of its own: node-postgres sends a Buffer
+ * parameter as binary, where a bytea[] array would go as hex text for the server to parse.
+ */
+function insertSql(messages: number): string {
+  const rows = Array.from({ length: messages }, (_, i) => {
+    const p = 3 + i * 5;
+    return `($${p}, $${p + 1}::jsonb, $${p + 2}::bytea, $${p + 3}::bigint, $${p + 4}::timestamptz, $1::text,
+      CASE WHEN $1::text IS NULL THEN NULL ELSE clock_timestamp() + $2::bigint * interval '1 millisecond' END)`;
+  });
+  return `INSERT INTO smarthost_queue (id, envelope, body, size, arrived, lease_node, lease_until) VALUES ${rows.join(',\n')}
+    ON CONFLICT (id) DO NOTHING RETURNING id`;
+}
 
 /**
  * Inserts committed messages in batches, one statement (one transaction, one WAL flush) per
@@ -31,18 +43,19 @@ const INSERT = `INSERT INTO smarthost_queue (id, envelope, body, size, arrived, 
  */
 export function committer(pool: pg.Pool, node: string, leaseMs: number | undefined): Batcher<Pending> {
   return new Batcher<Pending>(async (batch) => {
-    const values = [batch.map((p) => p.envelope.id), batch.map((p) => JSON.stringify(p.envelope)), batch.map((p) => p.body),
-      batch.map((p) => p.envelope.size), batch.map((p) => p.envelope.arrived), leaseMs === undefined ? null : node, leaseMs ?? 0];
+    const values: unknown[] = [leaseMs === undefined ? null : node, leaseMs ?? 0];
+    for (const { envelope, body } of batch) values.push(envelope.id, JSON.stringify(envelope), body, envelope.size, envelope.arrived);
+    const sql = insertSql(batch.length);
     const r = leaseMs !== undefined
-      ? await query<{ id: string }>(pool, 'commit', INSERT, values)
+      ? await query<{ id: string }>(pool, 'commit', sql, values)
       : await inTransaction(pool, 'commit', async (c) => {
-        const ins = await c.query<{ id: string }>(INSERT, values);
+        const ins = await c.query<{ id: string }>(sql, values);
         await c.query('SELECT pg_notify($1, $2)', [CHANNEL, node]); // due for any node: wake them
         return ins;
       });
     const taken = new Set(r.rows.map((x) => x.id));
     return batch.map((p) => (taken.has(p.envelope.id) ? undefined : new Error(`queue id ${p.envelope.id} is taken in the queue database`)));
-  });
+  }, undefined, MAX_BATCH);
 }
 
 export class PgIncoming implements Incoming {

@@ -66,6 +66,8 @@ describe('PgSpool: the database', () => {
     assert.deepEqual(v, { version: SCHEMA_VERSION, expected: SCHEMA_VERSION, canWrite: true });
     const db = new URL(url).pathname.slice(1);
     assert.equal((await cluster.psql('SELECT count(*) FROM smarthost_schema', db)).trim(), '1');
+    // step 3: message bytes lz4-compressed (Debian's server has lz4), not with the slow default
+    assert.equal((await cluster.psql(`SELECT attcompression FROM pg_attribute WHERE attrelid = 'smarthost_queue'::regclass AND attname = 'body'`, db)).trim(), 'l');
   });
 
   it('commits with synchronous_commit on even when the role defaults to off', async () => {

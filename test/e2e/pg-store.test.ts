@@ -95,7 +95,7 @@ describe('PostgreSQL queue store', () => {
     await waitFor(() => JSON.parse(d.cli(['queue', '--json']).stdout).length === 0, () => `empty queue: ${d.cli(['queue']).stdout}`, 100, 50);
     assert.match(d.logs(), /status=deferred/, 'the one 451 was retried');
     const check = d.cli(['check']);
-    assert.match(check.stdout + check.stderr, /queue database: schema version 2, this role can write/);
+    assert.match(check.stdout + check.stderr, /queue database: schema version 3, this role can write/);
   });
 
   it('local recipients on a shared store go into the Maildir of the node that delivers the message', async () => {
