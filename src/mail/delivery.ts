@@ -56,4 +56,6 @@ export interface OutgoingMessage {
   readonly ret?: 'FULL' | 'HDRS';
   readonly envid?: string;
   body(): Readable;
+  /** The bytes of body(), when the spool has them in memory (queue/spool.ts inMemory). */
+  readonly bytes?: Buffer;
 }

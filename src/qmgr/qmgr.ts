@@ -261,10 +261,11 @@ export class QueueManager {
   }
 
   private outgoing(envelope: Envelope, recipients: Recipient[]): OutgoingMessage {
+    const bytes = this.o.spool.inMemory?.(envelope.id);
     return {
       id: envelope.id, sender: envelope.sender, recipients, size: envelope.size, eightBit: envelope.body === '8BITMIME',
       ...(envelope.ret ? { ret: envelope.ret } : {}), ...(envelope.envid ? { envid: envelope.envid } : {}),
-      body: () => this.o.spool.open(envelope.id),
+      body: () => this.o.spool.open(envelope.id), ...(bytes ? { bytes } : {}),
     };
   }
 

@@ -63,7 +63,7 @@ export class PgIncoming implements Incoming {
   private size = 0;
   private done = false;
 
-  constructor(readonly id: string, private readonly envelope: NewEnvelope, private readonly committer: Batcher<Pending>) {}
+  constructor(readonly id: string, private readonly envelope: NewEnvelope, private readonly committed: (p: Pending) => Promise<void>) {}
 
   write(chunk: Buffer): Promise<void> {
     if (this.done) return Promise.reject(new Error(`message ${this.id} was already committed or aborted`));
@@ -78,7 +78,7 @@ export class PgIncoming implements Incoming {
     const body = Buffer.concat(this.chunks, this.size);
     this.chunks = [];
     const envelope: Envelope = { ...this.envelope, size: body.length };
-    await this.committer.request({ envelope, body });
+    await this.committed({ envelope, body });
     return envelope;
   }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startPostgres, type PgCluster } from '../../test/helpers/postgres.js';
-import { spoolConformance, type SpoolFactory } from '../../test/helpers/spool-conformance.js';
+import { bytesOf, spoolConformance, type SpoolFactory } from '../../test/helpers/spool-conformance.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { PgSpool, type PgSpoolOptions } from './pg-spool.js';
 import { SCHEMA_VERSION } from './pg-schema.js';
@@ -133,5 +133,23 @@ describe('PgSpool: leases between two nodes', () => {
     } finally { await cluster.resume(); }
     const again = await storeMessage(sp, env, Buffer.from('Subject: back\r\n\r\nx\r\n'));
     assert.deepEqual((await sp.list()).map((e) => e.envelope.id), [again.id]);
+  });
+
+  it('the daemon delivers what it committed from memory, not read back; a reader reads the database; removal forgets it', async () => {
+    const url = await freshDatabase();
+    const daemon = await openOn(url, { role: 'daemon' });
+    const reader = await openOn(url, { role: 'reader' });
+    const env = { sender: 's@example.com', recipients: [{ address: 'r@example.net' }], arrived: new Date().toISOString(),
+      client: { address: '192.0.2.1', hostname: 'c', helo: 'c', protocol: 'ESMTP' } };
+    const bytes = Buffer.from('Subject: kept\r\n\r\nx\r\n');
+    const { id } = await storeMessage(daemon, env, bytes);
+    // behind the daemon's back, so that where each read comes from shows
+    await cluster.psql(`UPDATE smarthost_queue SET body = 'changed' WHERE id = '${id}'`, new URL(url).pathname.slice(1));
+    assert.deepEqual(daemon.inMemory(id), bytes);
+    assert.deepEqual(await bytesOf(daemon.open(id)), bytes);
+    assert.equal(reader.inMemory(id), undefined);
+    assert.equal((await bytesOf(reader.open(id))).toString(), 'changed');
+    assert.equal(await daemon.remove(id), true);
+    assert.equal(daemon.inMemory(id), undefined);
   });
 });

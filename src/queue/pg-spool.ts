@@ -20,6 +20,7 @@ import { committer, PgIncoming, type Pending } from './pg-incoming.js';
 import { describeSchema, migrate } from './pg-schema.js';
 import { entryOf, rowToRecovered, SUMMARY, type EntryRow, type SummaryRow } from './pg-rows.js';
 import { PgShared } from './pg-shared.js';
+import { RecentBodies } from './recent-bodies.js';
 import {
   dueOf,
   type DeliveryState, type Incoming, type NewEnvelope, type QueueEntry, type QueueListing, type Recovered, type RecoveryReport,
@@ -37,6 +38,8 @@ export interface PgSpoolOptions {
 }
 
 const ENTRY_COLUMNS = 'id, envelope, state, held, lease_node, lease_until';
+/** The bytes of recent messages the daemon keeps in memory for their delivery, at most. */
+const RECENT_BYTES = 64 * 1024 * 1024;
 /** Rows read per round trip by recovery and listings. */
 const PAGE = 1000;
 
@@ -51,6 +54,8 @@ export class PgSpool implements Spool {
   /** Removals and body reads that come together share one statement (one round trip, one WAL flush). */
   private readonly removals: Batcher<string, boolean>;
   private readonly bodies: Batcher<string, Buffer>;
+  /** The daemon's: what it committed, until delivered (recent-bodies.ts). */
+  private readonly recent: RecentBodies | undefined;
   private closed = false;
 
   private constructor(store: PgStore, private readonly opts: PgSpoolOptions) {
@@ -68,6 +73,7 @@ export class PgSpool implements Spool {
       return ids.map((id) => found.get(id) ?? new Error(`no message ${id} in the queue`));
     });
     this.shared = daemon ? new PgShared(this.pool, store, opts.node, opts.leaseMs) : undefined;
+    this.recent = daemon ? new RecentBodies(RECENT_BYTES) : undefined;
   }
 
   /**
@@ -113,7 +119,10 @@ export class PgSpool implements Spool {
   async receive(envelope: Omit<NewEnvelope, 'id'>): Promise<Incoming> {
     if (this.closed) throw new Error('the queue is closed');
     const id = newQueueId();
-    return new PgIncoming(id, { ...envelope, id }, this.committer);
+    return new PgIncoming(id, { ...envelope, id }, async (p) => {
+      await this.committer.request(p);
+      this.recent?.keep(id, p.body);
+    });
   }
 
   async list(): Promise<QueueEntry[]> { return (await this.listAll()).entries; }
@@ -134,7 +143,12 @@ export class PgSpool implements Spool {
     return r.rows[0] && entryOf(r.rows[0]);
   }
 
+  /** The bytes of a message this daemon committed and has not delivered yet, without the database (recent-bodies.ts). */
+  inMemory(id: string): Buffer | undefined { return this.recent?.get(id); }
+
   open(id: string): Readable {
+    const kept = this.recent?.get(id);
+    if (kept) return Readable.from([kept]);
     const bodies = this.bodies;
     return Readable.from((async function* () { yield await bodies.request(id); })());
   }
@@ -155,6 +169,7 @@ export class PgSpool implements Spool {
 
   async remove(id: string): Promise<boolean> {
     if (!isQueueId(id)) return false;
+    this.recent?.forget(id);
     return this.removals.request(id);
   }
 

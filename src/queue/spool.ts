@@ -147,6 +147,8 @@ export interface Spool {
   unclaimed?(known: (id: string) => boolean, before: number): Promise<string[]>;
   /** The message bytes exactly as stored (CRLF line ends, Received header first). */
   open(id: string): Readable;
+  /** The same bytes when the store keeps them in memory (a database store, for the daemon's new mail): the delivery thread gets them with the message. */
+  inMemory?(id: string): Buffer | undefined;
   saveState(id: string, state: DeliveryState): Promise<void>;
   /** `hasState: false` says no state was ever saved for it (skips looking for one); `size`: its envelope's. */
   remove(id: string, opts?: { hasState?: boolean; size?: number }): Promise<boolean>;

@@ -24,13 +24,17 @@ const spoolNow = () => (spool ??= openSpool(opts.queue, opts.dataDir, { role: 'r
  * dialog starts: a store that fails then defers the attempt at once, instead of in the middle of
  * DATA (the bytes are one value there anyway). Files are streamed as they are read.
  */
-async function bodyOf(id: string): Promise<() => Readable> {
+async function bodyOf(id: string, sent: Uint8Array | undefined): Promise<() => Readable> {
+  if (sent) { // with the message (queue/recent-bodies.ts): a Buffer arrives as a Uint8Array
+    const b = Buffer.from(sent.buffer, sent.byteOffset, sent.byteLength);
+    return () => Readable.from([b]);
+  }
   const spool = await spoolNow();
   if (opts.queue.store.kind === 'files') return () => spool.open(id);
   const chunks: Buffer[] = [];
   for await (const c of spool.open(id) as AsyncIterable<Buffer>) chunks.push(c);
-  const bytes = Buffer.concat(chunks);
-  return () => Readable.from([bytes]);
+  const whole = Buffer.concat(chunks);
+  return () => Readable.from([whole]);
 }
 const post = (m: FromWorker) => parentPort!.postMessage(m);
 const resolver = resolverFor(opts.mx.nameservers);
@@ -51,7 +55,7 @@ parentPort!.on('message', (m: ToWorker) => {
     return;
   }
   active++;
-  bodyOf(m.msg.id)
+  bodyOf(m.msg.id, m.msg.bytes)
     .then((body) => rewriteOutgoing({ ...m.msg, body }, opts.rules))
     .then((rewritten) => signOutgoing(rewritten, opts.dkim))
     .then((out) => transport.deliver(m.dest, out))

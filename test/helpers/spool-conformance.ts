@@ -25,7 +25,7 @@ const envelope = (n: number, recipients = [`r${n}@example.net`]): Omit<NewEnvelo
   arrived: new Date(1_700_000_000_000 + n).toISOString(),
 });
 
-async function bytesOf(r: Readable): Promise<Buffer> {
+export async function bytesOf(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of r as AsyncIterable<Buffer>) chunks.push(c);
   return Buffer.concat(chunks);
