@@ -4,6 +4,7 @@
 // from a limit locks its row in limit_keys for one short transaction; times are the database's.
 // A database that cannot be reached makes every check fail ("not now"): the callers defer mail
 // or refuse AUTH with 454, and nothing goes past a limit. Told once per outage, not per check.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'pg';
 import { msInterval, Outage, withKeyLocked, type Window } from './pg-limits-common.js';
 import { PgQuotaCounts } from './pg-limits-quota.js';
@@ -36,6 +37,8 @@ const POLL_MS = 1000;
  */
 const SLOT_POLL_MS = 100;
 const SLOT_REUSE_MS = 1000;
+/** How long close() waits to give spare slots back. */
+const CLOSE_WAIT_MS = 2000;
 
 const TAKE = `
 WITH t AS (SELECT clock_timestamp() AS now),
@@ -250,7 +253,8 @@ export class PgLimits {
 
   /** Gives back spare slots and stops renewing holds (those in use expire by themselves); the pool is its owner's to end. */
   async close(): Promise<void> {
-    await Promise.all([...this.gates].map((g) => g.close()));
+    // a database that does not answer must not hold up a stop: what is not given back expires by itself
+    await Promise.race([Promise.all([...this.gates].map((g) => g.close())), sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
     this.holds.close();
   }
 }
