@@ -56,6 +56,17 @@ const tokensAt = (up: Upstream) => new Set(up.messages.map((m) => tokenOf(m.data
  * session the daemon ends (too many errors while the database is away) connects again; one that
  * cannot connect (the daemon was killed) ends.
  */
+/** One node on a fresh database, relaying to a fresh upstream, with `sessions` clients sending until end(). */
+async function underLoad(node: string, sessions: number) {
+  const up = await upstream();
+  const d = await daemon(await database(), node, up);
+  const acked = new Map<string, string>();
+  const replies: string[] = [];
+  let stop = false;
+  const running = load(d.ports[0]!, sessions, acked, replies, () => stop);
+  return { up, d, acked, replies, end: () => { stop = true; return running; } };
+}
+
 async function load(port: number, sessions: number, acked: Map<string, string>, replies: string[], stop: () => boolean): Promise<void> {
   await Promise.all(Array.from({ length: sessions }, async (_, s) => {
     for (let n = 0; !stop();) {
@@ -190,17 +201,10 @@ describe('PostgreSQL queue store', () => {
   });
 
   it('kill -9 of a node under load: every acknowledged message is delivered after restart', async () => {
-    const url = await database();
-    const up = await upstream();
-    const d = await daemon(url, 'node-k', up);
-    const acked = new Map<string, string>();
-    const replies: string[] = [];
-    let dead = false;
-    const running = load(d.ports[0]!, 16, acked, replies, () => dead);
+    const { up, d, acked, end } = await underLoad('node-k', 16);
     await waitFor(() => acked.size >= 200, 'acknowledged messages', 400, 50);
     await d.kill9();
-    dead = true;
-    await running;
+    await end();
     const again = await launch(d.dir, d.configFile);
     cleanups.push(() => again.stop().catch(() => undefined));
     const missingNow = () => { const got = tokensAt(up); return [...acked.values()].filter((t) => !got.has(t)); };
@@ -214,13 +218,7 @@ describe('PostgreSQL queue store', () => {
   });
 
   it('the database halted under load: 451 4.3.0 while it is down, never 250; back up, everything acknowledged is delivered', async () => {
-    const url = await database();
-    const up = await upstream();
-    const d = await daemon(url, 'node-h', up);
-    const acked = new Map<string, string>();
-    const replies: string[] = [];
-    let stop = false;
-    const running = load(d.ports[0]!, 8, acked, replies, () => stop);
+    const { up, d, acked, replies, end } = await underLoad('node-h', 8);
     await waitFor(() => acked.size >= 50, 'acknowledged messages before the halt', 400, 50);
     const before = replies.length;
     await cluster.halt();
@@ -228,8 +226,7 @@ describe('PostgreSQL queue store', () => {
     const during = acked.size;
     await cluster.resume();
     await waitFor(() => acked.size > during + 20, 'new 250s once the database is back', 600, 50);
-    stop = true;
-    await running;
+    await end();
     await waitFor(() => tokensAt(up).size >= acked.size, () => `all ${acked.size} delivered (${up.messages.length} so far)\n${d.logs().split('\n').filter((l) => !/queue write error|too many errors|client=|queue active|disconnect|connect from/.test(l)).slice(-40).join('\n')}\n${d.cli(['queue']).stdout.slice(0, 3000)}`, 600, 100);
     const delivered = tokensAt(up);
     assert.deepEqual([...acked.values()].filter((t) => !delivered.has(t)), []);
