@@ -50,25 +50,27 @@ const stderrOf = new Map<RunningDaemon, string>();
 const tokenOf = (data: Buffer) => /Subject: (\S+)/.exec(data.toString('latin1'))?.[1] ?? '?';
 /** The tokens (Subject) an upstream got so far. */
 const tokensAt = (up: Upstream) => new Set(up.messages.map((m) => tokenOf(m.data)));
+/** The tokens of acknowledged messages not among `delivered`. */
+const undelivered = (acked: Map<string, string>, delivered: Set<string> | Map<string, number>) => [...acked.values()].filter((t) => !delivered.has(t));
 
-/**
- * Sessions sending one message after another until stopped; every 250 is kept with its token. A
- * session the daemon ends (too many errors while the database is away) connects again; one that
- * cannot connect (the daemon was killed) ends.
- */
 /** One node on a fresh database, relaying to a fresh upstream, with `sessions` clients sending until end(). */
 async function underLoad(node: string, sessions: number) {
   const up = await upstream();
   const d = await daemon(await database(), node, up);
-  const acked = new Map<string, string>();
-  const replies: string[] = [];
   let stop = false;
-  const running = load(d.ports[0]!, sessions, acked, replies, () => stop);
+  const { acked, replies, running } = load(d.ports[0]!, sessions, () => stop);
   return { up, d, acked, replies, end: () => { stop = true; return running; } };
 }
 
-async function load(port: number, sessions: number, acked: Map<string, string>, replies: string[], stop: () => boolean): Promise<void> {
-  await Promise.all(Array.from({ length: sessions }, async (_, s) => {
+/**
+ * Sessions sending one message after another until stopped; every 250 is kept in `acked` (queue
+ * id -> token), every reply in `replies`. A session the daemon ends (too many errors while the
+ * database is away) connects again; one that cannot connect (the daemon was killed) ends.
+ */
+function load(port: number, sessions: number, stop: () => boolean): { acked: Map<string, string>; replies: string[]; running: Promise<void> } {
+  const acked = new Map<string, string>();
+  const replies: string[] = [];
+  const running = Promise.all(Array.from({ length: sessions }, async (_, s) => {
     for (let n = 0; !stop();) {
       let c: RawSmtp;
       try { c = await RawSmtp.connect(port); await c.read(); await c.cmd('EHLO load.test'); } catch { return; }
@@ -84,7 +86,8 @@ async function load(port: number, sessions: number, acked: Map<string, string>, 
       }
       c.close();
     }
-  }));
+  })).then(() => undefined);
+  return { acked, replies, running };
 }
 
 describe('PostgreSQL queue store', () => {
@@ -207,11 +210,11 @@ describe('PostgreSQL queue store', () => {
     await end();
     const again = await launch(d.dir, d.configFile);
     cleanups.push(() => again.stop().catch(() => undefined));
-    const missingNow = () => { const got = tokensAt(up); return [...acked.values()].filter((t) => !got.has(t)); };
+    const missingNow = () => undelivered(acked, tokensAt(up));
     await waitFor(() => missingNow().length === 0, () => `every acknowledged message delivered; missing ${missingNow().length}: ${missingNow().slice(0, 5).join(' ')}\n${again.logs().slice(-2000)}`, 600, 100);
     const delivered = new Map<string, number>();
     for (const m of up.messages) delivered.set(tokenOf(m.data), (delivered.get(tokenOf(m.data)) ?? 0) + 1);
-    const missing = [...acked.values()].filter((t) => !delivered.has(t));
+    const missing = undelivered(acked, delivered);
     assert.deepEqual(missing, [], 'acknowledged but never delivered');
     const dup = [...delivered.values()].filter((n) => n > 1).length;
     console.log(`kill -9 on the PostgreSQL store: ${acked.size} acknowledged, all delivered, ${dup} delivered twice (in flight at the kill)`);
@@ -229,7 +232,7 @@ describe('PostgreSQL queue store', () => {
     await end();
     await waitFor(() => tokensAt(up).size >= acked.size, () => `all ${acked.size} delivered (${up.messages.length} so far)\n${d.logs().split('\n').filter((l) => !/queue write error|too many errors|client=|queue active|disconnect|connect from/.test(l)).slice(-40).join('\n')}\n${d.cli(['queue']).stdout.slice(0, 3000)}`, 600, 100);
     const delivered = tokensAt(up);
-    assert.deepEqual([...acked.values()].filter((t) => !delivered.has(t)), []);
+    assert.deepEqual(undelivered(acked, delivered), []);
     assert.ok(!replies.some((r) => r.startsWith('452')), 'no 452: the database being away is not a full disk');
     console.log(`database halted under load: ${acked.size} acknowledged, all delivered; ${replies.filter((r) => r.startsWith('451')).length} answered 451 4.3.0 meanwhile`);
   });
