@@ -4,6 +4,7 @@
 // the test fails on a new edge against the direction and on a stale line in the document.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,5 +104,13 @@ describe('import direction (docs/ARCHITECTURE.md "Dependency direction")', () =>
       if (daemon && daemon.some((f) => f !== join('cli', 'start.ts'))) offenders.push(`${daemon.join(', ')} → daemon.ts`);
     }
     assert.deepEqual(offenders, []);
+  });
+
+  it('loads the PostgreSQL driver only for a PostgreSQL store: the CLI (sendmail, mailq, --version) does not', () => {
+    const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+    const probe = `process.argv = ['node', 'smarthost', '--version'];
+      import(${JSON.stringify(main)}).then(() => setTimeout(() => console.log(Object.keys(require.cache).filter((k) => k.includes('/node_modules/pg/')).length), 200));`;
+    const out = execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' }).trim().split('\n');
+    assert.equal(out.at(-1), '0', `pg modules loaded: ${out.join(' ')}`);
   });
 });

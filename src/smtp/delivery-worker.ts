@@ -2,14 +2,13 @@
 // spool opened for message bodies (queue/open-spool.ts, the same store as the daemon's), sender rewriting then DKIM signing on the way out.
 // On a shared store, its own small pool to the database of the cluster-wide route limits.
 import { parentPort, workerData } from 'node:worker_threads';
-import pg from 'pg';
+import type pg from 'pg';
 import { rewriteOutgoing } from './sender-rewrite.js';
 import { MtaSts } from '../mta-sts/mta-sts.js';
 import { signOutgoing } from '../dkim/sign.js';
 import { Readable } from 'node:stream';
 import { openSpool } from '../queue/open-spool.js';
-import { createPool } from '../queue/pg-connect.js';
-import { PgLimits } from '../queue/pg-limits.js';
+import type { PgLimits } from '../queue/pg-limits.js';
 import type { Spool } from '../queue/spool.js';
 import { resolverFor } from './mx.js';
 import type { DeliveryThreadOptions, FromWorker, ToWorker } from './delivery-thread.js';
@@ -39,7 +38,7 @@ async function bodyOf(id: string, sent: Uint8Array | undefined): Promise<() => R
 const post = (m: FromWorker) => parentPort!.postMessage(m);
 const resolver = resolverFor(opts.mx.nameservers);
 const sts = opts.mx.mtaSts ? new MtaSts({ resolver, dataDir: opts.dataDir, onEvent: (e) => post({ n: 0, sts: e }) }) : undefined;
-const limits = opts.limits ? sharedLimits(opts.limits) : undefined;
+const limits = opts.limits ? await sharedLimits(opts.limits) : undefined;
 const transport = new SmtpTransport({ ehloName: opts.ehloName, mx: opts.mx, resolver, deadMs: opts.deadMs, ...(sts ? { sts } : {}), ...(limits ? { shared: limits.routes() } : {}) });
 let active = 0;
 let closing: (() => void) | undefined;
@@ -68,11 +67,13 @@ parentPort!.on('message', (m: ToWorker) => {
  * statement. A database that stops answering must not hold deliveries for ever: past the
  * timeouts a check fails, and the mail is deferred.
  */
-function sharedLimits(o: NonNullable<typeof opts.limits>): PgLimits {
+async function sharedLimits(o: NonNullable<typeof opts.limits>): Promise<PgLimits> {
+  // loaded here: a relay on the file store never loads the PostgreSQL driver
+  const [{ PgLimits }, { createPool }, { default: Pg }] = await Promise.all([import('../queue/pg-limits.js'), import('../queue/pg-connect.js'), import('pg')]);
   let pool: pg.Pool;
   if (!o.db && opts.queue.store.kind === 'postgresql') pool = createPool(opts.queue.store, { max: 4, application: 'smarthost delivery limits' });
   else {
-    pool = new pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...o.db });
+    pool = new Pg.Pool({ max: 4, connectionTimeoutMillis: 10_000, query_timeout: 15_000, ...o.db });
     pool.on('error', () => undefined); // an idle connection the server dropped: the next query reports the outage
   }
   return new PgLimits(pool, { node: o.node, leaseMs: opts.queue.leaseMs, warn: (warning) => post({ n: 0, warning }) });
