@@ -23,9 +23,8 @@ import type { MailLog } from './maillog/maillog.js';
 import { QueueManager } from './qmgr/qmgr.js';
 import { QuotaGate } from './qmgr/quota-gate.js';
 import { errorCode, isPermission } from './queue/bounded.js';
-import { openSpool } from './queue/open-spool.js';
+import { openLimits, openSpool } from './queue/open-spool.js';
 import type { PgLimits } from './queue/pg-limits.js';
-import type { PgSpool } from './queue/pg-spool.js';
 import { storeMessage, type Spool } from './queue/spool.js';
 import { resolverFor } from './smtp/mx.js';
 import { MtaSts, type StsEvent } from './mta-sts/mta-sts.js';
@@ -107,10 +106,7 @@ export async function createDaemon(config: Config, opts: DaemonOptions): Promise
   });
   // On a shared store the cluster-wide limits count in the same database for every node:
   // route rate and concurrency, quotas, AUTH failures (queue/pg-limits.ts).
-  // (the PostgreSQL driver is loaded only then: every CLI command, sendmail too, imports this file)
-  const limits = config.queue.store.kind === 'postgresql'
-    ? new (await import('./queue/pg-limits.js')).PgLimits((spool as PgSpool).pool, { node: config.queue.nodeName, leaseMs: config.queue.leaseMs, warn: (m) => log.warning(m, 'qmgr') })
-    : undefined;
+  const limits = await openLimits(config.queue, spool, (m) => log.warning(m, 'qmgr'));
   // route quotas count across reloads and restarts (data_dir/quota.json, or the shared database)
   const quotas = limits ? new QuotaGate(limits.quotas()) : await QuotaGate.open(config.dataDir, (m) => log.warning(m, 'qmgr'));
   const d = new Relay(config, opts, spool, limits, quotas);

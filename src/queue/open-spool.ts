@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import type { QueueConfig } from '../config/types.js';
 import { FsSpool } from './fs-spool.js';
+import type { PgLimits } from './pg-limits.js';
+import type { PgSpool } from './pg-spool.js';
 import type { Spool } from './spool.js';
 
 export interface SpoolUse {
@@ -35,4 +37,11 @@ export async function openSpool(queue: QueueConfig, dataDir: string, use: SpoolU
   });
   if (use.role === 'submit') spool.prepare();
   return spool;
+}
+
+/** On a PostgreSQL store, the cluster-wide limits in the same database (queue/pg-limits.ts), on the spool's pool; none on files. */
+export async function openLimits(queue: QueueConfig, spool: Spool, warn: (message: string) => void): Promise<PgLimits | undefined> {
+  if (queue.store.kind !== 'postgresql') return undefined;
+  const { PgLimits } = await import('./pg-limits.js');
+  return new PgLimits((spool as PgSpool).pool, { node: queue.nodeName, leaseMs: queue.leaseMs, warn });
 }
