@@ -86,6 +86,7 @@ function maildirFailure(dir: string, e: NodeJS.ErrnoException): Dsn {
 }
 
 async function readAll(msg: OutgoingMessage): Promise<Buffer> {
+  if (msg.bytes) return msg.bytes;
   const chunks: Buffer[] = [];
   for await (const c of msg.body() as AsyncIterable<Buffer>) chunks.push(c);
   return Buffer.concat(chunks);

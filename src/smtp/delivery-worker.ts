@@ -32,7 +32,7 @@ async function bodyOf(id: string, sent: Uint8Array | undefined): Promise<() => R
   if (opts.queue.store.kind === 'files') return () => spool.open(id);
   const chunks: Buffer[] = [];
   for await (const c of spool.open(id) as AsyncIterable<Buffer>) chunks.push(c);
-  const whole = Buffer.concat(chunks);
+  const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks); // (PgSpool yields one Buffer)
   return () => Readable.from([whole]);
 }
 const post = (m: FromWorker) => parentPort!.postMessage(m);
@@ -54,8 +54,9 @@ parentPort!.on('message', (m: ToWorker) => {
     return;
   }
   active++;
-  bodyOf(m.msg.id, m.msg.bytes)
-    .then((body) => rewriteOutgoing({ ...m.msg, body }, opts.rules))
+  const { bytes, ...msg } = m.msg; // (only to cross the thread: rewriting and signing may change the body)
+  bodyOf(msg.id, bytes)
+    .then((body) => rewriteOutgoing({ ...msg, body }, opts.rules))
     .then((rewritten) => signOutgoing(rewritten, opts.dkim))
     .then((out) => transport.deliver(m.dest, out))
     .then((results) => post({ n: m.n, results }), (e: Error) => post({ n: m.n, error: e.message }))
