@@ -34,10 +34,15 @@ export class PgShared implements SharedQueue {
 
   /** At start: leases this node held before (it was killed or restarted) go back to the queue; then renewals begin. */
   async start(): Promise<void> {
-    const r = await query(this.pool, 'release old leases', 'UPDATE smarthost_queue SET lease_node = NULL, lease_until = NULL WHERE lease_node = $1', [this.node]);
+    const r = await this.releaseAll('release old leases');
     this.stats.takeovers += r.rowCount ?? 0;
     this.renewTimer ??= setInterval(() => void this.renew(), Math.max(200, this.leaseMs / 3));
     this.renewTimer.unref();
+  }
+
+  /** Every lease of this node goes back to the queue. */
+  private releaseAll(what: string) {
+    return query(this.pool, what, 'UPDATE smarthost_queue SET lease_node = NULL, lease_until = NULL WHERE lease_node = $1', [this.node]);
   }
 
   /** One statement for every lease of this node; a failure (database away) is retried at the next tick. */
@@ -135,7 +140,7 @@ export class PgShared implements SharedQueue {
     this.closed = true;
     clearInterval(this.renewTimer);
     clearInterval(this.pollTimer);
-    if (this.renewTimer) await query(this.pool, 'release leases', 'UPDATE smarthost_queue SET lease_node = NULL, lease_until = NULL WHERE lease_node = $1', [this.node]).catch(() => undefined);
+    if (this.renewTimer) await this.releaseAll('release leases').catch(() => undefined);
     const l = this.listener;
     this.listener = undefined;
     await l?.end().catch(() => undefined);

@@ -10,7 +10,7 @@ import { startPostgres, type PgCluster } from '../../test/helpers/postgres.js';
 import { bytesOf, spoolConformance, type SpoolFactory } from '../../test/helpers/spool-conformance.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { PgSpool, type PgSpoolOptions } from './pg-spool.js';
-import { SCHEMA_VERSION } from './pg-schema.js';
+import { describeSchema, SCHEMA_VERSION } from './pg-schema.js';
 import { SpoolUnavailableError, storeMessage } from './spool.js';
 
 let cluster: PgCluster;
@@ -62,7 +62,7 @@ describe('PgSpool: the database', () => {
   it('migrates the schema once when several nodes start at once', async () => {
     const url = await freshDatabase();
     const nodes = await Promise.all(['a', 'b', 'c', 'd'].map((n) => openOn(url, { node: `node-${n}` })));
-    const v = await nodes[0]!.describe();
+    const v = await describeSchema(nodes[0]!.pool);
     assert.deepEqual(v, { version: SCHEMA_VERSION, expected: SCHEMA_VERSION, canWrite: true });
     const db = new URL(url).pathname.slice(1);
     assert.equal((await cluster.psql('SELECT count(*) FROM smarthost_schema', db)).trim(), '1');
@@ -88,7 +88,7 @@ describe('PgSpool: the database', () => {
     const db = new URL(url).pathname.slice(1);
     const ro = await cluster.createRole(`reader_${databases}`, 'pw', db, `GRANT SELECT ON smarthost_queue, smarthost_schema TO reader_${databases}`);
     const sp = await openOn(ro, { role: 'reader' });
-    assert.deepEqual(await sp.describe(), { version: SCHEMA_VERSION, expected: SCHEMA_VERSION, canWrite: false });
+    assert.deepEqual(await describeSchema(sp.pool), { version: SCHEMA_VERSION, expected: SCHEMA_VERSION, canWrite: false });
   });
 });
 

@@ -17,7 +17,7 @@ import { isQueueId, newQueueId } from '../mail/queue-id.js';
 import { createPool, query, type PgStore } from './pg-connect.js';
 import { Batcher } from './batcher.js';
 import { committer, PgIncoming, type Pending } from './pg-incoming.js';
-import { describeSchema, migrate } from './pg-schema.js';
+import { ensureSchema } from './pg-schema.js';
 import { entryOf, rowToRecovered, SUMMARY, type EntryRow, type SummaryRow } from './pg-rows.js';
 import { PgShared } from './pg-shared.js';
 import { RecentBodies } from './recent-bodies.js';
@@ -33,8 +33,6 @@ export interface PgSpoolOptions {
   readonly leaseMs: number;
   /** 'daemon': leases new mail to itself, renews leases, listens for work; 'submit' (sendmail) and 'reader' (CLI, delivery thread) do not. */
   readonly role: 'daemon' | 'submit' | 'reader';
-  /** Connections at most (default: 10 for the daemon, 2 otherwise). */
-  readonly connections?: number;
 }
 
 const ENTRY_COLUMNS = 'id, envelope, state, held, lease_node, lease_until';
@@ -60,7 +58,7 @@ export class PgSpool implements Spool {
 
   private constructor(store: PgStore, private readonly opts: PgSpoolOptions) {
     const daemon = opts.role === 'daemon';
-    this.pool = createPool(store, { max: opts.connections ?? (daemon ? 10 : 2), application: `smarthost ${opts.role} ${opts.node}` });
+    this.pool = createPool(store, { max: daemon ? 10 : 2, application: `smarthost ${opts.role} ${opts.node}` });
     this.committer = committer(this.pool, opts.node, daemon ? opts.leaseMs : undefined);
     this.removals = new Batcher(async (ids) => {
       const r = await query<{ id: string }>(this.pool, named('remove', ids), 'DELETE FROM smarthost_queue WHERE id = ANY($1::text[]) RETURNING id', [ids]);
@@ -83,17 +81,13 @@ export class PgSpool implements Spool {
   static async open(store: PgStore, opts: PgSpoolOptions): Promise<PgSpool> {
     const sp = new PgSpool(store, opts);
     try {
-      const c = await sp.pool.connect();
-      try { await migrate(c); } finally { c.release(); }
+      await ensureSchema(sp.pool);
     } catch (e) {
       await sp.pool.end().catch(() => undefined);
       throw new Error(`cannot open the queue database: ${(e as Error).message}`, { cause: e });
     }
     return sp;
   }
-
-  /** The schema version in the database, and whether this role may write the queue (for `smarthost check`). */
-  describe(): Promise<{ version: number; expected: number; canWrite: boolean }> { return describeSchema(this.pool); }
 
   async recover(found?: (m: Recovered) => void): Promise<RecoveryReport> {
     await this.shared?.start(); // leases this node held before a restart go back to the queue
