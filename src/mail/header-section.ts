@@ -33,15 +33,16 @@ export function headerFields(head: string): HeaderField[] {
   return out;
 }
 
-function toBuffer(chunk: unknown): Buffer {
+/** A stream chunk as bytes (a stream in string mode gives strings). */
+export function toBuffer(chunk: unknown): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
 }
 
 /**
  * The header section of a stream up to and including the first CRLFCRLF, or undefined when there
- * is none within `limit` bytes (the message is then left alone, not buffered). Destroys the stream.
+ * is none within HEAD_LIMIT bytes (the message is then left alone, not buffered). Destroys the stream.
  */
-export async function readHead(body: Readable, limit = HEAD_LIMIT): Promise<Buffer | undefined> {
+export async function readHead(body: Readable): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let length = 0;
   let tail: Buffer = Buffer.alloc(0);   // the last 3 bytes before this chunk, where a CRLFCRLF split across chunks begins
@@ -55,10 +56,10 @@ export async function readHead(body: Readable, limit = HEAD_LIMIT): Promise<Buff
       chunks.push(chunk);
       if (seam >= 0 || at >= 0) {
         const end = length + at + HEAD_END.length;
-        return end <= limit ? Buffer.concat(chunks).subarray(0, end) : undefined;
+        return end <= HEAD_LIMIT ? Buffer.concat(chunks).subarray(0, end) : undefined;
       }
       length += chunk.length;
-      if (length >= limit) return undefined;
+      if (length >= HEAD_LIMIT) return undefined;
       const keep = HEAD_END.length - 1;
       tail = chunk.length >= keep ? chunk.subarray(chunk.length - keep) : Buffer.concat([tail, chunk]).subarray(-keep);
     }

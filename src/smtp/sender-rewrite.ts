@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import type { OutgoingMessage } from '../mail/delivery.js';
 import { domainOf } from '../mail/address.js';
-import { readHead } from '../mail/header-section.js';
+import { readHead, toBuffer } from '../mail/header-section.js';
 
 export interface SenderRules {
   /** As in the config: an exact address, or "@domain" for every address there -> the new address. Keys match case-insensitively. */
@@ -251,11 +251,6 @@ export function rewriteHead(head: Buffer, rules: SenderRules): Buffer {
 
 // ---------------------------------------------------------------------------------------------
 // The message as it leaves
-
-
-function toBuffer(chunk: unknown): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-}
 
 /** `head`, then what `open()` gives after its first `skip` bytes. Opens the source only when read; destroys it when done, failed or abandoned. */
 async function* withHead(open: () => Readable, skip: number, head: Buffer): AsyncGenerator<Buffer> {

@@ -59,8 +59,11 @@ export class Connection extends SeamConnection {
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     const filter = this.replyFilter;
     if (!filter) return super.send(code, data, context);
-    filter(code, data, context, (c, d, x) => super.send(c, d, x));
+    filter(code, data, context, this.sendThrough);
   }
+
+  /** The library's send, for the reply filter (one function, not one per reply). */
+  private readonly sendThrough: Send = (code, data, context) => super.send(code, data, context);
 
   /** Greets at once: the library's init() without its 100 ms pause (and without maxClients, which we do not use). */
   override init(): void {
