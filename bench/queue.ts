@@ -23,7 +23,7 @@ import { startSmarthost } from './lib/relay-systems.js';
 import { CLI, cpuMs, memMB, removeTempDirs, startServer, tempDir } from './lib/servers.js';
 import { startSink } from './lib/sink.js';
 import { envNumber } from './lib/env.js';
-import { f, table } from './lib/report.js';
+import { f, say, table } from './lib/report.js';
 
 const SETTINGS = {
   messages: envNumber('BENCH_QUEUE_MESSAGES', 1_000_000),
@@ -36,7 +36,6 @@ const SETTINGS = {
 };
 const TARGET = { recoverSeconds: 60, rssMB: 500, listSeconds: 60 };
 
-const say = (s: string) => process.stdout.write(s + '\n');
 const progress = (s: string) => process.stderr.write(`  ${s}\n`);
 const seconds = (since: number) => (performance.now() - since) / 1000;
 const n = (x: number) => x.toLocaleString('en-US');

@@ -7,7 +7,7 @@ import { localClient, type Envelope } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
 import { storeMessage, type Spool } from '../queue/spool.js';
 
-export type NoticeKind = 'failure' | 'delay' | 'success';
+type NoticeKind = 'failure' | 'delay' | 'success';
 
 async function head(spool: Spool, id: string, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -26,7 +26,7 @@ async function head(spool: Spool, id: string, limit: number): Promise<Buffer> {
 }
 
 /** Spools a notice about `original` and returns its envelope. Throws on storage errors. */
-export async function spoolNotice(spool: Spool, hostname: string, original: Envelope, recipients: DsnRecipient[], now: Date): Promise<Envelope> {
+async function spoolNotice(spool: Spool, hostname: string, original: Envelope, recipients: DsnRecipient[], now: Date): Promise<Envelope> {
   const bytes = buildDsn({ hostname, envelope: original, recipients, original: await head(spool, original.id, RETURN_LIMIT + 1), now });
   return storeMessage(spool, {
     sender: '', recipients: [{ address: original.sender, notify: ['NEVER'] }],

@@ -16,7 +16,7 @@ import type { Connection, ServerHooks } from './smtpd-server.js';
 type Done = (err?: Error | null) => void;
 
 /** AUTH is offered on this listener, and for this session's TLS state. */
-export function authAllowed(listen: ListenConfig, secure: boolean): boolean {
+function authAllowed(listen: ListenConfig, secure: boolean): boolean {
   return listen.auth !== 'none' && (secure || listen.allowPlaintextAuth);
 }
 
