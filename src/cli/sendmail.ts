@@ -22,7 +22,7 @@ import { createListener } from '../smtpd/listener.js';
 import { ConnectionLimits } from '../smtpd/connection-limits.js';
 import { AuthThrottle } from '../auth/throttle.js';
 import { UserStore } from '../auth/users-file.js';
-import { parseCidr } from '../config/validate.js';
+import { parseCidr } from '../config/cidr.js';
 import { EXIT, spoolConfigOrReport, UsageError, type Caller } from './common.js';
 import * as queue from './queue.js';
 import { parseSendmailArgs, type SendmailOptions } from './sendmail-args.js';

@@ -484,7 +484,7 @@ describe('auth = "oauth2" upstreams (issue 5)', () => {
 
 describe('upstreamFromUrl (probe --url)', () => {
   it('reads the URL through the [relay] reader: every default filled, smtps:// at verify, smtp:// at may', async () => {
-    const { upstreamFromUrl, DEFAULTS } = await import('./validate.js');
+    const [{ upstreamFromUrl }, { DEFAULTS }] = await Promise.all([import('./upstream-section.js'), import('./defaults.js')]);
     const tls = upstreamFromUrl('smtps://smtp.example.net:465');
     assert.ok(!('error' in tls));
     assert.equal(tls.tls, 'verify');

@@ -12,11 +12,6 @@ import { Problems, Section, isTable, type Table } from './reader.js';
 import type { Cidr, Config, ListenConfig, LocalConfig, LogConfig, MetricsConfig, MxConfig, WebhookConfig } from './types.js';
 import { readRelay, readRoutes } from './upstream-section.js';
 
-// for the readers' callers: every default, parsing the relay URL, an upstream from --url
-export { DEFAULTS, type Defaults } from './defaults.js';
-export { parseRelayUrl, upstreamFromUrl } from './upstream-section.js';
-export { parseCidr, splitHostPort } from './cidr.js';
-
 /** The top-level keys and sections of smarthost.toml. */
 export const TOP_KEYS = ['hostname', 'data_dir', 'listen', 'tls', 'auth', 'relay', 'route', 'local', 'rewrite', 'queue', 'limits', 'log', 'mx', 'metrics', 'http', 'suppression', 'webhook', 'dkim'];
 

@@ -3,7 +3,7 @@
 // overrides deciding TLS and AUTH; mynetworks becomes trusted_networks; the
 // smtpd certificate becomes [tls].
 import type { ListenAuth, ListenTls } from '../config/types.js';
-import { parseCidr } from '../config/validate.js';
+import { parseCidr } from '../config/cidr.js';
 import { filePath, type Ctx } from './context.js';
 import type { ImportedListen } from './model.js';
 import type { MainCf } from './postfix-main-cf.js';

@@ -2,7 +2,7 @@
 // (tls "may" for smtp://, "verify" for smtps://, no credentials). Also the sender that
 // delivery would use for a probe's MAIL FROM. Pure: the config is already validated.
 import type { Config } from '../config/types.js';
-import { upstreamFromUrl } from '../config/validate.js';
+import { upstreamFromUrl } from '../config/upstream-section.js';
 import { rewriteAddress } from '../smtp/sender-rewrite.js';
 import type { ProbeTarget } from './steps.js';
 

@@ -9,7 +9,7 @@
 // On a shared store a route's slots and rate also come from `shared`, for every node.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MxConfig, PresetUse, UpstreamConfig } from '../config/types.js';
-import { DEFAULTS } from '../config/validate.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/delivery.js';
 import type { MtaSts } from '../mta-sts/mta-sts.js';
 import { describePolicy } from '../mta-sts/sts-policy.js';
