@@ -77,12 +77,18 @@ export function percentile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-/** One message on a new connection; the caller QUITs. `latency` is from net.connect() on. */
-async function oneShot(o: LoadOptions, port: number, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number; client: SmtpClient }> {
-  const start = performance.now();
+/** A new connection, counted open in the window, past EHLO. */
+async function connect(port: number, w: Window): Promise<SmtpClient> {
   const c = await SmtpClient.connect(port);
   w.open.add(c);
   await c.ehlo();
+  return c;
+}
+
+/** One message on a new connection; the caller QUITs. `latency` is from net.connect() on. */
+async function oneShot(o: LoadOptions, port: number, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number; client: SmtpClient }> {
+  const start = performance.now();
+  const c = await connect(port, w);
   const login = o.perConnection?.login;
   if (login) {
     await c.starttls();
@@ -97,8 +103,8 @@ async function oneShot(o: LoadOptions, port: number, w: Window, prefix: Buffer |
  * One message on the session's connection. When the server ends the session at MAIL, a new
  * connection to the same port sends it (counted); a connection ended before its first message is an error.
  */
-async function sendOnSession(s: Session, client: SmtpClient, o: LoadOptions, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number }> {
-  for (let c = client; ;) {
+async function sendOnSession(s: Session, o: LoadOptions, w: Window, prefix: Buffer | undefined): Promise<{ latency: number; at: number }> {
+  for (let c = s.client!; ;) { // (called only for a session with a connection)
     try {
       const r = await c.send(ENVELOPE, o.message, prefix);
       s.sent++;
@@ -107,10 +113,8 @@ async function sendOnSession(s: Session, client: SmtpClient, o: LoadOptions, w: 
       if (!(e instanceof SessionEnded) || s.sent === 0) throw e;
       c.destroy();
       w.open.delete(c);
-      s.client = c = await SmtpClient.connect(s.port);
+      s.client = c = await connect(s.port, w);
       s.sent = 0;
-      w.open.add(c);
-      await c.ehlo();
       w.reconnects++;
     }
   }
@@ -131,7 +135,7 @@ async function session(s: Session, o: LoadOptions, w: Window): Promise<void> {
     }
     const id = w.nextId++;
     const prefix = o.idHeader ? Buffer.from(`${o.idHeader}: ${id}\r\n`, 'latin1') : undefined;
-    const sent = s.client ? { ...(await sendOnSession(s, s.client, o, w, prefix)), client: undefined } : await oneShot(o, s.port, w, prefix);
+    const sent = s.client ? { ...(await sendOnSession(s, o, w, prefix)), client: undefined } : await oneShot(o, s.port, w, prefix);
     const { latency, at } = sent;
     w.acknowledged++;
     const inWindow = at >= w.start && at <= w.end;

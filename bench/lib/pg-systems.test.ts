@@ -16,10 +16,10 @@ test('smarthost-pg2: both daemons take mail and deliver it, nothing left in the 
   const sut = await startSmarthostPg(sink.port, 2);
   t.after(() => sut.stop());
   assert.equal(sut.name, 'smarthost-pg2');
-  assert.equal(sut.ports?.length, 2);
+  assert.equal(sut.ports.length, 2);
   const pgBefore = sut.storeCpuMs!();
   const acked = new Set<number>();
-  const r = await runLoad({ port: sut.ports!, sessions: 4, message: wireMessage(1024), idHeader: 'X-Bench-Id', warmupMs: 0, measureMs: 1000,
+  const r = await runLoad({ port: sut.ports, sessions: 4, message: wireMessage(1024), idHeader: 'X-Bench-Id', warmupMs: 0, measureMs: 1000,
     onWindow: () => undefined, onAck: (id) => acked.add(id) });
   assert.equal(acked.size, r.acknowledged);
   await waitFor(() => [...acked].every((id) => sink.arrivals.has(id)), () => `${acked.size} acknowledged at the sink (${sink.arrivals.size} there)`);

@@ -73,7 +73,7 @@ export async function startSmarthostPg(sinkPort: number, nodes: 1 | 2, o: Smarth
   const pgCpuMs = () => treeCpuMs(postmaster);
   return {
     name: nodes === 1 ? 'smarthost-pg' : 'smarthost-pg2',
-    port: daemons[0]!.port, ports: daemons.map((d) => d.port), pid: daemons[0]!.pid,
+    ports: daemons.flatMap((d) => d.ports),
     cpuMs: () => daemons.reduce((n, d) => n + d.cpuMs(), 0) + pgCpuMs(),
     storeCpuMs: pgCpuMs,
     queued: async () => Number(await cluster.psql('SELECT count(*) FROM smarthost_queue', db)),

@@ -148,7 +148,7 @@ async function runLoadPhase(sut: RelaySystem, sink: Sink, load: CellLoad, timing
   const edges: Partial<Record<'start' | 'end', Sample>> = {};
   const backlog = { start: 0, end: 0 };
   const result = await runLoad({
-    port: sut.ports ?? sut.port, sessions: load.sessions, message: load.message, idHeader: ID_HEADER,
+    port: sut.ports, sessions: load.sessions, message: load.message, idHeader: ID_HEADER,
     warmupMs: timing.warmupSeconds * 1000, measureMs: timing.seconds * 1000,
     ...(load.perConnection ? { perConnection: sut.login ? { login: sut.login } : {} } : {}),
     onWindow: (e) => {

@@ -12,7 +12,7 @@ export interface Grid { readonly sizes: readonly number[]; readonly sessions: re
 
 const TARGET_RATIO = 2;
 /** Issue 17: one node on the PostgreSQL store at least half the file store's end-to-end rate. */
-export const PG_TARGET_RATIO = 0.5;
+const PG_TARGET_RATIO = 0.5;
 
 type Figure = 'e2ePerSecond' | 'strictPerSecond' | 'acceptedPerSecond' | 'p99Ms' | 'cpuMsPerMsg' | 'daemonCpuMsPerMsg' | 'storeCpuMsPerMsg';
 /** Median over the rounds; NaN when the system did not run. */

@@ -26,14 +26,10 @@ export interface Trouble { counts: Record<string, number>; examples: string[] }
 
 export interface RelaySystem {
   readonly name: SystemName;
-  /** The port the load goes to: plain SMTP relaying for 127.0.0.1, or submission (see login). */
-  readonly port: number;
-  /** Several daemons: every one's port; the load's sessions spread over them evenly. */
-  readonly ports?: readonly number[];
+  /** The ports the load goes to (several daemons: the sessions spread over them evenly): plain SMTP relaying for 127.0.0.1, or submission (see login). */
+  readonly ports: readonly number[];
   /** Set for a submission listener: STARTTLS, then AUTH PLAIN with these. */
   readonly login?: { readonly user: string; readonly password: string };
-  /** Main process id (Postfix: the master). */
-  readonly pid: number;
   /** CPU of the whole process tree since it started, ms (see treeCpuMs); with a database, its server's too. */
   cpuMs(): number;
   /** Of cpuMs, the database server's part (PostgreSQL: the postmaster and all its backends). */
@@ -113,7 +109,7 @@ export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {})
     ...(submission ? { listenToml: 'tls = "starttls-required"\nauth = "required"', users: { [LOGIN.user]: LOGIN.password } } : {}),
   });
   return {
-    name: 'smarthost', port: server.port, pid: server.pid, ...(submission ? { login: LOGIN } : {}),
+    name: 'smarthost', ports: [server.port], ...(submission ? { login: LOGIN } : {}),
     cpuMs: () => treeCpuMs(server.pid),
     queued: () => spooledFiles(server),
     sent: () => [sent.get()],
@@ -169,8 +165,8 @@ export async function startPostfix(sinkPort: number, listener: Listener = 'plain
     if (!pid) throw new Error('Postfix wrote no master pid');
     postfixInfo ??= postfixSettings(path.join(p.dir, 'etc'));
     return {
-      name: 'postfix', pid,
-      ...(listener === 'submission' ? { port: p.starttlsPort, login: LOGIN } : { port: p.plainPort }),
+      name: 'postfix',
+      ...(listener === 'submission' ? { ports: [p.starttlsPort], login: LOGIN } : { ports: [p.plainPort] }),
       cpuMs: () => treeCpuMs(pid),
       queued: () => POSTFIX_QUEUES.reduce((n, q) => n + countFiles(path.join(p.dir, 'queue', q)), 0),
       trouble: () => { const t = troubleCounter(); t.add(p.log()); return t.get(); },
