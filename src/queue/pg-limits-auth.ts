@@ -6,7 +6,8 @@
 // cannot be asked, and smtpd then refuses AUTH for now (454), never lets it through unchecked.
 import type { Pool } from 'pg';
 import { KNOWN_PLACE_MS, KNOWN_PLACES_PER_ACCOUNT, loginPlace, plainAddress } from '../mail/client-address.js';
-import { msInterval, type Outage, type Window } from './pg-limits-common.js';
+import { msInterval, type Outage } from './pg-limits-common.js';
+import type { Rate } from '../config/units.js';
 
 type Kind = 'ip' | 'account';
 
@@ -36,7 +37,7 @@ SELECT DISTINCT d.key FROM d, t WHERE d.at > t.now - ${WINDOW} ORDER BY d.key`;
 
 /** Failures of one kind of key, shared by both throttles. */
 class FailureTable {
-  constructor(private readonly pool: Pool, private readonly outage: Outage, private readonly kind: Kind, readonly rate: Window) {}
+  constructor(private readonly pool: Pool, private readonly outage: Outage, private readonly kind: Kind, readonly rate: Rate) {}
 
   private async blocked(sql: string, key: string): Promise<number> {
     const row = (await this.outage.run(() => this.pool.query<{ n: number; wait_ms: number }>(sql, [this.kind, key, this.rate.windowMs, this.rate.count]))).rows[0]!;
@@ -56,7 +57,7 @@ class FailureTable {
 /** auth/throttle.ts `AuthFailureCounts`, for every node: keys are plain addresses, as AuthThrottle's. */
 export class PgAuthFailures {
   private readonly table: FailureTable;
-  constructor(pool: Pool, outage: Outage, readonly rate: Window) {
+  constructor(pool: Pool, outage: Outage, readonly rate: Rate) {
     this.table = new FailureTable(pool, outage, 'ip', rate);
   }
 
@@ -81,7 +82,7 @@ DELETE FROM limit_known_places k WHERE k.account = $1 AND k.place NOT IN (
 /** auth/account-throttle.ts `AccountFailureCounts`, for every node. */
 export class PgAccountFailures {
   private readonly table: FailureTable;
-  constructor(private readonly pool: Pool, private readonly outage: Outage, readonly rate: Window) {
+  constructor(private readonly pool: Pool, private readonly outage: Outage, readonly rate: Rate) {
     this.table = new FailureTable(pool, outage, 'account', rate);
   }
 

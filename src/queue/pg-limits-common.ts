@@ -1,10 +1,7 @@
-// What the cluster-wide limits share (pg-limits.ts): the window shape, the outage that is
+// What the cluster-wide limits share (pg-limits.ts): the outage that is
 // logged once, the SQL of a window in milliseconds, and the transaction that holds one limit's row lock.
 import type { Pool, PoolClient } from 'pg';
 import { transaction } from './pg-connect.js';
-
-/** "30/1m": at most `count` in any `windowMs` (config/units.ts Rate, by shape: queue/ does not read the config). */
-export interface Window { readonly count: number; readonly windowMs: number }
 
 /** SQL: the interval of `$param`, a number of milliseconds (float8: windows and holds need not be whole seconds). */
 export function msInterval(param: number): string {

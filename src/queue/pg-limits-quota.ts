@@ -4,7 +4,8 @@
 // grant more than the quota together; its COMMIT (synchronous_commit on) makes the count durable,
 // as quota.json's fsync does on one node. Implements qmgr/quota-gate.ts `QuotaCounts`.
 import type { Pool } from 'pg';
-import { msInterval, Outage, withKeyLocked, type Window } from './pg-limits-common.js';
+import { msInterval, Outage, withKeyLocked } from './pg-limits-common.js';
+import type { Rate } from '../config/units.js';
 
 /** qmgr/quota.ts `Taken`, by shape. */
 export interface QuotaTaken {
@@ -38,7 +39,7 @@ export class PgQuotaCounts {
   constructor(private readonly pool: Pool, private readonly outage: Outage) {}
 
   /** Counts up to `n` recipients against `key`'s quota; resolves once the count is committed. */
-  take(key: string, quota: Window, n: number): Promise<QuotaTaken> {
+  take(key: string, quota: Rate, n: number): Promise<QuotaTaken> {
     return this.outage.run(() => withKeyLocked(this.pool, `quota:${key}`, async (c) => {
       const row = (await c.query<{ id: string | null; granted: number; used: number; now: string }>(TAKE, [key, quota.windowMs, n, quota.count])).rows[0]!;
       let freesAt: number | undefined;

@@ -6,11 +6,11 @@
 // or refuse AUTH with 454, and nothing goes past a limit. Told once per outage, not per check.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'pg';
-import { msInterval, Outage, withKeyLocked, type Window } from './pg-limits-common.js';
+import { msInterval, Outage, withKeyLocked } from './pg-limits-common.js';
+import type { Rate } from '../config/units.js';
 import { PgQuotaCounts } from './pg-limits-quota.js';
 import { PgAccountFailures, PgAuthFailures } from './pg-limits-auth.js';
 
-export type { Window } from './pg-limits-common.js';
 
 /** One message's right to go, or one connection slot; `release(true)` once the message was handed to the upstream. */
 export interface Hold { release(used: boolean): void }
@@ -230,7 +230,7 @@ export class PgLimits {
   }
 
   /** smtp/rate-limit.ts `SharedRouteLimits`: a route's messages per window and its connection slots, for every node. */
-  routes(): { rate(key: string, rate: Window): PgGate; slots(key: string, count: number): PgGate } {
+  routes(): { rate(key: string, rate: Rate): PgGate; slots(key: string, count: number): PgGate } {
     const lease = this.holds.leaseMs;
     return {
       rate: (key, rate) => new PgGate(this.holds, `rate:${key}`, rate.count, lease + rate.windowMs, rate.windowMs, this.pollMs ?? POLL_MS),
@@ -246,10 +246,10 @@ export class PgLimits {
   quotas(): PgQuotaCounts { return new PgQuotaCounts(this.pool, this.outage); }
 
   /** auth/throttle.ts `AuthFailureCounts` (limits.auth_failures). */
-  authFailures(rate: Window): PgAuthFailures { return new PgAuthFailures(this.pool, this.outage, rate); }
+  authFailures(rate: Rate): PgAuthFailures { return new PgAuthFailures(this.pool, this.outage, rate); }
 
   /** auth/account-throttle.ts `AccountFailureCounts` (limits.auth_failures_per_account). */
-  accountFailures(rate: Window): PgAccountFailures { return new PgAccountFailures(this.pool, this.outage, rate); }
+  accountFailures(rate: Rate): PgAccountFailures { return new PgAccountFailures(this.pool, this.outage, rate); }
 
   /** Gives back spare slots and stops renewing holds (those in use expire by themselves); the pool is its owner's to end. */
   async close(): Promise<void> {
