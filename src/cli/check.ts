@@ -92,9 +92,9 @@ async function quotaCounter(config: Config, pool: Pool | undefined, warn: (m: st
     const now = Date.now();
     return { count: async (key, windowMs) => ledger.used(key, windowMs, now), close: async () => undefined };
   }
-  const { PgLimits } = await import('../queue/pg-limits.js');
-  const limits = new PgLimits(pool, { node: config.queue.nodeName, warn: () => undefined });
-  return { count: (key, windowMs) => limits.quotas().used(key, windowMs), close: () => limits.close() };
+  const [{ PgQuotaCounts }, { Outage }] = await Promise.all([import('../queue/pg-limits-quota.js'), import('../queue/pg-limits-common.js')]);
+  const counts = new PgQuotaCounts(pool, new Outage(() => undefined)); // (only the counts: no holds to renew, nothing to close but the pool, run()'s)
+  return { count: (key, windowMs) => counts.used(key, windowMs), close: async () => undefined };
 }
 
 function verdict(findings: readonly Finding[]): string {
