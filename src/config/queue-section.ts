@@ -11,25 +11,25 @@ const STORE_EXAMPLE = 'postgresql://smarthost@db.example.com/smarthost';
 /** Shorter than this, a lease would expire between two renewals under a little load. */
 const MIN_LEASE_MS = 1000;
 
-export function readQueue(q: Section | undefined, abs: (p: string) => string): QueueConfig {
-  const store = q ? readStore(q, abs) : DEFAULTS.queueStore;
-  const nodeName = q?.string('node_name') ?? defaultNodeName();
-  if (!/^[A-Za-z0-9._-]{1,63}$/.test(nodeName)) q!.problem('node_name', `queue.node_name "${nodeName}" must be 1 to 63 letters, digits, ".", "_" or "-"`, 'write node_name = "relay-a"');
-  let leaseMs = q?.duration('lease', DEFAULTS.leaseMs, '2m') ?? DEFAULTS.leaseMs;
+export function readQueue(q: Section, abs: (p: string) => string): QueueConfig {
+  const store = readStore(q, abs);
+  const nodeName = q.string('node_name') ?? defaultNodeName();
+  if (!/^[A-Za-z0-9._-]{1,63}$/.test(nodeName)) q.problem('node_name', `queue.node_name "${nodeName}" must be 1 to 63 letters, digits, ".", "_" or "-"`, 'write node_name = "relay-a"');
+  let leaseMs = q.duration('lease', DEFAULTS.leaseMs, '2m');
   if (leaseMs < MIN_LEASE_MS) {
-    q!.problem('lease', `queue.lease must be at least 1s (a node renews its leases every third of it)`, 'write lease = "2m"');
+    q.problem('lease', `queue.lease must be at least 1s (a node renews its leases every third of it)`, 'write lease = "2m"');
     leaseMs = DEFAULTS.leaseMs;
   }
   const queue: QueueConfig = Object.freeze({
     store, nodeName, leaseMs,
-    lifetimeMs: q?.duration('lifetime', DEFAULTS.lifetimeMs, '5d') ?? DEFAULTS.lifetimeMs,
-    retryMinMs: q?.duration('retry_min', DEFAULTS.retryMinMs, '5m') ?? DEFAULTS.retryMinMs,
-    retryMaxMs: q?.duration('retry_max', DEFAULTS.retryMaxMs, '1h') ?? DEFAULTS.retryMaxMs,
-    delayWarningMs: q?.duration('delay_warning', DEFAULTS.delayWarningMs, '4h') ?? DEFAULTS.delayWarningMs,
-    deferDelivery: q?.bool('defer_delivery', false) ?? false,
+    lifetimeMs: q.duration('lifetime', DEFAULTS.lifetimeMs, '5d'),
+    retryMinMs: q.duration('retry_min', DEFAULTS.retryMinMs, '5m'),
+    retryMaxMs: q.duration('retry_max', DEFAULTS.retryMaxMs, '1h'),
+    delayWarningMs: q.duration('delay_warning', DEFAULTS.delayWarningMs, '4h'),
+    deferDelivery: q.bool('defer_delivery', false),
   });
-  if (queue.retryMinMs > queue.retryMaxMs) q!.problem('retry_min', 'queue.retry_min is longer than queue.retry_max', 'make retry_min shorter than retry_max');
-  q?.finish(KEYS);
+  if (queue.retryMinMs > queue.retryMaxMs) q.problem('retry_min', 'queue.retry_min is longer than queue.retry_max', 'make retry_min shorter than retry_max');
+  q.finish(KEYS);
   return queue;
 }
 

@@ -127,7 +127,7 @@ export function validate(raw: Table, problems: Problems, opts: { source: string;
 
   const rewrite = readRewrite(root);
 
-  const queue = readQueue(root.table_('queue'), abs);
+  const queue = readQueue(root.table_('queue') ?? new Section({}, 'queue', problems), abs);
 
   const limits = readLimits(root.table_('limits') ?? new Section({}, 'limits', problems), DEFAULTS);
 
