@@ -13,6 +13,7 @@ import path from 'node:path';
 import { canBindPrivileged } from '../../src/cli/check-environment.js';
 import { CLI, ROOT, removeDir, runCli, startDaemon, tempDir, writeConfig } from '../helpers/daemon.js';
 import { testCerts } from '../peers/certs.js';
+import { freePort } from '../helpers/ports.js';
 
 const BAD = path.join(ROOT, 'test/configs/bad');
 const GOOD = path.join(ROOT, 'test/configs/good.toml');
@@ -381,10 +382,3 @@ function routeWithClientCert(name: string, cert: string, key: string): string {
   return `[[route]]\nname = "${name}"\ndomains = ["corp.test"]\nurl = "smtps://127.0.0.1:10465"\nclient_certificate = "${cert}"\nclient_key = "${key}"\n`;
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}

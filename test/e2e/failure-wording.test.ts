@@ -13,6 +13,7 @@ import { CLI, removeDir, startDaemon, tempDir, type RunningDaemon } from '../hel
 import { submit } from '../helpers/submit.js';
 import { startRawServer } from '../peers/raw-server.js';
 import { startUpstream, type UpstreamOptions } from '../peers/upstream.js';
+import { freePort } from '../helpers/ports.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
@@ -51,14 +52,6 @@ async function rawServer(onConnection: (socket: net.Socket) => void): Promise<nu
   return raw.port;
 }
 
-/** A port nothing listens on: bound, then closed. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 /** Plain SMTP that refuses the message after DATA with a three-line 554. */
 const MULTILINE_554 = ['554-5.7.1 [127.0.0.1] Our system has detected that this message is',
@@ -144,7 +137,7 @@ describe('failure wording: the log line says what probe says', () => {
     const c: Case = { relay: () => '', url: (port) => `smtp://127.0.0.1:${port}`, step: 'connect',
       cause: /nothing listens on port \d+ there/, fix: /check the port in url/,
       log: (l) => assert.match(l, /^connect to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: Connection refused; /) };
-    same(c, await run(c, async () => ({ port: await closedPort(), url: '', caFile: '' })), t);
+    same(c, await run(c, async () => ({ port: await freePort(), url: '', caFile: '' })), t);
   });
 
   it('timed out: a server that never greets (and speaks no TLS either)', async (t) => {

@@ -13,6 +13,7 @@ import { CLI, removeDir, tempDir, writeConfig } from '../helpers/daemon.js';
 import { startOAuthServer, type OAuthServer } from '../peers/oauth-server.js';
 import { startRawServer } from '../peers/raw-server.js';
 import { startUpstream, type Upstream, type UpstreamOptions } from '../peers/upstream.js';
+import { freePort } from '../helpers/ports.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
@@ -98,10 +99,7 @@ describe('smarthost probe', () => {
   });
 
   it('connection refused', async () => {
-    const closed = net.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const { port } = closed.address() as net.AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve())); // nothing listens there now
+    const port = await freePort(); // nothing listens there now
     const r = await probe(['--url', `smtp://127.0.0.1:${port}`, '-c', config('')]);
     assert.equal(r.status, 1);
     const f = failure(r.stdout, 'connect');
@@ -229,10 +227,7 @@ describe('smarthost probe', () => {
   });
 
   it('a route with a url list and fallback_urls: one section per URL, the closed first URL is passed over', async () => {
-    const closed = net.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const { port } = closed.address() as net.AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await freePort();
     const dead = `smtp://127.0.0.1:${port}`;
     const good = await upstream({ tls: 'starttls', auth: { users: USERS } });
     const spare = await upstream({ tls: 'starttls', auth: { users: USERS } });

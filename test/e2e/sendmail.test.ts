@@ -6,10 +6,10 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { CLI, launch, removeDir, spoolMessages, tempDir, writeConfig, type RunningDaemon } from '../helpers/daemon.js';
 import { startUpstream, type Upstream } from '../peers/upstream.js';
+import { freePort } from '../helpers/ports.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
@@ -34,14 +34,6 @@ async function setup(): Promise<{ up: Upstream; dir: string; config: string; bin
   return { up, dir, config, bin };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function sendmail(bin: string, args: string[], input: string) {
   const r = spawnSync(path.join(bin, 'sendmail'), args, { input, encoding: 'utf8', timeout: 30_000 });

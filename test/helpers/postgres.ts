@@ -5,9 +5,9 @@
 // user through runuser. stop() leaves no process and no file behind.
 import { execFile, execFileSync, type ExecFileOptions } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './ports.js';
 
 let bin: string | undefined;
 /** Found at first use, so that importing this file does not fail where PostgreSQL is missing (see postgresMissing). */
@@ -68,16 +68,6 @@ function run(cmd: string, args: string[], opts: ExecFileOptions = {}): Promise<s
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startPostgres(): Promise<PgCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smarthost-pg-'));

@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { freePorts } from '../helpers/ports.js';
 
 export interface PostfixProvider {
   /** Submission-like: STARTTLS required before AUTH and MAIL; SASL AUTH required to send anywhere. */
@@ -373,17 +374,6 @@ function listeners(port: number): number {
   return n;
 }
 
-/** Binds n sockets to 127.0.0.1:0 at once (so the ports differ), notes the ports, closes them. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
 
 /** Connects (with TLS verified against ca when given) and waits for the 220 greeting. */
 function greeting(port: number, ca?: Buffer, timeoutMs = 5000): Promise<void> {
