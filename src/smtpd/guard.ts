@@ -24,7 +24,7 @@ import { libraryReply } from './smtp-server-seam.js';
 
 /** The parts of our Connection (smtpd-server.ts) this module touches. */
 export type GuardedConnection = Pick<Connection,
-  'send' | 'close' | 'secure' | 'session' | 'once' | 'commandFilter' | 'replyFilter' | 'dispatch' | 'whenWritable' |
+  'send' | 'reply' | 'close' | 'secure' | 'session' | 'once' | 'commandFilter' | 'replyFilter' | 'dispatch' | 'whenWritable' |
   'upgrading' | 'authContinues' | 'handlerPending' | 'inData' | 'awaitingDataReply' | 'ended' | 'socket'>;
 
 export interface GuardRules {
@@ -155,7 +155,7 @@ class SessionGuard implements Guard {
   drain(): void {
     if (this.stopped || this.conn.ended || !this.greeted || this.busy()) return;
     this.rules.onDrop('shutdown', this.last);
-    this.reply(replies.shuttingDown(this.rules.hostname));
+    this.conn.reply(replies.shuttingDown(this.rules.hostname));
   }
 
   private arm(ms: number): void {
@@ -172,16 +172,12 @@ class SessionGuard implements Guard {
     // a TLS handshake has its own, shorter deadline (smtpd-server.ts, limits.tls_handshake_timeout).
     if (conn.handlerPending || conn.awaitingDataReply || conn.upgrading) return this.arm(rules.idleTimeoutMs);
     rules.onDrop('timeout', this.last);
-    this.reply(replies.timeout(rules.hostname));
-  }
-
-  private reply(r: Reply): void {
-    this.conn.send(r.code, `${r.enhanced} ${r.text}`);
+    this.conn.reply(replies.timeout(rules.hostname));
   }
 
   /** A reply to a command the guard stops, then the parser resumes once it is written. */
   private answer(r: Reply, callback?: () => void): void {
-    this.reply(r);
+    this.conn.reply(r);
     setImmediate(() => this.conn.whenWritable(callback ?? (() => undefined)));
   }
 
@@ -232,7 +228,7 @@ class SessionGuard implements Guard {
     if (rules.draining?.() && code < 400 && code !== 354) setImmediate(() => this.drain());
     if (code >= 400 && code !== 421 && ++this.errors >= rules.maxErrors && !conn.ended) {
       rules.onDrop('too many errors', this.last);
-      this.reply(replies.tooManyErrors(rules.hostname));
+      this.conn.reply(replies.tooManyErrors(rules.hostname));
     }
   }
 
@@ -257,7 +253,7 @@ class SessionGuard implements Guard {
     }
     if (refusal.drop) rules.onDrop(refusal.drop, refusal.after ?? this.last);
     if (!refusal.close) { this.answer(refusal.reply, callback); return false; }
-    this.reply(refusal.reply);
+    this.conn.reply(refusal.reply);
     conn.close();
     callback?.();
     return false;

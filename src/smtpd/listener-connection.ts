@@ -68,8 +68,7 @@ function admit({ listen, deps, sessions }: ListenerScope, session: SMTPServerSes
   conn.pregreet(`${deps.hostname} ESMTP`, listen.pregreetMs).then((early) => {
     if (!early) return cb();
     log.pregreet(m.peer, session.remotePort, early);
-    const r = replies.protocolError();
-    conn.send(r.code, `${r.enhanced} ${r.text}`);
+    conn.reply(replies.protocolError());
     conn.close();
   }, cb);
 }

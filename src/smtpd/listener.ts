@@ -49,8 +49,7 @@ export function createListener(listen: ListenConfig, deps: SmtpdDeps): Listener 
     sessions: () => server.connections.size,
     closeAll() {
       for (const c of server.connections) {
-        const r = replies.shuttingDown(deps.hostname);
-        (c as Connection).send(r.code, `${r.enhanced} ${r.text}`);
+        (c as Connection).reply(replies.shuttingDown(deps.hostname));
         setTimeout(() => (c as Connection).socket?.destroy(), 1000).unref();
       }
     },

@@ -21,6 +21,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { Reply } from '../mail/reply.js';
 import { LineLedger } from './line-ledger.js';
 import { SmtpdStream } from './data-stream.js';
 import { SeamConnection } from './smtp-server-seam.js';
@@ -55,6 +56,9 @@ export class Connection extends SeamConnection {
   protected override newParser(maxCommandLength: number | undefined): SmtpdStream {
     return new SmtpdStream(maxCommandLength === undefined ? {} : { maxCommandLength });
   }
+
+  /** One of our typed replies, as "code enhanced text". */
+  reply(r: Reply): void { this.send(r.code, `${r.enhanced} ${r.text}`); }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     const filter = this.replyFilter;
