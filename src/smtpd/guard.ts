@@ -24,7 +24,7 @@ import { libraryReply } from './smtp-server-seam.js';
 
 /** The parts of our Connection (smtpd-server.ts) this module touches. */
 export type GuardedConnection = Pick<Connection,
-  'send' | 'reply' | 'close' | 'secure' | 'session' | 'once' | 'commandFilter' | 'replyFilter' | 'dispatch' | 'whenWritable' |
+  'reply' | 'close' | 'secure' | 'session' | 'once' | 'commandFilter' | 'replyFilter' | 'dispatch' | 'whenWritable' |
   'upgrading' | 'authContinues' | 'handlerPending' | 'inData' | 'awaitingDataReply' | 'ended' | 'socket'>;
 
 export interface GuardRules {
