@@ -6,7 +6,6 @@
 // PostgreSQL server's (the postmaster and every backend: its children), the
 // latter also on its own.
 import fs from 'node:fs';
-import path from 'node:path';
 import { postgresMissing, startPostgres, type PgCluster } from '../../test/helpers/postgres.js';
 import { startSmarthost, type RelaySystem, type SmarthostOptions, type Trouble } from './relay-systems.js';
 import { treeCpuMs } from './servers.js';
@@ -31,8 +30,7 @@ process.on('exit', () => {
 /** The run's private cluster, started at first use. */
 function pgServer(): Promise<Server> {
   server ??= startPostgres().then((cluster) => {
-    const pidFile = fs.readFileSync(path.join(cluster.dir, 'data', 'postmaster.pid'), 'utf8');
-    running = { cluster, postmaster: Number(pidFile.split('\n')[0]) };
+    running = { cluster, postmaster: cluster.pid() };
     return running;
   });
   return server;

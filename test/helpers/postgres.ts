@@ -33,6 +33,8 @@ export interface PgCluster {
   resume(): Promise<void>;
   /** The server log so far. */
   log(): string;
+  /** The running server's postmaster pid (its backends are its children); it changes with resume(). */
+  pid(): number;
   /** Stops the server and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -104,6 +106,7 @@ export async function startPostgres(): Promise<PgCluster> {
       if (grants) await psql(grants, db);
       return `postgresql://${name}:${password}@127.0.0.1:${port}/${db}`;
     },
+    pid: () => Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
     async halt() { if (running) { await ctl('-m', 'immediate', 'stop'); running = false; } },
     async resume() { if (!running) { await startOn(port); running = true; } },
     log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
