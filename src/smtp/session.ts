@@ -28,12 +28,9 @@ export class SetupFailure extends Error {
 /** A recipient's result with the failure behind it, for the transport's decisions (slow down, provider rules). */
 export type SmtpResult = RcptResult & { readonly failure?: Failure };
 
-/** Direct MX delivery: no url whose scheme could be wrong, no credentials. */
-const isMx = (policy: Policy): boolean => policy.label.startsWith('MX of ');
-
 /** Where a failure happened, and the settings its fix names. */
 function whereOf(peer: Peer, policy: Policy): Where {
-  const mx = isMx(policy);
+  const { mx } = policy;
   return { label: `${peer.host}[${peer.ip}]`, host: peer.host, port: peer.port, timeoutMs: policy.timeoutMs, tls: policy.tls,
     portKnob: mx ? '[mx] port' : 'url', timeoutKnob: mx ? '[mx] timeout' : `timeout in ${policy.label}` };
 }
@@ -263,7 +260,7 @@ function connect(options: ConstructorParameters<typeof SMTPConnection>[0]): Prom
  * new connection the way probe asks (port-sense.ts), once per address and port, so the log says which URL to use.
  */
 async function portMismatch(e: unknown, f: Failure, peer: Peer, policy: Policy, sense: PortSense): Promise<Failure> {
-  if (isMx(policy)) return f; // an MX host is always smtp:// on [mx] port
+  if (policy.mx) return f; // an MX host is always smtp:// on [mx] port
   const w = whereOf(peer, policy);
   const err = e as Error & { code?: string };
   if (f.stage === 'greeting' && err.code === 'ETIMEDOUT' && !policy.implicitTls) return noGreeting(w, await sense.speaksTls(peer, policy.timeoutMs));

@@ -26,6 +26,8 @@ export interface Credentials {
 export interface Policy {
   /** For reasons: "[relay]", "route corp", "MX of example.net". */
   readonly label: string;
+  /** Direct MX delivery: no url whose scheme could be wrong, no credentials; its knobs are [mx]'s. */
+  readonly mx: boolean;
   readonly implicitTls: boolean;
   readonly tls: OutboundTls;
   readonly minTlsVersion: TlsVersion;
@@ -70,7 +72,7 @@ export const peerLabel = (p: Peer): string => `${p.host}[${p.ip}]:${p.port}`;
 
 export function upstreamPolicy(label: string, u: UpstreamConfig): Policy {
   return {
-    label, implicitTls: u.scheme === 'smtps', tls: u.tls, minTlsVersion: u.minTlsVersion, timeoutMs: u.timeoutMs,
+    label, mx: false, implicitTls: u.scheme === 'smtps', tls: u.tls, minTlsVersion: u.minTlsVersion, timeoutMs: u.timeoutMs,
     mechanisms: u.mechanisms, allowPlaintextAuth: u.allowPlaintextAuth,
     tlsFiles: tlsFilesOf(u),
     ...(u.username !== undefined && !u.oauth ? { credentials: () => readCredentials(u) } : {}),
@@ -87,7 +89,7 @@ function oauthPolicy(o: OAuthConfig, username: string): OAuthLoginPolicy {
 }
 
 export function mxPolicy(domain: string, mx: MxConfig): Policy {
-  return { label: `MX of ${domain}`, implicitTls: false, tls: mx.tls, minTlsVersion: mx.minTlsVersion, timeoutMs: mx.timeoutMs, mechanisms: [], allowPlaintextAuth: false, tlsFiles: NO_FILES };
+  return { label: `MX of ${domain}`, mx: true, implicitTls: false, tls: mx.tls, minTlsVersion: mx.minTlsVersion, timeoutMs: mx.timeoutMs, mechanisms: [], allowPlaintextAuth: false, tlsFiles: NO_FILES };
 }
 
 /**
