@@ -76,9 +76,12 @@ async function throttled(deps: SmtpdDeps, peer: Peer, ip: string, username: stri
 }
 
 async function countFailure(deps: SmtpdDeps, peer: Peer, ip: string, username: string): Promise<void> {
-  const blockedMs = await deps.throttle.fail(ip);
+  // the address and the account are counted apart (on a shared store, each a round trip): at once
+  const account = async () => {
+    const before = (await deps.accounts?.blockedForMs(username)) ?? 0;
+    return { before, after: (await deps.accounts?.fail(username)) ?? 0 };
+  };
+  const [blockedMs, { before, after }] = await Promise.all([deps.throttle.fail(ip), account()]);
   if (blockedMs > 0) deps.log.authBlocked(peer, blockedMs, rateText(deps.throttle.rate), true);
-  const before = (await deps.accounts?.blockedForMs(username)) ?? 0;
-  const accountMs = (await deps.accounts?.fail(username)) ?? 0;
-  if (accountMs > 0 && before === 0) deps.log.accountBlocked(peer, username, accountMs, rateText(deps.accounts!.rate), true);
+  if (after > 0 && before === 0) deps.log.accountBlocked(peer, username, after, rateText(deps.accounts!.rate), true);
 }
