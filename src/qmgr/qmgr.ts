@@ -95,7 +95,7 @@ export class QueueManager {
     if (this.o.queue.deferDelivery) this.logDeferring();
     this.recovering = { gone: new Set(), late: [] };
     try {
-      return await this.o.spool.recover((m) => this.recovered(m));
+      return await this.o.spool.recover((m) => this.adopt(m));
     } finally {
       this.recovering = undefined;
     }
@@ -127,9 +127,7 @@ export class QueueManager {
   }
 
   /** A message found by recovery, loaded for a `queue` verb, or (shared store) found due with no node delivering it. */
-  adopt(m: Recovered): void { this.recovered(m); }
-
-  private recovered(m: Recovered): void {
+  adopt(m: Recovered): void {
     if (this.stopped || this.has(m.id) || this.recovering?.gone.has(m.id)) return;
     const item = new Item(m.id, m.arrived, m.size, m.held, m.due ?? 0, m.hasState, Date.now());
     this.items.set(m.id, item);
@@ -328,7 +326,7 @@ export class QueueManager {
     const { shared } = this.o.spool;
     if (this.recovering && ids === 'ALL') this.recovering.late.push(op);
     else if ((this.recovering || shared) && ids !== 'ALL') for (const id of ids) if (!this.has(id)) await this.loadUnknown(id);
-    if (shared && ids === 'ALL') for (const m of await shared.pendingUnknown((id) => this.has(id))) this.recovered(m); // other nodes' mail
+    if (shared && ids === 'ALL') for (const m of await shared.pendingUnknown((id) => this.has(id))) this.adopt(m); // other nodes' mail
     const r = op === 'flush' ? this.flush(ids) : op === 'delete' ? await this.delete(ids) : await this.hold(ids, op === 'hold');
     return this.recovering ? { ...r, recovering: true } : r;
   }
@@ -336,7 +334,7 @@ export class QueueManager {
   private async loadUnknown(id: string): Promise<void> {
     const e = await this.o.spool.get(id).catch(() => undefined);
     if (!e || this.has(id)) return;
-    this.recovered({ id, arrived: Date.parse(e.envelope.arrived) || 0, size: e.envelope.size, held: e.state.held, due: dueOf(e.state), hasState: true });
+    this.adopt({ id, arrived: Date.parse(e.envelope.arrived) || 0, size: e.envelope.size, held: e.state.held, due: dueOf(e.state), hasState: true });
   }
 
   private select(ids: readonly string[] | 'ALL'): { items: Item[]; missing: string[] } {
