@@ -126,6 +126,12 @@ function pflogsummSection(report: string, title: string): string[] {
   return lines.slice(start + 2, end < 0 ? undefined : end);
 }
 
+/** A pflogsumm section's count lines ("  3   reason"), and the sum of their counts. */
+function pflogsummCounts(report: string, title: string): { lines: string[]; total: number } {
+  const lines = pflogsummSection(report, title).filter((l) => /^\s+\d+\s+\S/.test(l));
+  return { lines, total: lines.reduce((n, l) => n + Number(/^\s+(\d+)/.exec(l)![1]), 0) };
+}
+
 const upstream = (opts: UpstreamOptions) => async () => {
   const up = await startUpstream(opts);
   cleanups.push(() => up.close());
@@ -231,14 +237,13 @@ describe('failure wording: the log line says what probe says', () => {
     assert.ok(deferred >= 9 && logged.some((l) => l.includes('status=bounced')), `the cases above ran first (${logged.length} lines)`);
     const r = spawnSync('pflogsumm', ['--syslog-name=smarthost'], { input: logged.join('\n') + '\n', encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    const groups = pflogsummSection(r.stdout, 'message deferral detail').filter((l) => /^\s+\d+\s+\S/.test(l));
-    const counted = groups.reduce((n, l) => n + Number(/^\s+(\d+)/.exec(l)![1]), 0);
+    const { lines: groups, total: counted } = pflogsummCounts(r.stdout, 'message deferral detail');
     assert.equal(counted, deferred, r.stdout);
     assert.ok(groups.length >= deferred - 1, `causes kept apart, not lumped together:\n${groups.join('\n')}`);
     for (const g of groups) assert.doesNotMatch(g, /SSL routines|error:[0-9A-F]{8}/, g);
     assert.ok(groups.some((g) => /Connection refused/.test(g)), groups.join('\n'));
     const bounces = pflogsummSection(r.stdout, 'message bounce detail');
-    assert.equal(bounces.filter((l) => /^\s+\d+\s+\S/.test(l)).reduce((n, l) => n + Number(/^\s+(\d+)/.exec(l)![1]), 0), logged.length - deferred, r.stdout);
+    assert.equal(pflogsummCounts(r.stdout, 'message bounce detail').total, logged.length - deferred, r.stdout);
     assert.ok(bounces.some((l) => /127\.0\.0\.1/.test(l)) && bounces.some((l) => /554/.test(l)), bounces.join('\n'));
   });
 });
