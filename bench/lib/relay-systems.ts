@@ -49,35 +49,32 @@ const TROUBLE: ReadonlyArray<readonly [string, RegExp]> = [
 const ANY_TROUBLE = /status=(deferred|bounced|expired)|\b(fatal|panic|warning):|\berror\b/i;
 const MAX_EXAMPLES = 8;
 
-function troubleCounter(): { add(text: string): void; get(): Trouble } {
+/**
+ * Reads a mail log as it comes, in chunks that may cut a line: counts "status=sent" lines and the
+ * trouble lines by kind (a few kept as examples). Only whole lines are read; a quick test skips
+ * splitting the common chunk that has no trouble in it.
+ */
+function logCounter(): { add(text: string): void; sent(): number; trouble(): Trouble } {
   const t: Trouble = { counts: {}, examples: [] };
+  let sent = 0;
+  let tail = '';
   return {
-    // Lines cut by a chunk boundary may be missed; a quick test keeps the common case cheap.
     add(text) {
-      if (!ANY_TROUBLE.test(text)) return;
-      for (const line of text.split('\n')) {
+      const s = tail + text;
+      const cut = s.lastIndexOf('\n') + 1;
+      for (let i = s.indexOf('status=sent'); i >= 0 && i < cut; i = s.indexOf('status=sent', i + 1)) sent++;
+      const whole = s.slice(0, cut);
+      tail = s.slice(cut);
+      if (!ANY_TROUBLE.test(whole)) return;
+      for (const line of whole.split('\n')) {
         const kind = TROUBLE.find(([, re]) => re.test(line))?.[0];
         if (!kind) continue;
         t.counts[kind] = (t.counts[kind] ?? 0) + 1;
         if (t.examples.length < MAX_EXAMPLES) t.examples.push(line.trim());
       }
     },
-    get: () => t,
-  };
-}
-
-/** Counts lines with "status=sent" in a stream of chunks (a line may be cut between two). */
-function sentCounter(): { add(text: string): void; get(): number } {
-  let n = 0;
-  let tail = '';
-  return {
-    add(text) {
-      const s = tail + text;
-      const cut = s.lastIndexOf('\n') + 1;
-      for (let i = s.indexOf('status=sent'); i >= 0 && i < cut; i = s.indexOf('status=sent', i + 1)) n++;
-      tail = s.slice(cut);
-    },
-    get: () => n,
+    sent: () => sent,
+    trouble: () => t,
   };
 }
 
@@ -91,8 +88,7 @@ export interface SmarthostOptions {
 }
 
 export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {}): Promise<RelaySystem> {
-  const trouble = troubleCounter();
-  const sent = sentCounter();
+  const log = logCounter();
   const submission = o.listener === 'submission';
   const cert = submission ? testCerts().valid : undefined;
   const toml = [
@@ -105,15 +101,15 @@ export async function startSmarthost(sinkPort: number, o: SmarthostOptions = {})
     o.extraToml ?? '',
   ].join('\n');
   const server = await startServer('smarthost', o.env ?? {}, {
-    toml, onOutput: (text) => { trouble.add(text); sent.add(text); },
+    toml, onOutput: (text) => log.add(text),
     ...(submission ? { listenToml: 'tls = "starttls-required"\nauth = "required"', users: { [LOGIN.user]: LOGIN.password } } : {}),
   });
   return {
     name: 'smarthost', ports: [server.port], ...(submission ? { login: LOGIN } : {}),
     cpuMs: () => treeCpuMs(server.pid),
     queued: () => spooledFiles(server),
-    sent: () => [sent.get()],
-    trouble: () => trouble.get(),
+    sent: () => [log.sent()],
+    trouble: () => log.trouble(),
     stop: () => server.stop(),
   };
 }
@@ -169,8 +165,8 @@ export async function startPostfix(sinkPort: number, listener: Listener = 'plain
       ...(listener === 'submission' ? { ports: [p.starttlsPort], login: LOGIN } : { ports: [p.plainPort] }),
       cpuMs: () => treeCpuMs(pid),
       queued: () => POSTFIX_QUEUES.reduce((n, q) => n + countFiles(path.join(p.dir, 'queue', q)), 0),
-      trouble: () => { const t = troubleCounter(); t.add(p.log()); return t.get(); },
-      sent: () => { const n = sentCounter(); n.add(`${p.log()}\n`); return [n.get()]; },
+      trouble: () => { const l = logCounter(); l.add(`${p.log()}\n`); return l.trouble(); },
+      sent: () => { const l = logCounter(); l.add(`${p.log()}\n`); return [l.sent()]; },
       stop: () => p.stop(),
     };
   } catch (e) {
