@@ -15,7 +15,7 @@ import { allRecipients, type OutgoingMessage, type RcptResult } from '../mail/de
 import type { Envelope, Recipient } from '../mail/envelope.js';
 import type { MailLog } from '../maillog/maillog.js';
 import { mapBounded } from '../queue/bounded.js';
-import type { DeliveryState, Recovered, RecoveryReport, SharedQueue, Spool } from '../queue/spool.js';
+import type { DeliveryState, QueueEntry, Recovered, RecoveryReport, Spool } from '../queue/spool.js';
 import { dueOf, initialState, pending } from '../queue/spool.js';
 import { routeFor, type Destination, type RouteTable } from '../route/choose-route.js';
 import { claimFor } from './claims.js';
@@ -227,19 +227,18 @@ export class QueueManager {
   }
 
   /**
-   * The envelope and state of a message about to be tried, from the spool. Gone (deleted
-   * behind our back): forgotten. Unreadable: tried again after queue.retry_min.
+   * The envelope and state of a message about to be tried: from the spool, or on a shared store
+   * claimed from it. Gone (deleted behind our back): forgotten. Nothing left to deliver: removed.
+   * Not now (unreadable, another node's lease, held): undefined, with its next time set.
    */
   private async load(item: Item): Promise<Work | undefined> {
     const { shared } = this.o.spool;
-    if (shared) return this.claim(shared, item);
-    let entry;
-    try { entry = await this.o.spool.get(item.id, { hasState: item.stateSaved }); } catch (e) {
-      this.o.log.warning(`${item.id}: queue file cannot be read (${(e as Error).message}); it stays in the queue and is tried again later`, 'qmgr');
-      item.due = Date.now() + this.o.queue.retryMinMs;
+    const entry = shared ? await claimFor(shared, item, this.o.log) : await this.read(item);
+    if (entry === undefined) { // not now (busy, held, unreadable: claimFor or read() set when)
+      if (item.held) this.scheduler.unschedule(item);
       return undefined;
     }
-    const due = entry && dueOf(entry.state);
+    const due = entry ? dueOf(entry.state) : undefined;
     if (!entry || due === undefined) {
       if (entry) await this.drop(item, 'qmgr'); else if (this.items.get(item.id) === item) this.items.delete(item.id);
       return undefined;
@@ -248,14 +247,13 @@ export class QueueManager {
     return work(entry.envelope, entry.state);
   }
 
-  /** Shared store: the message leased to this node, read afresh (another node may have tried it), or nothing to try now. */
-  private async claim(shared: SharedQueue, item: Item): Promise<Work | undefined> {
-    const c = await claimFor(shared, item, this.o.log);
-    if (c.go) { item.due = dueOf(c.entry.state) ?? 0; return work(c.entry.envelope, c.entry.state); }
-    if (c.finished) await this.drop(item, 'qmgr');
-    else if (c.forget && this.items.get(item.id) === item) this.items.delete(item.id);
-    else if (item.held) this.scheduler.unschedule(item);
-    return undefined;
+  /** File store: the message as the spool has it; `null`: gone; `undefined`: unreadable now, tried again after retry_min. */
+  private async read(item: Item): Promise<QueueEntry | null | undefined> {
+    try { return (await this.o.spool.get(item.id, { hasState: item.stateSaved })) ?? null; } catch (e) {
+      this.o.log.warning(`${item.id}: queue file cannot be read (${(e as Error).message}); it stays in the queue and is tried again later`, 'qmgr');
+      item.due = Date.now() + this.o.queue.retryMinMs;
+      return undefined;
+    }
   }
 
   private outgoing(envelope: Envelope, recipients: Recipient[]): OutgoingMessage {
